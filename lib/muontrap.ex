@@ -1,0 +1,148 @@
+defmodule MuonTrap do
+  @moduledoc """
+  Keep programs launched from Elixir contained and well-behaved.
+
+  `cmd/3` is a drop-in replacement for `System.cmd/3` whose OS process, and
+  everything it starts, dies when the calling Erlang process dies. On Linux
+  it can run the command in a cgroup with limits, as another user, with a
+  timeout, and with flow-controlled output so a chatty program cannot flood
+  the caller's mailbox.
+
+  For long-running programs in a supervision tree, see `MuonTrap.Daemon`.
+  """
+
+  alias MuonTrap.{Options, Protocol}
+
+  @doc ~S"""
+  Run a command like `System.cmd/3`, containing it and its descendants.
+
+  Returns `{collected_output, exit_status}`, or `{output_so_far, :timeout}`
+  when `:timeout` expires (the command is terminated first). An exit status
+  above 128 means the command was killed by signal `status - 128`.
+
+  Options:
+
+    * `:into` - a `Collectable` for the output (default `""`)
+    * `:cd` - the directory to run the command in
+    * `:env` - environment variables as `{name, value}` pairs; a `nil` value unsets one
+    * `:arg0` - set the command's `argv[0]`
+    * `:stderr_to_stdout` - collect stderr together with stdout
+    * `:capture_stderr_only` - collect only stderr and discard stdout
+    * `:parallelism` - the port's `:parallelism` hint (see `Port.open/2`)
+    * `:cgroup` - cgroup v2 settings such as `%{memory_max: 268_435_456, cpu_max: {50_000, 100_000}}`;
+      see `MuonTrap.Daemon.cgroup_config/1` for every key
+    * `:cgroup_base` - run the command in a new random sub-group of this cgroup
+    * `:cgroup_path` - run the command in this cgroup (created, then removed at exit)
+    * `:delay_to_sigkill` - milliseconds between SIGTERM and SIGKILL (default 500)
+    * `:uid`, `:gid` - run as this user / group (name or number, never 0)
+    * `:groups` - supplementary groups (names or numbers); `[]` drops all
+    * `:timeout` - milliseconds before the command is terminated
+    * `:stdio_window` - output bytes in flight before the command is paused (default 10240)
+
+  Cgroup paths are relative to the cgroup mount (`/sys/fs/cgroup`).
+
+      iex> MuonTrap.cmd("echo", ["hello"])
+      {"hello\n", 0}
+
+      iex> MuonTrap.cmd("sh", ["-c", "echo oops >&2; exit 3"], stderr_to_stdout: true)
+      {"oops\n", 3}
+
+  Raises `ErlangError` with `:enoent` when the command is not found,
+  `ArgumentError` for bad arguments or options, and `MuonTrap.Error` when
+  the command cannot be started or contained (a cgroup that cannot be
+  created, an unknown user).
+  """
+  @spec cmd(binary(), [binary()], keyword()) ::
+          {Collectable.t(), non_neg_integer() | :timeout}
+  def cmd(command, args, opts \\ []) when is_binary(command) do
+    options = Options.validate(:cmd, command, args, opts)
+    {acc, collector} = Collectable.into(Map.get(options, :into, ""))
+    timer = start_timer(Map.get(options, :timeout, :infinity))
+    port = MuonTrap.Port.open(options, :output)
+
+    try do
+      collect(port, timer, acc, collector, %{timed_out: false, error: nil})
+    catch
+      kind, reason ->
+        collector.(acc, :halt)
+        Port.close(port)
+        :erlang.raise(kind, reason, __STACKTRACE__)
+    else
+      {acc, result, error} ->
+        if error do
+          collector.(acc, :halt)
+          raise MuonTrap.Error, message: error
+        end
+
+        {collector.(acc, :done), result}
+    after
+      cancel_timer(timer)
+    end
+  end
+
+  @doc """
+  Path to the `muontrap` port binary, for running it by hand.
+
+  Its command line is compatible with the C original's; run it with
+  `--help` for the options.
+  """
+  @spec muontrap_path() :: String.t()
+  def muontrap_path, do: MuonTrap.Port.path()
+
+  defp collect(port, timer, acc, collector, state) do
+    receive do
+      {^port, {:data, frame}} ->
+        case Protocol.decode(frame) do
+          {:data, data} ->
+            # Acknowledge before collecting so the port keeps streaming while
+            # we work; the window still bounds what can be in our mailbox.
+            Port.command(port, Protocol.ack(byte_size(data)))
+            collect(port, timer, collector.(acc, {:cont, data}), collector, state)
+
+          {:exit, status} ->
+            Port.close(port)
+            flush_port(port)
+            result = if state.timed_out, do: :timeout, else: status
+            {acc, result, state.error}
+
+          {:error, message} ->
+            collect(port, timer, acc, collector, %{state | error: message})
+
+          _started_or_ready ->
+            collect(port, timer, acc, collector, state)
+        end
+
+      {^port, {:exit_status, status}} ->
+        # The port binary died without reporting; nothing more will come.
+        error = state.error || "muontrap: port binary exited unexpectedly with status #{status}"
+        {acc, if(state.timed_out, do: :timeout, else: status), error}
+
+      {:timeout, ^timer, :muontrap_timeout} ->
+        Port.command(port, Protocol.terminate())
+        collect(port, timer, acc, collector, %{state | timed_out: true})
+    end
+  end
+
+  defp flush_port(port) do
+    receive do
+      {^port, _} -> flush_port(port)
+    after
+      0 -> :ok
+    end
+  end
+
+  defp start_timer(:infinity), do: nil
+  defp start_timer(ms), do: :erlang.start_timer(ms, self(), :muontrap_timeout)
+
+  defp cancel_timer(nil), do: :ok
+
+  defp cancel_timer(timer) do
+    :erlang.cancel_timer(timer)
+
+    receive do
+      {:timeout, ^timer, :muontrap_timeout} -> :ok
+    after
+      0 -> :ok
+    end
+  end
+end

@@ -1,0 +1,370 @@
+defmodule MuonTrap.Daemon do
+  @moduledoc """
+  Wrap an OS process in a GenServer so that it can be supervised.
+
+  For example, in your children list add `MuonTrap.Daemon` like this:
+
+      children = [
+        {MuonTrap.Daemon, ["my_server", ["--options", "foo"], [cd: "/some_directory"]]}
+      ]
+
+      Supervisor.start_link(children, strategy: :one_for_one)
+
+  The list is `MuonTrap.cmd/3`'s parameters: the program, its arguments and
+  options. Every `MuonTrap.cmd/3` option except `:into` and `:timeout` is
+  available, plus:
+
+    * `:name` - register the daemon under this name
+    * `:logger_fun` - a 1-arity function, `{m, f}` or `{m, f, a}` called with
+      each line of output (`apply(m, f, [line | a])`); replaces the logging options
+    * `:log_output` - log each line of output at this `Logger` level
+    * `:log_prefix` - prefix for each logged line (default: the command followed by `": "`)
+    * `:log_transform` - a function applied to each line before logging (default:
+      replace invalid UTF-8 on Elixir 1.16+, or log a short placeholder for a
+      line that is not valid UTF-8 on older versions)
+    * `:logger_metadata` - keyword list merged into the daemon's logger metadata;
+      `:muontrap_cmd` and `:muontrap_args` are always set
+    * `:stderr_to_stdout` - log stderr too (default `false`)
+    * `:capture_stderr_only` - log only stderr (default `false`)
+    * `:exit_status_to_reason` - function from a non-zero exit status to the
+      GenServer stop reason (default: `:error_exit_status`)
+    * `:wait_for` - a 0-arity function run before the OS process is launched;
+      raise to abort the launch
+
+  An exit status of 0 stops the daemon with `:normal`, so a `:transient`
+  child is not restarted. Stopping the daemon kills the OS process and every
+  descendant.
+
+  Several daemons under one supervisor need distinct ids:
+
+      Supervisor.child_spec({MuonTrap.Daemon, ["my_server", []]}, id: :server1)
+  """
+  use GenServer
+
+  require Logger
+
+  alias MuonTrap.{Nif, Options, Protocol}
+
+  # Lines longer than this are cut so an unterminated stream cannot grow memory.
+  @max_line_bytes 16_384
+
+  @doc """
+  Returns a specification to start this module under a supervisor.
+
+  The argument is `[command, args]` or `[command, args, opts]`. Defaults to
+  `restart: :permanent` and `shutdown: 500`.
+  """
+  @spec child_spec([term()]) :: Supervisor.child_spec()
+  def child_spec([command, args]), do: child_spec([command, args, []])
+
+  def child_spec([command, args, opts]) do
+    %{
+      id: __MODULE__,
+      start: {__MODULE__, :start_link, [command, args, opts]},
+      restart: :permanent,
+      shutdown: 500
+    }
+  end
+
+  @doc "Start/link a daemon GenServer for the specified command."
+  @spec start_link(binary(), [binary()], keyword()) :: GenServer.on_start()
+  def start_link(command, args, opts \\ []) do
+    options = Options.validate(:daemon, command, args, opts)
+    server_opts = if name = options[:name], do: [name: name], else: []
+    GenServer.start_link(__MODULE__, {command, options}, server_opts)
+  end
+
+  @doc """
+  Return the OS pid of the `muontrap` port binary, or `:error` before it has
+  started (for example while `:wait_for` runs).
+  """
+  @spec os_pid(GenServer.server()) :: non_neg_integer() | :error
+  def os_pid(server), do: GenServer.call(server, :os_pid)
+
+  @doc """
+  Return the OS pid of the command itself (the port binary's child), or
+  `:error` before it has started. Use it to inspect or signal the program.
+  """
+  @spec command_os_pid(GenServer.server()) :: non_neg_integer() | :error
+  def command_os_pid(server), do: GenServer.call(server, :command_os_pid)
+
+  @doc """
+  Return the daemon's cgroup path, relative to the cgroup mount (for
+  example `"muontrap/a1b2c3"` for `cgroup_base: "muontrap"`), or `nil`.
+  """
+  @spec cgroup_path(GenServer.server()) :: String.t() | nil
+  def cgroup_path(server), do: GenServer.call(server, :cgroup_path)
+
+  @doc """
+  Read a cgroup v2 interface file such as `"memory.current"` from the
+  daemon's cgroup.
+
+  Returns `{:error, :no_cgroup}` without a cgroup and `{:error, :einval}`
+  for a file name that is not a plain name inside the group.
+  """
+  @spec cgget(GenServer.server(), binary()) :: {:ok, String.t()} | {:error, File.posix() | :no_cgroup}
+  def cgget(server, variable_name), do: Nif.cgget(cgroup_path(server), variable_name)
+
+  @doc "Write `value` to a cgroup v2 interface file in the daemon's cgroup."
+  @spec cgset(GenServer.server(), binary(), binary()) :: :ok | {:error, File.posix() | :no_cgroup}
+  def cgset(server, variable_name, value), do: Nif.cgset(cgroup_path(server), variable_name, value)
+
+  @doc """
+  Return the daemon's writable cgroup settings.
+
+  Keys mirror the v2 interface files with `.` replaced by `_`:
+  `:cpu_weight`, `:cpu_max` (`:max` or `{quota_us, period_us}`), `:cpu_idle`,
+  `:memory_min`, `:memory_low`, `:memory_high`, `:memory_max`,
+  `:memory_swap_max` (bytes or `:max`), `:memory_oom_group`, `:pids_max`
+  (count or `:max`), `:io_weight`, `:cpuset_cpus`, `:cpuset_mems`. Absent
+  files are omitted; an empty map without a cgroup. The map is accepted as
+  the `:cgroup` option, to start another daemon with the same settings.
+  """
+  @spec cgroup_config(GenServer.server()) :: %{required(atom()) => term()}
+  def cgroup_config(server), do: Nif.cgroup_config(cgroup_path(server))
+
+  @doc """
+  Return statistics about the daemon.
+
+  `:output_byte_count` counts the bytes of output received; `:cgroup` maps
+  v2 statistics files (`"memory.current"`, `"cpu.stat"`, `"memory.pressure"`,
+  ...) to their parsed contents, and is empty without a cgroup.
+  """
+  @spec statistics(GenServer.server()) :: %{
+          output_byte_count: non_neg_integer(),
+          cgroup: %{optional(String.t()) => term()}
+        }
+  def statistics(server) do
+    {count, path} = GenServer.call(server, :statistics)
+    %{output_byte_count: count, cgroup: Nif.statistics(path)}
+  end
+
+  # GenServer
+
+  @impl GenServer
+  def init({command, options}) do
+    Process.flag(:trap_exit, true)
+
+    unless options[:logger_fun] do
+      Logger.metadata(Keyword.get(options, :logger_metadata, []))
+    end
+
+    Logger.metadata(muontrap_cmd: command, muontrap_args: options.args)
+
+    state = %{
+      command: command,
+      options: options,
+      port: nil,
+      os_pid: :error,
+      command_os_pid: :error,
+      wait_task: nil,
+      buffer: "",
+      output_byte_count: 0,
+      error: nil,
+      log: log_fun(command, options)
+    }
+
+    case options[:wait_for] do
+      nil -> {:ok, state, {:continue, :launch}}
+      fun -> {:ok, %{state | wait_task: Task.async(fun)}}
+    end
+  end
+
+  @impl GenServer
+  def handle_continue(:launch, state) do
+    capture = if state.log, do: :output, else: :none
+    port = MuonTrap.Port.open(state.options, capture)
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    {:noreply, %{state | port: port, os_pid: os_pid}}
+  end
+
+  @impl GenServer
+  def handle_call(:os_pid, _from, state), do: {:reply, state.os_pid, state}
+  def handle_call(:command_os_pid, _from, state), do: {:reply, state.command_os_pid, state}
+  def handle_call(:cgroup_path, _from, state), do: {:reply, state.options[:cgroup_path], state}
+
+  def handle_call(:statistics, _from, state),
+    do: {:reply, {state.output_byte_count, state.options[:cgroup_path]}, state}
+
+  @impl GenServer
+  def handle_info({ref, _result}, %{wait_task: %Task{ref: ref}} = state) do
+    Process.demonitor(ref, [:flush])
+    {:noreply, %{state | wait_task: nil}, {:continue, :launch}}
+  end
+
+  def handle_info({port, {:data, frame}}, %{port: port} = state) do
+    case Protocol.decode(frame) do
+      {:data, data} ->
+        Port.command(port, Protocol.ack(byte_size(data)))
+        {:noreply, handle_output(state, data)}
+
+      {:started, pid} ->
+        {:noreply, %{state | command_os_pid: pid}}
+
+      {:error, message} ->
+        Logger.error(message)
+        {:noreply, %{state | error: message}}
+
+      {:exit, status} ->
+        Port.close(port)
+        state = flush_output(%{state | port: nil})
+        {:stop, exit_reason(status, state), state}
+
+      _other ->
+        {:noreply, state}
+    end
+  end
+
+  def handle_info({port, {:exit_status, status}}, %{port: port} = state) do
+    # The port binary died without reporting the command's exit.
+    {:stop, {:muontrap_port_exited, status}, %{state | port: nil}}
+  end
+
+  def handle_info({:EXIT, port, reason}, %{port: port} = state) do
+    {:stop, reason, %{state | port: nil}}
+  end
+
+  def handle_info({:EXIT, pid, reason}, %{wait_task: %Task{pid: pid}} = state)
+      when reason != :normal do
+    {:stop, {:wait_for_failed, reason}, %{state | wait_task: nil}}
+  end
+
+  def handle_info({:DOWN, ref, :process, _pid, reason}, %{wait_task: %Task{ref: ref}} = state) do
+    {:stop, {:wait_for_failed, reason}, %{state | wait_task: nil}}
+  end
+
+  def handle_info(_message, state), do: {:noreply, state}
+
+  @impl GenServer
+  def terminate(_reason, %{port: port} = state) when is_port(port) do
+    # Ask for SIGTERM then SIGKILL, and wait until the port reports that every
+    # process is gone, so the daemon's stop means the OS processes are gone.
+    Port.command(port, Protocol.terminate())
+    delay = Map.get(state.options, :delay_to_sigkill, 500)
+    await_exit(port, state, System.monotonic_time(:millisecond) + delay + 2_000)
+  end
+
+  def terminate(_reason, %{wait_task: %Task{} = task}) do
+    Task.shutdown(task, :brutal_kill)
+  end
+
+  def terminate(_reason, _state), do: :ok
+
+  defp await_exit(port, state, deadline) do
+    timeout = max(deadline - System.monotonic_time(:millisecond), 0)
+
+    receive do
+      {^port, {:data, frame}} ->
+        case Protocol.decode(frame) do
+          {:data, data} ->
+            Port.command(port, Protocol.ack(byte_size(data)))
+            await_exit(port, handle_output(state, data), deadline)
+
+          {:exit, _status} ->
+            Port.close(port)
+            flush_output(state)
+            :ok
+
+          _other ->
+            await_exit(port, state, deadline)
+        end
+
+      {^port, {:exit_status, _}} ->
+        :ok
+    after
+      timeout ->
+        # Closing stdin makes the port binary finish the kill on its own.
+        Port.close(port)
+        :ok
+    end
+  end
+
+  defp exit_reason(0, %{error: nil} = state) do
+    Logger.info("#{state.command}: Process exited successfully")
+    :normal
+  end
+
+  defp exit_reason(status, %{error: nil} = state) do
+    Logger.error("#{state.command}: Process exited with status #{status}")
+    to_reason = Map.get(state.options, :exit_status_to_reason, fn _ -> :error_exit_status end)
+    to_reason.(status)
+  end
+
+  defp exit_reason(_status, %{error: message}), do: {:muontrap_error, message}
+
+  # Output is logged line by line; a partial line waits for the rest.
+  defp handle_output(state, data) do
+    state = %{state | output_byte_count: state.output_byte_count + byte_size(data)}
+
+    if state.log do
+      {lines, rest} = split_lines(state.buffer <> data)
+      Enum.each(lines, state.log)
+      %{state | buffer: rest}
+    else
+      state
+    end
+  end
+
+  defp flush_output(%{buffer: ""} = state), do: state
+
+  defp flush_output(state) do
+    state.log.(state.buffer)
+    %{state | buffer: ""}
+  end
+
+  @doc false
+  # Exposed for tests: splits complete lines off, cutting overlong ones.
+  @spec split_lines(binary()) :: {[binary()], binary()}
+  def split_lines(data) do
+    {lines, rest} = take_lines(String.split(data, "\n"), [])
+    {lines, rest} = cut_long(rest, lines)
+    {Enum.reverse(lines), rest}
+  end
+
+  defp take_lines([rest], acc), do: {acc, rest}
+  defp take_lines([line | more], acc), do: take_lines(more, cut_all(line, acc))
+
+  defp cut_all(line, acc) when byte_size(line) > @max_line_bytes do
+    <<head::binary-size(@max_line_bytes), tail::binary>> = line
+    cut_all(tail, [head | acc])
+  end
+
+  defp cut_all(line, acc), do: [line | acc]
+
+  defp cut_long(rest, acc) when byte_size(rest) > @max_line_bytes do
+    <<head::binary-size(@max_line_bytes), tail::binary>> = rest
+    cut_long(tail, [head | acc])
+  end
+
+  defp cut_long(rest, acc), do: {acc, rest}
+
+  defp log_fun(command, options) do
+    cond do
+      fun = options[:logger_fun] ->
+        logger_fun(fun)
+
+      level = options[:log_output] ->
+        prefix = Map.get(options, :log_prefix, command <> ": ")
+        transform = Map.get(options, :log_transform, &default_transform/1)
+        fn line -> Logger.log(level, [prefix, transform.(line)]) end
+
+      true ->
+        nil
+    end
+  end
+
+  defp logger_fun(fun) when is_function(fun, 1), do: fun
+  defp logger_fun({m, f}), do: fn line -> apply(m, f, [line]) end
+  defp logger_fun({m, f, a}), do: fn line -> apply(m, f, [line | a]) end
+
+  @doc false
+  # Logger handlers may crash on invalid UTF-8; never hand them any.
+  @spec default_transform(binary()) :: binary()
+  if function_exported?(String, :replace_invalid, 1) do
+    def default_transform(line), do: String.replace_invalid(line)
+  else
+    def default_transform(line) do
+      if String.valid?(line), do: line, else: "<#{byte_size(line)} bytes of invalid UTF-8>"
+    end
+  end
+end

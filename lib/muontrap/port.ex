@@ -1,0 +1,102 @@
+defmodule MuonTrap.Port do
+  @moduledoc """
+  Opens the `muontrap` port binary for a validated set of options.
+
+  The port speaks the framed protocol (`MuonTrap.Protocol`); the process
+  that calls `open/2` owns the port, so the command dies with it.
+  """
+
+  alias MuonTrap.{Cgroup, Options}
+
+  @doc "Path to the port binary."
+  @spec path() :: String.t()
+  def path, do: Path.join(:code.priv_dir(:muontrap), "muontrap")
+
+  @doc """
+  Open the port for `options` (from `MuonTrap.Options.validate/4`).
+
+  `capture` says which output to relay: `:output` (stdout, plus stderr
+  with `:stderr_to_stdout`, or only stderr with `:capture_stderr_only`) or
+  `:none`.
+  """
+  @spec open(Options.t(), :output | :none) :: port()
+  def open(options, capture) do
+    port_opts =
+      [
+        :binary,
+        :exit_status,
+        :use_stdio,
+        :hide,
+        {:packet, 4},
+        {:args, args(options, capture)}
+      ] ++
+        Enum.flat_map([:cd, :env, :parallelism], &port_option(options, &1))
+
+    Port.open({:spawn_executable, path()}, port_opts)
+  end
+
+  @doc """
+  The port binary's command line for `options`, without the program.
+
+      iex> opts = MuonTrap.Options.validate(:cmd, "echo", [], delay_to_sigkill: 100)
+      iex> MuonTrap.Port.args(opts, :output) |> Enum.take(5)
+      ["--framed", "--capture-output", "--delay-to-sigkill", "100", "--"]
+  """
+  @spec args(Options.t(), :output | :none) :: [String.t()]
+  def args(options, capture) do
+    ["--framed"] ++
+      capture_args(options, capture) ++
+      value_arg(options, :delay_to_sigkill, "--delay-to-sigkill") ++
+      value_arg(options, :uid, "--uid") ++
+      value_arg(options, :gid, "--gid") ++
+      groups_arg(options) ++
+      value_arg(options, :stdio_window, "--stdio-window") ++
+      value_arg(options, :arg0, "--arg0") ++
+      cgroup_args(options) ++
+      ["--", options.cmd | options.args]
+  end
+
+  defp capture_args(_options, :none), do: []
+
+  defp capture_args(options, :output) do
+    cond do
+      options[:capture_stderr_only] -> ["--capture-stderr-only"]
+      options[:stderr_to_stdout] -> ["--capture-output", "--capture-stderr"]
+      true -> ["--capture-output"]
+    end
+  end
+
+  defp value_arg(options, key, flag) do
+    case Map.fetch(options, key) do
+      {:ok, value} -> [flag, to_string(value)]
+      :error -> []
+    end
+  end
+
+  defp groups_arg(%{groups: groups}), do: ["--groups", Enum.map_join(groups, ",", &to_string/1)]
+  defp groups_arg(_options), do: []
+
+  defp cgroup_args(%{cgroup_path: path} = options) do
+    {controllers, writes} = Cgroup.to_writes(Map.get(options, :cgroup, %{}))
+
+    # A group with no controller still contains and kills everything in it.
+    controller_args =
+      case controllers do
+        [] -> ["--no-controllers"]
+        _ -> Enum.flat_map(controllers, &["-c", &1])
+      end
+
+    ["-g", path] ++ controller_args ++ Enum.flat_map(writes, fn {f, v} -> ["-s", "#{f}=#{v}"] end)
+  end
+
+  defp cgroup_args(_options), do: []
+
+  defp port_option(%{cd: cd}, :cd), do: [{:cd, cd}]
+
+  defp port_option(%{env: env}, :env) do
+    [{:env, Enum.map(env, fn {k, v} -> {to_charlist(k), if(v, do: to_charlist(v), else: false)} end)}]
+  end
+
+  defp port_option(%{parallelism: p}, :parallelism), do: [{:parallelism, p}]
+  defp port_option(_options, _key), do: []
+end

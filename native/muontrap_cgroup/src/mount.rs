@@ -1,0 +1,243 @@
+//! Locating the cgroup2 hierarchy from `/proc/self/mountinfo`.
+//!
+//! Hybrid hosts mount cgroup2 somewhere under `/sys/fs/cgroup` (often
+//! `/sys/fs/cgroup/unified`) next to the v1 controllers, so the mount point
+//! can't be hard coded.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+
+/// Where cgroup2 lives on pure-v2 (and systemd "unified") hosts.
+const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// One line of `/proc/<pid>/mountinfo` (see proc(5)); only the fields the
+/// cgroup code needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    /// Root of the mount within the filesystem (field 4), escapes decoded.
+    pub root: PathBuf,
+    /// Mount point relative to the process root (field 5), escapes decoded.
+    pub mount_point: PathBuf,
+    /// Filesystem type, e.g. `cgroup2`.
+    pub fs_type: String,
+    /// Mount source, e.g. `cgroup2` or `/dev/vda` (escapes decoded).
+    pub source: String,
+    /// Per-superblock options, e.g. `rw,nsdelegate`.
+    pub super_options: String,
+}
+
+/// Parses mountinfo text. Malformed lines are skipped rather than failing
+/// the whole parse, since one odd mount shouldn't hide the cgroup2 one.
+pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
+    text.lines().filter_map(parse_line).collect()
+}
+
+fn parse_line(line: &str) -> Option<MountEntry> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    // Fields 1-6 are fixed, then zero or more optional fields end with "-",
+    // then fstype, source and super options.
+    if fields.len() < 10 {
+        return None;
+    }
+    let sep = fields.iter().skip(6).position(|f| *f == "-")? + 6;
+    let fs_type = *fields.get(sep + 1)?;
+    let source = *fields.get(sep + 2)?;
+    // Super options are normally present; tolerate their absence.
+    let super_options = fields.get(sep + 3).copied().unwrap_or("");
+    Some(MountEntry {
+        root: PathBuf::from(OsString::from_vec(unescape(fields[3]))),
+        mount_point: PathBuf::from(OsString::from_vec(unescape(fields[4]))),
+        fs_type: fs_type.to_string(),
+        source: String::from_utf8_lossy(&unescape(source)).into_owned(),
+        super_options: super_options.to_string(),
+    })
+}
+
+/// Decodes the kernel's `\ooo` octal escapes (space, tab, newline and
+/// backslash are escaped this way). Anything that isn't a valid 3-digit
+/// escape is kept literally.
+fn unescape(s: &str) -> Vec<u8> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if let Some(b) = bytes.get(i + 1..i + 4).and_then(octal_byte) {
+                out.push(b);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+fn octal_byte(digits: &[u8]) -> Option<u8> {
+    let mut value: u32 = 0;
+    for &d in digits {
+        if !(b'0'..=b'7').contains(&d) {
+            return None;
+        }
+        value = value * 8 + u32::from(d - b'0');
+    }
+    u8::try_from(value).ok()
+}
+
+/// Picks the cgroup2 mount from mountinfo text: `/sys/fs/cgroup` if that is
+/// cgroup2, otherwise the first cgroup2 mount listed.
+pub fn cgroup2_mount_in(text: &str) -> Option<PathBuf> {
+    let v2: Vec<MountEntry> = parse_mountinfo(text)
+        .into_iter()
+        .filter(|m| m.fs_type == "cgroup2")
+        .collect();
+    v2.iter()
+        .find(|m| m.mount_point == Path::new(DEFAULT_CGROUP_ROOT))
+        .or_else(|| v2.first())
+        .map(|m| m.mount_point.clone())
+}
+
+/// Finds this process's cgroup2 mount point.
+pub fn cgroup2_mount() -> io::Result<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+    cgroup2_mount_in(&text).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            "no cgroup2 filesystem is mounted (checked /proc/self/mountinfo)",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Debian host with v1 controllers plus cgroup2 at .../unified.
+    const HYBRID: &str = "\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+23 27 0:22 / /sys rw,relatime - sysfs sysfs rw
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard,resv_strict,resuid=65534,resgid=65534
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    /// systemd pure-v2 host; includes optional fields before the separator.
+    const PURE_V2: &str = "\
+24 30 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+30 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw,errors=remount-ro
+35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+";
+
+    #[test]
+    fn parses_hybrid_host() {
+        let entries = parse_mountinfo(HYBRID);
+        assert_eq!(entries.len(), 8);
+        let last = entries.last().unwrap();
+        assert_eq!(last.mount_point, Path::new("/sys/fs/cgroup/unified"));
+        assert_eq!(last.fs_type, "cgroup2");
+        assert_eq!(last.source, "cgroup2");
+        assert_eq!(last.super_options, "rw");
+        assert_eq!(
+            cgroup2_mount_in(HYBRID),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+    }
+
+    #[test]
+    fn parses_pure_v2_host_with_optional_fields() {
+        let entries = parse_mountinfo(PURE_V2);
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[2].fs_type, "cgroup2");
+        assert_eq!(
+            entries[2].super_options,
+            "rw,nsdelegate,memory_recursiveprot"
+        );
+        assert_eq!(
+            cgroup2_mount_in(PURE_V2),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+    }
+
+    #[test]
+    fn prefers_sys_fs_cgroup_over_earlier_mounts() {
+        let text = "\
+50 1 0:40 / /mnt/other\\040cg rw - cgroup2 none rw
+51 1 0:41 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+";
+        assert_eq!(
+            cgroup2_mount_in(text),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+    }
+
+    #[test]
+    fn falls_back_to_first_cgroup2_mount() {
+        let text = "\
+31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+50 1 0:40 / /mnt/my\\040cg rw - cgroup2 none rw
+51 1 0:41 / /mnt/second rw - cgroup2 none rw
+";
+        assert_eq!(cgroup2_mount_in(text), Some(PathBuf::from("/mnt/my cg")));
+    }
+
+    #[test]
+    fn decodes_octal_escapes() {
+        let text = "1 1 0:1 /a\\134b /mnt/tab\\011x\\012y\\040z rw - tmpfs my\\040src rw\n";
+        let e = &parse_mountinfo(text)[0];
+        assert_eq!(e.root, Path::new("/a\\b"));
+        assert_eq!(e.mount_point, Path::new("/mnt/tab\tx\ny z"));
+        assert_eq!(e.source, "my src");
+    }
+
+    #[test]
+    fn keeps_invalid_escapes_literally() {
+        assert_eq!(unescape("a\\9xx"), b"a\\9xx");
+        assert_eq!(unescape("end\\04"), b"end\\04");
+        assert_eq!(unescape("big\\777"), b"big\\777");
+        assert_eq!(unescape("\\"), b"\\");
+    }
+
+    #[test]
+    fn no_cgroup2_mount() {
+        let text = "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
+        assert_eq!(cgroup2_mount_in(text), None);
+        assert_eq!(cgroup2_mount_in(""), None);
+    }
+
+    #[test]
+    fn skips_malformed_lines() {
+        let text = "\
+garbage
+1 2 3 4 5 6 7 8 9 10
+41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2
+42 31 0:38 / /x rw - cgroup2 cgroup2 rw
+";
+        let entries = parse_mountinfo(text);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].mount_point, Path::new("/x"));
+    }
+
+    #[test]
+    fn truncated_input_never_panics() {
+        for end in 0..=HYBRID.len() {
+            if HYBRID.is_char_boundary(end) {
+                let _ = cgroup2_mount_in(&HYBRID[..end]);
+            }
+        }
+    }
+
+    #[test]
+    fn reads_this_host() {
+        // Only checks the plumbing: CI hosts may have no cgroup2 at all.
+        match cgroup2_mount() {
+            Ok(p) => assert!(p.is_absolute()),
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::NotFound),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! `muontrap`: runs one program contained (own process group, optional
+//! cgroup, parent-death signal, subreaper for everything it starts) and
+//! relays its output to the BEAM with flow control.
+//! The command line and wire protocol are specified in `docs/protocol.md`.
+
+mod args;
+mod cgroup;
+mod log;
+mod output;
+mod privileges;
+mod protocol;
+mod relay;
+mod signals;
+mod spawn;
+mod tree;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::fd::IntoRawFd;
+use std::time::Duration;
+
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+
+use args::{Config, Parsed};
+use cgroup::Cgroup;
+use output::Output;
+use privileges::SystemDirectory;
+use relay::{Params, Relay};
+
+fn main() {
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let status = match args::parse(&argv) {
+        Ok(Parsed::Help) => {
+            let _ = std::io::stdout().write_all(args::USAGE.as_bytes());
+            0
+        }
+        Err(e) => {
+            output::report(&e.to_string());
+            1
+        }
+        Ok(Parsed::Run(cfg)) => {
+            log::init_from_env();
+            run(&cfg)
+        }
+    };
+    std::process::exit(status)
+}
+
+/// Makes sure fds 0-2 are open, so no pipe or file we open later lands on
+/// them and gets clobbered by the child's stdio setup.
+fn ensure_std_fds() -> Result<(), String> {
+    for fd in 0..=2 {
+        // SAFETY: F_GETFD only queries the flags of an integer fd.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            let null = open("/dev/null", OFlag::O_RDWR, Mode::empty())
+                .map_err(|e| format!("cannot open /dev/null: {}", e.desc()))?;
+            // open() returned the lowest free fd, i.e. `fd`: keep it open.
+            let _ = null.into_raw_fd();
+        }
+    }
+    Ok(())
+}
+
+fn run(cfg: &Config) -> i32 {
+    if let Err(msg) = ensure_std_fds() {
+        output::report(&msg);
+        return 1;
+    }
+    // Before anything else, so a SIGTERM during setup is queued, not fatal.
+    let sigfd = match signals::install() {
+        Ok(fd) => fd,
+        Err(e) => {
+            output::report(&format!("cannot set up signal handling: {}", e.desc()));
+            return 1;
+        }
+    };
+    let mut out = Output::new(cfg.framed);
+    // On error no child exists; a created cgroup was removed by its Drop.
+    let (child, cgroup) = match start(cfg) {
+        Ok(started) => started,
+        Err(msg) => {
+            out.error(&msg);
+            relay::finish(&mut out, &sigfd, true, 1);
+            return 1;
+        }
+    };
+    let error_status = match &child.failure {
+        Some(f) => {
+            out.error(&f.describe(&cfg.program));
+            Some(f.status())
+        }
+        None => {
+            tracing::debug!(pid = child.pid.as_raw(), "program started");
+            out.started(child.pid.as_raw() as u32);
+            None
+        }
+    };
+    Relay::new(Params {
+        sigfd,
+        out,
+        delay: Duration::from_millis(u64::from(cfg.delay_to_sigkill_ms)),
+        window: cfg.window,
+        pid: child.pid,
+        pipe: child.output,
+        cgroup,
+        error_status,
+    })
+    .run()
+}
+
+/// Setup up to and including the fork.
+fn start(cfg: &Config) -> Result<(spawn::Child, Option<Cgroup>), String> {
+    // Orphaned descendants must reparent to us so we can find and reap them.
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| format!("cannot become a child subreaper: {}", e.desc()))?;
+    let creds = privileges::resolve(
+        &SystemDirectory,
+        cfg.uid.as_ref(),
+        cfg.gid.as_ref(),
+        cfg.groups.as_deref(),
+        nix::unistd::getegid().as_raw(),
+    )
+    .map_err(|e| e.to_string())?;
+    let cgroup = match &cfg.cgroup {
+        None => None,
+        Some(c) => {
+            let mount = muontrap_cgroup::mount::cgroup2_mount()
+                .map_err(|e| format!("cannot use cgroup {}: {e}", c.path))?;
+            Some(Cgroup::create(&mount, c)?)
+        }
+    };
+    let procs = cgroup.as_ref().map(Cgroup::open_procs).transpose()?;
+    let arg0 = cfg.arg0.as_deref().unwrap_or(&cfg.program);
+    let plan = spawn::Plan::new(&cfg.program, arg0, &cfg.args, cfg.capture, &creds, procs)
+        .map_err(|e| e.to_string())?;
+    let child = spawn::spawn(plan)?;
+    Ok((child, cgroup))
+}

@@ -1,0 +1,52 @@
+//! The port's own signal handling: everything it cares about is blocked and
+//! read synchronously from a signalfd in the poll loop, so there are no
+//! handlers and no races with the single thread.
+
+use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+/// Signals that start termination. SIGHUP counts: the controlling side is
+/// gone.
+const TERMINATING: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGHUP,
+];
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    pub child: bool,
+    pub terminate: Option<Signal>,
+}
+
+/// Blocks the handled signals, ignores SIGPIPE (a closed stdout shows up as
+/// EPIPE instead) and returns the signalfd to poll.
+pub fn install() -> nix::Result<SignalFd> {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    for s in TERMINATING {
+        mask.add(s);
+    }
+    signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
+    // SAFETY: SIG_IGN installs no handler code, so no async-signal-safety
+    // requirements arise.
+    unsafe { signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) }?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+}
+
+/// Reads every queued signal without blocking.
+pub fn drain(fd: &SignalFd) -> Pending {
+    let mut p = Pending::default();
+    while let Ok(Some(info)) = fd.read_signal() {
+        let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+            continue;
+        };
+        if sig == Signal::SIGCHLD {
+            p.child = true;
+        } else if TERMINATING.contains(&sig) {
+            p.terminate = Some(sig);
+        }
+    }
+    p
+}

@@ -1,0 +1,298 @@
+//! Test harness acting as the Erlang side of the port.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_muontrap");
+
+/// Generous: CI machines are slow, and a hang must fail, not block forever.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Port {
+    child: Child,
+    pub stdin: Option<ChildStdin>,
+    pub stdout: ChildStdout,
+    stderr: Option<JoinHandle<String>>,
+    watchdog: Option<mpsc::Sender<()>>,
+}
+
+impl Port {
+    pub fn spawn(args: &[&str]) -> Port {
+        Port::spawn_env(args, &[])
+    }
+
+    pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Port {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_remove("MUONTRAP_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn muontrap");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let mut err = child.stderr.take().expect("stderr");
+        let stderr = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        // Kill a hung port so the test fails instead of blocking.
+        let (tx, rx) = mpsc::channel::<()>();
+        let pid = child.id() as i32;
+        thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(TIMEOUT) {
+                eprintln!("watchdog: killing hung muontrap {pid}");
+                // SAFETY: plain kill(2) of the port we spawned.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        });
+        Port {
+            child,
+            stdin,
+            stdout,
+            stderr: Some(stderr),
+            watchdog: Some(tx),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) {
+        self.stdin
+            .as_mut()
+            .expect("stdin open")
+            .write_all(bytes)
+            .expect("write to port");
+    }
+
+    pub fn try_status(&mut self) -> Option<i32> {
+        self.child
+            .try_wait()
+            .expect("try_wait")
+            .map(|s| s.code().expect("muontrap killed by a signal"))
+    }
+
+    /// Waits for the port to exit; panics on timeout.
+    pub fn wait(&mut self) -> i32 {
+        let mut status = None;
+        assert!(
+            wait_until(TIMEOUT, || {
+                status = self.try_status();
+                status.is_some()
+            }),
+            "muontrap did not exit"
+        );
+        self.watchdog = None;
+        status.unwrap_or(-1)
+    }
+
+    /// Waits for the port to exit; returns the signal that killed it.
+    pub fn wait_signal(&mut self) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        let mut status = None;
+        assert!(
+            wait_until(TIMEOUT, || {
+                status = self.child.try_wait().expect("try_wait");
+                status.is_some()
+            }),
+            "muontrap did not exit"
+        );
+        self.watchdog = None;
+        status.and_then(|s| s.signal())
+    }
+
+    /// Everything the port wrote on stderr (waits for EOF).
+    pub fn stderr(&mut self) -> String {
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Plain mode: reads stdout to EOF, acknowledging every read at once
+    /// (one ack byte acknowledges up to 256 bytes).
+    pub fn read_plain_acking(&mut self) -> Vec<u8> {
+        let mut all = Vec::new();
+        let mut buf = vec![0u8; 128 * 1024];
+        loop {
+            let n = self.stdout.read(&mut buf).expect("read stdout");
+            if n == 0 {
+                return all;
+            }
+            all.extend_from_slice(&buf[..n]);
+            self.ack_plain(n);
+        }
+    }
+
+    /// Plain mode acks. In plain mode the port exits as soon as the output
+    /// is drained, so acks for the last bytes may meet a closed pipe.
+    pub fn ack_plain(&mut self, n: usize) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            match stdin.write_all(&plain_acks(n)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => self.stdin = None,
+                Err(e) => panic!("write to port: {e}"),
+            }
+        }
+    }
+
+    /// Plain mode: reads until `needle` has been seen (acking), returns what
+    /// was read.
+    pub fn read_plain_until(&mut self, needle: &[u8]) -> Vec<u8> {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !all.windows(needle.len()).any(|w| w == needle) {
+            let n = self.stdout.read(&mut buf).expect("read stdout");
+            assert!(n > 0, "EOF before {:?}", String::from_utf8_lossy(needle));
+            all.extend_from_slice(&buf[..n]);
+            self.ack_plain(n);
+        }
+        all
+    }
+
+    /// Framed mode: the next message as (tag, body), None on EOF.
+    pub fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        let mut len = [0u8; 4];
+        if self.stdout.read_exact(&mut len).is_err() {
+            return None;
+        }
+        let len = u32::from_be_bytes(len) as usize;
+        assert!(len >= 1, "empty frame");
+        let mut msg = vec![0u8; len];
+        self.stdout.read_exact(&mut msg).expect("frame body");
+        let tag = msg.remove(0);
+        Some((tag, msg))
+    }
+
+    pub fn send_frame(&mut self, tag: u8, body: &[u8]) {
+        let mut m = ((body.len() + 1) as u32).to_be_bytes().to_vec();
+        m.push(tag);
+        m.extend_from_slice(body);
+        self.write(&m);
+    }
+
+    pub fn send_ack(&mut self, n: u32) {
+        self.send_frame(ACK, &n.to_be_bytes());
+    }
+
+    /// Framed mode: collects DATA (acking each) until EXIT; returns
+    /// (data, exit status, error messages). Panics on STARTED after the
+    /// first message or on unknown tags.
+    pub fn read_framed_until_exit(&mut self) -> (Vec<u8>, u32, Vec<String>) {
+        let mut data = Vec::new();
+        let mut errors = Vec::new();
+        loop {
+            let (tag, body) = self.read_frame().expect("EOF before EXIT");
+            match tag {
+                DATA => {
+                    assert!(!body.is_empty(), "empty DATA");
+                    data.extend_from_slice(&body);
+                    self.send_ack(body.len() as u32);
+                }
+                ERROR => errors.push(String::from_utf8(body).expect("utf-8 error")),
+                EXIT => return (data, be_u32(&body), errors),
+                t => panic!("unexpected tag {t}"),
+            }
+        }
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// Port -> test tags.
+pub const DATA: u8 = 1;
+pub const STARTED: u8 = 3;
+pub const EXIT: u8 = 4;
+pub const ERROR: u8 = 5;
+// Test -> port tags.
+pub const ACK: u8 = 1;
+pub const TERMINATE: u8 = 4;
+
+pub fn be_u32(b: &[u8]) -> u32 {
+    assert_eq!(b.len(), 4, "u32 body");
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+pub fn plain_acks(mut n: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    while n > 0 {
+        let k = n.min(256);
+        v.push((k - 1) as u8);
+        n -= k;
+    }
+    v
+}
+
+/// Polls `cond` until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// True once `pid` no longer exists (reaped). Zombies still count as
+/// present.
+pub fn gone(pid: i32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+pub fn assert_gone(pid: i32) {
+    assert!(
+        wait_until(Duration::from_secs(10), || gone(pid)),
+        "process {pid} still exists"
+    );
+}
+
+pub fn pids_in(text: &[u8]) -> Vec<i32> {
+    String::from_utf8_lossy(text)
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// Runs the port with stdin at EOF and returns (status, stdout, stderr).
+/// Only for cases where the program never starts (errors, --help).
+pub fn run_no_child(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("MUONTRAP_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run muontrap");
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,176 @@
+//! Usage and setup errors, privileges and cgroup error paths.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+
+fn fails_with(args: &[&str], status: i32, message: &str) {
+    let (code, out, err) = run_no_child(args);
+    assert_eq!(code, status, "{args:?}: {err}");
+    assert_eq!(out, "", "{args:?}");
+    assert!(err.starts_with("muontrap: "), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    assert!(err.contains(message), "{args:?}: {err}");
+}
+
+#[test]
+fn help() {
+    let (code, out, err) = run_no_child(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Usage: muontrap"));
+    assert!(out.contains("--stdio-window"));
+    assert_eq!(err, "");
+}
+
+#[test]
+fn usage_errors() {
+    fails_with(&[], 1, "no program to run");
+    fails_with(&["--nope", "true"], 1, "unknown option '--nope'");
+    fails_with(&["--arg0"], 1, "--arg0 needs a value");
+    fails_with(
+        &["-k", "x", "true"],
+        1,
+        "--delay-to-sigkill needs a non-negative integer, got 'x'",
+    );
+    fails_with(&["--stdio-window=8", "true"], 1, "at least 16");
+    fails_with(
+        &["-g", "muontrap_test", "true"],
+        1,
+        "--group needs at least one --controller",
+    );
+    fails_with(&["-c", "memory", "true"], 1, "--controller needs --group");
+    fails_with(
+        &["-g", "a", "-s", "x=1", "-c", "memory", "true"],
+        1,
+        "--set must come after",
+    );
+    fails_with(
+        &["-g", "../escape", "-c", "memory", "true"],
+        1,
+        "invalid cgroup path",
+    );
+}
+
+#[test]
+fn exec_failure() {
+    fails_with(
+        &["/nonexistent/program"],
+        127,
+        "failed to run /nonexistent/program: No such file or directory",
+    );
+    fails_with(
+        &["/etc/passwd"],
+        127,
+        "failed to run /etc/passwd: Permission denied",
+    );
+}
+
+#[test]
+fn privilege_errors() {
+    fails_with(&["--uid", "0", "true"], 1, "uid 0 (root)");
+    fails_with(&["--uid", "root", "true"], 1, "uid 0 (root)");
+    fails_with(&["--gid", "0", "true"], 1, "gid 0 (root)");
+    fails_with(&["--groups", "5,0", "true"], 1, "gid 0 (root)");
+    fails_with(
+        &["--uid", "no_such_user_muontrap", "true"],
+        1,
+        "unknown user 'no_such_user_muontrap'",
+    );
+    fails_with(
+        &["--gid", "no_such_group_muontrap", "true"],
+        1,
+        "unknown group 'no_such_group_muontrap'",
+    );
+}
+
+#[test]
+fn runs_as_another_user() {
+    // Needs root and the Debian `nobody`/`nogroup` entries.
+    if nix::unistd::geteuid().as_raw() != 0 {
+        eprintln!("skipped: not root");
+        return;
+    }
+    let mut port = Port::spawn(&[
+        "--capture-output",
+        "--uid",
+        "nobody",
+        "sh",
+        "-c",
+        "id -u; id -g; id -G",
+    ]);
+    let out = String::from_utf8_lossy(&port.read_plain_acking()).into_owned();
+    assert_eq!(port.wait(), 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], "65534");
+    assert_ne!(lines[1], "0");
+    assert!(!lines[2].split(' ').any(|g| g == "0"), "{out}");
+
+    let mut port = Port::spawn(&[
+        "--capture-output",
+        "--uid",
+        "65534",
+        "--gid",
+        "65534",
+        "--groups",
+        "100,65534",
+        "sh",
+        "-c",
+        "id -u; id -g; id -G",
+    ]);
+    let out = String::from_utf8_lossy(&port.read_plain_acking()).into_owned();
+    assert_eq!(port.wait(), 0);
+    assert_eq!(out, "65534\n65534\n65534 100\n");
+}
+
+fn cgroup2_mount() -> Option<PathBuf> {
+    muontrap_cgroup::mount::cgroup2_mount().ok()
+}
+
+#[test]
+fn cgroup_missing_controller_leaves_nothing_behind() {
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("skipped: no cgroup2 mount");
+        return;
+    };
+    let available = std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
+    // A name no kernel provides, so the check fails even on a full v2 host
+    // without touching its configuration.
+    let controller = "muontrapnosuchctrl";
+    assert!(!available.split_whitespace().any(|c| c == controller));
+    let name = format!("muontrap_test_{}", std::process::id());
+    let leaf = mount.join(&name);
+    let (code, _, err) = run_no_child(&["-g", &name, "-c", controller, "true"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("controller '{controller}'")), "{err}");
+    if !leaf.exists() {
+        return;
+    }
+    let _ = std::fs::remove_dir(&leaf);
+    panic!("{} was left behind", leaf.display());
+}
+
+#[test]
+fn cgroup_existing_leaf_is_refused() {
+    let Some(mount) = cgroup2_mount() else {
+        eprintln!("skipped: no cgroup2 mount");
+        return;
+    };
+    let name = format!("muontrap_test_exists_{}", std::process::id());
+    let leaf = mount.join(&name);
+    if std::fs::create_dir(&leaf).is_err() {
+        eprintln!("skipped: cannot create {}", leaf.display());
+        return;
+    }
+    let (code, _, err) = run_no_child(&["-g", &name, "-c", "memory", "true"]);
+    let still_there = leaf.is_dir();
+    let _ = std::fs::remove_dir(&leaf);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        err,
+        format!("muontrap: cgroup {} already exists\n", leaf.display())
+    );
+    assert!(still_there, "a pre-existing group must not be removed");
+}

@@ -1,0 +1,211 @@
+//! Framed protocol: STARTED, DATA, ERROR, EXIT; ACK and TERMINATE.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn started_data_exit_then_wait_for_close() {
+    let mut port = Port::spawn(&[
+        "--framed",
+        "--capture-output",
+        "sh",
+        "-c",
+        "printf hello; exit 5",
+    ]);
+    let (tag, body) = port.read_frame().expect("STARTED");
+    assert_eq!(tag, STARTED);
+    let pid = be_u32(&body) as i32;
+    assert!(pid > 0);
+    let (data, status, errors) = port.read_framed_until_exit();
+    assert_eq!(data, b"hello");
+    assert_eq!(status, 5);
+    assert!(errors.is_empty());
+    // The port waits for the Erlang side to close it; acks are ignored.
+    port.send_ack(1234);
+    port.send_frame(TERMINATE, &[]);
+    assert_eq!(port.try_status(), None);
+    assert_gone(pid);
+    port.close_stdin();
+    assert_eq!(port.wait(), 5);
+    assert!(port.read_frame().is_none(), "nothing after EXIT");
+}
+
+#[test]
+fn large_output_with_small_window() {
+    for window in ["16", "10240"] {
+        let mut port = Port::spawn(&[
+            "--framed",
+            "--stdio-window",
+            window,
+            "--capture-output",
+            "head",
+            "-c",
+            "1000000",
+            "/dev/zero",
+        ]);
+        assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
+        let (data, status, _) = port.read_framed_until_exit();
+        assert_eq!(data.len(), 1_000_000);
+        assert!(data.iter().all(|&b| b == 0));
+        assert_eq!(status, 0);
+        port.close_stdin();
+        assert_eq!(port.wait(), 0);
+    }
+}
+
+#[test]
+fn data_frames_respect_the_window() {
+    let mut port = Port::spawn(&[
+        "--framed",
+        "--stdio-window",
+        "16",
+        "--capture-output",
+        "head",
+        "-c",
+        "100",
+        "/dev/zero",
+    ]);
+    assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
+    let mut outstanding = 0;
+    while outstanding < 16 {
+        let (tag, body) = port.read_frame().expect("DATA");
+        assert_eq!(tag, DATA);
+        outstanding += body.len();
+        assert!(outstanding <= 16);
+    }
+    // Ack in two steps, including a zero ack.
+    port.send_ack(0);
+    port.send_ack(16);
+    let (data, status, _) = port.read_framed_until_exit();
+    assert_eq!(data.len() + 16, 100);
+    assert_eq!(status, 0);
+    port.close_stdin();
+    assert_eq!(port.wait(), 0);
+}
+
+#[test]
+fn over_ack_sends_error_then_exit() {
+    let mut port = Port::spawn(&["--framed", "sleep", "1000"]);
+    let (tag, body) = port.read_frame().expect("STARTED");
+    assert_eq!(tag, STARTED);
+    let pid = be_u32(&body) as i32;
+    port.send_ack(5);
+    let (data, status, errors) = port.read_framed_until_exit();
+    assert!(data.is_empty());
+    assert_eq!(status, 1);
+    assert_eq!(
+        errors,
+        vec!["muontrap: protocol error: acknowledged 5 bytes but only 0 are outstanding"]
+    );
+    assert_gone(pid);
+    port.close_stdin();
+    assert_eq!(port.wait(), 1);
+    assert!(port.stderr().contains("protocol error"));
+}
+
+#[test]
+fn unknown_tag_and_bad_length_are_errors() {
+    let cases: [(&[u8], &str); 3] = [
+        (&[0, 0, 0, 1, 9], "unknown message tag 9"),
+        (&[0, 0, 0, 2, 4, 0], "message with tag 4 has bad length 2"),
+        (&[0, 0, 0, 0], "empty message"),
+    ];
+    for (bytes, want) in cases {
+        let mut port = Port::spawn(&["--framed", "sleep", "1000"]);
+        assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
+        port.write(bytes);
+        let (_, status, errors) = port.read_framed_until_exit();
+        assert_eq!(status, 1);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].ends_with(want), "{errors:?}");
+        port.close_stdin();
+        assert_eq!(port.wait(), 1);
+    }
+}
+
+#[test]
+fn terminate_escalates_to_sigkill_after_delay() {
+    let mut port = Port::spawn(&[
+        "--framed",
+        "-k",
+        "300",
+        "--capture-output",
+        "sh",
+        "-c",
+        "trap '' TERM; sleep 1000 & echo $!; wait",
+    ]);
+    let (tag, body) = port.read_frame().expect("STARTED");
+    assert_eq!(tag, STARTED);
+    let sh = be_u32(&body) as i32;
+    let (tag, body) = port.read_frame().expect("DATA");
+    assert_eq!(tag, DATA);
+    port.send_ack(body.len() as u32);
+    let sleeper = pids_in(&body)[0];
+    let start = Instant::now();
+    port.send_frame(TERMINATE, &[]);
+    let (_, status, errors) = port.read_framed_until_exit();
+    let elapsed = start.elapsed();
+    assert!(errors.is_empty());
+    // Both ignore SIGTERM, so only the SIGKILL after the delay ends them.
+    assert_eq!(status, 137);
+    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+    assert_gone(sh);
+    assert_gone(sleeper);
+    port.close_stdin();
+    assert_eq!(port.wait(), 137);
+}
+
+#[test]
+fn terminate_with_cooperative_program_is_quick() {
+    let mut port = Port::spawn(&["--framed", "-k", "30000", "sleep", "1000"]);
+    assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
+    let start = Instant::now();
+    port.send_frame(TERMINATE, &[]);
+    let (_, status, _) = port.read_framed_until_exit();
+    assert_eq!(status, 143);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    port.close_stdin();
+    assert_eq!(port.wait(), 143);
+}
+
+#[test]
+fn exec_failure() {
+    let mut port = Port::spawn(&["--framed", "/nonexistent/program"]);
+    let (data, status, errors) = port.read_framed_until_exit();
+    assert!(data.is_empty());
+    assert_eq!(status, 127);
+    assert_eq!(
+        errors,
+        vec!["muontrap: failed to run /nonexistent/program: No such file or directory"]
+    );
+    port.close_stdin();
+    assert_eq!(port.wait(), 127);
+}
+
+#[test]
+fn setup_error_is_reported_in_band() {
+    let mut port = Port::spawn(&["--framed", "--uid", "0", "true"]);
+    let (_, status, errors) = port.read_framed_until_exit();
+    assert_eq!(status, 1);
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].starts_with("muontrap: refusing to run"),
+        "{errors:?}"
+    );
+    port.close_stdin();
+    assert_eq!(port.wait(), 1);
+}
+
+#[test]
+fn sigterm_while_waiting_for_close_exits() {
+    let mut port = Port::spawn(&["--framed", "true"]);
+    assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
+    let (_, status, _) = port.read_framed_until_exit();
+    assert_eq!(status, 0);
+    // SAFETY: kill(2) of the port we spawned.
+    unsafe { libc::kill(port.pid(), libc::SIGTERM) };
+    assert_eq!(port.wait(), 0);
+}

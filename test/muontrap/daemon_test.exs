@@ -1,0 +1,327 @@
+defmodule MuonTrap.DaemonTest do
+  use ExUnit.Case, async: true
+
+  import ExUnit.CaptureLog
+  import MuonTrap.Test.OSProcess
+
+  alias MuonTrap.Daemon
+
+  defp forward_lines(pid \\ self()), do: fn line -> send(pid, {:line, line}) end
+
+  test "child_spec/1 defaults" do
+    assert %{
+             id: Daemon,
+             start: {Daemon, :start_link, ["echo", ["a"], []]},
+             restart: :permanent,
+             shutdown: 500
+           } = Daemon.child_spec(["echo", ["a"]])
+
+    assert %{start: {Daemon, :start_link, ["echo", [], [log_output: :info]]}} =
+             Daemon.child_spec(["echo", [], [log_output: :info]])
+  end
+
+  test "output goes to logger_fun line by line, partial lines at exit too" do
+    {:ok, pid} =
+      Daemon.start_link("sh", ["-c", "printf 'one\\ntwo\\nthr'; printf 'ee'"], logger_fun: forward_lines())
+
+    ref = Process.monitor(pid)
+    assert_receive {:line, "one"}
+    assert_receive {:line, "two"}
+    assert_receive {:line, "three"}
+    assert_receive {:DOWN, ^ref, :process, ^pid, :normal}
+  end
+
+  test "logger_fun as {m, f} and {m, f, a}" do
+    defmodule Sink do
+      def line(line, pid \\ nil), do: send(pid || :daemon_test_sink, {:line, line})
+    end
+
+    Process.register(self(), :daemon_test_sink)
+    {:ok, _} = Daemon.start_link("echo", ["mf"], logger_fun: {Sink, :line})
+    assert_receive {:line, "mf"}
+    {:ok, _} = Daemon.start_link("echo", ["mfa"], logger_fun: {Sink, :line, [self()]})
+    assert_receive {:line, "mfa"}
+  end
+
+  test "log_output logs with the prefix and metadata" do
+    log =
+      capture_log([metadata: [:muontrap_cmd, :muontrap_args, :mine]], fn ->
+        {:ok, pid} =
+          Daemon.start_link("echo", ["hello log"],
+            log_output: :error,
+            logger_metadata: [mine: 42, muontrap_cmd: "overridden?"]
+          )
+
+        ref = Process.monitor(pid)
+        assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 5_000
+      end)
+
+    assert log =~ "echo: hello log"
+    assert log =~ "mine=42"
+    assert log =~ "muontrap_cmd=echo"
+    assert log =~ "muontrap_args=hello log" or log =~ ~s(muontrap_args=["hello log"])
+    assert log =~ "Process exited successfully"
+  end
+
+  test "log_prefix and log_transform" do
+    log =
+      capture_log(fn ->
+        {:ok, pid} =
+          Daemon.start_link("echo", ["abc"],
+            log_output: :error,
+            log_prefix: "[x] ",
+            log_transform: &String.upcase/1
+          )
+
+        ref = Process.monitor(pid)
+        assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 5_000
+      end)
+
+    assert log =~ "[x] ABC"
+  end
+
+  test "invalid UTF-8 never crashes the logger" do
+    log =
+      capture_log(fn ->
+        {:ok, pid} = Daemon.start_link("printf", ["ok\\n\\377\\376bad\\n"], log_output: :error)
+        ref = Process.monitor(pid)
+        assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 5_000
+      end)
+
+    assert log =~ "printf: ok"
+    assert log =~ "invalid UTF-8" or log =~ "bad"
+  end
+
+  test "stderr_to_stdout and capture_stderr_only" do
+    {:ok, _} = Daemon.start_link(helper(), ["out_err", "O\n", "E\n"], logger_fun: forward_lines(), stderr_to_stdout: true)
+    assert_receive {:line, "O"}
+    assert_receive {:line, "E"}
+
+    {:ok, _} = Daemon.start_link(helper(), ["out_err", "O2\n", "E2\n"], logger_fun: forward_lines(), capture_stderr_only: true)
+    assert_receive {:line, "E2"}
+    refute_received {:line, "O2"}
+  end
+
+  test "a very long unterminated line is cut to a bounded size" do
+    {:ok, pid} = Daemon.start_link(helper(), ["print_bytes", "100000"], logger_fun: forward_lines())
+    ref = Process.monitor(pid)
+    assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 5_000
+    lines = collect_lines([])
+    assert Enum.all?(lines, &(byte_size(&1) <= 16_384))
+    # Lines are split at the pattern's newlines (byte 10) and cut beyond that: all bytes arrive.
+    assert IO.iodata_length(lines) + length(lines) - 1 >= 100_000 - 100_000 |> div(251)
+  end
+
+  defp collect_lines(acc) do
+    receive do
+      {:line, l} -> collect_lines([l | acc])
+    after
+      0 -> Enum.reverse(acc)
+    end
+  end
+
+  test "non-zero exit stops with :error_exit_status or the mapped reason" do
+    Process.flag(:trap_exit, true)
+
+    log =
+      capture_log(fn ->
+        {:ok, pid} = Daemon.start_link("sh", ["-c", "exit 3"], [])
+        assert_receive {:EXIT, ^pid, :error_exit_status}, 5_000
+      end)
+
+    assert log =~ "exited with status 3"
+
+    capture_log(fn ->
+      {:ok, pid} = Daemon.start_link("sh", ["-c", "exit 4"], exit_status_to_reason: &{:status, &1})
+      assert_receive {:EXIT, ^pid, {:status, 4}}, 5_000
+    end)
+  end
+
+  test "os_pid/1 and command_os_pid/1 return the real OS pids" do
+    {:ok, pid} = Daemon.start_link(helper(), ["sleep"], [])
+    port_pid = wait_until(fn -> is_integer(Daemon.os_pid(pid)) && Daemon.os_pid(pid) end)
+    child = wait_until(fn -> is_integer(Daemon.command_os_pid(pid)) && Daemon.command_os_pid(pid) end)
+    assert File.read!("/proc/#{port_pid}/cmdline") =~ "muontrap"
+    assert File.read!("/proc/#{child}/cmdline") =~ "muontrap_test_helper"
+    assert File.read!("/proc/#{child}/stat") |> String.split(") ") |> Enum.at(1) |> String.split() |> Enum.at(1) ==
+             "#{port_pid}"
+
+    GenServer.stop(pid)
+    refute alive?(child)
+    wait_all_dead([port_pid])
+  end
+
+  test "stopping a chatty daemon mid-stream kills it and its children" do
+    m = marker()
+
+    {:ok, pid} =
+      Daemon.start_link("sh", ["-c", "#{helper()} fork_many 3 #{m} & exec #{helper()} chatty 0 0 #{m}"],
+        logger_fun: forward_lines()
+      )
+
+    assert_receive {:line, "line 1000"}, 5_000
+    wait_until(fn -> length(pids_matching(m)) == 5 end)
+    pids = pids_matching(m)
+    GenServer.stop(pid)
+    assert Enum.filter(pids, &alive?/1) == []
+  end
+
+  test "a daemon ignoring SIGTERM is killed after delay_to_sigkill" do
+    {:ok, pid} = Daemon.start_link(helper(), ["ignore_sigterm", "2"], logger_fun: forward_lines(), delay_to_sigkill: 100)
+    assert_receive {:line, "ready"}, 5_000
+    child = Daemon.command_os_pid(pid)
+    GenServer.stop(pid)
+    refute alive?(child)
+  end
+
+  test "statistics/1 counts output and has an empty cgroup map without a cgroup" do
+    {:ok, pid} =
+      Daemon.start_link("sh", ["-c", "#{helper()} print_bytes 5000; exec #{helper()} sleep"], logger_fun: fn _ -> :ok end)
+
+    wait_until(fn -> Daemon.statistics(pid).output_byte_count == 5000 end)
+    assert Daemon.statistics(pid) == %{output_byte_count: 5000, cgroup: %{}}
+    GenServer.stop(pid)
+  end
+
+  test "cgroup functions without a cgroup" do
+    {:ok, pid} = Daemon.start_link(helper(), ["sleep"], [])
+    assert Daemon.cgroup_path(pid) == nil
+    assert Daemon.cgget(pid, "memory.current") == {:error, :no_cgroup}
+    assert Daemon.cgset(pid, "memory.max", "1") == {:error, :no_cgroup}
+    assert Daemon.cgroup_config(pid) == %{}
+    assert Daemon.statistics(pid) == %{output_byte_count: 0, cgroup: %{}}
+    GenServer.stop(pid)
+  end
+
+  describe "wait_for" do
+    test "runs before the launch" do
+      test = self()
+
+      {:ok, pid} =
+        Daemon.start_link("echo", ["launched"],
+          logger_fun: forward_lines(),
+          wait_for: fn ->
+            send(test, {:waiting, self()})
+
+            receive do
+              :go -> :ok
+            end
+          end
+        )
+
+      assert_receive {:waiting, waiter}
+      assert Daemon.os_pid(pid) == :error
+      refute_received {:line, _}
+      send(waiter, :go)
+      assert_receive {:line, "launched"}, 5_000
+    end
+
+    test "raising crashes the daemon without launching" do
+      Process.flag(:trap_exit, true)
+
+      capture_log(fn ->
+        {:ok, pid} = Daemon.start_link("echo", ["never"], logger_fun: forward_lines(), wait_for: fn -> raise "nope" end)
+        assert_receive {:EXIT, ^pid, {:wait_for_failed, {%RuntimeError{message: "nope"}, _}}}, 5_000
+      end)
+
+      refute_received {:line, _}
+    end
+
+    test "stopping the daemon ends the wait" do
+      test = self()
+
+      {:ok, pid} =
+        Daemon.start_link("echo", ["never"],
+          wait_for: fn ->
+            send(test, {:waiting, self()})
+            Process.sleep(:infinity)
+          end
+        )
+
+      assert_receive {:waiting, waiter}
+      ref = Process.monitor(waiter)
+      GenServer.stop(pid)
+      assert_receive {:DOWN, ^ref, :process, ^waiter, _}
+    end
+  end
+
+  describe "under a supervisor" do
+    test ":permanent restarts, :transient only after a failure, :temporary never" do
+      test = self()
+      counter = :counters.new(3, [])
+
+      spec = fn id, restart, script, index ->
+        Supervisor.child_spec(
+          {Daemon,
+           ["sh", ["-c", script],
+            [
+              logger_fun: fn _ -> :ok end,
+              wait_for: fn ->
+                :counters.add(counter, index, 1)
+                send(test, {:started, id})
+              end
+            ]]},
+          id: id,
+          restart: restart
+        )
+      end
+
+      capture_log(fn ->
+        {:ok, sup} =
+          Supervisor.start_link(
+            [
+              spec.(:perm, :permanent, "exit 0", 1),
+              spec.(:trans_ok, :transient, "exit 0", 2),
+              spec.(:temp, :temporary, "exit 1", 3)
+            ],
+            strategy: :one_for_one,
+            max_restarts: 1_000,
+            max_seconds: 5
+          )
+
+        wait_until(fn -> :counters.get(counter, 1) >= 3 end)
+        assert :counters.get(counter, 2) == 1
+        assert :counters.get(counter, 3) == 1
+        Supervisor.stop(sup)
+      end)
+    end
+
+    test ":transient restarts after a non-zero exit" do
+      counter = :counters.new(1, [])
+
+      capture_log(fn ->
+        {:ok, sup} =
+          Supervisor.start_link(
+            [
+              Supervisor.child_spec(
+                {Daemon, ["sh", ["-c", "exit 2"], [wait_for: fn -> :counters.add(counter, 1, 1) end]]},
+                restart: :transient
+              )
+            ],
+            strategy: :one_for_one,
+            max_restarts: 100,
+            max_seconds: 1
+          )
+
+        wait_until(fn -> :counters.get(counter, 1) >= 3 end)
+        Supervisor.stop(sup)
+      end)
+    end
+
+    test "several daemons with distinct ids; stopping the supervisor kills everything" do
+      m = marker()
+
+      children =
+        for i <- 1..3 do
+          Supervisor.child_spec({Daemon, ["sh", ["-c", "exec #{helper()} fork_many 2 #{m}"]]}, id: {:d, i})
+        end
+
+      {:ok, sup} = Supervisor.start_link(children, strategy: :one_for_one)
+      assert length(Supervisor.which_children(sup)) == 3
+      wait_until(fn -> length(pids_matching(m)) == 9 end)
+      pids = pids_matching(m)
+      Supervisor.stop(sup)
+      assert Enum.filter(pids, &alive?/1) == []
+    end
+  end
+end

@@ -1,0 +1,122 @@
+defmodule MuonTrap.OptionsTest do
+  use ExUnit.Case, async: true
+  doctest MuonTrap.Options
+  doctest MuonTrap.Cgroup
+  doctest MuonTrap.Protocol
+  doctest MuonTrap.Port
+
+  alias MuonTrap.Options
+
+  test "errors match System.cmd/3" do
+    assert_raise ErlangError, ~r/enoent/, fn -> Options.validate(:cmd, "does_not_exist_mt", [], []) end
+    assert_raise ArgumentError, ~r/null bytes/, fn -> Options.validate(:cmd, "ec\0ho", [], []) end
+    assert_raise ArgumentError, ~r/must be binaries/, fn -> Options.validate(:cmd, "echo", [:a], []) end
+    assert_raise ArgumentError, ~r/must be binaries/, fn -> Options.validate(:cmd, "echo", "a", []) end
+    assert_raise ArgumentError, ~r/null bytes/, fn -> Options.validate(:cmd, "echo", ["a\0"], []) end
+    assert_raise ArgumentError, ~r/invalid option :bogus/, fn -> Options.validate(:cmd, "echo", [], bogus: 1) end
+  end
+
+  test "context decides which options exist" do
+    assert_raise ArgumentError, ~r/invalid option :log_output/, fn ->
+      Options.validate(:cmd, "echo", [], log_output: :info)
+    end
+
+    assert_raise ArgumentError, ~r/invalid option :into/, fn ->
+      Options.validate(:daemon, "echo", [], into: "")
+    end
+
+    assert %{log_output: :info} = Options.validate(:daemon, "echo", [], log_output: :info)
+  end
+
+  test "bad values raise ArgumentError naming the option" do
+    for {key, value} <- [
+          cd: 1,
+          arg0: :x,
+          env: [{"A", 1}],
+          env: [{:a, "b"}],
+          env: :nope,
+          stderr_to_stdout: 1,
+          capture_stderr_only: "yes",
+          delay_to_sigkill: -1,
+          stdio_window: 15,
+          stdio_window: "big",
+          timeout: 0,
+          uid: 0,
+          uid: -5,
+          uid: "bad name!",
+          gid: 0,
+          groups: "wheel",
+          cgroup_path: "/abs",
+          cgroup_path: "a/../b",
+          cgroup_base: "",
+          cgroup_base: "a//b",
+          cgroup: %{memory_max: -1},
+          cgroup: %{nonsense: 1},
+          cgroup: %{cpu_max: {0, 100}},
+          cgroup: %{cpuset_cpus: "a-b"},
+          cgroup: [memory_max: 1]
+        ] do
+      # :cgroup settings get a valid path so only the bad value can fail.
+      opts = if key == :cgroup, do: [cgroup: value, cgroup_path: "x"], else: [{key, value}]
+
+      assert_raise ArgumentError, ~r/#{key}/, fn -> Options.validate(:cmd, "echo", [], opts) end
+    end
+  end
+
+  test "bad :groups entries are refused" do
+    for groups <- [[0], [-1], [:wheel], ["bad name!"], [1.5]] do
+      assert_raise ArgumentError, ~r/groups/, fn -> Options.validate(:cmd, "echo", [], groups: groups) end
+    end
+
+    assert %{groups: [1, "audio"]} = Options.validate(:cmd, "echo", [], groups: [1, "audio"])
+    assert %{groups: []} = Options.validate(:cmd, "echo", [], groups: [])
+  end
+
+  test ":cgroup_base and :cgroup_path are exclusive, and :cgroup needs one" do
+    assert_raise ArgumentError, ~r/either :cgroup_base or :cgroup_path/, fn ->
+      Options.validate(:cmd, "echo", [], cgroup_base: "a", cgroup_path: "b")
+    end
+
+    assert_raise ArgumentError, ~r/need a :cgroup_path or :cgroup_base/, fn ->
+      Options.validate(:cmd, "echo", [], cgroup: %{memory_max: 1000})
+    end
+
+    # An empty map (what cgroup_config/1 returns without a cgroup) is harmless.
+    assert %{cgroup: %{}} = Options.validate(:cmd, "echo", [], cgroup: %{})
+  end
+
+  test ":cgroup_base becomes a fresh path beneath it" do
+    %{cgroup_path: a} = Options.validate(:cmd, "echo", [], cgroup_base: "base/x")
+    %{cgroup_path: b} = Options.validate(:cmd, "echo", [], cgroup_base: "base/x")
+    assert "base/x/" <> _ = a
+    assert a != b
+  end
+
+  test "the cgroup map becomes controllers and writes" do
+    opts =
+      Options.validate(:cmd, "echo", [],
+        cgroup_path: "g",
+        cgroup: %{memory_max: :max, pids_max: 10, cpu_weight: 50, memory_oom_group: true}
+      )
+
+    args = MuonTrap.Port.args(opts, :output)
+
+    assert Enum.chunk_every(args, 2, 1) |> Enum.member?(["-g", "g"])
+
+    for expected <- ["memory.max=max", "pids.max=10", "cpu.weight=50", "memory.oom.group=1"] do
+      assert expected in args
+    end
+
+    assert Enum.filter(args, &(&1 in ["cpu", "memory", "pids"])) == ["cpu", "memory", "pids"]
+  end
+
+  test "both stderr options at once are refused" do
+    assert_raise ArgumentError, fn ->
+      Options.validate(:cmd, "echo", [], stderr_to_stdout: true, capture_stderr_only: true)
+    end
+  end
+
+  test "cmd/3 raises for bad options before running anything" do
+    assert_raise ArgumentError, fn -> MuonTrap.cmd("echo", [], stdio_window: 1) end
+  end
+end

@@ -1,0 +1,128 @@
+defmodule MuonTrapTest do
+  use ExUnit.Case, async: true
+  doctest MuonTrap
+
+  import MuonTrap.Test.OSProcess
+
+  describe "cmd/3 like System.cmd/3" do
+    test "returns output and exit status" do
+      assert MuonTrap.cmd("echo", ["hello", "world"]) == {"hello world\n", 0}
+      assert MuonTrap.cmd("sh", ["-c", "exit 7"]) == {"", 7}
+      assert MuonTrap.cmd("true", []) == {"", 0}
+    end
+
+    test "a command killed by a signal gives 128 + the signal" do
+      assert MuonTrap.cmd(helper(), ["kill_self", "9"]) == {"bye\n", 137}
+      assert MuonTrap.cmd(helper(), ["kill_self", "15"]) == {"bye\n", 143}
+    end
+
+    test ":into collects into any Collectable" do
+      assert {["a\nb\n"], 0} = MuonTrap.cmd("printf", ["a\\nb\\n"], into: [])
+      {stream_out, 0} = MuonTrap.cmd(helper(), ["chatty", "3", "0"], into: %MapSet{})
+      assert Enum.join(stream_out) == "line 1\nline 2\nline 3\n"
+    end
+
+    test ":cd runs in a directory" do
+      assert MuonTrap.cmd("pwd", [], cd: "/tmp") == {"/tmp\n", 0}
+    end
+
+    test ":env sets and unsets variables" do
+      System.put_env("MUONTRAP_TEST_UNSET_ME", "present")
+
+      {out, 0} =
+        MuonTrap.cmd("sh", ["-c", "echo \"$FOO:${MUONTRAP_TEST_UNSET_ME-gone}\""],
+          env: [{"FOO", "bar"}, {"MUONTRAP_TEST_UNSET_ME", nil}]
+        )
+
+      assert out == "bar:gone\n"
+    end
+
+    test ":arg0 sets argv[0]" do
+      assert MuonTrap.cmd("sh", ["-c", "echo $0"], arg0: "renamed") == {"renamed\n", 0}
+    end
+
+    test "stderr is not captured by default, merged with :stderr_to_stdout, alone with :capture_stderr_only" do
+      assert MuonTrap.cmd(helper(), ["out_err", "OUT", "ERR"], stderr_to_stdout: true) == {"OUTERR", 0}
+      assert MuonTrap.cmd(helper(), ["out_err", "OUT", "ERR"], capture_stderr_only: true) == {"ERR", 0}
+
+      assert ExUnit.CaptureIO.capture_io(:stderr, fn ->
+               send(self(), {:result, MuonTrap.cmd(helper(), ["out_err", "OUT", ""])})
+             end) == ""
+
+      assert_received {:result, {"OUT", 0}}
+    end
+
+    test ":parallelism is accepted" do
+      assert MuonTrap.cmd("echo", ["p"], parallelism: true) == {"p\n", 0}
+    end
+
+    test "a missing executable raises :enoent like System.cmd/3" do
+      assert_raise ErlangError, ~r/enoent/, fn -> MuonTrap.cmd("no_such_program_muontrap", []) end
+    end
+  end
+
+  describe "timeouts" do
+    test "returns the output so far and :timeout, and the command is gone" do
+      m = marker()
+      {out, :timeout} = MuonTrap.cmd("sh", ["-c", "echo started; exec sleep 1000 #{m}"], timeout: 300)
+      assert out == "started\n"
+      assert pids_matching(m) == []
+    end
+
+    test "a command that ignores SIGTERM is killed after :delay_to_sigkill" do
+      {out, :timeout} =
+        MuonTrap.cmd(helper(), ["ignore_sigterm", "3"], timeout: 200, delay_to_sigkill: 50)
+
+      [_, _, _, "ready"] = String.split(out, "\n", trim: true) |> Enum.take(4)
+      pids = out |> String.split("\n", trim: true) |> Enum.drop(-1) |> Enum.map(&String.to_integer/1)
+      assert length(pids) == 3
+      wait_all_dead(pids)
+    end
+
+    test "the timer is cleaned up and unrelated messages are kept" do
+      send(self(), :unrelated)
+      send(self(), {:timeout, make_ref(), :muontrap_timeout})
+      assert {"x\n", 0} = MuonTrap.cmd("echo", ["x"], timeout: 50)
+      Process.sleep(100)
+      assert_received :unrelated
+      assert_received {:timeout, _, :muontrap_timeout}
+      refute_received {:timeout, _, _}
+      refute_received _
+    end
+  end
+
+  describe "containment without cgroups" do
+    test "the command and its children die when the caller dies" do
+      m = marker()
+      parent = self()
+
+      caller =
+        spawn(fn ->
+          MuonTrap.cmd("sh", ["-c", "#{helper()} fork_many 5 #{m} & exec #{helper()} sleep #{m}"],
+            into: %Collect{to: parent}
+          )
+        end)
+
+      wait_until(fn -> length(pids_matching(m)) == 7 end, 5_000, "7 processes")
+      pids = pids_matching(m)
+      Process.exit(caller, :kill)
+      wait_all_dead(pids)
+    end
+
+    test "children left by a command that exits are killed" do
+      {out, 0} = MuonTrap.cmd(helper(), ["fork_many", "3", "exit"])
+      pids = out |> String.split() |> Enum.map(&String.to_integer/1)
+      assert length(pids) == 3
+      wait_all_dead(pids)
+    end
+
+    test "many concurrent commands neither interfere nor kill their callers" do
+      results =
+        1..200
+        |> Task.async_stream(fn i -> MuonTrap.cmd("echo", ["#{i}"]) end, max_concurrency: 50)
+        |> Enum.map(fn {:ok, r} -> r end)
+
+      assert results == Enum.map(1..200, &{"#{&1}\n", 0})
+    end
+  end
+end

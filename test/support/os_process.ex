@@ -1,0 +1,84 @@
+defmodule MuonTrap.Test.OSProcess do
+  @moduledoc false
+  # Looks at real OS processes and cgroups through /proc and /sys, so tests
+  # check what actually survives rather than what MuonTrap says.
+
+  @doc "Path to the multi-call test helper binary built by `mix compile` in the test env."
+  def helper, do: Path.join([Mix.Project.build_path(), "muontrap_test_helper", "muontrap_test_helper"])
+
+  @doc "The bytes `muontrap_test_helper print_bytes n` writes."
+  def pattern(n) do
+    block = :binary.list_to_bin(Enum.map(0..250, & &1))
+    whole = :binary.copy(block, div(n, 251) + 1)
+    binary_part(whole, 0, n)
+  end
+
+  @doc "True if `pid` exists and is not a zombie."
+  def alive?(pid) do
+    case File.read("/proc/#{pid}/stat") do
+      {:ok, stat} ->
+        # The state follows the parenthesized command name, which may contain spaces.
+        [_, rest] = String.split(stat, ") ", parts: 2)
+        not String.starts_with?(rest, ["Z", "X"])
+
+      {:error, _} ->
+        false
+    end
+  end
+
+  @doc "OS pids of live processes whose command line contains `needle`."
+  def pids_matching(needle) do
+    for "/proc/" <> pid <- Path.wildcard("/proc/[0-9]*"),
+        {:ok, cmdline} <- [File.read("/proc/#{pid}/cmdline")],
+        String.contains?(cmdline, needle),
+        pid = String.to_integer(pid),
+        alive?(pid),
+        do: pid
+  end
+
+  @doc "Poll `fun` until it returns a truthy value; flunk after `timeout` ms."
+  def wait_until(fun, timeout \\ 5_000, what \\ "condition") do
+    deadline = System.monotonic_time(:millisecond) + timeout
+    do_wait(fun, deadline, what)
+  end
+
+  defp do_wait(fun, deadline, what) do
+    cond do
+      result = fun.() ->
+        result
+
+      System.monotonic_time(:millisecond) > deadline ->
+        ExUnit.Assertions.flunk("timed out waiting for #{what}")
+
+      true ->
+        Process.sleep(10)
+        do_wait(fun, deadline, what)
+    end
+  end
+
+  @doc "Wait until none of `pids` is alive."
+  def wait_all_dead(pids, timeout \\ 5_000) do
+    wait_until(fn -> Enum.all?(pids, &(not alive?(&1))) end, timeout, "OS pids #{inspect(pids)} to die")
+  end
+
+  @doc "A unique marker to put in a command line so a test can find its own processes."
+  def marker, do: "mt#{System.unique_integer([:positive])}x#{:rand.uniform(1_000_000)}"
+
+  @doc "The v2 cgroup of this VM relative to the mount, or nil without a usable v2 hierarchy."
+  def v2_own_cgroup do
+    with {:ok, text} <- File.read("/proc/self/cgroup"),
+         ["0::" <> path] <- Enum.filter(String.split(text, "\n"), &String.starts_with?(&1, "0::")) do
+      String.trim_leading(path, "/")
+    else
+      _ -> nil
+    end
+  end
+
+  @doc "True when /sys/fs/cgroup is a cgroup v2 mount offering the cpu, memory and pids controllers."
+  def cgroup_v2_ready? do
+    case File.read("/sys/fs/cgroup/cgroup.controllers") do
+      {:ok, text} -> Enum.all?(~w(cpu memory pids), &(&1 in String.split(text)))
+      _ -> false
+    end
+  end
+end

@@ -1,0 +1,9 @@
+exclude =
+  if MuonTrap.Test.OSProcess.cgroup_v2_ready?() do
+    []
+  else
+    IO.puts("cgroup v2 with cpu/memory/pids is not mounted at /sys/fs/cgroup: skipping :cgroup tests (run scripts/vm_test)")
+    [:cgroup]
+  end
+
+ExUnit.start(exclude: exclude)
