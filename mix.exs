@@ -30,7 +30,9 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
     ]
 
     if Mix.env() == :test do
-      helper = Path.join([Mix.Project.build_path(), "muontrap_test_helper", "muontrap_test_helper"])
+      helper =
+        Path.join([Mix.Project.build_path(), "muontrap_test_helper", "muontrap_test_helper"])
+
       [{Path.join(release, "muontrap_test_helper"), helper} | base]
     else
       base
@@ -68,6 +70,7 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
 
         for {src, dest} <- artifacts() do
           File.mkdir_p!(Path.dirname(dest))
+
           # Copy to a temporary name and rename, so a running port binary is never overwritten in place.
           tmp = dest <> ".tmp"
           File.cp!(src, tmp)

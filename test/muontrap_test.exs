@@ -42,8 +42,11 @@ defmodule MuonTrapTest do
     end
 
     test "stderr is not captured by default, merged with :stderr_to_stdout, alone with :capture_stderr_only" do
-      assert MuonTrap.cmd(helper(), ["out_err", "OUT", "ERR"], stderr_to_stdout: true) == {"OUTERR", 0}
-      assert MuonTrap.cmd(helper(), ["out_err", "OUT", "ERR"], capture_stderr_only: true) == {"ERR", 0}
+      assert MuonTrap.cmd(helper(), ["out_err", "OUT", "ERR"], stderr_to_stdout: true) ==
+               {"OUTERR", 0}
+
+      assert MuonTrap.cmd(helper(), ["out_err", "OUT", "ERR"], capture_stderr_only: true) ==
+               {"ERR", 0}
 
       assert ExUnit.CaptureIO.capture_io(:stderr, fn ->
                send(self(), {:result, MuonTrap.cmd(helper(), ["out_err", "OUT", ""])})
@@ -64,7 +67,10 @@ defmodule MuonTrapTest do
   describe "timeouts" do
     test "returns the output so far and :timeout, and the command is gone" do
       m = marker()
-      {out, :timeout} = MuonTrap.cmd("sh", ["-c", "echo started; exec sleep 1000 #{m}"], timeout: 300)
+
+      {out, :timeout} =
+        MuonTrap.cmd("sh", ["-c", "echo started; exec #{helper()} sleep #{m}"], timeout: 300)
+
       assert out == "started\n"
       assert pids_matching(m) == []
     end
@@ -74,7 +80,10 @@ defmodule MuonTrapTest do
         MuonTrap.cmd(helper(), ["ignore_sigterm", "3"], timeout: 200, delay_to_sigkill: 50)
 
       [_, _, _, "ready"] = String.split(out, "\n", trim: true) |> Enum.take(4)
-      pids = out |> String.split("\n", trim: true) |> Enum.drop(-1) |> Enum.map(&String.to_integer/1)
+
+      pids =
+        out |> String.split("\n", trim: true) |> Enum.drop(-1) |> Enum.map(&String.to_integer/1)
+
       assert length(pids) == 3
       wait_all_dead(pids)
     end

@@ -75,6 +75,7 @@ defmodule MuonTrap.Cgroup do
 
   defp encode!(_key, :boolean, true), do: "1"
   defp encode!(_key, :boolean, false), do: "0"
+
   defp encode!(_key, kind, v) when kind in [:bytes, :bytes_or_max] and is_integer(v) and v >= 0,
     do: Integer.to_string(v)
 

@@ -102,12 +102,14 @@ defmodule MuonTrap.Daemon do
   Returns `{:error, :no_cgroup}` without a cgroup and `{:error, :einval}`
   for a file name that is not a plain name inside the group.
   """
-  @spec cgget(GenServer.server(), binary()) :: {:ok, String.t()} | {:error, File.posix() | :no_cgroup}
+  @spec cgget(GenServer.server(), binary()) ::
+          {:ok, String.t()} | {:error, File.posix() | :no_cgroup}
   def cgget(server, variable_name), do: Nif.cgget(cgroup_path(server), variable_name)
 
   @doc "Write `value` to a cgroup v2 interface file in the daemon's cgroup."
   @spec cgset(GenServer.server(), binary(), binary()) :: :ok | {:error, File.posix() | :no_cgroup}
-  def cgset(server, variable_name, value), do: Nif.cgset(cgroup_path(server), variable_name, value)
+  def cgset(server, variable_name, value),
+    do: Nif.cgset(cgroup_path(server), variable_name, value)
 
   @doc """
   Return the daemon's writable cgroup settings.
@@ -146,7 +148,7 @@ defmodule MuonTrap.Daemon do
     Process.flag(:trap_exit, true)
 
     unless options[:logger_fun] do
-      Logger.metadata(Keyword.get(options, :logger_metadata, []))
+      Logger.metadata(Map.get(options, :logger_metadata, []))
     end
 
     Logger.metadata(muontrap_cmd: command, muontrap_args: options.args)

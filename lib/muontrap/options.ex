@@ -45,7 +45,11 @@ defmodule MuonTrap.Options do
   @type context :: :cmd | :daemon
 
   @typedoc "Validated options: every given option plus `:cmd` (the resolved executable) and `:args`."
-  @type t :: %{required(:cmd) => binary(), required(:args) => [binary()], optional(atom()) => term()}
+  @type t :: %{
+          required(:cmd) => binary(),
+          required(:args) => [binary()],
+          optional(atom()) => term()
+        }
 
   @doc """
   Validate `command`, `args` and `opts` for `context` and return them as a map.
@@ -69,7 +73,8 @@ defmodule MuonTrap.Options do
     Enum.each(args, &assert_no_null_byte!(&1, context))
 
     unless Keyword.keyword?(opts) do
-      raise ArgumentError, "options for #{caller(context)} must be a keyword list, got: #{inspect(opts)}"
+      raise ArgumentError,
+            "options for #{caller(context)} must be a keyword list, got: #{inspect(opts)}"
     end
 
     cmd =
@@ -103,7 +108,8 @@ defmodule MuonTrap.Options do
   end
 
   defp assert_no_null_byte!(other, context) do
-    raise ArgumentError, "the command for #{caller(context)} must be a binary, got: #{inspect(other)}"
+    raise ArgumentError,
+          "the command for #{caller(context)} must be a binary, got: #{inspect(other)}"
   end
 
   defp validate_option(_, :cd, v) when is_binary(v), do: v

@@ -94,7 +94,10 @@ defmodule MuonTrap.Port do
   defp port_option(%{cd: cd}, :cd), do: [{:cd, cd}]
 
   defp port_option(%{env: env}, :env) do
-    [{:env, Enum.map(env, fn {k, v} -> {to_charlist(k), if(v, do: to_charlist(v), else: false)} end)}]
+    [
+      {:env,
+       Enum.map(env, fn {k, v} -> {to_charlist(k), if(v, do: to_charlist(v), else: false)} end)}
+    ]
   end
 
   defp port_option(%{parallelism: p}, :parallelism), do: [{:parallelism, p}]

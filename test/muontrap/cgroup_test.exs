@@ -34,7 +34,9 @@ defmodule MuonTrap.CgroupTest do
     path = fresh_path()
 
     {out, 0} =
-      MuonTrap.cmd("cat", [dir(path) <> "/memory.max", dir(path) <> "/pids.max", dir(path) <> "/cpu.max"],
+      MuonTrap.cmd(
+        "cat",
+        [dir(path) <> "/memory.max", dir(path) <> "/pids.max", dir(path) <> "/cpu.max"],
         cgroup_path: path,
         cgroup: %{memory_max: 104_857_600, pids_max: 50, cpu_max: {50_000, 100_000}}
       )
@@ -92,7 +94,12 @@ defmodule MuonTrap.CgroupTest do
   end
 
   test "pids_max stops a fork loop" do
-    {out, status} = MuonTrap.cmd(helper(), ["fork_many", "50", "exit"], cgroup_base: base(), cgroup: %{pids_max: 5})
+    {out, status} =
+      MuonTrap.cmd(helper(), ["fork_many", "50", "exit"],
+        cgroup_base: base(),
+        cgroup: %{pids_max: 5}
+      )
+
     assert status == 3
     assert length(String.split(out)) < 5
   end
@@ -115,14 +122,23 @@ defmodule MuonTrap.CgroupTest do
       {:ok, pid} =
         Daemon.start_link(helper(), ["fork_many", "2"],
           cgroup_base: base(),
-          cgroup: %{memory_max: 200_000_000, pids_max: 100, cpu_weight: 50, memory_oom_group: true}
+          cgroup: %{
+            memory_max: 200_000_000,
+            pids_max: 100,
+            cpu_weight: 50,
+            memory_oom_group: true
+          }
         )
 
       wait_until(fn -> is_integer(Daemon.command_os_pid(pid)) end)
       path = Daemon.cgroup_path(pid)
 
       on_exit(fn ->
-        wait_until(fn -> not File.exists?(dir(path)) end, 5_000, "the daemon's group to be removed")
+        wait_until(
+          fn -> not File.exists?(dir(path)) end,
+          5_000,
+          "the daemon's group to be removed"
+        )
       end)
 
       %{daemon: pid, path: path}
@@ -142,7 +158,10 @@ defmodule MuonTrap.CgroupTest do
 
     test "cgroup_config round-trips into another daemon", %{daemon: pid} do
       config = Daemon.cgroup_config(pid)
-      assert %{memory_max: 200_000_000, pids_max: 100, cpu_weight: 50, memory_oom_group: true} = config
+
+      assert %{memory_max: 200_000_000, pids_max: 100, cpu_weight: 50, memory_oom_group: true} =
+               config
+
       assert config.cpu_max == :max
 
       {:ok, twin} = Daemon.start_link(helper(), ["sleep"], cgroup_base: base(), cgroup: config)
@@ -152,7 +171,12 @@ defmodule MuonTrap.CgroupTest do
     end
 
     test "statistics report real figures", %{daemon: pid} do
-      wait_until(fn -> Daemon.statistics(pid).cgroup["pids.current"] == 3 end, 5_000, "3 processes")
+      wait_until(
+        fn -> Daemon.statistics(pid).cgroup["pids.current"] == 3 end,
+        5_000,
+        "3 processes"
+      )
+
       stats = Daemon.statistics(pid).cgroup
       assert stats["memory.current"] > 0
       assert is_integer(stats["memory.peak"] || 0)
@@ -175,7 +199,9 @@ defmodule MuonTrap.CgroupTest do
 
     capture_log(fn ->
       {:ok, pid} =
-        Daemon.start_link("sh", ["-c", "#{helper()} fork_many 3 #{m} & exec #{helper()} sleep #{m}"],
+        Daemon.start_link(
+          "sh",
+          ["-c", "#{helper()} fork_many 3 #{m} & exec #{helper()} sleep #{m}"],
           cgroup_base: base()
         )
 

@@ -22,7 +22,9 @@ defmodule MuonTrap.DaemonTest do
 
   test "output goes to logger_fun line by line, partial lines at exit too" do
     {:ok, pid} =
-      Daemon.start_link("sh", ["-c", "printf 'one\\ntwo\\nthr'; printf 'ee'"], logger_fun: forward_lines())
+      Daemon.start_link("sh", ["-c", "printf 'one\\ntwo\\nthr'; printf 'ee'"],
+        logger_fun: forward_lines()
+      )
 
     ref = Process.monitor(pid)
     assert_receive {:line, "one"}
@@ -59,8 +61,22 @@ defmodule MuonTrap.DaemonTest do
     assert log =~ "echo: hello log"
     assert log =~ "mine=42"
     assert log =~ "muontrap_cmd=echo"
-    assert log =~ "muontrap_args=hello log" or log =~ ~s(muontrap_args=["hello log"])
     assert log =~ "Process exited successfully"
+  end
+
+  test "logger metadata always carries the command and its arguments" do
+    {:ok, pid} =
+      Daemon.start_link(helper(), ["sleep"],
+        log_output: :debug,
+        logger_metadata: [muontrap_args: :mine, extra: 1]
+      )
+
+    {:dictionary, dict} = Process.info(pid, :dictionary)
+    metadata = dict[:"$logger_metadata$"]
+    assert metadata[:muontrap_cmd] == helper()
+    assert metadata[:muontrap_args] == ["sleep"]
+    assert metadata[:extra] == 1
+    GenServer.stop(pid)
   end
 
   test "log_prefix and log_transform" do
@@ -93,23 +109,35 @@ defmodule MuonTrap.DaemonTest do
   end
 
   test "stderr_to_stdout and capture_stderr_only" do
-    {:ok, _} = Daemon.start_link(helper(), ["out_err", "O\n", "E\n"], logger_fun: forward_lines(), stderr_to_stdout: true)
+    {:ok, _} =
+      Daemon.start_link(helper(), ["out_err", "O\n", "E\n"],
+        logger_fun: forward_lines(),
+        stderr_to_stdout: true
+      )
+
     assert_receive {:line, "O"}
     assert_receive {:line, "E"}
 
-    {:ok, _} = Daemon.start_link(helper(), ["out_err", "O2\n", "E2\n"], logger_fun: forward_lines(), capture_stderr_only: true)
+    {:ok, _} =
+      Daemon.start_link(helper(), ["out_err", "O2\n", "E2\n"],
+        logger_fun: forward_lines(),
+        capture_stderr_only: true
+      )
+
     assert_receive {:line, "E2"}
     refute_received {:line, "O2"}
   end
 
   test "a very long unterminated line is cut to a bounded size" do
-    {:ok, pid} = Daemon.start_link(helper(), ["print_bytes", "100000"], logger_fun: forward_lines())
+    {:ok, pid} =
+      Daemon.start_link(helper(), ["print_bytes", "100000"], logger_fun: forward_lines())
+
     ref = Process.monitor(pid)
     assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 5_000
     lines = collect_lines([])
     assert Enum.all?(lines, &(byte_size(&1) <= 16_384))
     # Lines are split at the pattern's newlines (byte 10) and cut beyond that: all bytes arrive.
-    assert IO.iodata_length(lines) + length(lines) - 1 >= 100_000 - 100_000 |> div(251)
+    assert IO.iodata_length(lines) + length(lines) - 1 >= (100_000 - 100_000) |> div(251)
   end
 
   defp collect_lines(acc) do
@@ -132,7 +160,9 @@ defmodule MuonTrap.DaemonTest do
     assert log =~ "exited with status 3"
 
     capture_log(fn ->
-      {:ok, pid} = Daemon.start_link("sh", ["-c", "exit 4"], exit_status_to_reason: &{:status, &1})
+      {:ok, pid} =
+        Daemon.start_link("sh", ["-c", "exit 4"], exit_status_to_reason: &{:status, &1})
+
       assert_receive {:EXIT, ^pid, {:status, 4}}, 5_000
     end)
   end
@@ -140,10 +170,18 @@ defmodule MuonTrap.DaemonTest do
   test "os_pid/1 and command_os_pid/1 return the real OS pids" do
     {:ok, pid} = Daemon.start_link(helper(), ["sleep"], [])
     port_pid = wait_until(fn -> is_integer(Daemon.os_pid(pid)) && Daemon.os_pid(pid) end)
-    child = wait_until(fn -> is_integer(Daemon.command_os_pid(pid)) && Daemon.command_os_pid(pid) end)
+
+    child =
+      wait_until(fn -> is_integer(Daemon.command_os_pid(pid)) && Daemon.command_os_pid(pid) end)
+
     assert File.read!("/proc/#{port_pid}/cmdline") =~ "muontrap"
     assert File.read!("/proc/#{child}/cmdline") =~ "muontrap_test_helper"
-    assert File.read!("/proc/#{child}/stat") |> String.split(") ") |> Enum.at(1) |> String.split() |> Enum.at(1) ==
+
+    assert File.read!("/proc/#{child}/stat")
+           |> String.split(") ")
+           |> Enum.at(1)
+           |> String.split()
+           |> Enum.at(1) ==
              "#{port_pid}"
 
     GenServer.stop(pid)
@@ -155,7 +193,9 @@ defmodule MuonTrap.DaemonTest do
     m = marker()
 
     {:ok, pid} =
-      Daemon.start_link("sh", ["-c", "#{helper()} fork_many 3 #{m} & exec #{helper()} chatty 0 0 #{m}"],
+      Daemon.start_link(
+        "sh",
+        ["-c", "#{helper()} fork_many 3 #{m} & exec #{helper()} chatty 0 0 #{m}"],
         logger_fun: forward_lines()
       )
 
@@ -167,7 +207,12 @@ defmodule MuonTrap.DaemonTest do
   end
 
   test "a daemon ignoring SIGTERM is killed after delay_to_sigkill" do
-    {:ok, pid} = Daemon.start_link(helper(), ["ignore_sigterm", "2"], logger_fun: forward_lines(), delay_to_sigkill: 100)
+    {:ok, pid} =
+      Daemon.start_link(helper(), ["ignore_sigterm", "2"],
+        logger_fun: forward_lines(),
+        delay_to_sigkill: 100
+      )
+
     assert_receive {:line, "ready"}, 5_000
     child = Daemon.command_os_pid(pid)
     GenServer.stop(pid)
@@ -176,7 +221,9 @@ defmodule MuonTrap.DaemonTest do
 
   test "statistics/1 counts output and has an empty cgroup map without a cgroup" do
     {:ok, pid} =
-      Daemon.start_link("sh", ["-c", "#{helper()} print_bytes 5000; exec #{helper()} sleep"], logger_fun: fn _ -> :ok end)
+      Daemon.start_link("sh", ["-c", "#{helper()} print_bytes 5000; exec #{helper()} sleep"],
+        logger_fun: fn _ -> :ok end
+      )
 
     wait_until(fn -> Daemon.statistics(pid).output_byte_count == 5000 end)
     assert Daemon.statistics(pid) == %{output_byte_count: 5000, cgroup: %{}}
@@ -220,8 +267,14 @@ defmodule MuonTrap.DaemonTest do
       Process.flag(:trap_exit, true)
 
       capture_log(fn ->
-        {:ok, pid} = Daemon.start_link("echo", ["never"], logger_fun: forward_lines(), wait_for: fn -> raise "nope" end)
-        assert_receive {:EXIT, ^pid, {:wait_for_failed, {%RuntimeError{message: "nope"}, _}}}, 5_000
+        {:ok, pid} =
+          Daemon.start_link("echo", ["never"],
+            logger_fun: forward_lines(),
+            wait_for: fn -> raise "nope" end
+          )
+
+        assert_receive {:EXIT, ^pid, {:wait_for_failed, {%RuntimeError{message: "nope"}, _}}},
+                       5_000
       end)
 
       refute_received {:line, _}
@@ -253,14 +306,17 @@ defmodule MuonTrap.DaemonTest do
       spec = fn id, restart, script, index ->
         Supervisor.child_spec(
           {Daemon,
-           ["sh", ["-c", script],
-            [
-              logger_fun: fn _ -> :ok end,
-              wait_for: fn ->
-                :counters.add(counter, index, 1)
-                send(test, {:started, id})
-              end
-            ]]},
+           [
+             "sh",
+             ["-c", script],
+             [
+               logger_fun: fn _ -> :ok end,
+               wait_for: fn ->
+                 :counters.add(counter, index, 1)
+                 send(test, {:started, id})
+               end
+             ]
+           ]},
           id: id,
           restart: restart
         )
@@ -294,7 +350,8 @@ defmodule MuonTrap.DaemonTest do
           Supervisor.start_link(
             [
               Supervisor.child_spec(
-                {Daemon, ["sh", ["-c", "exit 2"], [wait_for: fn -> :counters.add(counter, 1, 1) end]]},
+                {Daemon,
+                 ["sh", ["-c", "exit 2"], [wait_for: fn -> :counters.add(counter, 1, 1) end]]},
                 restart: :transient
               )
             ],
@@ -313,7 +370,9 @@ defmodule MuonTrap.DaemonTest do
 
       children =
         for i <- 1..3 do
-          Supervisor.child_spec({Daemon, ["sh", ["-c", "exec #{helper()} fork_many 2 #{m}"]]}, id: {:d, i})
+          Supervisor.child_spec({Daemon, ["sh", ["-c", "exec #{helper()} fork_many 2 #{m}"]]},
+            id: {:d, i}
+          )
         end
 
       {:ok, sup} = Supervisor.start_link(children, strategy: :one_for_one)

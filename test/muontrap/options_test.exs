@@ -8,12 +8,27 @@ defmodule MuonTrap.OptionsTest do
   alias MuonTrap.Options
 
   test "errors match System.cmd/3" do
-    assert_raise ErlangError, ~r/enoent/, fn -> Options.validate(:cmd, "does_not_exist_mt", [], []) end
+    assert_raise ErlangError, ~r/enoent/, fn ->
+      Options.validate(:cmd, "does_not_exist_mt", [], [])
+    end
+
     assert_raise ArgumentError, ~r/null bytes/, fn -> Options.validate(:cmd, "ec\0ho", [], []) end
-    assert_raise ArgumentError, ~r/must be binaries/, fn -> Options.validate(:cmd, "echo", [:a], []) end
-    assert_raise ArgumentError, ~r/must be binaries/, fn -> Options.validate(:cmd, "echo", "a", []) end
-    assert_raise ArgumentError, ~r/null bytes/, fn -> Options.validate(:cmd, "echo", ["a\0"], []) end
-    assert_raise ArgumentError, ~r/invalid option :bogus/, fn -> Options.validate(:cmd, "echo", [], bogus: 1) end
+
+    assert_raise ArgumentError, ~r/must be binaries/, fn ->
+      Options.validate(:cmd, "echo", [:a], [])
+    end
+
+    assert_raise ArgumentError, ~r/must be binaries/, fn ->
+      Options.validate(:cmd, "echo", "a", [])
+    end
+
+    assert_raise ArgumentError, ~r/null bytes/, fn ->
+      Options.validate(:cmd, "echo", ["a\0"], [])
+    end
+
+    assert_raise ArgumentError, ~r/invalid option :bogus/, fn ->
+      Options.validate(:cmd, "echo", [], bogus: 1)
+    end
   end
 
   test "context decides which options exist" do
@@ -65,7 +80,9 @@ defmodule MuonTrap.OptionsTest do
 
   test "bad :groups entries are refused" do
     for groups <- [[0], [-1], [:wheel], ["bad name!"], [1.5]] do
-      assert_raise ArgumentError, ~r/groups/, fn -> Options.validate(:cmd, "echo", [], groups: groups) end
+      assert_raise ArgumentError, ~r/groups/, fn ->
+        Options.validate(:cmd, "echo", [], groups: groups)
+      end
     end
 
     assert %{groups: [1, "audio"]} = Options.validate(:cmd, "echo", [], groups: [1, "audio"])

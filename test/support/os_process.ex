@@ -4,7 +4,8 @@ defmodule MuonTrap.Test.OSProcess do
   # check what actually survives rather than what MuonTrap says.
 
   @doc "Path to the multi-call test helper binary built by `mix compile` in the test env."
-  def helper, do: Path.join([Mix.Project.build_path(), "muontrap_test_helper", "muontrap_test_helper"])
+  def helper,
+    do: Path.join([Mix.Project.build_path(), "muontrap_test_helper", "muontrap_test_helper"])
 
   @doc "The bytes `muontrap_test_helper print_bytes n` writes."
   def pattern(n) do
@@ -26,14 +27,25 @@ defmodule MuonTrap.Test.OSProcess do
     end
   end
 
-  @doc "OS pids of live processes whose command line contains `needle`."
+  @doc """
+  OS pids of live processes whose command line contains `needle`, leaving
+  out muontrap port binaries (their arguments hold the command line too).
+  """
   def pids_matching(needle) do
     for "/proc/" <> pid <- Path.wildcard("/proc/[0-9]*"),
         {:ok, cmdline} <- [File.read("/proc/#{pid}/cmdline")],
         String.contains?(cmdline, needle),
+        not port_binary?(pid),
         pid = String.to_integer(pid),
         alive?(pid),
         do: pid
+  end
+
+  defp port_binary?(pid) do
+    case File.read_link("/proc/#{pid}/exe") do
+      {:ok, exe} -> Path.basename(exe) == "muontrap"
+      {:error, _} -> false
+    end
   end
 
   @doc "Poll `fun` until it returns a truthy value; flunk after `timeout` ms."
@@ -58,7 +70,11 @@ defmodule MuonTrap.Test.OSProcess do
 
   @doc "Wait until none of `pids` is alive."
   def wait_all_dead(pids, timeout \\ 5_000) do
-    wait_until(fn -> Enum.all?(pids, &(not alive?(&1))) end, timeout, "OS pids #{inspect(pids)} to die")
+    wait_until(
+      fn -> Enum.all?(pids, &(not alive?(&1))) end,
+      timeout,
+      "OS pids #{inspect(pids)} to die"
+    )
   end
 
   @doc "A unique marker to put in a command line so a test can find its own processes."

@@ -21,6 +21,7 @@ Options:
   -0, --arg0 NAME              argv[0] for the program (default: PROGRAM)
   -g, --group PATH             cgroup to create, relative to the cgroup2 mount (needs -c)
   -c, --controller NAME        cgroup controller to enable (repeatable, needs -g)
+      --no-controllers         with -g: a group for containment only, no controller
   -s, --set FILE=VALUE         write VALUE to the group's FILE (repeatable, after a -c)
   -k, --delay-to-sigkill MS    wait after SIGTERM before SIGKILL (default 500)
       --uid UID|USER           run the program as this user (not 0)
@@ -112,6 +113,7 @@ pub enum ArgError {
     MissingProgram,
     GroupWithoutController,
     ControllerWithoutGroup,
+    NoControllersMisuse,
     SetBeforeController,
     BadController(String),
     BadCgroupPath { path: String, reason: String },
@@ -139,6 +141,9 @@ impl fmt::Display for ArgError {
                 write!(f, "--group needs at least one --controller")
             }
             ArgError::ControllerWithoutGroup => write!(f, "--controller needs --group"),
+            ArgError::NoControllersMisuse => {
+                write!(f, "--no-controllers needs --group and excludes --controller")
+            }
             ArgError::SetBeforeController => {
                 write!(f, "--set must come after a --controller")
             }
@@ -174,11 +179,12 @@ enum Opt {
     CaptureStderr,
     CaptureStderrOnly,
     Framed,
+    NoControllers,
     Help,
 }
 
 /// (long name, short name, option). Errors name options by the long form.
-const OPTIONS: [(&str, &str, Opt); 14] = [
+const OPTIONS: [(&str, &str, Opt); 15] = [
     ("--arg0", "-0", Opt::Arg0),
     ("--group", "-g", Opt::Group),
     ("--controller", "-c", Opt::Controller),
@@ -192,6 +198,7 @@ const OPTIONS: [(&str, &str, Opt); 14] = [
     ("--capture-stderr", "", Opt::CaptureStderr),
     ("--capture-stderr-only", "", Opt::CaptureStderrOnly),
     ("--framed", "", Opt::Framed),
+    ("--no-controllers", "", Opt::NoControllers),
     ("--help", "", Opt::Help),
 ];
 
@@ -203,6 +210,7 @@ impl Opt {
                 | Opt::CaptureStderr
                 | Opt::CaptureStderrOnly
                 | Opt::Framed
+                | Opt::NoControllers
                 | Opt::Help
         )
     }
@@ -279,6 +287,7 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
     let mut groups = None;
     let mut window = None;
     let (mut cap_out, mut cap_err, mut cap_err_only, mut framed) = (false, false, false, false);
+    let mut no_controllers = false;
 
     let mut i = 0;
     while i < argv.len() {
@@ -344,7 +353,7 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
                 }
             }
             Opt::Set => {
-                if controllers.is_empty() {
+                if controllers.is_empty() && !no_controllers {
                     return Err(ArgError::SetBeforeController);
                 }
                 settings.push(parse_set(&text()?)?);
@@ -364,14 +373,23 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
             Opt::CaptureStderr => cap_err = true,
             Opt::CaptureStderrOnly => cap_err_only = true,
             Opt::Framed => framed = true,
+            Opt::NoControllers => no_controllers = true,
         }
     }
 
     let program = argv.get(i).cloned().ok_or(ArgError::MissingProgram)?;
     let args = argv[i + 1..].to_vec();
 
+    if no_controllers && (group.is_none() || !controllers.is_empty()) {
+        return Err(ArgError::NoControllersMisuse);
+    }
     let cgroup = match (group, controllers.is_empty()) {
-        (Some(_), true) => return Err(ArgError::GroupWithoutController),
+        (Some(_), true) if !no_controllers => return Err(ArgError::GroupWithoutController),
+        (Some(path), true) => Some(CgroupConfig {
+            path,
+            controllers,
+            settings,
+        }),
         (None, false) => return Err(ArgError::ControllerWithoutGroup),
         (None, true) => None,
         (Some(path), false) => Some(CgroupConfig {
@@ -425,6 +443,16 @@ mod tests {
             Err(e) => e,
             other => panic!("{a:?} should fail, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn no_controllers_gives_a_containment_only_group() {
+        let Ok(Parsed::Run(c)) = parse(&argv(&["-g", "a/b", "--no-controllers", "p"])) else {
+            panic!("expected a run")
+        };
+        let cg = c.cgroup.expect("a cgroup");
+        assert_eq!(cg.path, "a/b");
+        assert!(cg.controllers.is_empty());
     }
 
     #[test]
@@ -605,6 +633,11 @@ mod tests {
             (vec!["-0", "a", "--arg0", "b", "p"], Duplicate("--arg0")),
             (vec!["-g", "x", "p"], GroupWithoutController),
             (vec!["-c", "memory", "p"], ControllerWithoutGroup),
+            (vec!["--no-controllers", "p"], NoControllersMisuse),
+            (
+                vec!["-g", "x", "-c", "pids", "--no-controllers", "p"],
+                NoControllersMisuse,
+            ),
             (
                 vec!["-g", "x", "-s", "a=b", "-c", "memory", "p"],
                 SetBeforeController,

@@ -87,7 +87,8 @@ fn run(cfg: &Config) -> i32 {
     };
     let error_status = match &child.failure {
         Some(f) => {
-            out.error(&f.describe(&cfg.program));
+            let group = cfg.cgroup.as_ref().map(|c| c.path.as_str());
+            out.error(&f.describe(&cfg.program, group));
             Some(f.status())
         }
         None => {

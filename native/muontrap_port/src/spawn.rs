@@ -59,10 +59,10 @@ impl ChildFailure {
         }
     }
 
-    pub fn describe(&self, program: &OsStr) -> String {
+    pub fn describe(&self, program: &OsStr, cgroup: Option<&str>) -> String {
         let what = match self.stage {
             Some(Stage::Exec) => format!("failed to run {}", program.to_string_lossy()),
-            Some(Stage::Cgroup) => "failed to join the cgroup".to_string(),
+            Some(Stage::Cgroup) => format!("failed to join cgroup {}", cgroup.unwrap_or("")),
             Some(Stage::Stdio) => "failed to set up the program's stdio".to_string(),
             Some(Stage::Setgid) => "failed to set the group id".to_string(),
             Some(Stage::Setgroups) => "failed to set the supplementary groups".to_string(),
@@ -412,7 +412,7 @@ mod tests {
         };
         assert_eq!(exec.status(), 127);
         assert_eq!(
-            exec.describe(OsStr::new("/no/such")),
+            exec.describe(OsStr::new("/no/such"), None),
             "failed to run /no/such: No such file or directory"
         );
         let uid = ChildFailure {
@@ -421,8 +421,16 @@ mod tests {
         };
         assert_eq!(uid.status(), 1);
         assert!(uid
-            .describe(OsStr::new("x"))
+            .describe(OsStr::new("x"), None)
             .starts_with("failed to set the user id"));
+        let cg = ChildFailure {
+            stage: Some(Stage::Cgroup),
+            errno: Errno::EACCES,
+        };
+        assert_eq!(
+            cg.describe(OsStr::new("x"), Some("a/b")),
+            "failed to join cgroup a/b: Permission denied"
+        );
         for b in 1..=6 {
             assert_eq!(Stage::from_u8(b).map(|s| s as u8), Some(b));
         }

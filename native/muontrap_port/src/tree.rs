@@ -159,7 +159,10 @@ impl Reaper {
     /// reaped) is left.
     pub fn reap(&mut self) -> bool {
         loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            // __WALL: also children with a non-SIGCHLD exit signal, or
+            // ECHILD could claim nothing is left while they still run.
+            let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
+            match waitpid(Pid::from_raw(-1), Some(flags)) {
                 Ok(WaitStatus::StillAlive) => return true,
                 Ok(ws) => {
                     if ws.pid() == Some(self.main) {
