@@ -104,12 +104,12 @@ defmodule MuonTrap.Daemon do
   """
   @spec cgget(GenServer.server(), binary()) ::
           {:ok, String.t()} | {:error, File.posix() | :no_cgroup}
-  def cgget(server, variable_name), do: Nif.cgget(cgroup_path(server), variable_name)
+  def cgget(server, variable_name), do: Nif.cgget(live_cgroup_path(server), variable_name)
 
   @doc "Write `value` to a cgroup v2 interface file in the daemon's cgroup."
   @spec cgset(GenServer.server(), binary(), binary()) :: :ok | {:error, File.posix() | :no_cgroup}
   def cgset(server, variable_name, value),
-    do: Nif.cgset(cgroup_path(server), variable_name, value)
+    do: Nif.cgset(live_cgroup_path(server), variable_name, value)
 
   @doc """
   Return the daemon's writable cgroup settings.
@@ -123,7 +123,7 @@ defmodule MuonTrap.Daemon do
   the `:cgroup` option, to start another daemon with the same settings.
   """
   @spec cgroup_config(GenServer.server()) :: %{required(atom()) => term()}
-  def cgroup_config(server), do: Nif.cgroup_config(cgroup_path(server))
+  def cgroup_config(server), do: Nif.cgroup_config(live_cgroup_path(server))
 
   @doc """
   Return statistics about the daemon.
@@ -140,6 +140,10 @@ defmodule MuonTrap.Daemon do
     {count, path} = GenServer.call(server, :statistics)
     %{output_byte_count: count, cgroup: Nif.statistics(path)}
   end
+
+  # The port creates the cgroup just after the daemon starts: wait for the
+  # command to be running so the group's files are there.
+  defp live_cgroup_path(server), do: GenServer.call(server, :live_cgroup_path)
 
   # GenServer
 
@@ -160,6 +164,8 @@ defmodule MuonTrap.Daemon do
       os_pid: :error,
       command_os_pid: :error,
       wait_task: nil,
+      # Callers waiting for the command to start (see live_cgroup_path/1).
+      waiting: [],
       buffer: "",
       output_byte_count: 0,
       error: nil,
@@ -185,8 +191,22 @@ defmodule MuonTrap.Daemon do
   def handle_call(:command_os_pid, _from, state), do: {:reply, state.command_os_pid, state}
   def handle_call(:cgroup_path, _from, state), do: {:reply, state.options[:cgroup_path], state}
 
-  def handle_call(:statistics, _from, state),
-    do: {:reply, {state.output_byte_count, state.options[:cgroup_path]}, state}
+  def handle_call(:statistics, from, state), do: reply_when_started(from, :statistics, state)
+
+  def handle_call(:live_cgroup_path, from, state),
+    do: reply_when_started(from, :cgroup_path, state)
+
+  defp reply_when_started(from, what, %{port: port, command_os_pid: :error} = state)
+       when is_port(port) do
+    {:noreply, %{state | waiting: [{from, what} | state.waiting]}}
+  end
+
+  defp reply_when_started(_from, what, state), do: {:reply, started_reply(what, state), state}
+
+  defp started_reply(:cgroup_path, state), do: state.options[:cgroup_path]
+
+  defp started_reply(:statistics, state),
+    do: {state.output_byte_count, state.options[:cgroup_path]}
 
   @impl GenServer
   def handle_info({ref, _result}, %{wait_task: %Task{ref: ref}} = state) do
@@ -201,7 +221,13 @@ defmodule MuonTrap.Daemon do
         {:noreply, handle_output(state, data)}
 
       {:started, pid} ->
-        {:noreply, %{state | command_os_pid: pid}}
+        state = %{state | command_os_pid: pid}
+
+        Enum.each(state.waiting, fn {from, what} ->
+          GenServer.reply(from, started_reply(what, state))
+        end)
+
+        {:noreply, %{state | waiting: []}}
 
       {:error, message} ->
         Logger.error(message)

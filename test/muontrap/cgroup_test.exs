@@ -83,14 +83,15 @@ defmodule MuonTrap.CgroupTest do
   end
 
   test "a memory limit gets an allocating command OOM-killed" do
-    # tail keeps a newline-free stream in memory until it sees the end.
-    {_, status} =
-      MuonTrap.cmd("sh", ["-c", "head -c 300000000 /dev/zero | tail -c 1 >/dev/null"],
+    {out, status} =
+      MuonTrap.cmd(helper(), ["alloc", "256"],
         cgroup_base: base(),
         cgroup: %{memory_max: 32 * 1024 * 1024}
       )
 
-    assert status != 0
+    assert {out, status} == {"", 128 + 9}
+    # The same command fits without the limit.
+    assert {"done 256\n", 0} = MuonTrap.cmd(helper(), ["alloc", "256"], cgroup_base: base())
   end
 
   test "pids_max stops a fork loop" do
@@ -123,7 +124,7 @@ defmodule MuonTrap.CgroupTest do
         Daemon.start_link(helper(), ["fork_many", "2"],
           cgroup_base: base(),
           cgroup: %{
-            memory_max: 200_000_000,
+            memory_max: 209_715_200,
             pids_max: 100,
             cpu_weight: 50,
             memory_oom_group: true
@@ -147,9 +148,9 @@ defmodule MuonTrap.CgroupTest do
     test "cgroup_path, cgget and cgset", %{daemon: pid, path: path} do
       assert String.starts_with?(path, base() <> "/")
       assert File.dir?(dir(path))
-      assert {:ok, "200000000\n"} = Daemon.cgget(pid, "memory.max")
-      assert :ok = Daemon.cgset(pid, "memory.max", "300000000")
-      assert {:ok, "300000000\n"} = Daemon.cgget(pid, "memory.max")
+      assert {:ok, "209715200\n"} = Daemon.cgget(pid, "memory.max")
+      assert :ok = Daemon.cgset(pid, "memory.max", "314572800")
+      assert {:ok, "314572800\n"} = Daemon.cgget(pid, "memory.max")
       assert {:error, :enoent} = Daemon.cgget(pid, "no.such.file")
       assert {:error, :einval} = Daemon.cgget(pid, "../../../etc/passwd")
       assert {:error, :einval} = Daemon.cgset(pid, "../cgroup.procs", "1")
@@ -159,7 +160,7 @@ defmodule MuonTrap.CgroupTest do
     test "cgroup_config round-trips into another daemon", %{daemon: pid} do
       config = Daemon.cgroup_config(pid)
 
-      assert %{memory_max: 200_000_000, pids_max: 100, cpu_weight: 50, memory_oom_group: true} =
+      assert %{memory_max: 209_715_200, pids_max: 100, cpu_weight: 50, memory_oom_group: true} =
                config
 
       assert config.cpu_max == :max

@@ -16,6 +16,7 @@ fn usage() -> ! {
          \x20 ignore_sigterm N         ignore SIGTERM, fork N children that do too, sleep\n\
          \x20 fork_many N [exit]       fork N sleeping children, print their pids, sleep (or exit)\n\
          \x20 daemonize                double-fork a setsid grandchild that sleeps, print its pid, exit\n\
+         \x20 alloc MIB                allocate and touch MIB mebibytes, print 'done', exit\n\
          \x20 sleep                    sleep forever"
     );
     exit(2)
@@ -65,6 +66,15 @@ fn main() {
             ready_and_sleep()
         }
         Some("daemonize") => daemonize(),
+        Some("alloc") => {
+            // Touch every page so the memory is really charged to the cgroup.
+            let mib = arg_num(&args, 1) as usize;
+            let mut blocks = Vec::with_capacity(mib);
+            for _ in 0..mib {
+                blocks.push(vec![1u8; 1 << 20]);
+            }
+            println!("done {}", blocks.iter().map(|b| b[0] as usize).sum::<usize>());
+        }
         Some("sleep") => sleep_forever(),
         _ => usage(),
     }
