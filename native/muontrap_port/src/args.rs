@@ -142,7 +142,10 @@ impl fmt::Display for ArgError {
             }
             ArgError::ControllerWithoutGroup => write!(f, "--controller needs --group"),
             ArgError::NoControllersMisuse => {
-                write!(f, "--no-controllers needs --group and excludes --controller")
+                write!(
+                    f,
+                    "--no-controllers needs --group and excludes --controller"
+                )
             }
             ArgError::SetBeforeController => {
                 write!(f, "--set must come after a --controller")

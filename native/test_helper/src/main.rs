@@ -73,7 +73,10 @@ fn main() {
             for _ in 0..mib {
                 blocks.push(vec![1u8; 1 << 20]);
             }
-            println!("done {}", blocks.iter().map(|b| b[0] as usize).sum::<usize>());
+            println!(
+                "done {}",
+                blocks.iter().map(|b| b[0] as usize).sum::<usize>()
+            );
         }
         Some("sleep") => sleep_forever(),
         _ => usage(),
