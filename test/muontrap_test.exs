@@ -64,6 +64,36 @@ defmodule MuonTrapTest do
     end
   end
 
+  describe "privileges" do
+    # The suite runs as root here; elsewhere these are skipped.
+    @describetag :root
+
+    test ":uid by name also takes the user's groups" do
+      assert MuonTrap.cmd("id", [], uid: "nobody") ==
+               {"uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n", 0}
+    end
+
+    test ":uid, :gid and :groups by number" do
+      assert MuonTrap.cmd("id", [], uid: 65534, gid: 1, groups: [2, "sys"]) ==
+               {"uid=65534(nobody) gid=1(daemon) groups=1(daemon),2(bin),3(sys)\n", 0}
+    end
+
+    test "groups: [] drops every supplementary group" do
+      {out, 0} = MuonTrap.cmd("id", ["-G"], uid: 65534, gid: 65534, groups: [])
+      assert out == "65534\n"
+    end
+
+    test "an unknown user or group is a clear error" do
+      assert_raise MuonTrap.Error, ~r/muontrap: .*no_such_user_mt/, fn ->
+        MuonTrap.cmd("true", [], uid: "no_such_user_mt")
+      end
+
+      assert_raise MuonTrap.Error, ~r/muontrap: .*no_such_group_mt/, fn ->
+        MuonTrap.cmd("true", [], uid: 65534, gid: "no_such_group_mt")
+      end
+    end
+  end
+
   describe "timeouts" do
     test "returns the output so far and :timeout, and the command is gone" do
       m = marker()

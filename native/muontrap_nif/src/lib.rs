@@ -2,8 +2,9 @@
 //! from inside the BEAM, without a round trip through the port process.
 //!
 //! Every function runs on a dirty IO scheduler because cgroupfs reads can
-//! block (e.g. on cgroup locks). The release profile uses `panic = "abort"`,
-//! which would take the whole VM down, so nothing here may panic.
+//! block (e.g. on cgroup locks). Nothing here should panic; should it
+//! anyway, the `release-nif` profile unwinds so rustler raises an Erlang
+//! exception instead of aborting the VM.
 
 mod cgroup_fs;
 mod encode;

@@ -62,13 +62,14 @@ impl Output {
         }
     }
 
-    /// Reports a muontrap-side error: the stderr line always, plus an
-    /// ERROR message in framed mode.
+    /// Reports a muontrap-side error. Framed: the ERROR message only (the Elixir side raises or logs it,
+    /// so a copy on the BEAM's stderr would be noise). Plain: stderr.
     pub fn error(&mut self, msg: &str) {
-        report(msg);
         if self.framed {
             let line = format!("muontrap: {msg}");
             self.write_all(&protocol::encode(protocol::TAG_ERROR, line.as_bytes()));
+        } else {
+            report(msg);
         }
     }
 

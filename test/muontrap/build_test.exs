@@ -1,0 +1,49 @@
+defmodule MuonTrap.BuildTest do
+  use ExUnit.Case, async: true
+
+  test "the native artifacts are installed in priv" do
+    priv = :code.priv_dir(:muontrap)
+    assert File.regular?(Path.join(priv, "muontrap"))
+    assert File.regular?(Path.join(priv, "libmuontrap_nif.so"))
+    assert MuonTrap.muontrap_path() == Path.join(priv, "muontrap")
+  end
+
+  test "a second compile with nothing changed does not run cargo" do
+    assert Mix.Tasks.Compile.MuontrapNative.run([]) == :noop
+  end
+
+  test "the port binary prints its usage with --help" do
+    {usage, 0} = System.cmd(MuonTrap.muontrap_path(), ["--help"])
+    assert usage =~ "--delay-to-sigkill"
+    assert usage =~ "--stdio-window"
+  end
+
+  test "the port binary works by hand in the plain protocol" do
+    # A hand-written invocation: raw bytes out, acks in, each ack byte
+    # acknowledging its value + 1 bytes. Acks go in 5120-byte steps, so none
+    # is due once the last bytes are out and the binary exits.
+    port =
+      Port.open({:spawn_executable, MuonTrap.muontrap_path()}, [
+        :binary,
+        :exit_status,
+        args: ["--capture-output", "--", "sh", "-c", "head -c 100000 /dev/zero"]
+      ])
+
+    assert receive_plain(port, 0, 0) == 100_000
+  end
+
+  defp receive_plain(port, total, unacked) do
+    receive do
+      {^port, {:data, data}} ->
+        unacked = unacked + byte_size(data)
+        steps = div(unacked, 5120)
+        if steps > 0, do: Port.command(port, :binary.copy(<<255>>, steps * 20))
+        receive_plain(port, total + byte_size(data), unacked - steps * 5120)
+
+      {^port, {:exit_status, 0}} ->
+        total
+    after
+      10_000 -> flunk("no output from the port binary")
+    end
+  end
+end
