@@ -219,6 +219,19 @@ defmodule MuonTrap.DaemonTest do
     refute alive?(child)
   end
 
+  test "the port binary dying abnormally stops the daemon with the port's reason" do
+    Process.flag(:trap_exit, true)
+    {:ok, pid} = Daemon.start_link(helper(), ["sleep"], [])
+
+    child =
+      wait_until(fn -> is_integer(Daemon.command_os_pid(pid)) && Daemon.command_os_pid(pid) end)
+
+    System.cmd("kill", ["-KILL", "#{Daemon.os_pid(pid)}"])
+    assert_receive {:EXIT, ^pid, {:muontrap_port_exited, 137}}, 5_000
+    # The command got SIGKILL from its parent-death signal.
+    wait_all_dead([child])
+  end
+
   test "statistics/1 counts output and has an empty cgroup map without a cgroup" do
     {:ok, pid} =
       Daemon.start_link("sh", ["-c", "#{helper()} print_bytes 5000; exec #{helper()} sleep"],
