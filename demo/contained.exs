@@ -21,11 +21,12 @@ defmodule Demo do
   end
 
   def run(name, runner) do
-    marker = "muontrap-demo-#{System.unique_integer([:positive])}"
-    script = "sleep 600 #{marker} & sleep 600 #{marker} & exec sleep 600 #{marker}"
+    # An unusual duration marks this run's processes in /proc.
+    marker = "#{600_000 + :rand.uniform(99_999)}"
+    script = "sleep #{marker} & sleep #{marker} & exec sleep #{marker}"
     IO.puts("\n== #{name}: sh -c '#{script}'")
     caller = spawn(fn -> runner.("sh", ["-c", script]) end)
-    wait_for(fn -> length(tree(marker)) == 3 end)
+    wait_for(fn -> Enum.count(tree(marker), &(&1 =~ ~r/^\d+ sleep/)) == 3 end)
     IO.puts("running:\n  " <> Enum.join(tree(marker), "\n  "))
     Process.exit(caller, :kill)
     IO.puts("killed the Erlang process that ran it")
