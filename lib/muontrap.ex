@@ -33,13 +33,17 @@ defmodule MuonTrap do
       see `MuonTrap.Daemon.cgroup_config/1` for every key
     * `:cgroup_base` - run the command in a new random sub-group of this cgroup
     * `:cgroup_path` - run the command in this cgroup (created, then removed at exit)
+    * `:cgroup_beneath_beam` - `true` to make cgroup paths relative to the BEAM's own cgroup
+      in each hierarchy (for a BEAM that is not at a hierarchy's root)
     * `:delay_to_sigkill` - milliseconds between SIGTERM and SIGKILL (default 500)
     * `:uid`, `:gid` - run as this user / group (name or number, never 0)
     * `:groups` - supplementary groups (names or numbers); `[]` drops all
     * `:timeout` - milliseconds before the command is terminated
-    * `:stdio_window` - output bytes in flight before the command is paused (default 10240)
+    * `:stdio_window` - output bytes in flight before the command is paused (default 262144;
+      the port binary's own default for hand-written use stays 10240)
 
-  Cgroup paths are relative to the cgroup mount (`/sys/fs/cgroup`).
+  Cgroup paths are relative to the root of each cgroup hierarchy (v2, or v1
+  on v1 and hybrid hosts), or beneath the BEAM's own group with `:cgroup_beneath_beam`.
 
       iex> MuonTrap.cmd("echo", ["hello"])
       {"hello\n", 0}
@@ -61,7 +65,7 @@ defmodule MuonTrap do
     port = MuonTrap.Port.open(options, :output)
 
     try do
-      collect(port, timer, acc, collector, %{timed_out: false, error: nil})
+      collect(port, timer, acc, collector, %{timed_out: false, error: nil, options: options})
     catch
       kind, reason ->
         collector.(acc, :halt)
@@ -114,6 +118,8 @@ defmodule MuonTrap do
 
       {^port, {:exit_status, status}} ->
         # The port binary died without reporting; nothing more will come.
+        # Finish its job: kill what is left in its cgroup and remove it.
+        MuonTrap.Cgroup.cleanup(state.options)
         error = state.error || "muontrap: port binary exited unexpectedly with status #{status}"
         {acc, if(state.timed_out, do: :timeout, else: status), error}
 

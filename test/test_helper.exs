@@ -12,5 +12,14 @@ exclude =
 # Dropping privileges needs root.
 exclude = if System.cmd("id", ["-u"]) == {"0\n", 0}, do: exclude, else: [:root | exclude]
 
+# Real limits on any layout (v1, hybrid or v2) need cpu, memory and pids.
+exclude =
+  if MuonTrap.Test.OSProcess.cgroup_limits_ready?() do
+    exclude
+  else
+    IO.puts("no cgroup hierarchy offers cpu, memory and pids: skipping :cgroup_limits tests")
+    [:cgroup_limits | exclude]
+  end
+
 # Logs are shown only for failing tests.
 ExUnit.start(exclude: [:soak | exclude], capture_log: true)

@@ -104,12 +104,19 @@ defmodule MuonTrap.Daemon do
   """
   @spec cgget(GenServer.server(), binary()) ::
           {:ok, String.t()} | {:error, File.posix() | :no_cgroup}
-  def cgget(server, variable_name), do: Nif.cgget(live_cgroup_path(server), variable_name)
+  def cgget(server, variable_name) do
+    {path, beneath} = live_cgroup(server)
+    Nif.cgget(path, beneath, variable_name)
+  end
 
   @doc "Write `value` to a cgroup v2 interface file in the daemon's cgroup."
   @spec cgset(GenServer.server(), binary(), binary()) :: :ok | {:error, File.posix() | :no_cgroup}
   def cgset(server, variable_name, value),
-    do: Nif.cgset(live_cgroup_path(server), variable_name, value)
+    do:
+      with(
+        {path, beneath} <- live_cgroup(server),
+        do: Nif.cgset(path, beneath, variable_name, value)
+      )
 
   @doc """
   Return the daemon's writable cgroup settings.
@@ -123,7 +130,10 @@ defmodule MuonTrap.Daemon do
   the `:cgroup` option, to start another daemon with the same settings.
   """
   @spec cgroup_config(GenServer.server()) :: %{required(atom()) => term()}
-  def cgroup_config(server), do: Nif.cgroup_config(live_cgroup_path(server))
+  def cgroup_config(server) do
+    {path, beneath} = live_cgroup(server)
+    Nif.cgroup_config(path, beneath)
+  end
 
   @doc """
   Return statistics about the daemon.
@@ -138,12 +148,13 @@ defmodule MuonTrap.Daemon do
         }
   def statistics(server) do
     {count, path} = GenServer.call(server, :statistics)
-    %{output_byte_count: count, cgroup: Nif.statistics(path)}
+    {path, beneath} = path
+    %{output_byte_count: count, cgroup: Nif.statistics(path, beneath)}
   end
 
   # The port creates the cgroup just after the daemon starts: wait for the
   # command to be running so the group's files are there.
-  defp live_cgroup_path(server), do: GenServer.call(server, :live_cgroup_path)
+  defp live_cgroup(server), do: GenServer.call(server, :live_cgroup_path)
 
   # GenServer
 
@@ -203,10 +214,22 @@ defmodule MuonTrap.Daemon do
 
   defp reply_when_started(_from, what, state), do: {:reply, started_reply(what, state), state}
 
-  defp started_reply(:cgroup_path, state), do: state.options[:cgroup_path]
+  defp started_reply(:cgroup_path, state), do: cgroup_ref(state)
 
   defp started_reply(:statistics, state),
-    do: {state.output_byte_count, state.options[:cgroup_path]}
+    do: {state.output_byte_count, cgroup_ref(state)}
+
+  defp cgroup_ref(state),
+    do: {state.options[:cgroup_path], Map.get(state.options, :cgroup_beneath_beam, false)}
+
+  # The port binary died without cleaning up (e.g. it was SIGKILLed): kill
+  # what is left in its cgroup and remove the group.
+  defp cleanup_cgroup(state) do
+    case MuonTrap.Cgroup.cleanup(state.options) do
+      :ok -> :ok
+      {:error, reason} -> Logger.error("could not clean up the cgroup: #{inspect(reason)}")
+    end
+  end
 
   @impl GenServer
   def handle_info({ref, _result}, %{wait_task: %Task{ref: ref}} = state) do
@@ -245,6 +268,7 @@ defmodule MuonTrap.Daemon do
 
   def handle_info({port, {:exit_status, status}}, %{port: port} = state) do
     # The port binary died without reporting the command's exit.
+    cleanup_cgroup(state)
     {:stop, {:muontrap_port_exited, status}, %{state | port: nil}}
   end
 
@@ -298,7 +322,7 @@ defmodule MuonTrap.Daemon do
         end
 
       {^port, {:exit_status, _}} ->
-        :ok
+        cleanup_cgroup(state)
     after
       timeout ->
         # Closing stdin makes the port binary finish the kill on its own.

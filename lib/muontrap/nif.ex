@@ -1,8 +1,9 @@
 defmodule MuonTrap.Nif do
   @moduledoc false
   # Cgroup file access in Rust (native/muontrap_nif). Each function runs on a
-  # dirty IO scheduler and takes a cgroup path relative to the cgroup v2 mount,
-  # or nil when there is no cgroup.
+  # dirty IO scheduler and takes a cgroup path relative to each hierarchy's
+  # root (or, when beneath_own is true, to the BEAM's own cgroup in it), or
+  # nil when there is no cgroup.
   @on_load :load
 
   @doc false
@@ -11,8 +12,10 @@ defmodule MuonTrap.Nif do
     :erlang.load_nif(String.to_charlist(path), 0)
   end
 
-  def cgget(_path, _file), do: :erlang.nif_error(:nif_not_loaded)
-  def cgset(_path, _file, _value), do: :erlang.nif_error(:nif_not_loaded)
-  def cgroup_config(_path), do: :erlang.nif_error(:nif_not_loaded)
-  def statistics(_path), do: :erlang.nif_error(:nif_not_loaded)
+  def cgget(_path, _beneath_own, _file), do: :erlang.nif_error(:nif_not_loaded)
+  def cgset(_path, _beneath_own, _file, _value), do: :erlang.nif_error(:nif_not_loaded)
+  def cgroup_config(_path, _beneath_own), do: :erlang.nif_error(:nif_not_loaded)
+  def statistics(_path, _beneath_own), do: :erlang.nif_error(:nif_not_loaded)
+  def cleanup(_path, _beneath_own), do: :erlang.nif_error(:nif_not_loaded)
+  def layout, do: :erlang.nif_error(:nif_not_loaded)
 end

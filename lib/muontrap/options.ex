@@ -19,6 +19,7 @@ defmodule MuonTrap.Options do
     :cgroup,
     :cgroup_base,
     :cgroup_path,
+    :cgroup_beneath_beam,
     :delay_to_sigkill,
     :uid,
     :gid,
@@ -121,14 +122,16 @@ defmodule MuonTrap.Options do
        do: v
 
   defp validate_option(_, :cgroup, v) do
-    # Validates every key and value now rather than when the port starts.
-    Cgroup.to_writes(v)
+    # Validates every key and value, for this host's layout, now rather
+    # than when the port starts.
+    Cgroup.to_writes(v, Cgroup.v1_controllers())
     v
   end
 
   defp validate_option(_, key, v) when key in [:cgroup_base, :cgroup_path],
     do: Cgroup.validate_path!(v, key)
 
+  defp validate_option(_, :cgroup_beneath_beam, v) when is_boolean(v), do: v
   defp validate_option(_, :delay_to_sigkill, v) when is_integer(v) and v >= 0, do: v
   defp validate_option(_, key, v) when key in [:uid, :gid], do: validate_id(key, v)
   defp validate_option(_, :groups, v) when is_list(v), do: Enum.map(v, &validate_id(:groups, &1))

@@ -8,6 +8,15 @@ defmodule MuonTrap.Port do
 
   alias MuonTrap.{Cgroup, Options}
 
+  # The library's `:stdio_window` default; the port binary's own default
+  # stays 10240 for hand-written invocations. Chosen from the window sweep
+  # of `mix muontrap.bench` (README, "Performance").
+  @default_window 262_144
+
+  @doc "The `:stdio_window` used when none is given."
+  @spec default_window() :: pos_integer()
+  def default_window, do: @default_window
+
   @doc "Path to the port binary."
   @spec path() :: String.t()
   def path, do: Path.join(:code.priv_dir(:muontrap), "muontrap")
@@ -39,8 +48,8 @@ defmodule MuonTrap.Port do
   The port binary's command line for `options`, without the program.
 
       iex> opts = MuonTrap.Options.validate(:cmd, "echo", [], delay_to_sigkill: 100)
-      iex> MuonTrap.Port.args(opts, :output) |> Enum.take(5)
-      ["--framed", "--capture-output", "--delay-to-sigkill", "100", "--"]
+      iex> MuonTrap.Port.args(opts, :output) |> Enum.take(7)
+      ["--framed", "--capture-output", "--delay-to-sigkill", "100", "--stdio-window", "262144", "--"]
   """
   @spec args(Options.t(), :output | :none) :: [String.t()]
   def args(options, capture) do
@@ -50,7 +59,7 @@ defmodule MuonTrap.Port do
       value_arg(options, :uid, "--uid") ++
       value_arg(options, :gid, "--gid") ++
       groups_arg(options) ++
-      value_arg(options, :stdio_window, "--stdio-window") ++
+      ["--stdio-window", to_string(Map.get(options, :stdio_window, @default_window))] ++
       value_arg(options, :arg0, "--arg0") ++
       cgroup_args(options) ++
       ["--", options.cmd | options.args]
@@ -77,7 +86,10 @@ defmodule MuonTrap.Port do
   defp groups_arg(_options), do: []
 
   defp cgroup_args(%{cgroup_path: path} = options) do
-    {controllers, writes} = Cgroup.to_writes(Map.get(options, :cgroup, %{}))
+    {controllers, writes} =
+      Cgroup.to_writes(Map.get(options, :cgroup, %{}), Cgroup.v1_controllers())
+
+    beneath = if options[:cgroup_beneath_beam], do: ["--beneath-own-cgroup"], else: []
 
     # A group with no controller still contains and kills everything in it.
     controller_args =
@@ -86,7 +98,8 @@ defmodule MuonTrap.Port do
         _ -> Enum.flat_map(controllers, &["-c", &1])
       end
 
-    ["-g", path] ++ controller_args ++ Enum.flat_map(writes, fn {f, v} -> ["-s", "#{f}=#{v}"] end)
+    ["-g", path] ++
+      beneath ++ controller_args ++ Enum.flat_map(writes, fn {f, v} -> ["-s", "#{f}=#{v}"] end)
   end
 
   defp cgroup_args(_options), do: []

@@ -109,22 +109,68 @@ defmodule MuonTrap.OptionsTest do
     assert a != b
   end
 
-  test "the cgroup map becomes controllers and writes" do
+  test "the cgroup map becomes controllers and writes for this host's layout" do
     opts =
       Options.validate(:cmd, "echo", [],
         cgroup_path: "g",
-        cgroup: %{memory_max: :max, pids_max: 10, cpu_weight: 50, memory_oom_group: true}
+        cgroup_beneath_beam: true,
+        cgroup: %{memory_max: :max, pids_max: 10, cpu_weight: 50}
       )
 
     args = MuonTrap.Port.args(opts, :output)
 
     assert Enum.chunk_every(args, 2, 1) |> Enum.member?(["-g", "g"])
+    assert "--beneath-own-cgroup" in args
 
-    for expected <- ["memory.max=max", "pids.max=10", "cpu.weight=50", "memory.oom.group=1"] do
-      assert expected in args
+    expected =
+      if "memory" in MuonTrap.Cgroup.v1_controllers(),
+        do: ["memory.limit_in_bytes=-1", "pids.max=10", "cpu.shares=512"],
+        else: ["memory.max=max", "pids.max=10", "cpu.weight=50"]
+
+    for e <- expected, do: assert(e in args)
+    assert Enum.filter(args, &(&1 in ["cpu", "memory", "pids"])) == ["cpu", "memory", "pids"]
+  end
+
+  test "v2 and v1 mappings" do
+    all = %{memory_max: :max, pids_max: 10, cpu_weight: 50, memory_oom_group: true}
+
+    assert MuonTrap.Cgroup.to_writes(all) ==
+             {["cpu", "memory", "pids"],
+              [
+                {"cpu.weight", "50"},
+                {"memory.max", "max"},
+                {"memory.oom.group", "1"},
+                {"pids.max", "10"}
+              ]}
+
+    v1 = ~w(blkio cpu cpuacct cpuset memory pids)
+
+    assert MuonTrap.Cgroup.to_writes(
+             %{cpu_max: {20_000, 100_000}, memory_max: 1000, memory_swap_max: 24, io_weight: 100},
+             v1
+           ) ==
+             {["blkio", "cpu", "cpuacct", "memory"],
+              [
+                {"cpu.cfs_period_us", "100000"},
+                {"cpu.cfs_quota_us", "20000"},
+                {"blkio.weight", "100"},
+                {"memory.limit_in_bytes", "1000"},
+                {"memory.memsw.limit_in_bytes", "1024"}
+              ]}
+
+    for bad <- [%{memory_oom_group: true}, %{cpu_idle: true}, %{memory_high: 1}] do
+      assert_raise ArgumentError, ~r/no cgroup v1 equivalent/, fn ->
+        MuonTrap.Cgroup.to_writes(bad, v1)
+      end
     end
 
-    assert Enum.filter(args, &(&1 in ["cpu", "memory", "pids"])) == ["cpu", "memory", "pids"]
+    assert_raise ArgumentError, ~r/10..1000/, fn ->
+      MuonTrap.Cgroup.to_writes(%{io_weight: 5}, v1)
+    end
+
+    # Only the controllers bound to v1 change: pids stays on v2 here.
+    assert MuonTrap.Cgroup.to_writes(%{pids_max: :max}, ["memory"]) ==
+             {["pids"], [{"pids.max", "max"}]}
   end
 
   test "both stderr options at once are refused" do

@@ -60,6 +60,7 @@ defmodule MuonTrap.Test.OSProcess do
         result
 
       System.monotonic_time(:millisecond) > deadline ->
+        what = if is_function(what, 0), do: what.(), else: what
         ExUnit.Assertions.flunk("timed out waiting for #{what}")
 
       true ->
@@ -95,6 +96,24 @@ defmodule MuonTrap.Test.OSProcess do
     case File.read("/sys/fs/cgroup/cgroup.controllers") do
       {:ok, text} -> Enum.all?(~w(cpu memory pids), &(&1 in String.split(text)))
       _ -> false
+    end
+  end
+
+  @doc """
+  True when cpu, memory and pids limits can be set in groups beneath this
+  VM's own cgroup: pure v2 with the controllers, or v1 hierarchies (with
+  cpuacct) on a v1 or hybrid host.
+  """
+  def cgroup_limits_ready? do
+    case MuonTrap.Cgroup.layout() do
+      %{kind: kind} when kind in [:v1, :hybrid] ->
+        Enum.all?(~w(cpu cpuacct memory pids), &(&1 in MuonTrap.Cgroup.v1_controllers()))
+
+      %{kind: :v2} ->
+        cgroup_v2_ready?()
+
+      _ ->
+        false
     end
   end
 end

@@ -1,10 +1,12 @@
-//! cgroup v2 helpers shared by the MuonTrap port binary and the NIF.
+//! cgroup (v2 and v1) helpers shared by the MuonTrap port binary and the NIF.
 //!
-//! Everything here is std-only and, apart from [`mount::cgroup2_mount`],
+//! Everything here is std-only and, apart from [`mount::cgroup2_mount`] and [`layout::Layout::detect`],
 //! pure so it can be unit tested without a real cgroup hierarchy.
 
 pub mod knobs;
+pub mod layout;
 pub mod mount;
 pub mod parse;
 pub mod path;
 pub mod stats;
+pub mod v1;

@@ -1,15 +1,18 @@
-//! Mapping caller-supplied cgroup paths and file names onto the cgroup2
-//! filesystem, and the reads/writes themselves.
+//! Mapping caller-supplied cgroup paths and file names onto the host's
+//! cgroup hierarchies (v2, or the v1 hierarchy of a file's controller), and
+//! the reads/writes themselves.
 //!
 //! This is the only place that touches the filesystem, so all validation
-//! lives here: nothing outside the cgroup2 mount can be read or written.
+//! lives here: nothing outside the cgroup mounts can be read or written.
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use muontrap_cgroup::{mount, path as cgpath};
+use muontrap_cgroup::layout::{Hierarchy, Kind, Layout};
+use muontrap_cgroup::path as cgpath;
 
 use crate::errno;
 
@@ -37,16 +40,27 @@ pub enum Root {
     Deny,
 }
 
-/// Only successful lookups are cached so a cgroup2 mount that appears after
-/// the first call is still found.
-static MOUNT: OnceLock<PathBuf> = OnceLock::new();
+/// A group as the Elixir side names it: a path relative to each
+/// hierarchy's root, or (`beneath_own`) to the BEAM's own cgroup in it.
+#[derive(Debug, Clone, Copy)]
+pub struct Group<'a> {
+    pub path: &'a [u8],
+    pub beneath_own: bool,
+}
 
-fn cgroup2_mount() -> Result<&'static Path, Failure> {
-    if let Some(p) = MOUNT.get() {
-        return Ok(p);
+/// Only a layout with some cgroup filesystem is cached, so one mounted
+/// after the first call is still found.
+static LAYOUT: OnceLock<Layout> = OnceLock::new();
+
+pub fn layout() -> Result<&'static Layout, Failure> {
+    if let Some(l) = LAYOUT.get() {
+        return Ok(l);
     }
-    let found = mount::cgroup2_mount()?;
-    Ok(MOUNT.get_or_init(|| found))
+    let found = Layout::detect()?;
+    if found.kind() == Kind::None {
+        return Err(Failure::Posix("enoent"));
+    }
+    Ok(LAYOUT.get_or_init(|| found))
 }
 
 /// Validates `cgroup` (relative to the mount) and returns it as a relative
@@ -74,29 +88,56 @@ pub fn file_name(file: &[u8]) -> Result<&str, Failure> {
     Ok(file)
 }
 
-/// Absolute directory of a cgroup. `None` means the daemon has no cgroup.
-pub fn cgroup_dir(cgroup: Option<&[u8]>, root: Root) -> Result<PathBuf, Failure> {
-    let rel = relative_dir(cgroup.ok_or(Failure::NoCgroup)?, root)?;
-    Ok(cgroup2_mount()?.join(rel))
+/// A validated group: the relative path and where it is anchored.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    rel: String,
+    beneath_own: bool,
+}
+
+impl Resolved {
+    /// The group's directory in `h` (`None` if the BEAM's own group in it
+    /// is unknown).
+    pub fn dir_in(&self, h: &Hierarchy) -> Option<PathBuf> {
+        h.dir(&self.rel, self.beneath_own)
+    }
+
+    /// The directory holding interface file `file`: the v1 hierarchy of its
+    /// controller, else cgroup2.
+    pub fn dir_for(&self, layout: &Layout, file: &str) -> Option<PathBuf> {
+        self.dir_in(layout.hierarchy_for_file(file)?)
+    }
+}
+
+pub fn resolve(group: Option<Group>, root: Root) -> Result<Resolved, Failure> {
+    let group = group.ok_or(Failure::NoCgroup)?;
+    let rel = relative_dir(group.path, root)?;
+    Ok(Resolved {
+        rel: rel.to_string_lossy().into_owned(),
+        beneath_own: group.beneath_own,
+    })
 }
 
 /// Absolute path of an interface file. Everything is validated before the
-/// mount lookup so bad input is always `einval`, whatever the host.
-fn file_path(cgroup: Option<&[u8]>, file: &[u8], root: Root) -> Result<PathBuf, Failure> {
-    let rel = relative_dir(cgroup.ok_or(Failure::NoCgroup)?, root)?;
+/// layout lookup so bad input is always `einval`, whatever the host.
+fn file_path(group: Option<Group>, file: &[u8], root: Root) -> Result<PathBuf, Failure> {
+    let resolved = resolve(group, root)?;
     let file = file_name(file)?;
-    Ok(cgroup2_mount()?.join(rel).join(file))
+    let dir = resolved
+        .dir_for(layout()?, file)
+        .ok_or(Failure::Posix("enoent"))?;
+    Ok(dir.join(file))
 }
 
 /// Reads one interface file.
-pub fn read(cgroup: Option<&[u8]>, file: &[u8]) -> Result<Vec<u8>, Failure> {
-    Ok(std::fs::read(file_path(cgroup, file, Root::Allow)?)?)
+pub fn read(group: Option<Group>, file: &[u8]) -> Result<Vec<u8>, Failure> {
+    Ok(std::fs::read(file_path(group, file, Root::Allow)?)?)
 }
 
 /// Writes one interface file. The value goes out in a single `write(2)`
 /// because cgroup files parse each write as a whole command.
-pub fn write(cgroup: Option<&[u8]>, file: &[u8], value: &[u8]) -> Result<(), Failure> {
-    let path = file_path(cgroup, file, Root::Deny)?;
+pub fn write(group: Option<Group>, file: &[u8], value: &[u8]) -> Result<(), Failure> {
+    let path = file_path(group, file, Root::Deny)?;
     // No create/truncate: only existing interface files may be written.
     let mut f = OpenOptions::new().write(true).open(path)?;
     let written = f.write(value)?;
@@ -110,6 +151,76 @@ pub fn write(cgroup: Option<&[u8]>, file: &[u8], value: &[u8]) -> Result<(), Fai
 /// failure means "omit this entry" to the table-driven callers.
 pub fn read_text(dir: &Path, file: &str) -> Option<String> {
     std::fs::read_to_string(dir.join(file)).ok()
+}
+
+fn procs(dir: &Path) -> Vec<i32> {
+    read_text(dir, "cgroup.procs")
+        .map(|s| {
+            s.split_ascii_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Kills every process left in the group, in every hierarchy, and removes
+/// its directories: what the port binary does at exit, for when it was
+/// killed before it could. Returns the directories that remain.
+pub fn kill_and_remove(group: Option<Group>) -> Result<Vec<PathBuf>, Failure> {
+    const ROUNDS: u32 = 200;
+    let resolved = resolve(group, Root::Deny)?;
+    let layout = layout()?;
+    let dirs: Vec<PathBuf> = layout
+        .v2
+        .iter()
+        .chain(layout.v1.iter())
+        .filter_map(|h| resolved.dir_in(h))
+        .filter(|d| d.is_dir())
+        .collect();
+    for _ in 0..ROUNDS {
+        let mut any = false;
+        for dir in &dirs {
+            // Atomic against forks where the kernel has it (v2, 5.14+).
+            let _ = OpenOptions::new()
+                .write(true)
+                .open(dir.join("cgroup.kill"))
+                .and_then(|mut f| f.write_all(b"1"));
+            for pid in procs(dir) {
+                any = true;
+                // SAFETY: kill(2) with integers; a pid in the group's
+                // cgroup.procs is a process of the group (or already gone).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        if !any {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut left = Vec::new();
+    for dir in dirs {
+        let mut removed = false;
+        for _ in 0..ROUNDS {
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => {
+                    removed = true;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    removed = true;
+                    break;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(_) => break,
+            }
+        }
+        if !removed {
+            left.push(dir);
+        }
+    }
+    Ok(left)
 }
 
 #[cfg(test)]
@@ -154,17 +265,27 @@ mod tests {
         }
     }
 
+    fn g(path: &[u8]) -> Option<Group<'_>> {
+        Some(Group {
+            path,
+            beneath_own: false,
+        })
+    }
+
     #[test]
     fn nil_cgroup() {
-        assert_eq!(cgroup_dir(None, Root::Allow), Err(Failure::NoCgroup));
+        assert!(matches!(resolve(None, Root::Allow), Err(Failure::NoCgroup)));
+        assert_eq!(kill_and_remove(None), Err(Failure::NoCgroup));
         assert_eq!(read(None, b"x"), Err(Failure::NoCgroup));
         assert_eq!(write(None, b"x", b"1"), Err(Failure::NoCgroup));
     }
 
     #[test]
     fn validates_before_touching_the_filesystem() {
-        assert_eq!(read(Some(b".."), b"x"), Err(EINVAL));
-        assert_eq!(read(Some(b""), b"../../etc/passwd"), Err(EINVAL));
-        assert_eq!(write(Some(b"/tmp"), b"x", b"1"), Err(EINVAL));
+        assert_eq!(read(g(b".."), b"x"), Err(EINVAL));
+        assert_eq!(read(g(b""), b"../../etc/passwd"), Err(EINVAL));
+        assert_eq!(write(g(b"/tmp"), b"x", b"1"), Err(EINVAL));
+        assert_eq!(write(g(b""), b"cgroup.procs", b"1"), Err(EINVAL));
+        assert_eq!(kill_and_remove(g(b"")), Err(EINVAL));
     }
 }

@@ -1,4 +1,5 @@
-//! `MuonTrap.Nif`: reads and writes a daemon's cgroup v2 interface files
+//! `MuonTrap.Nif`: reads and writes a daemon's cgroup interface files (v2,
+//! or v1 reported under the v2 names)
 //! from inside the BEAM, without a round trip through the port process.
 //!
 //! Every function runs on a dirty IO scheduler because cgroupfs reads can
@@ -10,13 +11,14 @@ mod cgroup_fs;
 mod encode;
 mod errno;
 
-use cgroup_fs::{Failure, Root};
-use muontrap_cgroup::{knobs, stats};
+use cgroup_fs::{Failure, Group, Root};
+use muontrap_cgroup::layout::{Hierarchy, Layout};
+use muontrap_cgroup::{knobs, stats, v1};
 use rustler::types::binary::NewBinary;
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Term};
 
 mod atoms {
-    rustler::atoms! { ok, error, no_cgroup, max }
+    rustler::atoms! { ok, error, no_cgroup, max, kind, v1, v2, mount, controllers, own }
 }
 
 fn error_term<'a>(env: Env<'a>, failure: Failure) -> NifResult<Term<'a>> {
@@ -27,10 +29,22 @@ fn error_term<'a>(env: Env<'a>, failure: Failure) -> NifResult<Term<'a>> {
     Ok((atoms::error(), reason).encode(env))
 }
 
-/// `cgget(path | nil, file) :: {:ok, binary} | {:error, posix | :no_cgroup}`
+fn group<'b>(path: &'b Option<Binary<'_>>, beneath_own: bool) -> Option<Group<'b>> {
+    path.as_ref().map(|p| Group {
+        path: p.as_slice(),
+        beneath_own,
+    })
+}
+
+/// `cgget(path | nil, beneath_own, file) :: {:ok, binary} | {:error, posix | :no_cgroup}`
 #[rustler::nif(schedule = "DirtyIo")]
-fn cgget<'a>(env: Env<'a>, path: Option<Binary<'a>>, file: Binary<'a>) -> NifResult<Term<'a>> {
-    match cgroup_fs::read(path.as_deref(), &file) {
+fn cgget<'a>(
+    env: Env<'a>,
+    path: Option<Binary<'a>>,
+    beneath_own: bool,
+    file: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    match cgroup_fs::read(group(&path, beneath_own), &file) {
         Ok(bytes) => {
             let mut bin = NewBinary::new(env, bytes.len());
             bin.as_mut_slice().copy_from_slice(&bytes);
@@ -41,34 +55,48 @@ fn cgget<'a>(env: Env<'a>, path: Option<Binary<'a>>, file: Binary<'a>) -> NifRes
     }
 }
 
-/// `cgset(path | nil, file, value) :: :ok | {:error, posix | :no_cgroup}`
+/// `cgset(path | nil, beneath_own, file, value) :: :ok | {:error, posix | :no_cgroup}`
 #[rustler::nif(schedule = "DirtyIo")]
 fn cgset<'a>(
     env: Env<'a>,
     path: Option<Binary<'a>>,
+    beneath_own: bool,
     file: Binary<'a>,
     value: Binary<'a>,
 ) -> NifResult<Term<'a>> {
-    match cgroup_fs::write(path.as_deref(), &file, &value) {
+    match cgroup_fs::write(group(&path, beneath_own), &file, &value) {
         Ok(()) => Ok(atoms::ok().encode(env)),
         Err(failure) => error_term(env, failure),
     }
 }
 
-/// `cgroup_config(path | nil) :: %{atom => term}`; unreadable or
-/// unparseable knobs are omitted, and an invalid path gives `%{}` just like
-/// a missing cgroup.
+/// `cgroup_config(path | nil, beneath_own) :: %{atom => term}`; unreadable
+/// or unparseable knobs are omitted, and an invalid path gives `%{}` just
+/// like a missing cgroup. On v1 hierarchies the v1 files are read and
+/// reported under the v2 keys.
 #[rustler::nif(schedule = "DirtyIo")]
-fn cgroup_config<'a>(env: Env<'a>, path: Option<Binary<'a>>) -> NifResult<Term<'a>> {
+fn cgroup_config<'a>(
+    env: Env<'a>,
+    path: Option<Binary<'a>>,
+    beneath_own: bool,
+) -> NifResult<Term<'a>> {
     let mut map = Term::map_new(env);
-    let Ok(dir) = cgroup_fs::cgroup_dir(path.as_deref(), Root::Allow) else {
+    let Ok(group) = cgroup_fs::resolve(group(&path, beneath_own), Root::Allow) else {
         return Ok(map);
     };
+    let Ok(layout) = cgroup_fs::layout() else {
+        return Ok(map);
+    };
+    let read = |file: &str| cgroup_fs::read_text(&group.dir_for(layout, file)?, file);
     for knob in knobs::KNOBS {
-        let Some(text) = cgroup_fs::read_text(&dir, knob.file) else {
-            continue;
+        let controller = knob.file.split('.').next().unwrap_or("");
+        let value = if layout.v1_for(controller).is_some() {
+            // Bound to v1: only keys with a v1 equivalent exist.
+            v1::read_knob(knob.key, &read)
+        } else {
+            read(knob.file).and_then(|text| knob.kind.parse(&text).ok().flatten())
         };
-        if let Ok(Some(value)) = knob.kind.parse(&text) {
+        if let Some(value) = value {
             let key = Atom::from_str(env, knob.key)?;
             map = map.map_put(key, encode::knob_value(env, &value))?;
         }
@@ -76,23 +104,80 @@ fn cgroup_config<'a>(env: Env<'a>, path: Option<Binary<'a>>) -> NifResult<Term<'
     Ok(map)
 }
 
-/// `statistics(path | nil) :: %{String.t => term}`; missing or
-/// unparseable files are omitted.
+/// `statistics(path | nil, beneath_own) :: %{String.t => term}`; missing
+/// or unparseable files are omitted. v1 figures are reported under the v2
+/// file names.
 #[rustler::nif(schedule = "DirtyIo")]
-fn statistics<'a>(env: Env<'a>, path: Option<Binary<'a>>) -> NifResult<Term<'a>> {
+fn statistics<'a>(
+    env: Env<'a>,
+    path: Option<Binary<'a>>,
+    beneath_own: bool,
+) -> NifResult<Term<'a>> {
     let mut map = Term::map_new(env);
-    let Ok(dir) = cgroup_fs::cgroup_dir(path.as_deref(), Root::Allow) else {
+    let Ok(group) = cgroup_fs::resolve(group(&path, beneath_own), Root::Allow) else {
         return Ok(map);
     };
+    let Ok(layout) = cgroup_fs::layout() else {
+        return Ok(map);
+    };
+    let read = |file: &str| cgroup_fs::read_text(&group.dir_for(layout, file)?, file);
+    let v2_dir = layout.v2.as_ref().and_then(|h| group.dir_in(h));
     for stat in stats::STATS {
-        let Some(text) = cgroup_fs::read_text(&dir, stat.file) else {
-            continue;
-        };
-        if let Ok(value) = stat.kind.parse(&text) {
+        let from_v1 = v1::stat_controller(stat.file)
+            .filter(|c| layout.v1_for(c).is_some())
+            .and_then(|_| v1::read_stat(stat.file, &read));
+        let value = from_v1.or_else(|| {
+            let text = cgroup_fs::read_text(v2_dir.as_ref()?, stat.file)?;
+            stat.kind.parse(&text).ok()
+        });
+        if let Some(value) = value {
             map = map.map_put(stat.file, encode::stat_value(env, &value)?)?;
         }
     }
     Ok(map)
+}
+
+/// `cleanup(path, beneath_own) :: {:ok, [leftover_dir]} | {:error, reason}`:
+/// SIGKILLs whatever is left in the group in every hierarchy and removes
+/// its directories (after the port binary died without doing it).
+#[rustler::nif(schedule = "DirtyIo")]
+fn cleanup<'a>(env: Env<'a>, path: Option<Binary<'a>>, beneath_own: bool) -> NifResult<Term<'a>> {
+    match cgroup_fs::kill_and_remove(group(&path, beneath_own)) {
+        Ok(left) => {
+            let left: Vec<String> = left
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            Ok((atoms::ok(), left).encode(env))
+        }
+        Err(failure) => error_term(env, failure),
+    }
+}
+
+/// `layout() :: %{kind: :v2 | :hybrid | :v1 | :none, v2: hierarchy | nil, v1: [hierarchy]}`
+/// with `hierarchy :: %{mount: String.t, controllers: [String.t], own: String.t | nil}`.
+#[rustler::nif(schedule = "DirtyIo")]
+fn layout(env: Env) -> NifResult<Term> {
+    let layout = Layout::detect().unwrap_or_default();
+    let hierarchy = |h: &Hierarchy| -> NifResult<Term> {
+        Term::map_new(env)
+            .map_put(atoms::mount(), h.mount_point.to_string_lossy().as_ref())?
+            .map_put(atoms::controllers(), &h.controllers)?
+            .map_put(atoms::own(), h.own.as_deref())
+    };
+    let v2 = match &layout.v2 {
+        Some(h) => hierarchy(h)?,
+        None => rustler::types::atom::nil().encode(env),
+    };
+    let v1 = layout
+        .v1
+        .iter()
+        .map(hierarchy)
+        .collect::<NifResult<Vec<Term>>>()?;
+    Term::map_new(env)
+        .map_put(atoms::kind(), Atom::from_str(env, layout.kind().name())?)?
+        .map_put(atoms::v2(), v2)?
+        .map_put(atoms::v1(), v1)
 }
 
 rustler::init!("Elixir.MuonTrap.Nif");

@@ -19,7 +19,10 @@ flow control.
 
 Options:
   -0, --arg0 NAME              argv[0] for the program (default: PROGRAM)
-  -g, --group PATH             cgroup to create, relative to the cgroup2 mount (needs -c)
+  -g, --group PATH             cgroup to create, relative to the root of each cgroup
+                               hierarchy used (needs -c or --no-controllers)
+      --beneath-own-cgroup     with -g: PATH is relative to muontrap's own cgroup in
+                               each hierarchy instead of its root
   -c, --controller NAME        cgroup controller to enable (repeatable, needs -g)
       --no-controllers         with -g: a group for containment only, no controller
   -s, --set FILE=VALUE         write VALUE to the group's FILE (repeatable, after a -c)
@@ -73,11 +76,14 @@ pub enum Capture {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CgroupConfig {
-    /// Relative to the cgroup2 mount; already validated.
+    /// Relative to each hierarchy's root (or, with `beneath_own`, to
+    /// muontrap's own cgroup in it); already validated.
     pub path: String,
     pub controllers: Vec<String>,
     /// `(file, value)`; file names already validated.
     pub settings: Vec<(String, String)>,
+    /// `--beneath-own-cgroup`.
+    pub beneath_own: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +119,7 @@ pub enum ArgError {
     MissingProgram,
     GroupWithoutController,
     ControllerWithoutGroup,
+    BeneathOwnWithoutGroup,
     NoControllersMisuse,
     SetBeforeController,
     BadController(String),
@@ -141,6 +148,7 @@ impl fmt::Display for ArgError {
                 write!(f, "--group needs at least one --controller")
             }
             ArgError::ControllerWithoutGroup => write!(f, "--controller needs --group"),
+            ArgError::BeneathOwnWithoutGroup => write!(f, "--beneath-own-cgroup needs --group"),
             ArgError::NoControllersMisuse => {
                 write!(
                     f,
@@ -183,11 +191,12 @@ enum Opt {
     CaptureStderrOnly,
     Framed,
     NoControllers,
+    BeneathOwn,
     Help,
 }
 
 /// (long name, short name, option). Errors name options by the long form.
-const OPTIONS: [(&str, &str, Opt); 15] = [
+const OPTIONS: [(&str, &str, Opt); 16] = [
     ("--arg0", "-0", Opt::Arg0),
     ("--group", "-g", Opt::Group),
     ("--controller", "-c", Opt::Controller),
@@ -202,6 +211,7 @@ const OPTIONS: [(&str, &str, Opt); 15] = [
     ("--capture-stderr-only", "", Opt::CaptureStderrOnly),
     ("--framed", "", Opt::Framed),
     ("--no-controllers", "", Opt::NoControllers),
+    ("--beneath-own-cgroup", "", Opt::BeneathOwn),
     ("--help", "", Opt::Help),
 ];
 
@@ -214,6 +224,7 @@ impl Opt {
                 | Opt::CaptureStderrOnly
                 | Opt::Framed
                 | Opt::NoControllers
+                | Opt::BeneathOwn
                 | Opt::Help
         )
     }
@@ -291,6 +302,7 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
     let mut window = None;
     let (mut cap_out, mut cap_err, mut cap_err_only, mut framed) = (false, false, false, false);
     let mut no_controllers = false;
+    let mut beneath_own = false;
 
     let mut i = 0;
     while i < argv.len() {
@@ -377,12 +389,16 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
             Opt::CaptureStderrOnly => cap_err_only = true,
             Opt::Framed => framed = true,
             Opt::NoControllers => no_controllers = true,
+            Opt::BeneathOwn => beneath_own = true,
         }
     }
 
     let program = argv.get(i).cloned().ok_or(ArgError::MissingProgram)?;
     let args = argv[i + 1..].to_vec();
 
+    if beneath_own && group.is_none() {
+        return Err(ArgError::BeneathOwnWithoutGroup);
+    }
     if no_controllers && (group.is_none() || !controllers.is_empty()) {
         return Err(ArgError::NoControllersMisuse);
     }
@@ -392,6 +408,7 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
             path,
             controllers,
             settings,
+            beneath_own,
         }),
         (None, false) => return Err(ArgError::ControllerWithoutGroup),
         (None, true) => None,
@@ -399,6 +416,7 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
             path,
             controllers,
             settings,
+            beneath_own,
         }),
     };
 
@@ -540,6 +558,7 @@ mod tests {
                     ("memory.max".into(), "1M".into()),
                     ("pids.max".into(), String::new())
                 ],
+                beneath_own: false,
             })
         );
     }

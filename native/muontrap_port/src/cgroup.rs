@@ -1,6 +1,8 @@
-//! The program's cgroup (v2): create, enable controllers, apply settings,
-//! kill everything in it and remove it. Only the leaf is ever removed; the
-//! parents may be shared with other programs.
+//! The program's cgroup: one directory in every hierarchy whose controller
+//! is used, plus one in the tracking hierarchy (cgroup2 when mounted, else
+//! the v1 freezer) through which everything is killed. Create, enable
+//! controllers, apply settings, kill everything in it and remove it. Only
+//! the leaves are ever removed; the parents may be shared with other programs.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, ErrorKind, Write};
@@ -9,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::Duration;
 
+use muontrap_cgroup::layout::{Hierarchy, Layout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
@@ -18,8 +21,17 @@ use crate::args::CgroupConfig;
 const RETRY_PAUSE: Duration = Duration::from_millis(10);
 const RETRIES: u32 = 100;
 
-pub struct Cgroup {
+/// The group's directory in one hierarchy.
+struct Member {
     leaf: PathBuf,
+    version: u8,
+    /// The v1 freezer hierarchy, used to stop a fork bomb while killing.
+    freezer: bool,
+}
+
+pub struct Cgroup {
+    /// Creation order; the tracking member is always present and first.
+    members: Vec<Member>,
     removed: bool,
 }
 
@@ -49,94 +61,206 @@ fn os_error(e: &io::Error) -> String {
     }
 }
 
+/// "cannot create cgroup DIR: Permission denied", with the command that
+/// fixes a permission problem.
+fn create_error(dir: &Path, e: &io::Error) -> String {
+    let mut msg = format!("cannot create cgroup {}: {}", dir.display(), os_error(e));
+    if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) {
+        let base = dir.parent().unwrap_or(dir);
+        msg.push_str(&format!(
+            "; fix: sudo mkdir -p {0} && sudo chown -R {1} {0} (see mix muontrap.doctor)",
+            base.display(),
+            nix::unistd::geteuid()
+        ));
+    }
+    msg
+}
+
+/// Directories from `base` down to `base/path`: `(levels above the leaf, leaf)`.
+fn levels(base: &Path, path: &str) -> (Vec<PathBuf>, PathBuf) {
+    let mut levels = vec![base.to_path_buf()];
+    let parts: Vec<&str> = path.split('/').collect();
+    for i in 1..parts.len() {
+        levels.push(base.join(parts[..i].join("/")));
+    }
+    (levels, base.join(path))
+}
+
+/// Creates the missing levels below `levels[0]`; returns the ones created.
+fn make_parents(levels: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut created = Vec::new();
+    for dir in &levels[1..] {
+        match mkdir(dir) {
+            Ok(()) => {
+                tracing::debug!(path = %dir.display(), "created parent cgroup");
+                created.push(dir.clone());
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(create_error(dir, &e)),
+        }
+    }
+    Ok(created)
+}
+
+fn make_leaf(leaf: &Path) -> Result<(), String> {
+    match mkdir(leaf) {
+        Ok(()) => {
+            tracing::debug!(path = %leaf.display(), "created cgroup");
+            Ok(())
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            Err(format!("cgroup {} already exists", leaf.display()))
+        }
+        Err(e) => Err(create_error(leaf, &e)),
+    }
+}
+
+/// A new v1 cpuset group starts with no CPUs and no memory nodes, and no
+/// task can join it: copy the parent's.
+fn inherit_cpuset(dir: &Path) -> Result<(), String> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let current = fs::read_to_string(dir.join(file)).unwrap_or_default();
+        if !current.trim().is_empty() {
+            continue;
+        }
+        let value = fs::read_to_string(parent.join(file)).map_err(|e| {
+            format!(
+                "cannot read {}: {}",
+                parent.join(file).display(),
+                os_error(&e)
+            )
+        })?;
+        write_file(&dir.join(file), value.trim())
+            .map_err(|e| format!("cannot set {}: {}", dir.join(file).display(), os_error(&e)))?;
+    }
+    Ok(())
+}
+
+/// The directory below which the group goes in `h`.
+fn base_of(h: &Hierarchy, cfg: &CgroupConfig) -> Result<PathBuf, String> {
+    h.dir("", cfg.beneath_own).ok_or_else(|| {
+        format!(
+            "cannot place the cgroup beneath muontrap's own: /proc/self/cgroup puts it \
+             outside the mounted {}",
+            h.describe()
+        )
+    })
+}
+
 impl Cgroup {
-    /// Creates `mount/cfg.path` ready for the program to join. Any failure
-    /// after the leaf exists removes it again (via `Drop`).
-    pub fn create(mount: &Path, cfg: &CgroupConfig) -> Result<Cgroup, String> {
-        let leaf = mount.join(&cfg.path);
-        // Levels from the mount down to the leaf's parent.
-        let mut levels = vec![mount.to_path_buf()];
-        let parts: Vec<&str> = cfg.path.split('/').collect();
-        for i in 1..parts.len() {
-            levels.push(mount.join(parts[..i].join("/")));
-        }
-        for dir in &levels[1..] {
-            match mkdir(dir) {
-                Ok(()) => tracing::debug!(path = %dir.display(), "created parent cgroup"),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => {
-                    return Err(format!(
-                        "cannot create cgroup {}: {}",
-                        dir.display(),
-                        os_error(&e)
-                    ))
-                }
+    /// Creates `cfg.path` in every hierarchy it needs, ready for the
+    /// program to join. Any failure removes what was created (via `Drop`).
+    pub fn create(layout: &Layout, cfg: &CgroupConfig) -> Result<Cgroup, String> {
+        let tracking = layout.tracking().ok_or(
+            "no cgroup filesystem is mounted (checked /proc/self/mountinfo); \
+             fix: mount -t cgroup2 none /sys/fs/cgroup",
+        )?;
+        // Hierarchy → controllers to use in it, tracking first.
+        let mut plan: Vec<(&Hierarchy, Vec<String>)> = vec![(tracking, Vec::new())];
+        for c in &cfg.controllers {
+            let h = match layout.v1_for(c) {
+                Some(h) => h,
+                None => layout.v2.as_ref().ok_or_else(|| {
+                    format!(
+                        "controller '{c}' is not available: no cgroup v1 hierarchy has it \
+                         and no cgroup2 filesystem is mounted (see mix muontrap.doctor)"
+                    )
+                })?,
+            };
+            match plan
+                .iter_mut()
+                .find(|(p, _)| p.mount_point == h.mount_point)
+            {
+                Some((_, cs)) => cs.push(c.clone()),
+                None => plan.push((h, vec![c.clone()])),
             }
         }
-        match mkdir(&leaf) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                return Err(format!("cgroup {} already exists", leaf.display()))
-            }
-            Err(e) => {
-                return Err(format!(
-                    "cannot create cgroup {}: {}",
-                    leaf.display(),
-                    os_error(&e)
-                ))
-            }
-        }
-        let group = Cgroup {
-            leaf,
+        let mut group = Cgroup {
+            members: Vec::new(),
             removed: false,
         };
-        tracing::debug!(path = %group.leaf.display(), "created cgroup");
-
-        // Best effort: a level may already delegate the controller, or may
-        // not allow it (then the check below explains what to do).
-        for dir in &levels {
-            for c in &cfg.controllers {
-                let r = write_file(&dir.join("cgroup.subtree_control"), &format!("+{c}"));
-                if let Err(e) = r {
-                    tracing::debug!(path = %dir.display(), controller = %c, error = %e, "could not enable controller");
+        for (h, controllers) in &plan {
+            let base = base_of(h, cfg)?;
+            let (levels, leaf) = levels(&base, &cfg.path);
+            let created = make_parents(&levels)?;
+            make_leaf(&leaf)?;
+            group.members.push(Member {
+                leaf: leaf.clone(),
+                version: h.version,
+                freezer: h.version == 1 && h.has("freezer"),
+            });
+            if h.version == 2 {
+                enable_v2(&levels, &leaf, controllers)?;
+            } else if h.has("cpuset") {
+                for dir in created.iter().chain(std::iter::once(&leaf)) {
+                    inherit_cpuset(dir)?;
                 }
             }
         }
-
-        let available = controllers_in(&group.leaf.join("cgroup.controllers"));
-        for c in &cfg.controllers {
-            if !available.contains(c) {
-                return Err(missing_controller(&levels, &group.leaf, c));
-            }
-        }
-
         for (file, value) in &cfg.settings {
-            let path = group.leaf.join(file);
+            let path = group.member_for(layout, &plan, file).join(file);
             write_file(&path, value).map_err(|e| {
-                format!(
+                let mut msg = format!(
                     "cannot set {} to '{}': {}",
                     path.display(),
                     value,
                     os_error(&e)
-                )
+                );
+                if e.kind() == ErrorKind::NotFound {
+                    msg.push_str(" (this kernel does not provide that file)");
+                }
+                msg
             })?;
         }
         Ok(group)
     }
 
-    /// The fd the child writes its pid into to join (it cannot open files
-    /// by path once privileges are dropped, and should not allocate).
-    pub fn open_procs(&self) -> Result<OwnedFd, String> {
-        let path = self.leaf.join("cgroup.procs");
-        OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map(OwnedFd::from)
-            .map_err(|e| format!("cannot open {}: {}", path.display(), os_error(&e)))
+    /// The leaf a setting's file lives in: the v1 hierarchy of its
+    /// controller, else cgroup2, else the tracking group.
+    fn member_for(&self, layout: &Layout, plan: &[(&Hierarchy, Vec<String>)], file: &str) -> &Path {
+        let controller = file.split('.').next().unwrap_or("");
+        let index = plan
+            .iter()
+            .position(|(h, _)| h.version == 1 && h.has(controller) && controller != "cgroup")
+            .or_else(|| {
+                layout.v2.as_ref().and_then(|v2| {
+                    plan.iter()
+                        .position(|(h, _)| h.mount_point == v2.mount_point)
+                })
+            })
+            .unwrap_or(0);
+        &self.members[index].leaf
+    }
+
+    /// The fds the child writes its pid into to join every hierarchy (it
+    /// cannot open files by path once privileges are dropped, and should
+    /// not allocate).
+    pub fn open_procs(&self) -> Result<Vec<OwnedFd>, String> {
+        self.members
+            .iter()
+            .map(|m| {
+                let path = m.leaf.join("cgroup.procs");
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map(OwnedFd::from)
+                    .map_err(|e| format!("cannot open {}: {}", path.display(), os_error(&e)))
+            })
+            .collect()
+    }
+
+    fn tracking(&self) -> Option<&Member> {
+        self.members.first()
     }
 
     fn procs(&self) -> Vec<i32> {
-        fs::read_to_string(self.leaf.join("cgroup.procs"))
+        let Some(m) = self.tracking() else {
+            return Vec::new();
+        };
+        fs::read_to_string(m.leaf.join("cgroup.procs"))
             .map(|s| {
                 s.split_ascii_whitespace()
                     .filter_map(|p| p.parse().ok())
@@ -145,50 +269,81 @@ impl Cgroup {
             .unwrap_or_default()
     }
 
-    /// SIGKILLs every process in the group once: `cgroup.kill` (5.14+) is
-    /// atomic against forks; the fallback is a single pass over the list.
+    /// SIGKILLs every process in the group once: `cgroup.kill` (v2, 5.14+)
+    /// is atomic against forks, and so is a pass over a frozen v1 freezer
+    /// group; the fallback is a single pass over the list.
     pub fn kill_once(&self) -> bool {
-        if write_file(&self.leaf.join("cgroup.kill"), "1").is_ok() {
+        let Some(m) = self.tracking() else {
+            return true;
+        };
+        if m.version == 2 && write_file(&m.leaf.join("cgroup.kill"), "1").is_ok() {
             return true;
         }
+        let frozen = m.freezer && freeze(&m.leaf);
         for pid in self.procs() {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
-        false
+        if m.freezer {
+            // Thawed, the killed tasks die; frozen or not, always thaw.
+            let _ = write_file(&m.leaf.join("freezer.state"), "THAWED");
+        }
+        frozen
     }
 
-    /// Kills everything left in the group and removes the leaf.
+    /// Kills everything left in the group and removes the leaves.
     pub fn destroy(&mut self) {
         if self.removed {
             return;
         }
         self.removed = true;
         let atomic = self.kill_once();
-        if !atomic {
-            // Without cgroup.kill a forking process can outrun one pass.
-            for _ in 0..RETRIES {
-                if self.procs().is_empty() {
-                    break;
-                }
-                self.kill_once();
-                sleep(RETRY_PAUSE);
+        for _ in 0..RETRIES {
+            if self.procs().is_empty() {
+                break;
             }
+            if !atomic {
+                // A forking process can outrun one unfrozen pass.
+                self.kill_once();
+            }
+            sleep(RETRY_PAUSE);
         }
-        // Killed tasks leave the group asynchronously: EBUSY for a moment.
-        for attempt in 0..=RETRIES {
-            match fs::remove_dir(&self.leaf) {
-                Ok(()) => {
-                    tracing::debug!(path = %self.leaf.display(), "removed cgroup");
-                    return;
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => return,
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < RETRIES => {
-                    sleep(RETRY_PAUSE)
-                }
-                Err(e) => {
-                    tracing::warn!(path = %self.leaf.display(), error = %e, "could not remove cgroup");
-                    return;
-                }
+        for m in self.members.iter().rev() {
+            remove_dir(&m.leaf);
+        }
+    }
+}
+
+/// Freezes a v1 freezer group and waits (briefly) until it is frozen.
+fn freeze(leaf: &Path) -> bool {
+    let state = leaf.join("freezer.state");
+    if write_file(&state, "FROZEN").is_err() {
+        return false;
+    }
+    for _ in 0..RETRIES {
+        match fs::read_to_string(&state) {
+            Ok(s) if s.trim() == "FROZEN" => return true,
+            Ok(_) => sleep(Duration::from_millis(1)),
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// Killed tasks leave the group asynchronously: EBUSY for a moment.
+fn remove_dir(leaf: &Path) {
+    for attempt in 0..=RETRIES {
+        match fs::remove_dir(leaf) {
+            Ok(()) => {
+                tracing::debug!(path = %leaf.display(), "removed cgroup");
+                return;
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => return,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < RETRIES => {
+                sleep(RETRY_PAUSE)
+            }
+            Err(e) => {
+                tracing::warn!(path = %leaf.display(), error = %e, "could not remove cgroup");
+                return;
             }
         }
     }
@@ -198,6 +353,28 @@ impl Drop for Cgroup {
     fn drop(&mut self) {
         self.destroy();
     }
+}
+
+/// Enables `controllers` on the way down to a v2 leaf and checks they
+/// arrived.
+fn enable_v2(levels: &[PathBuf], leaf: &Path, controllers: &[String]) -> Result<(), String> {
+    // Best effort: a level may already delegate the controller, or may
+    // not allow it (then the check below explains what to do).
+    for dir in levels {
+        for c in controllers {
+            let r = write_file(&dir.join("cgroup.subtree_control"), &format!("+{c}"));
+            if let Err(e) = r {
+                tracing::debug!(path = %dir.display(), controller = %c, error = %e, "could not enable controller");
+            }
+        }
+    }
+    let available = controllers_in(&leaf.join("cgroup.controllers"));
+    for c in controllers {
+        if !available.contains(c) {
+            return Err(missing_controller(levels, leaf, c));
+        }
+    }
+    Ok(())
 }
 
 /// Explains where a missing controller stops being delegated.
@@ -248,13 +425,77 @@ mod tests {
             path: path.into(),
             controllers: controllers.iter().map(|c| c.to_string()).collect(),
             settings: vec![],
+            beneath_own: false,
         }
+    }
+
+    fn hierarchy(version: u8, root: &Path, controllers: &[&str]) -> Hierarchy {
+        Hierarchy {
+            version,
+            mount_point: root.to_path_buf(),
+            controllers: controllers.iter().map(|c| c.to_string()).collect(),
+            own: Some("own".into()),
+        }
+    }
+
+    fn v2_layout(root: &Path) -> Layout {
+        Layout {
+            v2: Some(hierarchy(2, root, &[])),
+            v1: vec![],
+        }
+    }
+
+    #[test]
+    fn hybrid_creates_a_leaf_per_hierarchy_and_removes_them() {
+        let v2 = fake_root("hy_v2", "");
+        let mem = fake_root("hy_mem", "");
+        fs::create_dir(v2.join("own")).unwrap();
+        fs::create_dir(mem.join("own")).unwrap();
+        let layout = Layout {
+            v2: Some(hierarchy(2, &v2, &[])),
+            v1: vec![hierarchy(1, &mem, &["memory"])],
+        };
+        let mut c = cfg("mt/x", &["memory"]);
+        c.beneath_own = true;
+        let group = Cgroup::create(&layout, &c).unwrap();
+        assert!(v2.join("own/mt/x").is_dir());
+        assert!(mem.join("own/mt/x").is_dir());
+        assert_eq!(group.members.len(), 2);
+        assert_eq!(group.members[0].leaf, v2.join("own/mt/x"));
+        drop(group);
+        assert!(!v2.join("own/mt/x").exists());
+        assert!(!mem.join("own/mt/x").exists());
+        assert!(mem.join("own/mt").is_dir());
+        fs::remove_dir_all(&v2).unwrap();
+        fs::remove_dir_all(&mem).unwrap();
+    }
+
+    #[test]
+    fn pure_v1_without_the_controller() {
+        let frz = fake_root("v1_frz", "");
+        let layout = Layout {
+            v2: None,
+            v1: vec![hierarchy(1, &frz, &["freezer"])],
+        };
+        let err = Cgroup::create(&layout, &cfg("x", &["memory"]))
+            .err()
+            .unwrap();
+        assert!(
+            err.contains("controller 'memory' is not available"),
+            "{err}"
+        );
+        assert!(!frz.join("x").exists());
+        let err = Cgroup::create(&Layout::default(), &cfg("x", &[]))
+            .err()
+            .unwrap();
+        assert!(err.starts_with("no cgroup filesystem is mounted"), "{err}");
+        fs::remove_dir_all(&frz).unwrap();
     }
 
     #[test]
     fn missing_from_kernel() {
         let root = fake_root("kernel", "cpu io");
-        let err = Cgroup::create(&root, &cfg("a/b", &["memory"]))
+        let err = Cgroup::create(&v2_layout(&root), &cfg("a/b", &["memory"]))
             .err()
             .unwrap();
         assert!(
@@ -270,7 +511,9 @@ mod tests {
     #[test]
     fn missing_delegation_names_the_level() {
         let root = fake_root("deleg", "cpu memory");
-        let err = Cgroup::create(&root, &cfg("x", &["memory"])).err().unwrap();
+        let err = Cgroup::create(&v2_layout(&root), &cfg("x", &["memory"]))
+            .err()
+            .unwrap();
         // A plain file keeps "+memory" verbatim, so the fake root still does
         // not list "memory" as delegated and the hint names it.
         assert!(
@@ -295,7 +538,7 @@ mod tests {
     fn existing_leaf_is_refused_and_kept() {
         let root = fake_root("exists", "memory");
         fs::create_dir(root.join("taken")).unwrap();
-        let err = Cgroup::create(&root, &cfg("taken", &["memory"]))
+        let err = Cgroup::create(&v2_layout(&root), &cfg("taken", &["memory"]))
             .err()
             .unwrap();
         assert_eq!(

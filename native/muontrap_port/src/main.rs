@@ -2,6 +2,14 @@
 //! cgroup, parent-death signal, subreaper for everything it starts) and
 //! relays its output to the BEAM with flow control.
 //! The command line and wire protocol are specified in `docs/protocol.md`.
+//!
+//! `#![no_main]`: the C `main` below skips std's runtime init (a
+//! `/proc/self/maps` read for the stack guard, a sigaltstack and SIGSEGV/
+//! SIGBUS handlers), about 15 syscalls per run of a short command; what of
+//! it the port needs (SIGPIPE ignored, fds 0-2 open) it does itself. std's
+//! argument access still works: glibc hands argv to std's `.init_array` hook.
+//! (Test builds keep std's main, which the test harness provides.)
+#![cfg_attr(not(test), no_main)]
 
 mod args;
 mod cgroup;
@@ -28,7 +36,11 @@ use output::Output;
 use privileges::SystemDirectory;
 use relay::{Params, Relay};
 
-fn main() {
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    // SAFETY: SIG_IGN installs no handler code. Like std's runtime init: a
+    // closed stdout shows up as EPIPE, also for `--help` and usage errors.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     let status = match args::parse(&argv) {
         Ok(Parsed::Help) => {
@@ -44,7 +56,8 @@ fn main() {
             run(&cfg)
         }
     };
-    std::process::exit(status)
+    // Returning runs libc's exit(), as std::process::exit would.
+    status
 }
 
 /// Makes sure fds 0-2 are open, so no pipe or file we open later lands on
@@ -126,12 +139,16 @@ fn start(cfg: &Config) -> Result<(spawn::Child, Option<Cgroup>), String> {
     let cgroup = match &cfg.cgroup {
         None => None,
         Some(c) => {
-            let mount = muontrap_cgroup::mount::cgroup2_mount()
+            let layout = muontrap_cgroup::layout::Layout::detect()
                 .map_err(|e| format!("cannot use cgroup {}: {e}", c.path))?;
-            Some(Cgroup::create(&mount, c)?)
+            Some(Cgroup::create(&layout, c)?)
         }
     };
-    let procs = cgroup.as_ref().map(Cgroup::open_procs).transpose()?;
+    let procs = cgroup
+        .as_ref()
+        .map(Cgroup::open_procs)
+        .transpose()?
+        .unwrap_or_default();
     let arg0 = cfg.arg0.as_deref().unwrap_or(&cfg.program);
     let plan = spawn::Plan::new(&cfg.program, arg0, &cfg.args, cfg.capture, &creds, procs)
         .map_err(|e| e.to_string())?;

@@ -3,7 +3,7 @@
 //! the window, not stdout buffering.
 
 use std::io::{self, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -19,6 +19,98 @@ pub fn report(msg: &str) {
 pub struct Output {
     framed: bool,
     broken: bool,
+    /// splice(2) works from the output pipe to our stdout (cleared at the
+    /// first failure other than EAGAIN/EINTR/EPIPE, e.g. EINVAL for a
+    /// stdout that is an O_APPEND file).
+    splice: bool,
+}
+
+/// Bytes queued in a pipe (FIONREAD); 0 if unknown.
+pub fn pipe_bytes(fd: BorrowedFd<'_>) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD stores one int through the valid pointer.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    if r < 0 {
+        0
+    } else {
+        usize::try_from(n).unwrap_or(0)
+    }
+}
+
+/// Moves exactly `n` bytes, which are queued in the pipe `from`, to `to`:
+/// by splice(2) while `*splice` holds, else (or once splice fails with
+/// anything but EINTR/EAGAIN/EPIPE, e.g. EINVAL for an O_APPEND file) by
+/// read + write through `scratch`, clearing `*splice`. Blocks until done;
+/// errors only if `to` fails (or, impossibly, the bytes are not there).
+fn move_exact(
+    from: BorrowedFd<'_>,
+    to: BorrowedFd<'_>,
+    n: usize,
+    scratch: &mut [u8],
+    splice: &mut bool,
+) -> Result<(), Errno> {
+    let mut left = n;
+    while left > 0 {
+        if *splice {
+            // SAFETY: splice(2) between two fds we hold open, null offsets
+            // (stream-like use); no memory is passed.
+            let r = unsafe {
+                libc::splice(
+                    from.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    to.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    left,
+                    libc::SPLICE_F_MOVE,
+                )
+            };
+            match usize::try_from(r) {
+                Ok(0) => *splice = false,
+                Ok(k) => left -= k,
+                Err(_) => match Errno::last() {
+                    Errno::EINTR => {}
+                    // `to` is non-blocking and full: wait for room.
+                    Errno::EAGAIN => wait_writable(to),
+                    Errno::EPIPE => return Err(Errno::EPIPE),
+                    e => {
+                        tracing::debug!(error = %e, "splice unavailable, copying output");
+                        *splice = false;
+                    }
+                },
+            }
+            continue;
+        }
+        let m = left.min(scratch.len());
+        match nix::unistd::read(from, &mut scratch[..m]) {
+            // The queued bytes vanished: the message cannot be completed.
+            Ok(0) => return Err(Errno::EIO),
+            Ok(k) => {
+                write_fd(to, &scratch[..k])?;
+                left -= k;
+            }
+            Err(Errno::EINTR | Errno::EAGAIN) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn wait_writable(fd: BorrowedFd<'_>) {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+    let _ = poll(&mut fds, PollTimeout::NONE);
+}
+
+/// write(2) all of `bytes`, waiting for room on a non-blocking fd.
+fn write_fd(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> Result<(), Errno> {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => wait_writable(fd),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 impl Output {
@@ -26,7 +118,13 @@ impl Output {
         Output {
             framed,
             broken: false,
+            splice: true,
         }
+    }
+
+    /// Whether `data_from_pipe` moves bytes without copying them.
+    pub fn splicing(&self) -> bool {
+        self.splice
     }
 
     pub fn framed(&self) -> bool {
@@ -47,6 +145,27 @@ impl Output {
             self.write_all(&buf[..HEADER_LEN + n]);
         } else {
             self.write_all(&buf[HEADER_LEN..HEADER_LEN + n]);
+        }
+    }
+
+    /// Sends exactly `n` bytes that are queued in `pipe` (we are its only
+    /// reader and `pipe_bytes` said they are there) as output: framed, the
+    /// DATA header by write(2), then the body by splice(2) from pipe to
+    /// stdout, so the bytes are never copied through our memory. The
+    /// message is complete when this returns, unless stdout broke.
+    pub fn data_from_pipe(&mut self, pipe: BorrowedFd<'_>, n: usize, scratch: &mut [u8]) {
+        if self.framed {
+            self.write_all(&protocol::encode_header(protocol::TAG_DATA, n));
+        }
+        if self.broken {
+            return;
+        }
+        let stdout = io::stdout();
+        if let Err(e) = move_exact(pipe, stdout.as_fd(), n, scratch, &mut self.splice) {
+            if e != Errno::EPIPE {
+                tracing::warn!(error = %e, "relaying output failed");
+            }
+            self.broken = true;
         }
     }
 
@@ -73,25 +192,105 @@ impl Output {
         }
     }
 
-    fn write_all(&mut self, mut bytes: &[u8]) {
-        let stdout = io::stdout();
-        let fd = stdout.as_fd();
-        while !bytes.is_empty() && !self.broken {
-            match nix::unistd::write(fd, bytes) {
-                Ok(n) => bytes = &bytes[n..],
-                Err(Errno::EINTR) => {}
-                // Inherited O_NONBLOCK stdout: wait for room.
-                Err(Errno::EAGAIN) => {
-                    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
-                    let _ = poll(&mut fds, PollTimeout::NONE);
-                }
-                Err(e) => {
-                    if e != Errno::EPIPE {
-                        tracing::warn!(error = %e, "writing to stdout failed");
-                    }
-                    self.broken = true;
-                }
-            }
+    fn write_all(&mut self, bytes: &[u8]) {
+        if self.broken {
+            return;
         }
+        let stdout = io::stdout();
+        if let Err(e) = write_fd(stdout.as_fd(), bytes) {
+            if e != Errno::EPIPE {
+                tracing::warn!(error = %e, "writing to stdout failed");
+            }
+            self.broken = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsFd, OwnedFd};
+
+    fn pipe_with(bytes: &[u8]) -> (OwnedFd, OwnedFd) {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        write_fd(w.as_fd(), bytes).unwrap();
+        (r, w)
+    }
+
+    fn read_all(fd: BorrowedFd<'_>, n: usize) -> Vec<u8> {
+        let mut out = vec![0; n];
+        let mut got = 0;
+        while got < n {
+            got += nix::unistd::read(fd, &mut out[got..]).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn moves_exactly_n_bytes_by_splice() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+        let (src_r, _src_w) = pipe_with(&data);
+        assert_eq!(pipe_bytes(src_r.as_fd()), data.len());
+        let (dst_r, dst_w) = nix::unistd::pipe().unwrap();
+        let mut splice = true;
+        let mut scratch = [0u8; 16];
+        move_exact(
+            src_r.as_fd(),
+            dst_w.as_fd(),
+            30_000,
+            &mut scratch,
+            &mut splice,
+        )
+        .unwrap();
+        assert!(splice);
+        assert_eq!(read_all(dst_r.as_fd(), 30_000), data[..30_000]);
+        // The rest is still queued, in order.
+        assert_eq!(pipe_bytes(src_r.as_fd()), 20_000);
+        assert_eq!(pipe_bytes(dst_r.as_fd()), 0);
+    }
+
+    #[test]
+    fn falls_back_to_copying_when_splice_is_refused() {
+        // splice(2) refuses an O_APPEND file (EINVAL): copy instead.
+        let path = std::env::temp_dir().join(format!("muontrap_splice_{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        drop(file);
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+        let (src_r, _src_w) = pipe_with(&data);
+        let mut splice = true;
+        let mut scratch = [0u8; 100];
+        move_exact(
+            src_r.as_fd(),
+            file.as_fd(),
+            10_000,
+            &mut scratch,
+            &mut splice,
+        )
+        .unwrap();
+        assert!(!splice);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_closed_reader_is_epipe() {
+        // SAFETY: SIG_IGN installs no handler; EPIPE instead of SIGPIPE.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        let (src_r, _src_w) = pipe_with(b"hello");
+        let (dst_r, dst_w) = nix::unistd::pipe().unwrap();
+        drop(dst_r);
+        let mut splice = true;
+        let mut scratch = [0u8; 8];
+        let r = move_exact(src_r.as_fd(), dst_w.as_fd(), 5, &mut scratch, &mut splice);
+        assert_eq!(r, Err(Errno::EPIPE));
     }
 }

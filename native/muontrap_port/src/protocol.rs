@@ -60,7 +60,7 @@ impl fmt::Display for ProtocolError {
 /// Writes the length prefix and tag for a message with `body_len` bytes
 /// after the tag.
 pub fn encode_header(tag: u8, body_len: usize) -> [u8; HEADER_LEN] {
-    // Bodies are at most the 64 KiB read buffer or a short error line.
+    // Bodies are at most the 128 KiB read buffer or a short error line.
     let len = u32::try_from(body_len + 1).unwrap_or(u32::MAX);
     let l = len.to_be_bytes();
     [l[0], l[1], l[2], l[3], tag]

@@ -1,9 +1,14 @@
-//! fork + exec of the program with its containment set up in the child.
+//! vfork-style spawn + exec of the program with its containment set up in
+//! the child.
 //!
 //! Everything the child needs (C strings, argv pointers, fds, numeric
-//! credentials) is prepared before `fork`, so the child only makes raw
-//! syscalls between fork and exec. Failures in the child travel back as
-//! `(stage, errno)` over a close-on-exec pipe: EOF means exec succeeded.
+//! credentials) is prepared before the clone, so the child only makes raw
+//! syscalls between clone and exec. It shares our memory
+//! (`CLONE_VM | CLONE_VFORK`, like glibc's `posix_spawn`) on a stack of its
+//! own, and we are suspended until it execs or exits: no page tables are
+//! copied and no copy-on-write faults follow. Failures in the child travel
+//! back as `(stage, errno)` over a close-on-exec pipe: EOF means exec
+//! succeeded.
 
 use std::ffi::{CString, OsStr};
 use std::fmt;
@@ -13,7 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
-use nix::unistd::{fork, pipe2, read, setpgid, ForkResult, Pid};
+use nix::unistd::{pipe2, read, setpgid, Pid};
 
 use crate::args::Capture;
 use crate::privileges::Credentials;
@@ -84,7 +89,8 @@ pub struct Plan {
     gid: Option<libc::gid_t>,
     groups: Option<Vec<libc::gid_t>>,
     groups_required: bool,
-    cgroup_procs: Option<OwnedFd>,
+    /// `cgroup.procs` of the group in every hierarchy it spans.
+    cgroup_procs: Vec<OwnedFd>,
 }
 
 #[derive(Debug)]
@@ -112,7 +118,7 @@ impl Plan {
         args: &[impl AsRef<OsStr>],
         capture: Capture,
         creds: &Credentials,
-        cgroup_procs: Option<OwnedFd>,
+        cgroup_procs: Vec<OwnedFd>,
     ) -> Result<Plan, PlanError> {
         let program = cstring("program", program)?;
         let mut argv = vec![cstring("arg0", arg0)?];
@@ -148,7 +154,7 @@ struct ChildFds {
     devnull: RawFd,
     out_w: Option<RawFd>,
     report_w: RawFd,
-    procs: Option<RawFd>,
+    procs: Vec<RawFd>,
 }
 
 /// Forks and execs. `Err` only if nothing was forked; once a child exists
@@ -167,17 +173,21 @@ pub fn spawn(plan: Plan) -> Result<Child, String> {
         devnull: devnull.as_raw_fd(),
         out_w: output.as_ref().map(|(_, w)| w.as_raw_fd()),
         report_w: report_w.as_raw_fd(),
-        procs: plan.cgroup_procs.as_ref().map(AsRawFd::as_raw_fd),
+        procs: plan.cgroup_procs.iter().map(AsRawFd::as_raw_fd).collect(),
     };
     let parent = nix::unistd::getpid();
+    let stack = ChildStack::new().map_err(|e| format!("cannot map a stack: {}", e.desc()))?;
 
-    // SAFETY: the port is single-threaded, so the child is a consistent copy;
-    // it only makes raw syscalls on data prepared above and then execs or
-    // `_exit`s.
-    match unsafe { fork() } {
+    match clone_vfork(
+        &stack,
+        &ChildArgs {
+            plan: &plan,
+            fds: &fds,
+            parent,
+        },
+    ) {
         Err(e) => Err(format!("fork failed: {}", e.desc())),
-        Ok(ForkResult::Child) => child(&plan, &fds, parent),
-        Ok(ForkResult::Parent { child: pid }) => {
+        Ok(pid) => {
             // Also set the group here so it exists before we might signal it.
             // EACCES after the child exec'd is fine: it did it itself.
             let _ = setpgid(pid, pid);
@@ -200,6 +210,105 @@ pub fn spawn(plan: Plan) -> Result<Child, String> {
             })
         }
     }
+}
+
+/// Stack for the child between clone and exec: it runs `child` and
+/// `execvp` (which builds paths on the stack), nothing else. Below it a
+/// guard page turns an overflow into a fault instead of silent corruption
+/// of our memory.
+struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+const CHILD_STACK: usize = 256 * 1024;
+const GUARD: usize = 4096;
+
+impl ChildStack {
+    fn new() -> nix::Result<ChildStack> {
+        let len = CHILD_STACK + GUARD;
+        // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        let stack = ChildStack { base, len };
+        // SAFETY: the lowest page of the mapping we own (the stack grows down).
+        if unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } != 0 {
+            return Err(Errno::last());
+        }
+        Ok(stack)
+    }
+
+    /// The initial stack pointer: the top of the mapping, 16-byte aligned.
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of our own mapping; `len` is page-aligned.
+        unsafe { self.base.cast::<u8>().add(self.len).cast() }
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping created in `new`; the child that
+        // used it has exec'd or exited (CLONE_VFORK) by the time we drop it.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+struct ChildArgs<'a> {
+    plan: &'a Plan,
+    fds: &'a ChildFds,
+    parent: Pid,
+}
+
+extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `ChildArgs` that `clone_vfork` passed, alive in
+    // the suspended parent's frame until we exec or exit.
+    let a = unsafe { &*arg.cast::<ChildArgs>() };
+    child(a.plan, a.fds, a.parent)
+}
+
+/// `clone(CLONE_VM | CLONE_VFORK | SIGCHLD)`: returns once the child has
+/// exec'd or exited. All signals are blocked around the clone so no handler
+/// of ours can run on the child's side of the shared memory; the child sets
+/// its own mask and dispositions before exec.
+fn clone_vfork(stack: &ChildStack, args: &ChildArgs) -> nix::Result<Pid> {
+    // SAFETY: sigfillset/sigprocmask on stack-local sets.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    // SAFETY: the child runs `child_entry` on its own stack and only makes
+    // raw syscalls on data prepared before this call (which outlives it,
+    // since CLONE_VFORK suspends us until the child execs or `_exit`s); it
+    // never returns into our frames and allocates nothing.
+    let pid = unsafe {
+        libc::clone(
+            child_entry,
+            stack.top(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            std::ptr::from_ref(args).cast_mut().cast(),
+        )
+    };
+    let result = if pid < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(Pid::from_raw(pid))
+    };
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    result
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> nix::Result<()> {
@@ -382,7 +491,7 @@ fn child(plan: &Plan, fds: &ChildFds, parent: Pid) -> ! {
             libc::_exit(127);
         }
     }
-    if let Some(procs) = fds.procs {
+    for &procs in &fds.procs {
         // SAFETY: getpid(2) cannot fail.
         let me = unsafe { libc::getpid() } as u32;
         if !write_decimal(procs, me) {
@@ -442,14 +551,14 @@ mod tests {
         let c = Credentials::default();
         let bad = OsStr::new("a\0b");
         let none: &[&OsStr] = &[];
-        assert!(Plan::new(bad, OsStr::new("x"), none, Capture::None, &c, None).is_err());
+        assert!(Plan::new(bad, OsStr::new("x"), none, Capture::None, &c, vec![]).is_err());
         assert!(Plan::new(
             OsStr::new("x"),
             OsStr::new("x"),
             &[bad],
             Capture::None,
             &c,
-            None
+            vec![]
         )
         .is_err());
         let p = Plan::new(
@@ -458,7 +567,7 @@ mod tests {
             &["1", "2"],
             Capture::None,
             &c,
-            None,
+            vec![],
         )
         .unwrap();
         assert_eq!(p.argv_ptrs.len(), 4);

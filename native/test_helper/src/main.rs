@@ -17,6 +17,9 @@ fn usage() -> ! {
          \x20 fork_many N [exit]       fork N sleeping children, print their pids, sleep (or exit)\n\
          \x20 daemonize                double-fork a setsid grandchild that sleeps, print its pid, exit\n\
          \x20 alloc MIB                allocate and touch MIB mebibytes, print 'done', exit\n\
+         \x20 fork_bomb DEPTH [exit]   a binary tree of 2^(DEPTH+1)-1 processes in new sessions and\n\
+         \x20                          process groups whose leaves keep re-forking; prints 'ready' (then exits)\n\
+         \x20 spin                     busy-loop forever\n\
          \x20 sleep                    sleep forever"
     );
     exit(2)
@@ -78,6 +81,8 @@ fn main() {
                 blocks.iter().map(|b| b[0] as usize).sum::<usize>()
             );
         }
+        Some("fork_bomb") => fork_bomb(arg_num(&args, 1), args.get(2).is_some_and(|s| s == "exit")),
+        Some("spin") => spin(),
         Some("sleep") => sleep_forever(),
         _ => usage(),
     }
@@ -184,5 +189,66 @@ fn daemonize() {
 fn sleep_forever() -> ! {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// A bounded fork bomb that tries every escape: each process leaves the
+/// parent's process group (odd nodes start a new session, even ones a new
+/// group), and the leaves replace themselves with a fresh child every few
+/// milliseconds, so their pids keep changing while the tree is killed.
+fn fork_bomb(depth: u64, root_exits: bool) {
+    let mut level = 0;
+    let mut node = 0u64;
+    while level < depth {
+        let mut forked_both = true;
+        for side in 0..2 {
+            // SAFETY: single-threaded; the child continues this loop.
+            match unsafe { libc::fork() } {
+                0 => {
+                    node = node * 2 + side;
+                    level += 1;
+                    // SAFETY: plain syscalls on our own process.
+                    unsafe {
+                        if node % 2 == 1 {
+                            libc::setsid();
+                        } else {
+                            libc::setpgid(0, 0);
+                        }
+                    }
+                    forked_both = false;
+                    break;
+                }
+                -1 => exit(3),
+                _ => {}
+            }
+        }
+        if forked_both {
+            // An inner node: its children carry on.
+            if level == 0 {
+                write_all(&mut io::stdout(), b"ready\n");
+                if root_exits {
+                    exit(0)
+                }
+            }
+            sleep_forever()
+        }
+    }
+    // A leaf: keep moving to a new pid.
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        // SAFETY: single-threaded; the child continues the loop.
+        match unsafe { libc::fork() } {
+            0 => {}
+            -1 => {}
+            // SAFETY: _exit(2) ends this process without running destructors.
+            _ => unsafe { libc::_exit(0) },
+        }
+    }
+}
+
+fn spin() -> ! {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
     }
 }

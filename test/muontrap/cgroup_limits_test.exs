@@ -1,0 +1,228 @@
+defmodule MuonTrap.CgroupLimitsTest do
+  # Real limits through the same :cgroup map on whatever layout the host has:
+  # v1 and hybrid hosts (this development machine: v1 controllers plus an
+  # empty cgroup2 at /sys/fs/cgroup/unified) and pure v2 (scripts/vm_test).
+  # Groups go beneath the BEAM's own cgroup in every hierarchy
+  # (:cgroup_beneath_beam), never beside it.
+  use ExUnit.Case, async: true
+
+  import ExUnit.CaptureLog
+  import MuonTrap.Test.OSProcess
+
+  alias MuonTrap.{Cgroup, Daemon}
+
+  @moduletag :cgroup_limits
+
+  setup_all do
+    base = "muontrap_test_#{marker()}"
+
+    on_exit(fn ->
+      # The port removes the leaves; the base is the test's to remove.
+      for dir <- dirs(base), File.dir?(dir), do: File.rmdir(dir)
+    end)
+
+    %{base: base}
+  end
+
+  defp opts(base, settings),
+    do: [cgroup_base: base, cgroup_beneath_beam: true, cgroup: settings]
+
+  # The group's directory in every hierarchy of this host.
+  defp dirs(path) do
+    layout = Cgroup.layout()
+
+    for h <- List.wrap(layout.v2) ++ layout.v1, h.own != nil do
+      Path.join([h.mount, h.own, path])
+    end
+  end
+
+  defp assert_removed(path) do
+    wait_until(
+      fn -> Enum.all?(dirs(path), &(not File.exists?(&1))) end,
+      5_000,
+      fn ->
+        "#{path} to be removed everywhere: #{inspect(Enum.filter(dirs(path), &File.exists?/1))}"
+      end
+    )
+  end
+
+  defp v1?(controller), do: controller in Cgroup.v1_controllers()
+
+  test "a memory limit gets an allocating command OOM-killed", %{base: base} do
+    # No swap to escape to: memory.swap.max on v2, memsw on v1.
+    swap = if swap_accounting?(), do: %{memory_swap_max: 0}, else: %{}
+
+    assert {"", 137} =
+             MuonTrap.cmd(
+               helper(),
+               ["alloc", "256"],
+               opts(base, Map.merge(%{memory_max: 32 * 1024 * 1024}, swap))
+             )
+
+    assert {"done 256\n", 0} =
+             MuonTrap.cmd(
+               helper(),
+               ["alloc", "256"],
+               opts(base, %{memory_max: 512 * 1024 * 1024})
+             )
+  end
+
+  defp swap_accounting? do
+    if v1?("memory") do
+      h = Enum.find(Cgroup.layout().v1, &("memory" in &1.controllers))
+      File.exists?(Path.join([h.mount, h.own, "memory.memsw.limit_in_bytes"]))
+    else
+      File.exists?(Path.join(Cgroup.layout().v2.mount, "memory.swap.current")) or
+        File.exists?(
+          Path.join([Cgroup.layout().v2.mount, v2_own_cgroup() || "", "memory.swap.max"])
+        )
+    end
+  end
+
+  test "pids_max stops a fork loop", %{base: base} do
+    {out, status} =
+      MuonTrap.cmd(helper(), ["fork_many", "50", "exit"], opts(base, %{pids_max: 5}))
+
+    assert status == 3
+    assert length(String.split(out)) < 5
+  end
+
+  test "a CPU quota holds a busy loop near its share, measured from cpu.stat", %{base: base} do
+    capture_log(fn ->
+      {:ok, pid} =
+        Daemon.start_link(helper(), ["spin"], opts(base, %{cpu_max: {20_000, 100_000}}))
+
+      path = Daemon.cgroup_path(pid)
+      usage = fn -> Daemon.statistics(pid).cgroup["cpu.stat"]["usage_usec"] end
+      {t0, u0} = {System.monotonic_time(:millisecond), usage.()}
+      wait_until(fn -> usage.() - u0 >= 300_000 end, 10_000, "300 ms of CPU time")
+      elapsed_ms = System.monotonic_time(:millisecond) - t0
+      # 300 ms at 20 % takes ~1.5 s of wall time; unthrottled, 0.3 s.
+      share = 300 / elapsed_ms
+      assert share > 0.1 and share < 0.3, "share #{share}"
+      assert %{"nr_throttled" => throttled} = Daemon.statistics(pid).cgroup["cpu.stat"]
+      assert throttled > 0
+      GenServer.stop(pid)
+      assert_removed(path)
+    end)
+  end
+
+  test "statistics move, and cgroup_config reports the settings under the v2 keys", %{
+    base: base
+  } do
+    settings = %{memory_max: 200 * 1024 * 1024, pids_max: 100, cpu_weight: 50}
+
+    capture_log(fn ->
+      {:ok, pid} = Daemon.start_link(helper(), ["fork_many", "2"], opts(base, settings))
+
+      wait_until(
+        fn -> Daemon.statistics(pid).cgroup["pids.current"] == 3 end,
+        5_000,
+        "3 processes"
+      )
+
+      stats = Daemon.statistics(pid).cgroup
+      assert stats["memory.current"] > 0
+      assert stats["memory.peak"] >= stats["memory.current"]
+      assert %{"usage_usec" => u} = stats["cpu.stat"]
+      assert is_integer(u)
+      assert %{"max" => 0} = stats["pids.events"]
+
+      config = Daemon.cgroup_config(pid)
+      assert Map.take(config, Map.keys(settings)) == settings
+      assert config.cpu_max == :max
+
+      # It starts a twin with the same settings.
+      {:ok, twin} = Daemon.start_link(helper(), ["sleep"], opts(base, config))
+      assert Map.take(Daemon.cgroup_config(twin), Map.keys(settings)) == settings
+
+      for daemon <- [twin, pid] do
+        path = Daemon.cgroup_path(daemon)
+        GenServer.stop(daemon)
+        assert_removed(path)
+      end
+    end)
+  end
+
+  test "cgget/cgset reach the hierarchy of the file's controller", %{base: base} do
+    capture_log(fn ->
+      {:ok, pid} =
+        Daemon.start_link(helper(), ["sleep"], opts(base, %{memory_max: 100 * 1024 * 1024}))
+
+      file = if v1?("memory"), do: "memory.limit_in_bytes", else: "memory.max"
+      assert {:ok, "104857600\n"} = Daemon.cgget(pid, file)
+      assert :ok = Daemon.cgset(pid, file, "209715200")
+      assert {:ok, "209715200\n"} = Daemon.cgget(pid, file)
+      assert {:ok, procs} = Daemon.cgget(pid, "cgroup.procs")
+      assert String.trim(procs) == "#{Daemon.command_os_pid(pid)}"
+      assert {:error, :einval} = Daemon.cgget(pid, "../cgroup.procs")
+      path = Daemon.cgroup_path(pid)
+      GenServer.stop(pid)
+      assert_removed(path)
+    end)
+  end
+
+  test "settings without a v1 equivalent are an ArgumentError on v1", %{base: base} do
+    if v1?("memory") do
+      assert_raise ArgumentError, ~r/:memory_high has no cgroup v1 equivalent/, fn ->
+        MuonTrap.cmd("true", [], opts(base, %{memory_high: 1_000_000}))
+      end
+
+      assert_raise ArgumentError, ~r/needs an integer :memory_max/, fn ->
+        MuonTrap.cmd("true", [], opts(base, %{memory_swap_max: 0}))
+      end
+    else
+      assert {"", 0} = MuonTrap.cmd("true", [], opts(base, %{memory_high: 1_000_000}))
+    end
+  end
+
+  test "if the port binary is SIGKILLed, the Elixir side kills the group and removes it", %{
+    base: base
+  } do
+    m = marker()
+    parent = self()
+    path = Cgroup.random_path(base)
+
+    task =
+      Task.async(fn ->
+        try do
+          MuonTrap.cmd(
+            "sh",
+            [
+              "-c",
+              "#{helper()} daemonize #{m}; #{helper()} fork_many 3 #{m} & exec #{helper()} sleep #{m}"
+            ],
+            cgroup_path: path,
+            cgroup_beneath_beam: true,
+            cgroup: %{pids_max: 100},
+            into: %Collect{to: parent}
+          )
+        rescue
+          e in MuonTrap.Error -> {:raised, e.message}
+        end
+      end)
+
+    wait_until(fn -> length(pids_matching(m)) == 6 end, 5_000, "6 processes")
+    pids = pids_matching(m)
+    assert Enum.any?(dirs(path), &File.dir?/1)
+    [port_binary] = port_binaries_matching(m)
+    {_, 0} = System.cmd("kill", ["-KILL", "#{port_binary}"])
+
+    assert {:raised, "muontrap: port binary exited unexpectedly with status 137"} =
+             Task.await(task)
+
+    # Everything, including the daemonized grandchild that escaped the
+    # dead port's process tree, was killed through the cgroup.
+    wait_all_dead(pids)
+    assert_removed(path)
+  end
+
+  defp port_binaries_matching(m) do
+    for "/proc/" <> pid <- Path.wildcard("/proc/[0-9]*"),
+        {:ok, exe} <- [File.read_link("/proc/#{pid}/exe")],
+        Path.basename(exe) == "muontrap",
+        {:ok, cmdline} <- [File.read("/proc/#{pid}/cmdline")],
+        String.contains?(cmdline, m),
+        do: String.to_integer(pid)
+  end
+end
