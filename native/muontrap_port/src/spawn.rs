@@ -282,13 +282,15 @@ extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
 /// of ours can run on the child's side of the shared memory; the child sets
 /// its own mask and dispositions before exec.
 fn clone_vfork(stack: &ChildStack, args: &ChildArgs) -> nix::Result<Pid> {
-    // SAFETY: sigfillset/sigprocmask on stack-local sets.
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe {
+    // SAFETY: sigset_t is plain data (all-zero is a valid empty set), and
+    // sigfillset/sigprocmask only read and write these stack-local sets.
+    let old = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
-    }
+        old
+    };
     // SAFETY: the child runs `child_entry` on its own stack and only makes
     // raw syscalls on data prepared before this call (which outlives it,
     // since CLONE_VFORK suspends us until the child execs or `_exit`s); it
