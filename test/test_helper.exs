@@ -22,4 +22,5 @@ exclude =
   end
 
 # Logs are shown only for failing tests.
-ExUnit.start(exclude: [:soak | exclude], capture_log: true)
+# Commands start in real OS processes: allow for a loaded 2-core machine.
+ExUnit.start(exclude: [:soak | exclude], capture_log: true, assert_receive_timeout: 5_000)
