@@ -70,6 +70,16 @@ fn cgset<'a>(
     }
 }
 
+/// The group to read from and the host's layout; `None` (an empty map for
+/// the caller) without a cgroup, for an invalid path, or without cgroupfs.
+fn readable(
+    path: &Option<Binary<'_>>,
+    beneath_own: bool,
+) -> Option<(cgroup_fs::Resolved, &'static Layout)> {
+    let group = cgroup_fs::resolve(group(path, beneath_own), Root::Allow).ok()?;
+    Some((group, cgroup_fs::layout().ok()?))
+}
+
 /// `cgroup_config(path | nil, beneath_own) :: %{atom => term}`; unreadable
 /// or unparseable knobs are omitted, and an invalid path gives `%{}` just
 /// like a missing cgroup. On v1 hierarchies the v1 files are read and
@@ -81,10 +91,7 @@ fn cgroup_config<'a>(
     beneath_own: bool,
 ) -> NifResult<Term<'a>> {
     let mut map = Term::map_new(env);
-    let Ok(group) = cgroup_fs::resolve(group(&path, beneath_own), Root::Allow) else {
-        return Ok(map);
-    };
-    let Ok(layout) = cgroup_fs::layout() else {
+    let Some((group, layout)) = readable(&path, beneath_own) else {
         return Ok(map);
     };
     let read = |file: &str| cgroup_fs::read_text(&group.dir_for(layout, file)?, file);
@@ -114,10 +121,7 @@ fn statistics<'a>(
     beneath_own: bool,
 ) -> NifResult<Term<'a>> {
     let mut map = Term::map_new(env);
-    let Ok(group) = cgroup_fs::resolve(group(&path, beneath_own), Root::Allow) else {
-        return Ok(map);
-    };
-    let Ok(layout) = cgroup_fs::layout() else {
+    let Some((group, layout)) = readable(&path, beneath_own) else {
         return Ok(map);
     };
     let read = |file: &str| cgroup_fs::read_text(&group.dir_for(layout, file)?, file);
