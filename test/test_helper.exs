@@ -21,6 +21,13 @@ exclude =
     [:cgroup_limits | exclude]
   end
 
+# The release port binary drops libgcc_s only on x86_64 Linux with glibc.
+exclude =
+  if String.starts_with?(to_string(:erlang.system_info(:system_architecture)), "x86_64") and
+       String.contains?(to_string(:erlang.system_info(:system_architecture)), "linux-gnu"),
+     do: exclude,
+     else: [:x86_64_gnu | exclude]
+
 # Logs are shown only for failing tests.
 # Commands start in real OS processes: allow for a loaded 2-core machine.
 ExUnit.start(exclude: [:soak | exclude], capture_log: true, assert_receive_timeout: 5_000)

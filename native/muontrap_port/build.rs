@@ -28,6 +28,26 @@ fn main() {
     );
     if target == "x86_64-unknown-linux-gnu" && env::var_os(&linker_var).is_none() {
         println!("cargo:rustc-link-arg-bins=-Wl,--icf=all");
+        if env::var("PROFILE").as_deref() == Ok("release") {
+            discard_unwind_tables();
+        }
+    }
+}
+
+/// The release binary never unwinds (panic = "abort", and src/no_unwind.rs
+/// replaces the unwinder), so its unwind tables are dead weight (-20 KB).
+/// A linker script that only adds a /DISCARD/ rule keeps lld's default
+/// layout (`INSERT`). Release builds only (the profile aborts on panic):
+/// debug and test builds unwind.
+fn discard_unwind_tables() {
+    let Some(out) = env::var_os("OUT_DIR") else {
+        return;
+    };
+    let script = std::path::Path::new(&out).join("discard_unwind.ld");
+    let rule = "SECTIONS { /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) } } INSERT AFTER .text;\n";
+    if std::fs::write(&script, rule).is_ok() {
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-eh-frame-hdr");
+        println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
     }
 }
 

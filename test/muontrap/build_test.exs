@@ -18,6 +18,19 @@ defmodule MuonTrap.BuildTest do
     assert usage =~ "--stdio-window"
   end
 
+  @tag :x86_64_gnu
+  test "the running port binary maps no unwinder library (libgcc_s)" do
+    # src/no_unwind.rs: the release binary never unwinds, so it should not
+    # pay for loading libgcc_s (README, "Performance").
+    {:ok, daemon} = MuonTrap.Daemon.start_link("sleep", ["100"])
+    # The command has started only once the port binary runs (not before exec).
+    MuonTrap.Test.OSProcess.wait_until(fn -> MuonTrap.Daemon.command_os_pid(daemon) != :error end)
+    maps = File.read!("/proc/#{MuonTrap.Daemon.os_pid(daemon)}/maps")
+    assert maps =~ "libc.so"
+    refute maps =~ "libgcc_s"
+    GenServer.stop(daemon)
+  end
+
   test "the port binary works by hand in the plain protocol" do
     # A hand-written invocation: raw bytes out, acks in, each ack byte
     # acknowledging its value + 1 bytes. Once all 100_000 bytes are in, the

@@ -14,6 +14,13 @@
 mod args;
 mod cgroup;
 mod log;
+#[cfg(all(
+    panic = "abort",
+    target_arch = "x86_64",
+    target_os = "linux",
+    target_env = "gnu"
+))]
+mod no_unwind;
 mod output;
 mod privileges;
 mod protocol;

@@ -1,0 +1,79 @@
+//! Stand-ins for the libgcc_s unwinder, so the binary does not load
+//! `libgcc_s.so.1` (about 100 KB of RSS and one more library for the
+//! dynamic loader to map on every start; README, "Performance").
+//!
+//! The port is built with `panic = "abort"`: it never unwinds. std still
+//! references these symbols from its (unused) personality routine and from
+//! backtrace printing. With these definitions the linker resolves them here
+//! and `--as-needed` drops libgcc_s. A panic still prints its message and
+//! aborts; `RUST_BACKTRACE` then prints an empty backtrace.
+//!
+//! Only where the binary is built with `panic = "abort"` (release) for
+//! x86_64 Linux with glibc, where this was measured; debug and test builds
+//! unwind and keep the real unwinder, other targets keep libgcc_s.
+#![allow(non_snake_case)]
+
+use libc::{c_int, c_void, uintptr_t};
+
+/// `_URC_END_OF_STACK`: a backtrace walk stops at once.
+const END_OF_STACK: c_int = 5;
+/// `_URC_FATAL_PHASE1_ERROR`: "cannot unwind", should anything try.
+const FATAL: c_int = 3;
+
+#[no_mangle]
+pub extern "C" fn _Unwind_Backtrace(_trace: *mut c_void, _arg: *mut c_void) -> c_int {
+    END_OF_STACK
+}
+
+#[no_mangle]
+pub extern "C" fn _Unwind_GetIP(_ctx: *mut c_void) -> uintptr_t {
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn _Unwind_GetIPInfo(_ctx: *mut c_void, ip_before_insn: *mut c_int) -> uintptr_t {
+    if !ip_before_insn.is_null() {
+        // SAFETY: the caller passes a valid out-pointer (unwinder ABI).
+        unsafe { *ip_before_insn = 0 };
+    }
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn _Unwind_GetDataRelBase(_ctx: *mut c_void) -> uintptr_t {
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn _Unwind_GetTextRelBase(_ctx: *mut c_void) -> uintptr_t {
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn _Unwind_GetLanguageSpecificData(_ctx: *mut c_void) -> *mut c_void {
+    std::ptr::null_mut()
+}
+
+#[no_mangle]
+pub extern "C" fn _Unwind_GetRegionStart(_ctx: *mut c_void) -> uintptr_t {
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn _Unwind_SetGR(_ctx: *mut c_void, _index: c_int, _value: uintptr_t) {}
+
+#[no_mangle]
+pub extern "C" fn _Unwind_SetIP(_ctx: *mut c_void, _value: uintptr_t) {}
+
+/// Resuming an unwind cannot happen with `panic = "abort"`; if it ever
+/// did, stopping is the only safe answer.
+#[no_mangle]
+pub extern "C" fn _Unwind_Resume(_exception: *mut c_void) -> ! {
+    std::process::abort()
+}
+
+/// Never called with `panic = "abort"`; present for completeness.
+#[no_mangle]
+pub extern "C" fn _Unwind_RaiseException(_exception: *mut c_void) -> c_int {
+    FATAL
+}
