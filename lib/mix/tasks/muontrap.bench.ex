@@ -57,7 +57,8 @@ defmodule Mix.Tasks.Muontrap.Bench do
     cfg = %{
       quick: opts[:quick] || false,
       gb: opts[:gb] || false,
-      reps: if(opts[:quick], do: 3, else: 7)
+      reps: if(opts[:quick], do: 3, else: 7),
+      floor: build_floor()
     }
 
     sections = ~w(latency throughput concurrency daemon cgroup many binary)
@@ -102,11 +103,17 @@ defmodule Mix.Tasks.Muontrap.Bench do
   defp section("latency", cfg) do
     n = if cfg.quick, do: 50, else: 300
 
-    for {cmd, args} <- [{"true", []}, {"echo", ["hi"]}] do
+    Enum.flat_map([{"true", []}, {"echo", ["hi"]}], fn {cmd, args} ->
       sys = times(n, fn -> {_, 0} = System.cmd(cmd, args) end)
       mt = times(n, fn -> {_, 0} = MuonTrap.cmd(cmd, args) end)
-      row("latency", "cmd(#{inspect(cmd)}, #{inspect(args)})", "µs", mt, sys, false)
-    end
+      name = "cmd(#{inspect(cmd)}, #{inspect(args)})"
+
+      [row("latency", name, "µs", mt, sys, false)] ++
+        floor_rows(cfg, fn floor ->
+          fl = times(n, fn -> {_, 0} = System.cmd(floor, [cmd | args]) end)
+          row("latency", "floor: #{name} through bench/floor.c", "µs", fl, sys, false)
+        end)
+    end)
   end
 
   defp section("throughput", cfg) do
@@ -162,7 +169,20 @@ defmodule Mix.Tasks.Muontrap.Bench do
 
     sys = run.(fn -> System.cmd("true", []) end)
     mt = run.(fn -> MuonTrap.cmd("true", []) end)
-    [row("concurrency", "500 × true, 50 at once", "cmds/s", stats(mt), stats(sys), true)]
+
+    [row("concurrency", "500 × true, 50 at once", "cmds/s", stats(mt), stats(sys), true)] ++
+      floor_rows(cfg, fn floor ->
+        fl = run.(fn -> System.cmd(floor, ["true"]) end)
+
+        row(
+          "concurrency",
+          "floor: 500 × true through bench/floor.c",
+          "cmds/s",
+          stats(fl),
+          stats(sys),
+          true
+        )
+      end)
   end
 
   defp section("daemon", cfg), do: daemon_rows(cfg, [], "no cgroup")
@@ -215,7 +235,7 @@ defmodule Mix.Tasks.Muontrap.Bench do
     ]
   end
 
-  defp section("binary", _cfg) do
+  defp section("binary", cfg) do
     path = MuonTrap.muontrap_path()
     tmp = Path.join(System.tmp_dir!(), "muontrap_bench_stripped")
     File.cp!(path, tmp)
@@ -234,9 +254,47 @@ defmodule Mix.Tasks.Muontrap.Bench do
 
     [
       row("binary", "stripped size", "KB", stats([size / 1000]), nil, false),
-      row("binary", "RSS idle (Daemon, sleep)", "KB", stats([idle]), nil, false),
-      row("binary", "RSS peak streaming 100 MB", "KB", stats([mem.port_rss_kb]), nil, false)
-    ]
+      row("binary", "RSS idle (Daemon, sleep)", "KB", stats([idle]), nil, false)
+    ] ++
+      floor_rows(cfg, fn floor ->
+        port = Port.open({:spawn_executable, floor}, [:binary, args: ["--idle"]])
+        {:os_pid, pid} = Port.info(port, :os_pid)
+        Process.sleep(100)
+        kb = rss_kb(pid)
+        Port.close(port)
+
+        row(
+          "binary",
+          "floor: RSS of an idle C program (bench/floor.c)",
+          "KB",
+          stats([kb]),
+          nil,
+          false,
+          extra: "any dynamically linked glibc program costs this much"
+        )
+      end) ++
+      [row("binary", "RSS peak streaming 100 MB", "KB", stats([mem.port_rss_kb]), nil, false)]
+  end
+
+  # The floor rows: bench/floor.c, built with the system C compiler, is the
+  # cheapest possible process between the BEAM and the command. Skipped
+  # (with a note) where there is no C compiler.
+  defp floor_rows(%{floor: nil}, _fun), do: []
+  defp floor_rows(%{floor: floor}, fun), do: [fun.(floor)]
+
+  defp build_floor do
+    src = Path.expand("../../../bench/floor.c", __DIR__)
+    out = Path.join(System.tmp_dir!(), "muontrap_bench_floor")
+
+    with cc when is_binary(cc) <- System.find_executable("cc"),
+         true <- File.exists?(src),
+         {_, 0} <- System.cmd(cc, ["-O2", "-o", out, src], stderr_to_stdout: true) do
+      out
+    else
+      _ ->
+        IO.puts("no C compiler (cc) or bench/floor.c: the floor rows are skipped")
+        nil
+    end
   end
 
   # The default `into: ""`: both sides also build the 100 MB binary, which
@@ -526,7 +584,7 @@ defmodule Mix.Tasks.Muontrap.Bench do
     ratio = if x = ratio(r), do: "  ×#{fmt(x)}", else: ""
 
     IO.puts(
-      String.pad_trailing(r.name, 40) <>
+      String.pad_trailing(r.name, 52) <>
         String.pad_leading("#{fmt_stats(r.stats)} #{r.unit}", 32) <> ratio <> "  " <> mem_note(r)
     )
   end
