@@ -13,6 +13,10 @@ defmodule MuonTrap do
 
   alias MuonTrap.{Options, Protocol}
 
+  # Linux errno values, the same on every architecture.
+  @enoent 2
+  @eacces 13
+
   @doc ~S"""
   Run a command like `System.cmd/3`, containing it and its descendants.
 
@@ -51,7 +55,8 @@ defmodule MuonTrap do
       iex> MuonTrap.cmd("sh", ["-c", "echo oops >&2; exit 3"], stderr_to_stdout: true)
       {"oops\n", 3}
 
-  Raises `ErlangError` with `:enoent` when the command is not found,
+  Raises `ErlangError` with `:enoent` when the command is not found (or
+  `:eacces` for a path that is not executable), as `System.cmd/3` does,
   `ArgumentError` for bad arguments or options, and `MuonTrap.Error` when
   the command cannot be started or contained (a cgroup that cannot be
   created, an unknown user).
@@ -73,12 +78,18 @@ defmodule MuonTrap do
         :erlang.raise(kind, reason, __STACKTRACE__)
     else
       {acc, result, error} ->
-        if error do
-          collector.(acc, :halt)
-          raise MuonTrap.Error, message: error
-        end
+        case error do
+          nil ->
+            {collector.(acc, :done), result}
 
-        {collector.(acc, :done), result}
+          {:exec_error, errno} ->
+            collector.(acc, :halt)
+            :erlang.error(exec_error_reason(errno, command), [command, args, opts])
+
+          message ->
+            collector.(acc, :halt)
+            raise MuonTrap.Error, message: message
+        end
     after
       cancel_timer(timer)
     end
@@ -110,7 +121,12 @@ defmodule MuonTrap do
             {acc, result, state.error}
 
           {:error, message} ->
-            collect(port, timer, acc, collector, %{state | error: message})
+            # EXEC_ERROR, when sent, comes first and says more.
+            error = state.error || message
+            collect(port, timer, acc, collector, %{state | error: error})
+
+          {:exec_error, errno} when errno in [@enoent, @eacces] ->
+            collect(port, timer, acc, collector, %{state | error: {:exec_error, errno}})
 
           _started_or_ready ->
             collect(port, timer, acc, collector, state)
@@ -128,6 +144,14 @@ defmodule MuonTrap do
         collect(port, timer, acc, collector, %{state | timed_out: true})
     end
   end
+
+  # The program could not be exec'd: raise what System.cmd/3 raises. A bare
+  # name was looked up in PATH by the port, where System.cmd/3 would have
+  # found nothing (:enoent) also for a file without execute permission.
+  defp exec_error_reason(@enoent, _command), do: :enoent
+
+  defp exec_error_reason(@eacces, command),
+    do: if(String.contains?(command, "/"), do: :eacces, else: :enoent)
 
   defp flush_port(port) do
     receive do

@@ -62,6 +62,47 @@ defmodule MuonTrapTest do
     test "a missing executable raises :enoent like System.cmd/3" do
       assert_raise ErlangError, ~r/enoent/, fn -> MuonTrap.cmd("no_such_program_muontrap", []) end
     end
+
+    test "exec errors match System.cmd/3 for every way of naming the program" do
+      # Bare names are looked up by the port (execvp) unless :env sets PATH;
+      # names with a slash behave as in System.cmd/3.
+      for {command, opts} <- [
+            {"no_such_program_muontrap", []},
+            {"no_such_program_muontrap", [env: [{"PATH", "/usr/bin:/bin"}]]},
+            {"/no/such/program", []},
+            {"./no_such_program", []},
+            {"/etc/passwd", []}
+          ] do
+        expected = catch_error(System.cmd(command, [], opts))
+        assert catch_error(MuonTrap.cmd(command, [], opts)) == expected, inspect({command, opts})
+      end
+    end
+
+    test "a PATH given in :env does not change which program runs, as in System.cmd/3" do
+      # System.cmd/3 searches the BEAM's PATH; the command then sees the new one.
+      opts = [env: [{"PATH", "/nonexistent"}]]
+
+      assert MuonTrap.cmd("sh", ["-c", "echo $PATH"], opts) ==
+               System.cmd("sh", ["-c", "echo $PATH"], opts)
+    end
+
+    test "a program that cannot be exec'd leaves no port binary behind" do
+      marker = MuonTrap.Test.OSProcess.marker()
+
+      assert_raise ErlangError, ~r/enoent/, fn ->
+        MuonTrap.cmd("no_such_program_muontrap", [marker])
+      end
+
+      # The port binary's own command line holds the marker too.
+      MuonTrap.Test.OSProcess.wait_until(fn ->
+        Enum.all?(Path.wildcard("/proc/[0-9]*/cmdline"), fn f ->
+          case File.read(f) do
+            {:ok, cmdline} -> not String.contains?(cmdline, marker)
+            {:error, _} -> true
+          end
+        end)
+      end)
+    end
   end
 
   describe "privileges" do

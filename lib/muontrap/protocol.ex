@@ -13,6 +13,7 @@ defmodule MuonTrap.Protocol do
   @exit 4
   @error 5
   @ready 6
+  @exec_error 7
 
   # Erlang -> port
   @ack 1
@@ -25,6 +26,7 @@ defmodule MuonTrap.Protocol do
           | {:started, non_neg_integer()}
           | {:exit, non_neg_integer()}
           | {:error, String.t()}
+          | {:exec_error, non_neg_integer()}
           | :ready
 
   @doc """
@@ -42,6 +44,7 @@ defmodule MuonTrap.Protocol do
   def decode(<<@exit, status::32>>), do: {:exit, status}
   def decode(<<@error, message::binary>>), do: {:error, message}
   def decode(<<@ready>>), do: :ready
+  def decode(<<@exec_error, errno::32>>), do: {:exec_error, errno}
 
   def decode(other) do
     raise ArgumentError, "unexpected frame from the muontrap port: #{inspect(other, limit: 16)}"

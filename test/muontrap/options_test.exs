@@ -8,9 +8,18 @@ defmodule MuonTrap.OptionsTest do
   alias MuonTrap.Options
 
   test "errors match System.cmd/3" do
+    # cmd/3 leaves a bare name's PATH lookup to the port (muontrap_test.exs);
+    # a Daemon checks it up front.
     assert_raise ErlangError, ~r/enoent/, fn ->
-      Options.validate(:cmd, "does_not_exist_mt", [], [])
+      Options.validate(:daemon, "does_not_exist_mt", [], [])
     end
+
+    assert_raise ErlangError, ~r/enoent/, fn ->
+      Options.validate(:cmd, "./does_not_exist_mt", [], [])
+    end
+
+    assert Options.validate(:cmd, "echo", [], []).cmd == "echo"
+    assert Options.validate(:cmd, "echo", [], env: %{"PATH" => "/bin"}).cmd =~ ~r"^/.*/echo$"
 
     assert_raise ArgumentError, ~r/null bytes/, fn -> Options.validate(:cmd, "ec\0ho", [], []) end
 

@@ -107,6 +107,9 @@ fn run(cfg: &Config) -> i32 {
     };
     let error_status = match &child.failure {
         Some(f) => {
+            if f.stage == Some(spawn::Stage::Exec) {
+                out.exec_error(f.errno as i32);
+            }
             let group = cfg.cgroup.as_ref().map(|c| c.path.as_str());
             out.error(&f.describe(&cfg.program, group));
             Some(f.status())

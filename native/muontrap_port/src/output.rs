@@ -175,6 +175,17 @@ impl Output {
         }
     }
 
+    /// The program could not be exec'd (`errno`): lets the Elixir side
+    /// raise `:enoent` like `System.cmd/3` without looking up PATH itself.
+    pub fn exec_error(&mut self, errno: i32) {
+        if self.framed {
+            self.write_all(&protocol::encode_u32(
+                protocol::TAG_EXEC_ERROR,
+                errno as u32,
+            ));
+        }
+    }
+
     pub fn exit(&mut self, status: i32) {
         if self.framed {
             self.write_all(&protocol::encode_u32(protocol::TAG_EXIT, status as u32));

@@ -8,6 +8,8 @@ pub const TAG_DATA: u8 = 1;
 pub const TAG_STARTED: u8 = 3;
 pub const TAG_EXIT: u8 = 4;
 pub const TAG_ERROR: u8 = 5;
+/// `u32` errno of a failed exec of the program; ERROR and EXIT follow.
+pub const TAG_EXEC_ERROR: u8 = 7;
 
 // Erlang -> port tags.
 pub const TAG_ACK: u8 = 1;

@@ -180,10 +180,42 @@ fn exec_failure() {
     assert_eq!(status, 127);
     assert_eq!(
         errors,
-        vec!["muontrap: failed to run /nonexistent/program: No such file or directory"]
+        vec![
+            "exec errno 2",
+            "muontrap: failed to run /nonexistent/program: No such file or directory"
+        ]
     );
     port.close_stdin();
     assert_eq!(port.wait(), 127);
+}
+
+#[test]
+fn exec_failure_reports_errno_for_path_lookup_and_permissions() {
+    // A bare name is looked up in PATH by the port (execvp): the Elixir side
+    // raises :enoent from EXEC_ERROR instead of searching PATH itself.
+    let mut port = Port::spawn(&["--framed", "no_such_program_muontrap"]);
+    let (_, status, errors) = port.read_framed_until_exit();
+    assert_eq!((status, errors[0].as_str()), (127, "exec errno 2"));
+    port.close_stdin();
+    assert_eq!(port.wait(), 127);
+
+    let mut port = Port::spawn(&["--framed", "/etc/passwd"]);
+    let (_, status, errors) = port.read_framed_until_exit();
+    assert_eq!((status, errors[0].as_str()), (127, "exec errno 13"));
+    port.close_stdin();
+    assert_eq!(port.wait(), 127);
+}
+
+#[test]
+fn setup_failure_sends_no_exec_error() {
+    let mut port = Port::spawn(&["--framed", "--uid", "0", "true"]);
+    let (_, _, errors) = port.read_framed_until_exit();
+    assert!(
+        errors.iter().all(|e| !e.starts_with("exec errno")),
+        "{errors:?}"
+    );
+    port.close_stdin();
+    port.wait();
 }
 
 #[test]

@@ -205,6 +205,7 @@ impl Port {
                     self.send_ack(body.len() as u32);
                 }
                 ERROR => errors.push(String::from_utf8(body).expect("utf-8 error")),
+                EXEC_ERROR => errors.push(format!("exec errno {}", be_u32(&body))),
                 EXIT => return (data, be_u32(&body), errors),
                 t => panic!("unexpected tag {t}"),
             }
@@ -226,6 +227,7 @@ pub const DATA: u8 = 1;
 pub const STARTED: u8 = 3;
 pub const EXIT: u8 = 4;
 pub const ERROR: u8 = 5;
+pub const EXEC_ERROR: u8 = 7;
 // Test -> port tags.
 pub const ACK: u8 = 1;
 pub const TERMINATE: u8 = 4;
