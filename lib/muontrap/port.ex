@@ -19,7 +19,18 @@ defmodule MuonTrap.Port do
 
   @doc "Path to the port binary."
   @spec path() :: String.t()
-  def path, do: Path.join(:code.priv_dir(:muontrap), "muontrap")
+  def path do
+    # Cached: :code.priv_dir/1 is a call to the code server, on every cmd/3.
+    case :persistent_term.get({__MODULE__, :path}, nil) do
+      nil ->
+        path = Path.join(:code.priv_dir(:muontrap), "muontrap")
+        :persistent_term.put({__MODULE__, :path}, path)
+        path
+
+      path ->
+        path
+    end
+  end
 
   @doc """
   Open the port for `options` (from `MuonTrap.Options.validate/4`).
