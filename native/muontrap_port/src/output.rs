@@ -153,7 +153,11 @@ impl Output {
     /// DATA header by write(2), then the body by splice(2) from pipe to
     /// stdout, so the bytes are never copied through our memory. The
     /// message is complete when this returns, unless stdout broke.
-    pub fn data_from_pipe(&mut self, pipe: BorrowedFd<'_>, n: usize, scratch: &mut [u8]) {
+    /// Only while `splicing()`: should splice fail, the rest of this one
+    /// message is copied through a small stack buffer, and the caller reads
+    /// into its own buffer from then on.
+    pub fn data_from_pipe(&mut self, pipe: BorrowedFd<'_>, n: usize) {
+        let mut scratch = [0u8; 4096];
         if self.framed {
             self.write_all(&protocol::encode_header(protocol::TAG_DATA, n));
         }
@@ -161,7 +165,7 @@ impl Output {
             return;
         }
         let stdout = io::stdout();
-        if let Err(e) = move_exact(pipe, stdout.as_fd(), n, scratch, &mut self.splice) {
+        if let Err(e) = move_exact(pipe, stdout.as_fd(), n, &mut scratch, &mut self.splice) {
             if e != Errno::EPIPE {
                 tracing::warn!(error = %e, "relaying output failed");
             }

@@ -66,6 +66,11 @@ pub struct Relay {
     phase: Phase,
     /// Status overriding the program's (muontrap-side error).
     error_status: Option<i32>,
+    /// Largest read when copying (`read_cap`).
+    cap: usize,
+    /// Read buffer (`HEADER_LEN + cap`), allocated only once output has to
+    /// be copied: while splice(2) works it is never needed, and a 128 KiB
+    /// buffer would be most of an idle port's private memory.
     buf: Vec<u8>,
 }
 
@@ -133,7 +138,8 @@ impl Relay {
             cgroup: p.cgroup,
             phase: Phase::Running,
             error_status: p.error_status,
-            buf: vec![0; HEADER_LEN + read_cap(p.window)],
+            cap: read_cap(p.window),
+            buf: Vec::new(),
         }
     }
 
@@ -382,11 +388,14 @@ impl Relay {
 
     fn read_pipe(&mut self) {
         let Some(pipe) = &self.pipe else { return };
-        let cap = self.buf.len() - HEADER_LEN;
+        let cap = self.cap;
+        // While splicing, a read only tells EOF from a spurious wakeup (or
+        // picks up bytes that arrived since FIONREAD): a small buffer does.
+        let mut small = [0u8; HEADER_LEN + 512];
         if !self.discard && self.out.splicing() {
             let n = output::pipe_bytes(pipe.as_fd()).min(self.window.available().min(cap));
             if n > 0 {
-                self.out.data_from_pipe(pipe.as_fd(), n, &mut self.buf);
+                self.out.data_from_pipe(pipe.as_fd(), n);
                 self.window.sent(n);
                 if self.out.broken() {
                     self.discard = true;
@@ -396,12 +405,21 @@ impl Relay {
             }
             // Nothing queued: EOF or a spurious wakeup; read() tells which.
         }
-        let want = if self.discard {
-            cap
+        let buf: &mut [u8] = if !self.discard && self.out.splicing() {
+            &mut small
         } else {
-            self.window.available().min(cap)
+            if self.buf.is_empty() {
+                self.buf = vec![0; HEADER_LEN + cap];
+            }
+            &mut self.buf
         };
-        match read(pipe, &mut self.buf[HEADER_LEN..HEADER_LEN + want]) {
+        let room = buf.len() - HEADER_LEN;
+        let want = if self.discard {
+            room
+        } else {
+            self.window.available().min(room)
+        };
+        match read(pipe, &mut buf[HEADER_LEN..HEADER_LEN + want]) {
             Ok(0) => {
                 tracing::debug!("output pipe reached EOF");
                 self.pipe = None;
@@ -410,7 +428,7 @@ impl Relay {
                 if self.discard {
                     return;
                 }
-                self.out.data(&mut self.buf, n);
+                self.out.data(buf, n);
                 self.window.sent(n);
                 if self.out.broken() {
                     self.discard = true;

@@ -176,3 +176,44 @@ fn over_ack_is_a_protocol_error() {
         "{err}"
     );
 }
+
+#[test]
+fn output_is_copied_exactly_where_stdout_refuses_splice() {
+    // splice(2) into an O_APPEND file fails with EINVAL: the port copies
+    // the rest of that message through a stack buffer, then reads into its
+    // own buffer. The window covers the whole output, so no acks are due.
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("muontrap_append_{}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&dir)
+        .expect("temp file");
+    let script = "seq 1 300000";
+    let mut child = Command::new(BIN)
+        .args(["--capture-output", "--stdio-window", "4000000", "--"])
+        .args(["sh", "-c", script])
+        .stdin(Stdio::piped())
+        .stdout(file)
+        .spawn()
+        .expect("spawn the port");
+    // Child::wait closes stdin first, which would terminate the program.
+    let stdin = child.stdin.take();
+    let status = child.wait().expect("wait");
+    drop(stdin);
+    assert_eq!(status.code(), Some(0));
+    let expected = Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .expect("seq")
+        .stdout;
+    let mut got = Vec::new();
+    std::fs::File::open(&dir)
+        .and_then(|mut f| f.read_to_end(&mut got))
+        .expect("read back");
+    let _ = std::fs::remove_file(&dir);
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "output differs");
+}
