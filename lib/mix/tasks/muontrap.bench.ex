@@ -117,38 +117,16 @@ defmodule Mix.Tasks.Muontrap.Bench do
   end
 
   defp section("throughput", cfg) do
-    sizes = [{"1 MB", @mb, cfg.reps * 3}, {"100 MB", 100 * @mb, cfg.reps}]
-    sizes = if cfg.gb, do: sizes ++ [{"1 GB", 1000 * @mb, 1}], else: sizes
+    throughput_rows(cfg) ++
+      floor_rows(cfg, fn floor ->
+        reps = cfg.reps
+        {sys, _} = throughput(reps, 100 * @mb, :system)
+        {fl, mem} = throughput(reps, 100 * @mb, {:floor, floor})
 
-    Enum.flat_map(sizes, fn {label, size, reps} ->
-      {sys, sys_mem} = throughput(reps, size, :system)
-
-      windows =
-        cond do
-          size >= 1000 * @mb -> [:default]
-          size >= 100 * @mb and cfg.quick -> [:default, 10_240]
-          true -> [:default | @windows]
-        end
-
-      base =
-        row("throughput", "#{label} System.cmd/3", "MB/s", sys, nil, true,
-          mem: sys_mem,
-          size: size
+        row("throughput", "floor: 100 MB through bench/floor.c --relay", "MB/s", fl, sys, true,
+          mem: mem
         )
-
-      counted =
-        Enum.map(windows, fn w ->
-          {mt, mem} = throughput(reps, size, w)
-
-          row("throughput", "#{label} window #{w}", "MB/s", mt, sys, true,
-            mem: mem,
-            size: size,
-            window: w
-          )
-        end)
-
-      [base | counted] ++ if(size == 100 * @mb, do: into_binary(label, size, reps), else: [])
-    end)
+      end)
   end
 
   defp section("concurrency", cfg) do
@@ -274,6 +252,41 @@ defmodule Mix.Tasks.Muontrap.Bench do
         )
       end) ++
       [row("binary", "RSS peak streaming 100 MB", "KB", stats([mem.port_rss_kb]), nil, false)]
+  end
+
+  defp throughput_rows(cfg) do
+    sizes = [{"1 MB", @mb, cfg.reps * 3}, {"100 MB", 100 * @mb, cfg.reps}]
+    sizes = if cfg.gb, do: sizes ++ [{"1 GB", 1000 * @mb, 1}], else: sizes
+
+    Enum.flat_map(sizes, fn {label, size, reps} ->
+      {sys, sys_mem} = throughput(reps, size, :system)
+
+      windows =
+        cond do
+          size >= 1000 * @mb -> [:default]
+          size >= 100 * @mb and cfg.quick -> [:default, 10_240]
+          true -> [:default | @windows]
+        end
+
+      base =
+        row("throughput", "#{label} System.cmd/3", "MB/s", sys, nil, true,
+          mem: sys_mem,
+          size: size
+        )
+
+      counted =
+        Enum.map(windows, fn w ->
+          {mt, mem} = throughput(reps, size, w)
+
+          row("throughput", "#{label} window #{w}", "MB/s", mt, sys, true,
+            mem: mem,
+            size: size,
+            window: w
+          )
+        end)
+
+      [base | counted] ++ if(size == 100 * @mb, do: into_binary(label, size, reps), else: [])
+    end)
   end
 
   # The floor rows: bench/floor.c, built with the system C compiler, is the
@@ -421,6 +434,7 @@ defmodule Mix.Tasks.Muontrap.Bench do
           :timer.tc(fn ->
             case how do
               :system -> System.cmd("head", args, into: collectable.())
+              {:floor, fl} -> System.cmd(fl, ["--relay", "head" | args], into: collectable.())
               :default -> MuonTrap.cmd("head", args, into: collectable.())
               w -> MuonTrap.cmd("head", args, into: collectable.(), stdio_window: w)
             end
