@@ -1,7 +1,7 @@
 defmodule MuonTrap.Nif do
   @moduledoc false
-  # Cgroup file access in Rust (native/muontrap_nif). Each function runs on a
-  # dirty IO scheduler and takes a cgroup path relative to each hierarchy's
+  # Cgroup file access in Rust (native/muontrap_nif). Each function that
+  # touches cgroupfs runs on a dirty IO scheduler and takes a cgroup path relative to each hierarchy's
   # root (or, when beneath_own is true, to the BEAM's own cgroup in it), or
   # nil when there is no cgroup.
   @on_load :load
@@ -15,7 +15,8 @@ defmodule MuonTrap.Nif do
   def cgget(_path, _beneath_own, _file), do: :erlang.nif_error(:nif_not_loaded)
   def cgset(_path, _beneath_own, _file, _value), do: :erlang.nif_error(:nif_not_loaded)
   def cgroup_config(_path, _beneath_own), do: :erlang.nif_error(:nif_not_loaded)
-  def statistics(_path, _beneath_own), do: :erlang.nif_error(:nif_not_loaded)
+  def statistics(_path, _beneath_own, _stat_files), do: :erlang.nif_error(:nif_not_loaded)
+  def stat_files, do: :erlang.nif_error(:nif_not_loaded)
   def cleanup(_path, _beneath_own), do: :erlang.nif_error(:nif_not_loaded)
   def layout, do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -28,7 +28,8 @@ defmodule Mix.Tasks.Muontrap.Bench do
       window sweep (about 30 s)
     * `--gb` - add the 1 GB throughput cases
     * `--only latency|throughput|concurrency|daemon|cgroup|many|binary` - one section
-      (`cgroup` is the cgroup v2 cases of sections 4 and 5)
+      (`cgroup` is the cgroup v2 cases of sections 4 and 5; without cgroup v2
+      controllers, section 5 on a v1 memory group beneath the BEAM's own)
     * `--out DIR` - where `results.md` and `throughput.svg` go (default
       `bench/`; nothing is written with `--only`)
 
@@ -166,12 +167,21 @@ defmodule Mix.Tasks.Muontrap.Bench do
   defp section("daemon", cfg), do: daemon_rows(cfg, [], "no cgroup")
 
   defp section("cgroup", cfg) do
-    if cgroup_ready?() do
-      daemon_rows(cfg, [cgroup_base: @cg_base, cgroup: %{memory_max: 256 * @mb}], "cgroup v2") ++
-        cgroup_calls(cfg)
-    else
-      IO.puts("skipped (no cgroup v2)")
-      []
+    cond do
+      cgroup_ready?() ->
+        daemon_rows(cfg, [cgroup_base: @cg_base, cgroup: %{memory_max: 256 * @mb}], "cgroup v2") ++
+          cgroup_calls(cfg, [], "v2 group")
+
+      v1_memory?() ->
+        # v1 or hybrid: a group beneath the BEAM's own (see :cgroup_beneath_beam).
+        IO.puts("no cgroup v2 with controllers: v1 groups beneath the BEAM's own")
+        rows = cgroup_calls(cfg, [cgroup_beneath_beam: true], "v1 memory group")
+        remove_base_beneath_own()
+        rows
+
+      true ->
+        IO.puts("skipped (no cgroup v2, no v1 memory controller)")
+        []
     end
   end
 
@@ -370,11 +380,15 @@ defmodule Mix.Tasks.Muontrap.Bench do
     ]
   end
 
-  defp cgroup_calls(cfg) do
+  defp cgroup_calls(cfg, extra, label) do
     n = if cfg.quick, do: 200, else: 2000
 
     {:ok, d} =
-      Daemon.start_link("sleep", ["1000"], cgroup_base: @cg_base, cgroup: %{memory_max: 256 * @mb})
+      Daemon.start_link(
+        "sleep",
+        ["1000"],
+        [cgroup_base: @cg_base, cgroup: %{memory_max: 256 * @mb}] ++ extra
+      )
 
     _ = Daemon.statistics(d)
     stat = times(n, fn -> %{cgroup: %{"memory.current" => _}} = Daemon.statistics(d) end)
@@ -382,9 +396,25 @@ defmodule Mix.Tasks.Muontrap.Bench do
     GenServer.stop(d)
 
     [
-      row("cgroup", "statistics/1 (v2 group)", "µs", stat, nil, false),
-      row("cgroup", "cgroup_config/1 (v2 group)", "µs", conf, nil, false)
+      row("cgroup", "statistics/1 (#{label})", "µs", stat, nil, false),
+      row("cgroup", "cgroup_config/1 (#{label})", "µs", conf, nil, false)
     ]
+  end
+
+  # The daemons removed their groups; the base directory they shared is ours.
+  defp remove_base_beneath_own do
+    layout = MuonTrap.Cgroup.layout()
+
+    for h <- List.wrap(layout.v2) ++ layout.v1, h.own != nil do
+      File.rmdir(Path.join([h.mount, h.own, @cg_base]))
+    end
+  end
+
+  defp v1_memory? do
+    case MuonTrap.Cgroup.layout() do
+      %{v1: v1} -> Enum.any?(v1, &("memory" in &1.controllers and &1.own != nil))
+      _ -> false
+    end
   end
 
   defp cgroup_ready? do

@@ -11,11 +11,11 @@ mod cgroup_fs;
 mod encode;
 mod errno;
 
-use cgroup_fs::{Failure, Group, Root};
+use cgroup_fs::{Failure, Group, OpenFiles, Root};
 use muontrap_cgroup::layout::{Hierarchy, Layout};
 use muontrap_cgroup::{knobs, stats, v1};
 use rustler::types::binary::NewBinary;
-use rustler::{Atom, Binary, Encoder, Env, NifResult, Term};
+use rustler::{Atom, Binary, Encoder, Env, NifResult, ResourceArc, Term};
 
 mod atoms {
     rustler::atoms! { ok, error, no_cgroup, max, kind, v1, v2, mount, controllers, own }
@@ -111,27 +111,42 @@ fn cgroup_config<'a>(
     Ok(map)
 }
 
-/// `statistics(path | nil, beneath_own) :: %{String.t => term}`; missing
-/// or unparseable files are omitted. v1 figures are reported under the v2
-/// file names.
+#[rustler::resource_impl]
+impl rustler::Resource for OpenFiles {}
+
+/// `stat_files() :: reference`: a cache of open statistics files for one
+/// daemon (see `OpenFiles`); closed when the last reference is collected.
+#[rustler::nif]
+fn stat_files() -> ResourceArc<OpenFiles> {
+    ResourceArc::new(OpenFiles::default())
+}
+
+/// `statistics(path | nil, beneath_own, stat_files | nil) :: %{String.t => term}`;
+/// missing or unparseable files are omitted. v1 figures are reported under
+/// the v2 file names. With `stat_files`, files stay open between calls.
 #[rustler::nif(schedule = "DirtyIo")]
 fn statistics<'a>(
     env: Env<'a>,
     path: Option<Binary<'a>>,
     beneath_own: bool,
+    files: Option<ResourceArc<OpenFiles>>,
 ) -> NifResult<Term<'a>> {
     let mut map = Term::map_new(env);
     let Some((group, layout)) = readable(&path, beneath_own) else {
         return Ok(map);
     };
-    let read = |file: &str| cgroup_fs::read_text(&group.dir_for(layout, file)?, file);
+    let read_in = |dir: &std::path::Path, file: &str| match &files {
+        Some(open) => open.read_text(dir, file),
+        None => cgroup_fs::read_text(dir, file),
+    };
+    let read = |file: &str| read_in(&group.dir_for(layout, file)?, file);
     let v2_dir = layout.v2.as_ref().and_then(|h| group.dir_in(h));
     for stat in stats::STATS {
         let from_v1 = v1::stat_controller(stat.file)
             .filter(|c| layout.v1_for(c).is_some())
             .and_then(|_| v1::read_stat(stat.file, &read));
         let value = from_v1.or_else(|| {
-            let text = cgroup_fs::read_text(v2_dir.as_ref()?, stat.file)?;
+            let text = read_in(v2_dir.as_ref()?, stat.file)?;
             stat.kind.parse(&text).ok()
         });
         if let Some(value) = value {
