@@ -151,8 +151,11 @@ defmodule MuonTrap.CgroupLimitsTest do
 
       file = if v1?("memory"), do: "memory.limit_in_bytes", else: "memory.max"
       assert {:ok, "104857600\n"} = Daemon.cgget(pid, file)
+      # cgroup_config/1 keeps its files open between calls: still fresh.
+      assert Daemon.cgroup_config(pid).memory_max == 104_857_600
       assert :ok = Daemon.cgset(pid, file, "209715200")
       assert {:ok, "209715200\n"} = Daemon.cgget(pid, file)
+      assert Daemon.cgroup_config(pid).memory_max == 209_715_200
       assert {:ok, procs} = Daemon.cgget(pid, "cgroup.procs")
       assert String.trim(procs) == "#{Daemon.command_os_pid(pid)}"
       assert {:error, :einval} = Daemon.cgget(pid, "../cgroup.procs")

@@ -16,6 +16,7 @@ use muontrap_cgroup::layout::{Hierarchy, Layout};
 use muontrap_cgroup::{knobs, stats, v1};
 use rustler::types::binary::NewBinary;
 use rustler::{Atom, Binary, Encoder, Env, NifResult, ResourceArc, Term};
+use std::path::Path;
 
 mod atoms {
     rustler::atoms! { ok, error, no_cgroup, max, kind, v1, v2, mount, controllers, own }
@@ -80,21 +81,30 @@ fn readable(
     Some((group, cgroup_fs::layout().ok()?))
 }
 
-/// `cgroup_config(path | nil, beneath_own) :: %{atom => term}`; unreadable
-/// or unparseable knobs are omitted, and an invalid path gives `%{}` just
-/// like a missing cgroup. On v1 hierarchies the v1 files are read and
-/// reported under the v2 keys.
+/// Reads `file` in `dir` through the cache of open files when there is one.
+fn read_with(files: &Option<ResourceArc<OpenFiles>>, dir: &Path, file: &str) -> Option<String> {
+    match files {
+        Some(open) => open.read_text(dir, file),
+        None => cgroup_fs::read_text(dir, file),
+    }
+}
+
+/// `cgroup_config(path | nil, beneath_own, stat_files | nil) :: %{atom => term}`;
+/// unreadable or unparseable knobs are omitted, and an invalid path gives
+/// `%{}` just like a missing cgroup. On v1 hierarchies the v1 files are
+/// read and reported under the v2 keys. With `stat_files`, files stay open.
 #[rustler::nif(schedule = "DirtyIo")]
 fn cgroup_config<'a>(
     env: Env<'a>,
     path: Option<Binary<'a>>,
     beneath_own: bool,
+    files: Option<ResourceArc<OpenFiles>>,
 ) -> NifResult<Term<'a>> {
     let mut map = Term::map_new(env);
     let Some((group, layout)) = readable(&path, beneath_own) else {
         return Ok(map);
     };
-    let read = |file: &str| cgroup_fs::read_text(&group.dir_for(layout, file)?, file);
+    let read = |file: &str| read_with(&files, &group.dir_for(layout, file)?, file);
     for knob in knobs::KNOBS {
         let controller = knob.file.split('.').next().unwrap_or("");
         let value = if layout.v1_for(controller).is_some() {
@@ -114,8 +124,9 @@ fn cgroup_config<'a>(
 #[rustler::resource_impl]
 impl rustler::Resource for OpenFiles {}
 
-/// `stat_files() :: reference`: a cache of open statistics files for one
-/// daemon (see `OpenFiles`); closed when the last reference is collected.
+/// `stat_files() :: reference`: a cache of open statistics and knob files
+/// for one daemon (see `OpenFiles`); closed when the last reference is
+/// collected.
 #[rustler::nif]
 fn stat_files() -> ResourceArc<OpenFiles> {
     ResourceArc::new(OpenFiles::default())
@@ -135,18 +146,14 @@ fn statistics<'a>(
     let Some((group, layout)) = readable(&path, beneath_own) else {
         return Ok(map);
     };
-    let read_in = |dir: &std::path::Path, file: &str| match &files {
-        Some(open) => open.read_text(dir, file),
-        None => cgroup_fs::read_text(dir, file),
-    };
-    let read = |file: &str| read_in(&group.dir_for(layout, file)?, file);
+    let read = |file: &str| read_with(&files, &group.dir_for(layout, file)?, file);
     let v2_dir = layout.v2.as_ref().and_then(|h| group.dir_in(h));
     for stat in stats::STATS {
         let from_v1 = v1::stat_controller(stat.file)
             .filter(|c| layout.v1_for(c).is_some())
             .and_then(|_| v1::read_stat(stat.file, &read));
         let value = from_v1.or_else(|| {
-            let text = read_in(v2_dir.as_ref()?, stat.file)?;
+            let text = read_with(&files, v2_dir.as_ref()?, stat.file)?;
             stat.kind.parse(&text).ok()
         });
         if let Some(value) = value {
