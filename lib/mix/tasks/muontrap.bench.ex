@@ -127,6 +127,21 @@ defmodule Mix.Tasks.Muontrap.Bench do
         row("throughput", "floor: 100 MB through bench/floor.c --relay", "MB/s", fl, sys, true,
           mem: mem
         )
+      end) ++
+      floor_rows(cfg, fn floor ->
+        reps = cfg.reps
+        {sys, _} = throughput(reps, 100 * @mb, :system, "")
+        {fl, mem} = throughput(reps, 100 * @mb, {:floor, floor}, "")
+
+        row(
+          "throughput",
+          "floor: 100 MB into \"\" through floor.c --relay",
+          "MB/s",
+          fl,
+          sys,
+          true,
+          mem: mem
+        )
       end)
   end
 
