@@ -4,7 +4,9 @@ defmodule MuonTrap.Options do
   `MuonTrap.Daemon`.
 
   Errors match `System.cmd/3`: a missing executable raises `ErlangError`
-  with `:enoent`, anything malformed raises `ArgumentError`.
+  with `:enoent` (for `MuonTrap.cmd/3` a bare name may be looked up by the
+  port binary instead, and `cmd/3` raises once its exec fails), anything
+  malformed raises `ArgumentError`.
   """
 
   alias MuonTrap.Cgroup
