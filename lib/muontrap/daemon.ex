@@ -180,7 +180,7 @@ defmodule MuonTrap.Daemon do
       output_byte_count: 0,
       # The group's statistics and knob files stay open between calls of
       # statistics/1 and cgroup_config/1 (a NIF resource): ~7x cheaper reads.
-      stat_files: if(options[:cgroup_path], do: Nif.stat_files()),
+      open_files: if(options[:cgroup_path], do: Nif.open_files()),
       error: nil,
       log: log_fun(command, options)
     }
@@ -221,10 +221,10 @@ defmodule MuonTrap.Daemon do
 
   defp started_reply(:cgroup_path, state), do: cgroup_ref(state)
 
-  defp started_reply(:cgroup_config, state), do: {cgroup_ref(state), state.stat_files}
+  defp started_reply(:cgroup_config, state), do: {cgroup_ref(state), state.open_files}
 
   defp started_reply(:statistics, state),
-    do: {state.output_byte_count, cgroup_ref(state), state.stat_files}
+    do: {state.output_byte_count, cgroup_ref(state), state.open_files}
 
   defp cgroup_ref(state),
     do: {state.options[:cgroup_path], Map.get(state.options, :cgroup_beneath_beam, false)}

@@ -14,9 +14,9 @@ defmodule MuonTrap.Nif do
 
   def cgget(_path, _beneath_own, _file), do: :erlang.nif_error(:nif_not_loaded)
   def cgset(_path, _beneath_own, _file, _value), do: :erlang.nif_error(:nif_not_loaded)
-  def cgroup_config(_path, _beneath_own, _stat_files), do: :erlang.nif_error(:nif_not_loaded)
-  def statistics(_path, _beneath_own, _stat_files), do: :erlang.nif_error(:nif_not_loaded)
-  def stat_files, do: :erlang.nif_error(:nif_not_loaded)
+  def cgroup_config(_path, _beneath_own, _open_files), do: :erlang.nif_error(:nif_not_loaded)
+  def statistics(_path, _beneath_own, _open_files), do: :erlang.nif_error(:nif_not_loaded)
+  def open_files, do: :erlang.nif_error(:nif_not_loaded)
   def cleanup(_path, _beneath_own), do: :erlang.nif_error(:nif_not_loaded)
   def layout, do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -155,13 +155,14 @@ pub fn read_text(dir: &Path, file: &str) -> Option<String> {
     std::fs::read_to_string(dir.join(file)).ok()
 }
 
-/// A daemon's statistics files, opened once and re-read in place.
+/// A daemon's statistics and knob files, opened once and re-read in place.
 ///
 /// cgroupfs files are generated on every read from offset 0, so an open
 /// file can be read again with `pread` at 0. Opening and closing one costs
 /// ~8 µs here (path walk, kernfs open and release), reading an open one
 /// under 1 µs: the twelve-odd files of `statistics/1` go from ~100 µs to
-/// ~14 µs (README, "Performance"). Missing files are remembered as missing.
+/// ~14 µs (README, "Performance"); `cgroup_config/1` reads through it too.
+/// Missing files are remembered as missing.
 /// Once the group is removed, reads fail (ENODEV) and entries are omitted.
 #[derive(Default)]
 pub struct OpenFiles {

@@ -89,10 +89,10 @@ fn read_with(files: &Option<ResourceArc<OpenFiles>>, dir: &Path, file: &str) -> 
     }
 }
 
-/// `cgroup_config(path | nil, beneath_own, stat_files | nil) :: %{atom => term}`;
+/// `cgroup_config(path | nil, beneath_own, open_files | nil) :: %{atom => term}`;
 /// unreadable or unparseable knobs are omitted, and an invalid path gives
 /// `%{}` just like a missing cgroup. On v1 hierarchies the v1 files are
-/// read and reported under the v2 keys. With `stat_files`, files stay open.
+/// read and reported under the v2 keys. With `open_files`, files stay open.
 #[rustler::nif(schedule = "DirtyIo")]
 fn cgroup_config<'a>(
     env: Env<'a>,
@@ -124,17 +124,17 @@ fn cgroup_config<'a>(
 #[rustler::resource_impl]
 impl rustler::Resource for OpenFiles {}
 
-/// `stat_files() :: reference`: a cache of open statistics and knob files
+/// `open_files() :: reference`: a cache of open statistics and knob files
 /// for one daemon (see `OpenFiles`); closed when the last reference is
 /// collected.
 #[rustler::nif]
-fn stat_files() -> ResourceArc<OpenFiles> {
+fn open_files() -> ResourceArc<OpenFiles> {
     ResourceArc::new(OpenFiles::default())
 }
 
-/// `statistics(path | nil, beneath_own, stat_files | nil) :: %{String.t => term}`;
+/// `statistics(path | nil, beneath_own, open_files | nil) :: %{String.t => term}`;
 /// missing or unparseable files are omitted. v1 figures are reported under
-/// the v2 file names. With `stat_files`, files stay open between calls.
+/// the v2 file names. With `open_files`, files stay open between calls.
 #[rustler::nif(schedule = "DirtyIo")]
 fn statistics<'a>(
     env: Env<'a>,

@@ -392,7 +392,8 @@ impl Relay {
         // While splicing, a read only tells EOF from a spurious wakeup (or
         // picks up bytes that arrived since FIONREAD): a small buffer does.
         let mut small = [0u8; HEADER_LEN + 512];
-        if !self.discard && self.out.splicing() {
+        let splicing = !self.discard && self.out.splicing();
+        if splicing {
             let n = output::pipe_bytes(pipe.as_fd()).min(self.window.available().min(cap));
             if n > 0 {
                 self.out.data_from_pipe(pipe.as_fd(), n);
@@ -405,7 +406,7 @@ impl Relay {
             }
             // Nothing queued: EOF or a spurious wakeup; read() tells which.
         }
-        let buf: &mut [u8] = if !self.discard && self.out.splicing() {
+        let buf: &mut [u8] = if splicing {
             &mut small
         } else {
             if self.buf.is_empty() {
