@@ -2,8 +2,15 @@
 //! or v1 reported under the v2 names)
 //! from inside the BEAM, without a round trip through the port process.
 //!
-//! Every function runs on a dirty IO scheduler because cgroupfs reads can
-//! block (e.g. on cgroup locks). Nothing here should panic; should it
+//! `cgget`, `cgset`, `cleanup` and `layout` run on a dirty IO scheduler:
+//! a write can make the kernel reclaim memory or wait on cgroup locks, and
+//! they open files by path. `statistics` and `cgroup_config` run on a
+//! normal scheduler: they re-read a daemon's already open interface files
+//! (see `OpenFiles`), which the kernel generates from memory in about a
+//! microsecond each, so a whole call takes ~20 µs, far inside the 1 ms a
+//! NIF may hold a scheduler, while handing it to a dirty scheduler and back
+//! cost twice that (README, "Performance"). They report the time they took
+//! with `enif_consume_timeslice`. Nothing here should panic; should it
 //! anyway, the `release-nif` profile unwinds so rustler raises an Erlang
 //! exception instead of aborting the VM.
 
@@ -16,7 +23,7 @@ use muontrap_cgroup::layout::{Hierarchy, Layout};
 use muontrap_cgroup::{knobs, stats, v1};
 use rustler::types::binary::NewBinary;
 use rustler::{Atom, Binary, Encoder, Env, NifResult, ResourceArc, Term};
-use std::path::Path;
+use std::time::Instant;
 
 mod atoms {
     rustler::atoms! { ok, error, no_cgroup, max, kind, v1, v2, mount, controllers, own }
@@ -81,11 +88,40 @@ fn readable(
     Some((group, cgroup_fs::layout().ok()?))
 }
 
-/// Reads `file` in `dir` through the cache of open files when there is one.
-fn read_with(files: &Option<ResourceArc<OpenFiles>>, dir: &Path, file: &str) -> Option<String> {
+/// Tells the scheduler, when dropped, how much of its 1 ms timeslice a
+/// NIF running on a normal scheduler used.
+struct Timeslice<'a> {
+    env: Env<'a>,
+    started: Instant,
+}
+
+impl<'a> Timeslice<'a> {
+    fn start(env: Env<'a>) -> Self {
+        Timeslice {
+            env,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Timeslice<'_> {
+    fn drop(&mut self) {
+        let percent = (self.started.elapsed().as_micros() / 10).clamp(1, 100) as i32;
+        rustler::schedule::consume_timeslice(self.env, percent);
+    }
+}
+
+/// Reads interface file `file` of `group` in hierarchy `h`, through the
+/// cache of open files when there is one.
+fn read_with(
+    files: &Option<ResourceArc<OpenFiles>>,
+    group: &cgroup_fs::Resolved,
+    h: Option<&Hierarchy>,
+    file: &str,
+) -> Option<String> {
     match files {
-        Some(open) => open.read_text(dir, file),
-        None => cgroup_fs::read_text(dir, file),
+        Some(open) => open.read_text(group, h?, file),
+        None => cgroup_fs::read_text(&group.dir_in(h?)?, file),
     }
 }
 
@@ -93,18 +129,19 @@ fn read_with(files: &Option<ResourceArc<OpenFiles>>, dir: &Path, file: &str) -> 
 /// unreadable or unparseable knobs are omitted, and an invalid path gives
 /// `%{}` just like a missing cgroup. On v1 hierarchies the v1 files are
 /// read and reported under the v2 keys. With `open_files`, files stay open.
-#[rustler::nif(schedule = "DirtyIo")]
+#[rustler::nif]
 fn cgroup_config<'a>(
     env: Env<'a>,
     path: Option<Binary<'a>>,
     beneath_own: bool,
     files: Option<ResourceArc<OpenFiles>>,
 ) -> NifResult<Term<'a>> {
+    let _slice = Timeslice::start(env);
     let mut map = Term::map_new(env);
     let Some((group, layout)) = readable(&path, beneath_own) else {
         return Ok(map);
     };
-    let read = |file: &str| read_with(&files, &group.dir_for(layout, file)?, file);
+    let read = |file: &str| read_with(&files, &group, layout.hierarchy_for_file(file), file);
     for knob in knobs::KNOBS {
         let controller = knob.file.split('.').next().unwrap_or("");
         let value = if layout.v1_for(controller).is_some() {
@@ -135,25 +172,25 @@ fn open_files() -> ResourceArc<OpenFiles> {
 /// `statistics(path | nil, beneath_own, open_files | nil) :: %{String.t => term}`;
 /// missing or unparseable files are omitted. v1 figures are reported under
 /// the v2 file names. With `open_files`, files stay open between calls.
-#[rustler::nif(schedule = "DirtyIo")]
+#[rustler::nif]
 fn statistics<'a>(
     env: Env<'a>,
     path: Option<Binary<'a>>,
     beneath_own: bool,
     files: Option<ResourceArc<OpenFiles>>,
 ) -> NifResult<Term<'a>> {
+    let _slice = Timeslice::start(env);
     let mut map = Term::map_new(env);
     let Some((group, layout)) = readable(&path, beneath_own) else {
         return Ok(map);
     };
-    let read = |file: &str| read_with(&files, &group.dir_for(layout, file)?, file);
-    let v2_dir = layout.v2.as_ref().and_then(|h| group.dir_in(h));
+    let read = |file: &str| read_with(&files, &group, layout.hierarchy_for_file(file), file);
     for stat in stats::STATS {
         let from_v1 = v1::stat_controller(stat.file)
             .filter(|c| layout.v1_for(c).is_some())
             .and_then(|_| v1::read_stat(stat.file, &read));
         let value = from_v1.or_else(|| {
-            let text = read_with(&files, v2_dir.as_ref()?, stat.file)?;
+            let text = read_with(&files, &group, layout.v2.as_ref(), stat.file)?;
             stat.kind.parse(&text).ok()
         });
         if let Some(value) = value {
