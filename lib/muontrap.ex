@@ -11,7 +11,7 @@ defmodule MuonTrap do
   For long-running programs in a supervision tree, see `MuonTrap.Daemon`.
   """
 
-  alias MuonTrap.{Options, Protocol}
+  alias MuonTrap.{Nif, Options, Protocol}
 
   # Linux errno values, the same on every architecture.
   @enoent 2
@@ -67,10 +67,26 @@ defmodule MuonTrap do
     options = Options.validate(:cmd, command, args, opts)
     {acc, collector} = Collectable.into(Map.get(options, :into, ""))
     timer = start_timer(Map.get(options, :timeout, :infinity))
-    port = MuonTrap.Port.open(options, :output)
+    window = Map.get(options, :stdio_window, MuonTrap.Port.default_window())
+    {pipe, extra_args} = open_output_pipe(window)
+    port = MuonTrap.Port.open(options, :output, extra_args)
+
+    state = %{
+      port: port,
+      timer: timer,
+      pipe: pipe,
+      select_ref: make_ref(),
+      window: window,
+      readable: pipe != nil,
+      writer_open: pipe != nil,
+      exit: nil,
+      timed_out: false,
+      error: nil,
+      options: options
+    }
 
     try do
-      collect(port, timer, acc, collector, %{timed_out: false, error: nil, options: options})
+      collect(acc, collector, state)
     catch
       kind, reason ->
         collector.(acc, :halt)
@@ -92,6 +108,7 @@ defmodule MuonTrap do
         end
     after
       cancel_timer(timer)
+      close_output_pipe(pipe, state.select_ref)
     end
   end
 
@@ -104,32 +121,64 @@ defmodule MuonTrap do
   @spec muontrap_path() :: String.t()
   def muontrap_path, do: MuonTrap.Port.path()
 
-  defp collect(port, timer, acc, collector, state) do
+  # The command writes its output straight into a pipe the caller reads
+  # (MuonTrap.Nif.output_pipe/1): no process relays it and the pipe's
+  # capacity is the window. Without one (or when the port cannot open it)
+  # the port relays the output in DATA frames, acknowledged as they arrive.
+  defp open_output_pipe(window) do
+    case Nif.output_pipe(window) do
+      {pipe, path} when is_binary(path) -> {pipe, ["--output-path", path]}
+      {:error, _reason} -> {nil, []}
+    end
+  end
+
+  # How long to wait for a message before reading the pipe again: not at
+  # all while it may hold data, for ever while the command runs and it is
+  # empty, and @drain_grace once the command is gone (something that
+  # escaped containment may still hold the pipe open).
+  @drain_grace 1_000
+
+  defp collect(acc, _collector, %{exit: {result, error}, pipe: nil}), do: {acc, result, error}
+
+  defp collect(acc, collector, state) do
+    port = state.port
+    timer = state.timer
+    pipe = state.pipe
+    select_ref = state.select_ref
+
+    wait =
+      cond do
+        state.readable -> 0
+        state.exit == nil -> :infinity
+        true -> @drain_grace
+      end
+
     receive do
       {^port, {:data, frame}} ->
+        state = close_writer(state)
+
         case Protocol.decode(frame) do
           {:data, data} ->
             # Acknowledge before collecting so the port keeps streaming while
             # we work; the window still bounds what can be in our mailbox.
             Port.command(port, Protocol.ack(byte_size(data)))
-            collect(port, timer, collector.(acc, {:cont, data}), collector, state)
+            collect(collector.(acc, {:cont, data}), collector, state)
 
           {:exit, status} ->
             Port.close(port)
             flush_port(port)
             result = if state.timed_out, do: :timeout, else: status
-            {acc, result, state.error}
+            collect(acc, collector, %{state | exit: {result, state.error}})
 
           {:error, message} ->
             # EXEC_ERROR, when sent, comes first and says more.
-            error = state.error || message
-            collect(port, timer, acc, collector, %{state | error: error})
+            collect(acc, collector, %{state | error: state.error || message})
 
           {:exec_error, errno} when errno in [@enoent, @eacces] ->
-            collect(port, timer, acc, collector, %{state | error: {:exec_error, errno}})
+            collect(acc, collector, %{state | error: {:exec_error, errno}})
 
           _started_or_ready ->
-            collect(port, timer, acc, collector, state)
+            collect(acc, collector, state)
         end
 
       {^port, {:exit_status, status}} ->
@@ -137,13 +186,50 @@ defmodule MuonTrap do
         # Finish its job: kill what is left in its cgroup and remove it.
         MuonTrap.Cgroup.cleanup(state.options)
         error = state.error || "muontrap: port binary exited unexpectedly with status #{status}"
-        {acc, if(state.timed_out, do: :timeout, else: status), error}
+        result = if state.timed_out, do: :timeout, else: status
+        collect(acc, collector, %{close_writer(state) | exit: {result, error}})
+
+      {:select, ^pipe, ^select_ref, :ready_input} ->
+        collect(acc, collector, %{state | readable: true})
 
       {:timeout, ^timer, :muontrap_timeout} ->
         Port.command(port, Protocol.terminate())
-        collect(port, timer, acc, collector, %{state | timed_out: true})
+        collect(acc, collector, %{state | timed_out: true})
+    after
+      wait ->
+        if state.readable do
+          case Nif.output_read(pipe, state.window, select_ref) do
+            data when is_binary(data) -> collect(collector.(acc, {:cont, data}), collector, state)
+            :wait -> collect(acc, collector, %{state | readable: false})
+            _eof_or_error -> collect(acc, collector, %{state | readable: false, pipe: nil})
+          end
+        else
+          # Gone quiet for @drain_grace after the command ended.
+          collect(acc, collector, %{state | pipe: nil})
+        end
     end
   end
+
+  defp close_output_pipe(nil, _select_ref), do: :ok
+
+  defp close_output_pipe(pipe, select_ref) do
+    Nif.output_close(pipe)
+
+    receive do
+      {:select, ^pipe, ^select_ref, _} -> :ok
+    after
+      0 -> :ok
+    end
+  end
+
+  # Our copy of the pipe's write end must go for EOF to come; the port
+  # binary has opened its own by the time it says anything.
+  defp close_writer(%{writer_open: true} = state) do
+    Nif.output_close_writer(state.pipe)
+    %{state | writer_open: false}
+  end
+
+  defp close_writer(state), do: state
 
   # The program could not be exec'd: raise what System.cmd/3 raises. A bare
   # name was looked up in PATH by the port, where System.cmd/3 would have

@@ -1,9 +1,9 @@
 defmodule MuonTrap.Nif do
   @moduledoc false
-  # Cgroup file access in Rust (native/muontrap_nif). Each function that
-  # touches cgroupfs runs on a dirty IO scheduler and takes a cgroup path relative to each hierarchy's
-  # root (or, when beneath_own is true, to the BEAM's own cgroup in it), or
-  # nil when there is no cgroup.
+  # Cgroup file access in Rust (native/muontrap_nif). Each cgroup function
+  # takes a cgroup path relative to each hierarchy's root (or, when
+  # beneath_own is true, to the BEAM's own cgroup in it), or nil when there
+  # is no cgroup; see the crate's docs for which run on dirty schedulers.
   @on_load :load
 
   @doc false
@@ -19,4 +19,10 @@ defmodule MuonTrap.Nif do
   def open_files, do: :erlang.nif_error(:nif_not_loaded)
   def cleanup(_path, _beneath_own), do: :erlang.nif_error(:nif_not_loaded)
   def layout, do: :erlang.nif_error(:nif_not_loaded)
+
+  # The pipe cmd/3 reads its command's output from (native/muontrap_nif/src/output_pipe.rs).
+  def output_pipe(_window), do: :erlang.nif_error(:nif_not_loaded)
+  def output_read(_pipe, _max, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
+  def output_close_writer(_pipe), do: :erlang.nif_error(:nif_not_loaded)
+  def output_close(_pipe), do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -37,10 +37,10 @@ defmodule MuonTrap.Port do
 
   `capture` says which output to relay: `:output` (stdout, plus stderr
   with `:stderr_to_stdout`, or only stderr with `:capture_stderr_only`) or
-  `:none`.
+  `:none`. `extra_args` go before the program (e.g. `--output-path`).
   """
-  @spec open(Options.t(), :output | :none) :: port()
-  def open(options, capture) do
+  @spec open(Options.t(), :output | :none, [String.t()]) :: port()
+  def open(options, capture, extra_args \\ []) do
     port_opts =
       [
         :binary,
@@ -48,7 +48,7 @@ defmodule MuonTrap.Port do
         :use_stdio,
         :hide,
         {:packet, 4},
-        {:args, args(options, capture)}
+        {:args, args(options, capture, extra_args)}
       ] ++
         Enum.flat_map([:cd, :env, :parallelism], &port_option(options, &1))
 
@@ -62,8 +62,8 @@ defmodule MuonTrap.Port do
       iex> MuonTrap.Port.args(opts, :output) |> Enum.take(7)
       ["--framed", "--capture-output", "--delay-to-sigkill", "100", "--stdio-window", "262144", "--"]
   """
-  @spec args(Options.t(), :output | :none) :: [String.t()]
-  def args(options, capture) do
+  @spec args(Options.t(), :output | :none, [String.t()]) :: [String.t()]
+  def args(options, capture, extra_args \\ []) do
     ["--framed"] ++
       capture_args(options, capture) ++
       value_arg(options, :delay_to_sigkill, "--delay-to-sigkill") ++
@@ -73,6 +73,7 @@ defmodule MuonTrap.Port do
       ["--stdio-window", to_string(Map.get(options, :stdio_window, @default_window))] ++
       value_arg(options, :arg0, "--arg0") ++
       cgroup_args(options) ++
+      extra_args ++
       ["--", options.cmd | options.args]
   end
 

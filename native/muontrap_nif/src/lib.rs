@@ -17,6 +17,7 @@
 mod cgroup_fs;
 mod encode;
 mod errno;
+mod output_pipe;
 
 use cgroup_fs::{Failure, Group, OpenFiles, Root};
 use muontrap_cgroup::layout::{Hierarchy, Layout};
@@ -243,4 +244,8 @@ fn layout(env: Env) -> NifResult<Term> {
         .map_put(atoms::v1(), v1)
 }
 
-rustler::init!("Elixir.MuonTrap.Nif");
+fn load(env: Env, _info: Term) -> bool {
+    output_pipe::register(env)
+}
+
+rustler::init!("Elixir.MuonTrap.Nif", load = load);

@@ -35,6 +35,10 @@ Options:
       --capture-stderr         relay stderr too, merged with stdout
       --capture-stderr-only    relay only stderr; stdout goes to /dev/null
       --framed                 use the length-prefixed framed protocol
+      --output-path PATH       the captured output goes into PATH, opened for
+                               writing (a pipe the reader drains itself, e.g.
+                               /proc/PID/fd/N), instead of being relayed; relayed
+                               as usual if PATH cannot be opened
       --help                   print this help and exit
 ";
 
@@ -99,6 +103,8 @@ pub struct Config {
     pub window: u32,
     pub capture: Capture,
     pub framed: bool,
+    /// `--output-path`: where the captured output goes instead of the relay.
+    pub output_path: Option<OsString>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -190,13 +196,14 @@ enum Opt {
     CaptureStderr,
     CaptureStderrOnly,
     Framed,
+    OutputPath,
     NoControllers,
     BeneathOwn,
     Help,
 }
 
 /// (long name, short name, option). Errors name options by the long form.
-const OPTIONS: [(&str, &str, Opt); 16] = [
+const OPTIONS: [(&str, &str, Opt); 17] = [
     ("--arg0", "-0", Opt::Arg0),
     ("--group", "-g", Opt::Group),
     ("--controller", "-c", Opt::Controller),
@@ -210,6 +217,7 @@ const OPTIONS: [(&str, &str, Opt); 16] = [
     ("--capture-stderr", "", Opt::CaptureStderr),
     ("--capture-stderr-only", "", Opt::CaptureStderrOnly),
     ("--framed", "", Opt::Framed),
+    ("--output-path", "", Opt::OutputPath),
     ("--no-controllers", "", Opt::NoControllers),
     ("--beneath-own-cgroup", "", Opt::BeneathOwn),
     ("--help", "", Opt::Help),
@@ -300,6 +308,7 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
     let mut gid = None;
     let mut groups = None;
     let mut window = None;
+    let mut output_path = None;
     let (mut cap_out, mut cap_err, mut cap_err_only, mut framed) = (false, false, false, false);
     let mut no_controllers = false;
     let mut beneath_own = false;
@@ -388,6 +397,7 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
             Opt::CaptureStderr => cap_err = true,
             Opt::CaptureStderrOnly => cap_err_only = true,
             Opt::Framed => framed = true,
+            Opt::OutputPath => set_once(&mut output_path, name, value.unwrap_or_default())?,
             Opt::NoControllers => no_controllers = true,
             Opt::BeneathOwn => beneath_own = true,
         }
@@ -441,6 +451,7 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
         window: window.unwrap_or(DEFAULT_WINDOW),
         capture,
         framed,
+        output_path,
     })))
 }
 
@@ -580,6 +591,25 @@ mod tests {
             Some("--framed".into())
         );
         assert_eq!(run(&["--arg0=", "p"]).arg0, Some("".into()));
+    }
+
+    #[test]
+    fn output_path() {
+        assert_eq!(run(&["p"]).output_path, None);
+        let c = run(&["--capture-output", "--output-path", "/proc/1/fd/9", "p"]);
+        assert_eq!(c.output_path, Some("/proc/1/fd/9".into()));
+        assert_eq!(
+            run(&["--output-path=/x", "p"]).output_path,
+            Some("/x".into())
+        );
+        assert_eq!(
+            err(&["--output-path", "/a", "--output-path", "/b", "p"]),
+            ArgError::Duplicate("--output-path")
+        );
+        assert_eq!(
+            err(&["--output-path"]),
+            ArgError::MissingValue("--output-path")
+        );
     }
 
     #[test]

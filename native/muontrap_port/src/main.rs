@@ -162,6 +162,29 @@ fn start(cfg: &Config) -> Result<(spawn::Child, Option<Cgroup>), String> {
     let arg0 = cfg.arg0.as_deref().unwrap_or(&cfg.program);
     let plan = spawn::Plan::new(&cfg.program, arg0, &cfg.args, cfg.capture, &creds, procs)
         .map_err(|e| e.to_string())?;
-    let child = spawn::spawn(plan)?;
+    let direct = match (&cfg.output_path, cfg.capture) {
+        (Some(path), c) if c != args::Capture::None => open_output_path(path),
+        _ => None,
+    };
+    let child = spawn::spawn(plan, direct)?;
     Ok((child, cgroup))
+}
+
+/// Opens `--output-path` for the child's output; `None` (relay instead) if
+/// it cannot be opened. O_NONBLOCK only for the open itself, so a pipe
+/// whose reader is gone fails with ENXIO instead of blocking; the child
+/// gets a blocking fd, as it would from a pipe of ours.
+fn open_output_path(path: &std::ffi::OsStr) -> Option<std::os::fd::OwnedFd> {
+    let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    let opened = open(path, flags, Mode::empty()).and_then(|fd| {
+        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))?;
+        Ok(fd)
+    });
+    match opened {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot open --output-path, relaying output");
+            None
+        }
+    }
 }

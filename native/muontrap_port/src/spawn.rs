@@ -159,13 +159,21 @@ struct ChildFds {
 
 /// Forks and execs. `Err` only if nothing was forked; once a child exists
 /// it is always returned so the caller can reap (and if needed kill) it.
-pub fn spawn(plan: Plan) -> Result<Child, String> {
+/// Captured output goes into `direct_output` when given (nothing to relay,
+/// `Child::output` is `None`), else into a new pipe.
+pub fn spawn(plan: Plan, direct_output: Option<OwnedFd>) -> Result<Child, String> {
     let cloexec = OFlag::O_CLOEXEC;
     let devnull = open("/dev/null", OFlag::O_RDWR | cloexec, Mode::empty())
         .map_err(|e| format!("cannot open /dev/null: {}", e.desc()))?;
-    let output = match plan.capture {
-        Capture::None => None,
-        _ => Some(pipe2(cloexec).map_err(|e| format!("cannot create a pipe: {}", e.desc()))?),
+    // (read end to relay from, the child's write end)
+    let output = match (plan.capture, direct_output) {
+        (Capture::None, _) => None,
+        (_, Some(w)) => Some((None, w)),
+        (_, None) => {
+            let (r, w) =
+                pipe2(cloexec).map_err(|e| format!("cannot create a pipe: {}", e.desc()))?;
+            Some((Some(r), w))
+        }
     };
     let (report_r, report_w) =
         pipe2(cloexec).map_err(|e| format!("cannot create a pipe: {}", e.desc()))?;
@@ -193,7 +201,7 @@ pub fn spawn(plan: Plan) -> Result<Child, String> {
             let _ = setpgid(pid, pid);
             drop(report_w);
             drop(devnull);
-            let output = output.map(|(r, w)| {
+            let output = output.and_then(|(r, w)| {
                 drop(w);
                 r
             });
