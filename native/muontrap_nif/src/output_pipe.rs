@@ -145,7 +145,8 @@ fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
     // SAFETY: fcntl on an fd we own, with integer arguments.
     let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
     // SAFETY: as above.
-    if flags < 0 || unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0
+    if flags < 0
+        || unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0
     {
         return Err(std::io::Error::last_os_error());
     }
@@ -180,7 +181,11 @@ pub fn output_pipe(env: Env, window: usize) -> NifResult<Term> {
         Err(e) => return error(env, &e),
     };
     // SAFETY: getpid cannot fail.
-    let path = format!("/proc/{}/fd/{}", unsafe { libc::getpid() }, write.as_raw_fd());
+    let path = format!(
+        "/proc/{}/fd/{}",
+        unsafe { libc::getpid() },
+        write.as_raw_fd()
+    );
     let rt = READER_TYPE.load(Ordering::Acquire);
     if rt.is_null() {
         return Err(Error::RaiseAtom("output_pipe_unavailable"));
@@ -255,7 +260,11 @@ pub fn output_read<'a>(
     };
     let max = max.clamp(1, MAX_READ);
     let queued = queued_bytes(fd);
-    let want = if queued > 0 { queued.min(max) } else { PROBE_READ.min(max) };
+    let want = if queued > 0 {
+        queued.min(max)
+    } else {
+        PROBE_READ.min(max)
+    };
     let mut bin = OwnedBinary::new(want).ok_or(Error::RaiseAtom("enomem"))?;
     loop {
         // SAFETY: read into the binary's own buffer of `want` bytes.

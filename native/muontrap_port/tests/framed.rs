@@ -242,3 +242,79 @@ fn sigterm_while_waiting_for_close_exits() {
     unsafe { libc::kill(port.pid(), libc::SIGTERM) };
     assert_eq!(port.wait(), 0);
 }
+
+/// A pipe made by the test: (read end, write end).
+fn test_pipe() -> (std::fs::File, std::fs::File) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    use std::os::fd::FromRawFd;
+    // SAFETY: both fds are new and owned by nobody else.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    }
+}
+
+#[test]
+fn output_path_sends_output_straight_into_the_readers_pipe() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let (mut read, write) = test_pipe();
+    let path = format!("/proc/{}/fd/{}", std::process::id(), write.as_raw_fd());
+    let mut port = Port::spawn(&[
+        "--framed",
+        "--capture-output",
+        "--capture-stderr",
+        "--output-path",
+        &path,
+        "sh",
+        "-c",
+        "head -c 300000 /dev/zero; echo err >&2; exit 4",
+    ]);
+    assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
+    // The port has its own write end now: ours must go for EOF to come.
+    drop(write);
+    // Drained as the output comes: the command blocks on a full pipe.
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        read.read_to_end(&mut out).map(|_| out)
+    });
+    let (data, status, errors) = port.read_framed_until_exit();
+    assert!(
+        data.is_empty(),
+        "no DATA frames: the output bypasses the port"
+    );
+    assert_eq!(status, 4);
+    assert!(errors.is_empty());
+    let out = reader
+        .join()
+        .expect("reader")
+        .expect("read the pipe to EOF");
+    assert_eq!(out.len(), 300_004);
+    assert!(out[..300_000].iter().all(|&b| b == 0));
+    assert_eq!(&out[300_000..], b"err\n");
+    port.close_stdin();
+    assert_eq!(port.wait(), 4);
+}
+
+#[test]
+fn output_path_that_cannot_be_opened_falls_back_to_the_relay() {
+    let mut port = Port::spawn(&[
+        "--framed",
+        "--capture-output",
+        "--output-path",
+        "/nonexistent/muontrap-output",
+        "sh",
+        "-c",
+        "printf relayed",
+    ]);
+    assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
+    let (data, status, _) = port.read_framed_until_exit();
+    assert_eq!(data, b"relayed");
+    assert_eq!(status, 0);
+    port.close_stdin();
+    assert_eq!(port.wait(), 0);
+}
