@@ -125,7 +125,15 @@ defmodule MuonTrap do
   # (MuonTrap.Nif.output_pipe/1): no process relays it and the pipe's
   # capacity is the window. Without one (or when the port cannot open it)
   # the port relays the output in DATA frames, acknowledged as they arrive.
+  # `config :muontrap, relay_output: true` forces the relay (the benchmark
+  # and the tests compare both).
   defp open_output_pipe(window) do
+    if Application.get_env(:muontrap, :relay_output, false),
+      do: {nil, []},
+      else: new_output_pipe(window)
+  end
+
+  defp new_output_pipe(window) do
     case Nif.output_pipe(window) do
       {pipe, path} when is_binary(path) -> {pipe, ["--output-path", path]}
       {:error, _reason} -> {nil, []}
