@@ -171,12 +171,17 @@ fn start(cfg: &Config) -> Result<(spawn::Child, Option<Cgroup>), String> {
 }
 
 /// Opens `--output-path` for the child's output; `None` (relay instead) if
-/// it cannot be opened. O_NONBLOCK only for the open itself, so a pipe
-/// whose reader is gone fails with ENXIO instead of blocking; the child
-/// gets a blocking fd, as it would from a pipe of ours.
+/// it cannot be opened or is not a pipe (a /proc of another pid namespace
+/// could name some other process's file). O_NONBLOCK only for the open
+/// itself, so opening a FIFO never blocks; the child gets a blocking fd, as
+/// it would from a pipe of ours.
 fn open_output_path(path: &std::ffi::OsStr) -> Option<std::os::fd::OwnedFd> {
     let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
     let opened = open(path, flags, Mode::empty()).and_then(|fd| {
+        let stat = nix::sys::stat::fstat(&fd)?;
+        if stat.st_mode & libc::S_IFMT != libc::S_IFIFO {
+            return Err(nix::errno::Errno::ENOTSUP);
+        }
         nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))?;
         Ok(fd)
     });

@@ -302,19 +302,27 @@ fn output_path_sends_output_straight_into_the_readers_pipe() {
 
 #[test]
 fn output_path_that_cannot_be_opened_falls_back_to_the_relay() {
-    let mut port = Port::spawn(&[
-        "--framed",
-        "--capture-output",
-        "--output-path",
-        "/nonexistent/muontrap-output",
-        "sh",
-        "-c",
-        "printf relayed",
-    ]);
-    assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
-    let (data, status, _) = port.read_framed_until_exit();
-    assert_eq!(data, b"relayed");
-    assert_eq!(status, 0);
-    port.close_stdin();
-    assert_eq!(port.wait(), 0);
+    // Missing, and not a pipe (the output must not land in some file).
+    let file = std::env::temp_dir().join(format!("muontrap_not_a_pipe_{}", std::process::id()));
+    std::fs::write(&file, b"").expect("create file");
+    let file_path = file.to_string_lossy().into_owned();
+    for path in ["/nonexistent/muontrap-output", file_path.as_str()] {
+        let mut port = Port::spawn(&[
+            "--framed",
+            "--capture-output",
+            "--output-path",
+            path,
+            "sh",
+            "-c",
+            "printf relayed",
+        ]);
+        assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
+        let (data, status, _) = port.read_framed_until_exit();
+        assert_eq!(data, b"relayed", "{path}");
+        assert_eq!(status, 0);
+        port.close_stdin();
+        assert_eq!(port.wait(), 0);
+    }
+    assert_eq!(std::fs::read(&file).expect("read file"), b"");
+    let _ = std::fs::remove_file(&file);
 }
