@@ -191,8 +191,22 @@ defmodule Mix.Tasks.Muontrap.Bench do
         # v1 or hybrid: a group beneath the BEAM's own (see :cgroup_beneath_beam).
         IO.puts("no cgroup v2 with controllers: v1 groups beneath the BEAM's own")
         rows = cgroup_calls(cfg, [cgroup_beneath_beam: true], "v1 memory group")
+
+        # The only cgroup v2 group such a host has: cgroup2 without controllers,
+        # where statistics/1 finds cgroup.stat, cpu.stat and the pressure files.
+        v2_core =
+          if v2_hierarchy?(),
+            do:
+              stat_calls(
+                cfg,
+                [cgroup_beneath_beam: true],
+                "cpu.stat",
+                "cgroup2 group, no controllers"
+              ),
+            else: []
+
         remove_base_beneath_own()
-        rows
+        rows ++ v2_core
 
       true ->
         IO.puts("skipped (no cgroup v2, no v1 memory controller)")
@@ -413,6 +427,18 @@ defmodule Mix.Tasks.Muontrap.Bench do
       )
     ]
   end
+
+  defp stat_calls(cfg, extra, key, label) do
+    n = if cfg.quick, do: 200, else: 2000
+    {:ok, d} = Daemon.start_link("sleep", ["1000"], [cgroup_base: @cg_base] ++ extra)
+    %{cgroup: %{^key => _}} = Daemon.statistics(d)
+    stat = times(n, fn -> %{cgroup: %{^key => _}} = Daemon.statistics(d) end)
+    keys = d |> Daemon.statistics() |> Map.fetch!(:cgroup) |> map_size()
+    GenServer.stop(d)
+    [row("cgroup", "statistics/1 (#{label})", "µs", stat, nil, false, extra: "#{keys} files")]
+  end
+
+  defp v2_hierarchy?, do: MuonTrap.Cgroup.layout().v2 != nil
 
   defp cgroup_calls(cfg, extra, label) do
     n = if cfg.quick, do: 200, else: 2000
