@@ -27,15 +27,18 @@ defmodule MuonTrap.OutputPipeTest do
     end
   end
 
-  test "the command writes into a pipe the BEAM reads, not through the port binary" do
+  # A caller running cmd/3 in another process, and the command's stdout pipe.
+  defp caller_running(rest) do
     parent = self()
 
     caller =
-      spawn(fn ->
-        MuonTrap.cmd("sh", sh_with_pipe_name("exec sleep 30"), into: %Collect{to: parent})
-      end)
+      spawn(fn -> MuonTrap.cmd("sh", sh_with_pipe_name(rest), into: %Collect{to: parent}) end)
 
-    pipe = first_line()
+    {caller, first_line()}
+  end
+
+  test "the command writes into a pipe the BEAM reads, not through the port binary" do
+    {caller, pipe} = caller_running("exec sleep 30")
     assert "pipe:[" <> _ = pipe
     # The BEAM holds the read end (and, until the port has its own, the write end).
     assert beam_fds_on(pipe) != []
@@ -44,14 +47,7 @@ defmodule MuonTrap.OutputPipeTest do
   end
 
   test "a caller killed while the command streams leaves no pipe open in the BEAM" do
-    parent = self()
-
-    caller =
-      spawn(fn ->
-        MuonTrap.cmd("sh", sh_with_pipe_name("exec yes"), into: %Collect{to: parent})
-      end)
-
-    pipe = first_line()
+    {caller, pipe} = caller_running("exec yes")
     Process.exit(caller, :kill)
     wait_until(fn -> beam_fds_on(pipe) == [] end, 5_000, "the pipe closed in the BEAM")
   end
