@@ -1,6 +1,8 @@
 //! `MuonTrap.Nif`: reads and writes a daemon's cgroup interface files (v2,
 //! or v1 reported under the v2 names)
-//! from inside the BEAM, without a round trip through the port process.
+//! from inside the BEAM, without a round trip through the port process;
+//! and the pipe `MuonTrap.cmd/3` reads its command's output from
+//! (`output_pipe`).
 //!
 //! `cgget`, `cgset`, `cleanup` and `layout` run on a dirty IO scheduler:
 //! a write can make the kernel reclaim memory or wait on cgroup locks, and
