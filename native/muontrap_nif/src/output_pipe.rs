@@ -124,6 +124,7 @@ fn close_raw(env: *mut ErlNifEnv, obj: *mut c_void) {
     let Some(read) = state.read.take() else {
         return;
     };
+    // Never selected: `read` is simply dropped (closed) on return.
     if state.selected {
         let fd: RawFd = read.into_raw_fd();
         // SAFETY: obj is a live READER_TYPE object and fd was selected
