@@ -324,7 +324,8 @@ defmodule Mix.Tasks.Muontrap.Bench do
           )
         end)
 
-      relay =
+      # At 100 MB also the relay (cmd/3's fallback) and the default into "".
+      extra =
         if size == 100 * @mb do
           {mt, mem} = throughput(reps, size, {:relay, :default})
 
@@ -333,13 +334,13 @@ defmodule Mix.Tasks.Muontrap.Bench do
               mem: mem,
               size: size
             )
+            | into_binary(label, size, reps)
           ]
         else
           []
         end
 
-      [base | counted] ++
-        relay ++ if(size == 100 * @mb, do: into_binary(label, size, reps), else: [])
+      [base | counted] ++ extra
     end)
   end
 
@@ -525,7 +526,6 @@ defmodule Mix.Tasks.Muontrap.Bench do
             case how do
               :system -> System.cmd("head", args, into: collectable.())
               {:floor, fl} -> System.cmd(fl, ["--relay", "head" | args], into: collectable.())
-              :default -> MuonTrap.cmd("head", args, into: collectable.())
               {:relay, w} -> relayed(fn -> muontrap_head(args, collectable.(), w) end)
               w -> muontrap_head(args, collectable.(), w)
             end
