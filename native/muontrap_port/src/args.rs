@@ -38,7 +38,7 @@ Options:
       --output-path PATH       the captured output goes into PATH, opened for
                                writing (a pipe the reader drains itself, e.g.
                                /proc/PID/fd/N), instead of being relayed; relayed
-                               as usual if PATH cannot be opened
+                               as usual if PATH cannot be opened or is not a pipe
       --help                   print this help and exit
 ";
 
