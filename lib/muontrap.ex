@@ -11,7 +11,7 @@ defmodule MuonTrap do
   For long-running programs in a supervision tree, see `MuonTrap.Daemon`.
   """
 
-  alias MuonTrap.{Nif, Options, Protocol}
+  alias MuonTrap.{Options, Protocol, Stdio}
 
   # Linux errno values, the same on every architecture.
   @enoent 2
@@ -67,23 +67,20 @@ defmodule MuonTrap do
           {Collectable.t(), non_neg_integer() | :timeout}
   def cmd(command, args, opts \\ []) when is_binary(command) do
     options = Options.validate(:cmd, command, args, opts)
-    {acc, collector} = Collectable.into(Map.get(options, :into, ""))
-    timer = start_timer(Map.get(options, :timeout, :infinity))
+    {acc, collector} = into(Map.get(options, :into, ""))
     window = Map.get(options, :stdio_window, MuonTrap.Port.default_window())
-    {pipe, extra_args} = open_output_pipe(window)
-    port = MuonTrap.Port.open(options, :output, extra_args)
+    {stdio, handover_args} = Stdio.open(window)
+    port = open_port(options, handover_args, stdio)
+    timer = start_timer(Map.get(options, :timeout, :infinity))
 
     state = %{
       port: port,
       timer: timer,
-      pipe: pipe,
-      select_ref: make_ref(),
-      window: window,
-      readable: pipe != nil,
-      writer_open: pipe != nil,
+      stdio: Stdio.attach(stdio, port),
+      readable: true,
       exit: nil,
-      timed_out: false,
       error: nil,
+      stdio_error: nil,
       options: options
     }
 
@@ -92,7 +89,6 @@ defmodule MuonTrap do
     catch
       kind, reason ->
         collector.(acc, :halt)
-        Port.close(port)
         :erlang.raise(kind, reason, __STACKTRACE__)
     else
       {acc, result, error} ->
@@ -110,7 +106,8 @@ defmodule MuonTrap do
         end
     after
       cancel_timer(timer)
-      close_output_pipe(pipe, state.select_ref)
+      close_port(port)
+      Stdio.close(stdio)
     end
   end
 
@@ -123,23 +120,23 @@ defmodule MuonTrap do
   @spec muontrap_path() :: String.t()
   def muontrap_path, do: MuonTrap.Port.path()
 
-  # The command writes its output straight into a pipe the caller reads
-  # (MuonTrap.Nif.output_pipe/1): no process relays it and the pipe's
-  # capacity is the window. Without one (or when the port cannot open it)
-  # the port relays the output in DATA frames, acknowledged as they arrive.
-  # `config :muontrap, relay_output: true` forces the relay (the benchmark
-  # and the tests compare both).
-  defp open_output_pipe(window) do
-    if Application.get_env(:muontrap, :relay_output, false),
-      do: {nil, []},
-      else: new_output_pipe(window)
-  end
+  # A binary is appended to as chunks arrive (the runtime grows it in
+  # place) instead of collecting iodata and copying it all at the end, as
+  # Collectable's binary implementation does: a timeout then returns at
+  # once, not after copying everything that arrived before it.
+  defp into(binary) when is_binary(binary), do: {binary, &append/2}
+  defp into(collectable), do: Collectable.into(collectable)
 
-  defp new_output_pipe(window) do
-    case Nif.output_pipe(window) do
-      {pipe, path} when is_binary(path) -> {pipe, ["--output-path", path]}
-      {:error, _reason} -> {nil, []}
-    end
+  defp append(acc, {:cont, data}), do: acc <> data
+  defp append(acc, :done), do: acc
+  defp append(_acc, :halt), do: :ok
+
+  defp open_port(options, handover_args, stdio) do
+    MuonTrap.Port.open(options, :output, handover_args)
+  rescue
+    e ->
+      Stdio.close(stdio)
+      reraise e, __STACKTRACE__
   end
 
   # How long to wait for a message before reading the pipe again: not at
@@ -148,98 +145,88 @@ defmodule MuonTrap do
   # escaped containment may still hold the pipe open).
   @drain_grace 1_000
 
-  defp collect(acc, _collector, %{exit: {result, error}, pipe: nil}), do: {acc, result, error}
+  defp collect(acc, _collector, %{exit: {result, error}, stdio: nil} = state),
+    do: {acc, result, error || state.stdio_error}
 
   defp collect(acc, collector, state) do
-    port = state.port
-    timer = state.timer
-    pipe = state.pipe
-    select_ref = state.select_ref
+    %{port: port, timer: timer, stdio: stdio} = state
+    {resource, ref} = if stdio, do: {stdio.resource, stdio.ref}, else: {nil, nil}
 
     wait =
       cond do
-        state.readable -> 0
+        state.readable and stdio != nil -> 0
         state.exit == nil -> :infinity
         true -> @drain_grace
       end
 
     receive do
       {^port, {:data, frame}} ->
-        state = close_writer(state)
-
-        case Protocol.decode(frame) do
-          {:data, data} ->
-            # Acknowledge before collecting so the port keeps streaming while
-            # we work; the window still bounds what can be in our mailbox.
-            Port.command(port, Protocol.ack(byte_size(data)))
-            collect(collector.(acc, {:cont, data}), collector, state)
-
-          {:exit, status} ->
-            Port.close(port)
-            flush_port(port)
-            result = if state.timed_out, do: :timeout, else: status
-            collect(acc, collector, %{state | exit: {result, state.error}})
-
-          {:error, message} ->
-            # EXEC_ERROR, when sent, comes first and says more.
-            collect(acc, collector, %{state | error: state.error || message})
-
-          {:exec_error, errno} when errno in [@enoent, @eacces] ->
-            collect(acc, collector, %{state | error: {:exec_error, errno}})
-
-          _started_or_ready ->
-            collect(acc, collector, state)
-        end
+        collect(acc, collector, handle_frame(Protocol.decode(frame), state))
 
       {^port, {:exit_status, status}} ->
         # The port binary died without reporting; nothing more will come.
         # Finish its job: kill what is left in its cgroup and remove it.
         MuonTrap.Cgroup.cleanup(state.options)
         error = state.error || "muontrap: port binary exited unexpectedly with status #{status}"
-        result = if state.timed_out, do: :timeout, else: status
-        collect(acc, collector, %{close_writer(state) | exit: {result, error}})
+        collect(acc, collector, exited(state, {status, error}))
 
-      {:select, ^pipe, ^select_ref, :ready_input} ->
+      {:select, ^resource, ^ref, :ready_input} ->
         collect(acc, collector, %{state | readable: true})
 
       {:timeout, ^timer, :muontrap_timeout} ->
-        Port.command(port, Protocol.terminate())
-        collect(acc, collector, %{state | timed_out: true})
+        # Return now: what the command wrote before the deadline is in the
+        # pipe; closing the port makes the port binary terminate and reap
+        # the command and remove its cgroup on its own.
+        data = if stdio, do: Stdio.read_queued(stdio), else: ""
+        {collect_chunk(acc, collector, data), :timeout, nil}
     after
       wait ->
-        if state.readable do
-          case Nif.output_read(pipe, state.window, select_ref) do
-            data when is_binary(data) -> collect(collector.(acc, {:cont, data}), collector, state)
-            :wait -> collect(acc, collector, %{state | readable: false})
-            _eof_or_error -> collect(acc, collector, %{state | readable: false, pipe: nil})
-          end
-        else
-          # Gone quiet for @drain_grace after the command ended.
-          collect(acc, collector, %{state | pipe: nil})
-        end
+        {acc, state} = read_pipe(acc, collector, state)
+        collect(acc, collector, state)
     end
   end
 
-  defp close_output_pipe(nil, _select_ref), do: :ok
+  defp collect_chunk(acc, _collector, ""), do: acc
+  defp collect_chunk(acc, collector, data), do: collector.(acc, {:cont, data})
 
-  defp close_output_pipe(pipe, select_ref) do
-    Nif.output_close(pipe)
+  defp read_pipe(acc, _collector, %{readable: false} = state), do: {acc, closed(state)}
 
-    receive do
-      {:select, ^pipe, ^select_ref, _} -> :ok
-    after
-      0 -> :ok
+  defp read_pipe(acc, collector, state) do
+    case Stdio.next(state.stdio) do
+      {:data, data, stdio} -> {collector.(acc, {:cont, data}), %{state | stdio: stdio}}
+      {:wait, stdio} -> {acc, %{state | stdio: stdio, readable: false}}
+      {:eof, _stdio} -> {acc, closed(state)}
+      {:error, message, _stdio} -> {acc, closed(%{state | stdio_error: message})}
     end
   end
 
-  # Our copy of the pipe's write end must go for EOF to come; the port
-  # binary has opened its own by the time it says anything.
-  defp close_writer(%{writer_open: true} = state) do
-    Nif.output_close_writer(state.pipe)
-    %{state | writer_open: false}
+  # At EOF, or gone quiet for @drain_grace after the command ended.
+  defp closed(state) do
+    Stdio.close(state.stdio)
+    %{state | stdio: nil, readable: false}
   end
 
-  defp close_writer(state), do: state
+  defp handle_frame({:exit, status}, state) do
+    Port.close(state.port)
+    flush_port(state.port)
+    exited(state, {status, state.error})
+  end
+
+  # EXEC_ERROR, when sent, comes first and says more.
+  defp handle_frame({:error, message}, state), do: %{state | error: state.error || message}
+
+  defp handle_frame({:exec_error, errno}, state) when errno in [@enoent, @eacces],
+    do: %{state | error: {:exec_error, errno}}
+
+  defp handle_frame(_started_or_other, state), do: state
+
+  # Without a hand-over, nothing can write into the pipe any more.
+  defp exited(%{stdio: %Stdio{handed_over: false}} = state, exit) do
+    Stdio.close(state.stdio)
+    %{state | exit: exit, stdio: nil}
+  end
+
+  defp exited(state, exit), do: %{state | exit: exit}
 
   # The program could not be exec'd: raise what System.cmd/3 raises. A bare
   # name was looked up in PATH by the port, where System.cmd/3 would have
@@ -248,6 +235,14 @@ defmodule MuonTrap do
 
   defp exec_error_reason(@eacces, command),
     do: if(String.contains?(command, "/"), do: :eacces, else: :enoent)
+
+  defp close_port(port) do
+    Port.close(port)
+    flush_port(port)
+  rescue
+    # Already closed at EXIT.
+    ArgumentError -> :ok
+  end
 
   defp flush_port(port) do
     receive do

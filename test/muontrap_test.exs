@@ -159,6 +159,54 @@ defmodule MuonTrapTest do
       wait_all_dead(pids)
     end
 
+    defp timed(fun) do
+      started = System.monotonic_time(:millisecond)
+      result = fun.()
+      {result, System.monotonic_time(:millisecond) - started}
+    end
+
+    # The target is 50 ms of overshoot (mix muontrap.bench shows it); the
+    # bound here holds on a busy machine.
+    @overshoot 300
+
+    test "a fast producer times out promptly; nothing arrives after the deadline" do
+      {{out, :timeout}, ms} =
+        timed(fn -> MuonTrap.cmd("yes", ["Hello, world!"], timeout: 250) end)
+
+      assert ms < 250 + @overshoot
+      assert String.starts_with?(out, "Hello, world!\n")
+      refute_received _
+    end
+
+    test "a command that ignores SIGTERM times out promptly and is killed afterwards" do
+      {{out, :timeout}, ms} =
+        timed(fn ->
+          MuonTrap.cmd(helper(), ["ignore_sigterm", "3"], timeout: 200, delay_to_sigkill: 1_000)
+        end)
+
+      # The return does not wait out :delay_to_sigkill; containment finishes on its own.
+      assert ms < 200 + @overshoot
+
+      pids =
+        out |> String.split("\n", trim: true) |> Enum.drop(-1) |> Enum.map(&String.to_integer/1)
+
+      assert length(pids) == 3
+      assert Enum.all?(pids, &alive?/1)
+      wait_all_dead(pids, 5_000)
+    end
+
+    test "a forking tree times out promptly and is gone shortly after" do
+      m = marker()
+
+      script =
+        "#{helper()} fork_many 4 #{m} & #{helper()} daemonize #{m}; exec #{helper()} sleep #{m}"
+
+      {{_out, :timeout}, ms} = timed(fn -> MuonTrap.cmd("sh", ["-c", script], timeout: 300) end)
+      assert ms < 300 + @overshoot
+      wait_until(fn -> pids_matching(m) == [] end, 5_000, "the tree to be gone")
+      refute_received _
+    end
+
     test "the timer is cleaned up and unrelated messages are kept" do
       send(self(), :unrelated)
       send(self(), {:timeout, make_ref(), :muontrap_timeout})

@@ -43,10 +43,12 @@ defmodule MuonTrap.Daemon do
 
   require Logger
 
-  alias MuonTrap.{Nif, Options, Protocol}
+  alias MuonTrap.{Nif, Options, Protocol, Stdio}
+  alias MuonTrap.Daemon.Output
 
-  # Lines longer than this are cut so an unterminated stream cannot grow memory.
-  @max_line_bytes 16_384
+  # How long the output pipe may stay open after the command's EXIT:
+  # something that escaped containment may hold it.
+  @drain_grace 1_000
 
   @doc """
   Returns a specification to start this module under a supervisor.
@@ -176,13 +178,12 @@ defmodule MuonTrap.Daemon do
       wait_task: nil,
       # Callers waiting for the command to start (see live_cgroup_path/1).
       waiting: [],
-      buffer: "",
-      output_byte_count: 0,
+      stdio: nil,
+      output: Output.new(command, options),
       # The group's statistics and knob files stay open between calls of
       # statistics/1 and cgroup_config/1 (a NIF resource): ~7x cheaper reads.
       open_files: if(options[:cgroup_path], do: Nif.open_files()),
-      error: nil,
-      log: log_fun(command, options)
+      error: nil
     }
 
     case options[:wait_for] do
@@ -193,10 +194,22 @@ defmodule MuonTrap.Daemon do
 
   @impl GenServer
   def handle_continue(:launch, state) do
-    capture = if state.log, do: :output, else: :none
-    port = MuonTrap.Port.open(state.options, capture)
-    {:os_pid, os_pid} = Port.info(port, :os_pid)
-    {:noreply, %{state | port: port, os_pid: os_pid}}
+    window = Map.get(state.options, :stdio_window, MuonTrap.Port.default_window())
+
+    {stdio, handover_args} =
+      if Output.wanted?(state.output), do: Stdio.open(window), else: {nil, []}
+
+    capture = if stdio, do: :output, else: :none
+    port = MuonTrap.Port.open(state.options, capture, handover_args)
+
+    os_pid =
+      case Port.info(port, :os_pid) do
+        {:os_pid, pid} -> pid
+        nil -> :error
+      end
+
+    stdio = stdio && Stdio.attach(stdio, port)
+    {:noreply, pump(%{state | port: port, os_pid: os_pid, stdio: stdio})}
   end
 
   @impl GenServer
@@ -224,7 +237,7 @@ defmodule MuonTrap.Daemon do
   defp started_reply(:cgroup_config, state), do: {cgroup_ref(state), state.open_files}
 
   defp started_reply(:statistics, state),
-    do: {state.output_byte_count, cgroup_ref(state), state.open_files}
+    do: {state.output.byte_count, cgroup_ref(state), state.open_files}
 
   defp cgroup_ref(state),
     do: {state.options[:cgroup_path], Map.get(state.options, :cgroup_beneath_beam, false)}
@@ -244,12 +257,17 @@ defmodule MuonTrap.Daemon do
     {:noreply, %{state | wait_task: nil}, {:continue, :launch}}
   end
 
+  def handle_info(
+        {:select, res, ref, :ready_input},
+        %{stdio: %Stdio{resource: res, ref: ref}} = s
+      ),
+      do: {:noreply, pump(s)}
+
+  def handle_info({:muontrap_read, ref}, %{stdio: %Stdio{ref: ref}} = state),
+    do: {:noreply, pump(state)}
+
   def handle_info({port, {:data, frame}}, %{port: port} = state) do
     case Protocol.decode(frame) do
-      {:data, data} ->
-        Port.command(port, Protocol.ack(byte_size(data)))
-        {:noreply, handle_output(state, data)}
-
       {:started, pid} ->
         state = %{state | command_os_pid: pid}
 
@@ -265,7 +283,7 @@ defmodule MuonTrap.Daemon do
 
       {:exit, status} ->
         Port.close(port)
-        state = flush_output(%{state | port: nil})
+        state = drain(%{state | port: nil})
         {:stop, exit_reason(status, state), state}
 
       _other ->
@@ -276,7 +294,7 @@ defmodule MuonTrap.Daemon do
   def handle_info({port, {:exit_status, status}}, %{port: port} = state) do
     # The port binary died without reporting the command's exit.
     cleanup_cgroup(state)
-    {:stop, {:muontrap_port_exited, status}, %{state | port: nil}}
+    {:stop, {:muontrap_port_exited, status}, close_stdio(%{state | port: nil})}
   end
 
   def handle_info({:EXIT, port, reason}, %{port: port} = state) do
@@ -311,17 +329,14 @@ defmodule MuonTrap.Daemon do
 
   defp await_exit(port, state, deadline) do
     timeout = max(deadline - System.monotonic_time(:millisecond), 0)
+    {res, ref} = if state.stdio, do: {state.stdio.resource, state.stdio.ref}, else: {nil, nil}
 
     receive do
       {^port, {:data, frame}} ->
         case Protocol.decode(frame) do
-          {:data, data} ->
-            Port.command(port, Protocol.ack(byte_size(data)))
-            await_exit(port, handle_output(state, data), deadline)
-
           {:exit, _status} ->
             Port.close(port)
-            flush_output(state)
+            drain(state)
             :ok
 
           _other ->
@@ -330,12 +345,74 @@ defmodule MuonTrap.Daemon do
 
       {^port, {:exit_status, _}} ->
         cleanup_cgroup(state)
+
+      {:select, ^res, ^ref, :ready_input} ->
+        await_exit(port, pump(state), deadline)
+
+      {:muontrap_read, ^ref} ->
+        await_exit(port, pump(state), deadline)
     after
       timeout ->
         # Closing stdin makes the port binary finish the kill on its own.
         Port.close(port)
         :ok
     end
+  end
+
+  # One read of the output pipe per message handled, so calls are served
+  # between reads; a daemon that cannot keep up pauses its command (the
+  # pipe fills) instead of growing its mailbox or heap.
+  defp pump(%{stdio: nil} = state), do: state
+
+  defp pump(state) do
+    case Stdio.next(state.stdio) do
+      {:data, data, stdio} ->
+        send(self(), {:muontrap_read, stdio.ref})
+        %{state | stdio: stdio, output: Output.handle(state.output, data)}
+
+      {:wait, stdio} ->
+        %{state | stdio: stdio}
+
+      {:eof, _stdio} ->
+        close_stdio(state)
+
+      {:error, message, _stdio} ->
+        Logger.error(message)
+        close_stdio(state)
+    end
+  end
+
+  # After EXIT: every process is gone, so read the pipe to EOF (waiting at
+  # most @drain_grace for more), then log the last partial line.
+  defp drain(%{stdio: nil} = state), do: %{state | output: Output.flush(state.output)}
+  defp drain(%{stdio: %Stdio{handed_over: false}} = state), do: drain(close_stdio(state))
+
+  defp drain(state) do
+    %Stdio{resource: res, ref: ref} = state.stdio
+
+    case Stdio.next(state.stdio) do
+      {:data, data, stdio} ->
+        drain(%{state | stdio: stdio, output: Output.handle(state.output, data)})
+
+      {:wait, stdio} ->
+        receive do
+          {:select, ^res, ^ref, :ready_input} -> drain(%{state | stdio: stdio})
+        after
+          @drain_grace -> drain(close_stdio(state))
+        end
+
+      {:eof, _stdio} ->
+        drain(close_stdio(state))
+
+      {:error, message, _stdio} ->
+        Logger.error(message)
+        drain(close_stdio(state))
+    end
+  end
+
+  defp close_stdio(state) do
+    Stdio.close(state.stdio)
+    %{state | stdio: nil}
   end
 
   defp exit_reason(0, %{error: nil} = state) do
@@ -350,80 +427,4 @@ defmodule MuonTrap.Daemon do
   end
 
   defp exit_reason(_status, %{error: message}), do: {:muontrap_error, message}
-
-  # Output is logged line by line; a partial line waits for the rest.
-  defp handle_output(state, data) do
-    state = %{state | output_byte_count: state.output_byte_count + byte_size(data)}
-
-    if state.log do
-      {lines, rest} = split_lines(state.buffer <> data)
-      Enum.each(lines, state.log)
-      %{state | buffer: rest}
-    else
-      state
-    end
-  end
-
-  defp flush_output(%{buffer: ""} = state), do: state
-
-  defp flush_output(state) do
-    state.log.(state.buffer)
-    %{state | buffer: ""}
-  end
-
-  @doc false
-  # Exposed for tests: splits complete lines off, cutting overlong ones.
-  @spec split_lines(binary()) :: {[binary()], binary()}
-  def split_lines(data) do
-    {lines, rest} = take_lines(String.split(data, "\n"), [])
-    {lines, rest} = cut_long(rest, lines)
-    {Enum.reverse(lines), rest}
-  end
-
-  defp take_lines([rest], acc), do: {acc, rest}
-  defp take_lines([line | more], acc), do: take_lines(more, cut_all(line, acc))
-
-  defp cut_all(line, acc) when byte_size(line) > @max_line_bytes do
-    <<head::binary-size(@max_line_bytes), tail::binary>> = line
-    cut_all(tail, [head | acc])
-  end
-
-  defp cut_all(line, acc), do: [line | acc]
-
-  defp cut_long(rest, acc) when byte_size(rest) > @max_line_bytes do
-    <<head::binary-size(@max_line_bytes), tail::binary>> = rest
-    cut_long(tail, [head | acc])
-  end
-
-  defp cut_long(rest, acc), do: {acc, rest}
-
-  defp log_fun(command, options) do
-    cond do
-      fun = options[:logger_fun] ->
-        logger_fun(fun)
-
-      level = options[:log_output] ->
-        prefix = Map.get(options, :log_prefix, command <> ": ")
-        transform = Map.get(options, :log_transform, &default_transform/1)
-        fn line -> Logger.log(level, [prefix, transform.(line)]) end
-
-      true ->
-        nil
-    end
-  end
-
-  defp logger_fun(fun) when is_function(fun, 1), do: fun
-  defp logger_fun({m, f}), do: fn line -> apply(m, f, [line]) end
-  defp logger_fun({m, f, a}), do: fn line -> apply(m, f, [line | a]) end
-
-  @doc false
-  # Logger handlers may crash on invalid UTF-8; never hand them any.
-  @spec default_transform(binary()) :: binary()
-  if function_exported?(String, :replace_invalid, 1) do
-    def default_transform(line), do: String.replace_invalid(line)
-  else
-    def default_transform(line) do
-      if String.valid?(line), do: line, else: "<#{byte_size(line)} bytes of invalid UTF-8>"
-    end
-  end
 end

@@ -20,9 +20,9 @@ defmodule MuonTrap.Nif do
   def cleanup(_path, _beneath_own), do: :erlang.nif_error(:nif_not_loaded)
   def layout, do: :erlang.nif_error(:nif_not_loaded)
 
-  # The pipe cmd/3 reads its command's output from (native/muontrap_nif/src/output_pipe.rs).
-  def output_pipe(_window), do: :erlang.nif_error(:nif_not_loaded)
-  def output_read(_pipe, _max, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
-  def output_close_writer(_pipe), do: :erlang.nif_error(:nif_not_loaded)
-  def output_close(_pipe), do: :erlang.nif_error(:nif_not_loaded)
+  # A command's BEAM-owned stdio (native/muontrap_nif/src/stdio.rs), used by MuonTrap.Stdio.
+  def stdio_open(_window, _output), do: :erlang.nif_error(:nif_not_loaded)
+  def stdio_handover(_stdio, _port_os_pid, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
+  def stdio_read(_stdio, _max, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
+  def stdio_close(_stdio), do: :erlang.nif_error(:nif_not_loaded)
 end

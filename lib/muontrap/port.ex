@@ -8,8 +8,9 @@ defmodule MuonTrap.Port do
 
   alias MuonTrap.{Cgroup, Options}
 
-  # The library's `:stdio_window` default; the port binary's own default
-  # stays 10240 for hand-written invocations. Chosen from the window sweep
+  # The library's `:stdio_window` default: the capacity of the BEAM-owned
+  # output pipe (MuonTrap.Stdio). The port binary's own default stays 10240
+  # for its relay in hand-written invocations. Chosen from the window sweep
   # of `mix muontrap.bench` (README, "Performance").
   @default_window 262_144
 
@@ -37,7 +38,9 @@ defmodule MuonTrap.Port do
 
   `capture` says which output to relay: `:output` (stdout, plus stderr
   with `:stderr_to_stdout`, or only stderr with `:capture_stderr_only`) or
-  `:none`. `extra_args` go before the program (e.g. `--output-path`).
+  `:none`. `extra_args` go before the program (the `--handover` arguments
+  of `MuonTrap.Stdio.open/1`, through which the port receives the pipe that
+  captured output goes into).
   """
   @spec open(Options.t(), :output | :none, [String.t()]) :: port()
   def open(options, capture, extra_args \\ []) do
@@ -59,8 +62,8 @@ defmodule MuonTrap.Port do
   The port binary's command line for `options`, without the program.
 
       iex> opts = MuonTrap.Options.validate(:cmd, "echo", [], delay_to_sigkill: 100)
-      iex> MuonTrap.Port.args(opts, :output) |> Enum.take(7)
-      ["--framed", "--capture-output", "--delay-to-sigkill", "100", "--stdio-window", "262144", "--"]
+      iex> MuonTrap.Port.args(opts, :output, ["--handover", "muontrap-1-0"])
+      ["--framed", "--capture-output", "--delay-to-sigkill", "100", "--handover", "muontrap-1-0", "--", "echo"]
   """
   @spec args(Options.t(), :output | :none, [String.t()]) :: [String.t()]
   def args(options, capture, extra_args \\ []) do
@@ -70,7 +73,6 @@ defmodule MuonTrap.Port do
       value_arg(options, :uid, "--uid") ++
       value_arg(options, :gid, "--gid") ++
       groups_arg(options) ++
-      ["--stdio-window", to_string(Map.get(options, :stdio_window, @default_window))] ++
       value_arg(options, :arg0, "--arg0") ++
       cgroup_args(options) ++
       extra_args ++

@@ -116,4 +116,28 @@ defmodule MuonTrap.Test.OSProcess do
         false
     end
   end
+
+  # write(2)'s number, which /proc/PID/syscall starts with while a process
+  # sleeps in it.
+  @write_syscall (case to_string(:erlang.system_info(:system_architecture)) do
+                    "x86_64" <> _ -> "1"
+                    "i" <> _ -> "4"
+                    "arm-" <> _ -> "4"
+                    _generic -> "64"
+                  end)
+
+  @doc "True if OS process `pid` is asleep in write(2) (for example on a full pipe)."
+  def blocked_in_write?(pid) do
+    case File.read("/proc/#{pid}/syscall") do
+      {:ok, text} -> hd(String.split(text)) == @write_syscall
+      _ -> false
+    end
+  end
+
+  @doc "Bytes OS process `pid` has written so far (`wchar` of /proc/PID/io)."
+  def written(pid) do
+    {:ok, io} = File.read("/proc/#{pid}/io")
+    [_, n] = Regex.run(~r/^wchar: (\d+)$/m, io)
+    String.to_integer(n)
+  end
 end

@@ -1,8 +1,9 @@
 //! `MuonTrap.Nif`: reads and writes a daemon's cgroup interface files (v2,
 //! or v1 reported under the v2 names)
 //! from inside the BEAM, without a round trip through the port process;
-//! and the pipe `MuonTrap.cmd/3` reads its command's output from
-//! (`output_pipe`).
+//! and a command's BEAM-owned stdio (`stdio`): the pipe `MuonTrap.cmd/3`
+//! and `MuonTrap.Daemon` read its output from, handed to the port binary
+//! as a capability over a Unix socket (`handover`).
 //!
 //! `cgget`, `cgset`, `cleanup` and `layout` run on a dirty IO scheduler:
 //! a write can make the kernel reclaim memory or wait on cgroup locks, and
@@ -19,7 +20,9 @@
 mod cgroup_fs;
 mod encode;
 mod errno;
-mod output_pipe;
+mod handover;
+mod pipe;
+mod stdio;
 
 use cgroup_fs::{Failure, Group, OpenFiles, Root};
 use muontrap_cgroup::layout::{Hierarchy, Layout};
@@ -247,7 +250,7 @@ fn layout(env: Env) -> NifResult<Term> {
 }
 
 fn load(env: Env, _info: Term) -> bool {
-    output_pipe::register(env)
+    stdio::register(env)
 }
 
 rustler::init!("Elixir.MuonTrap.Nif", load = load);

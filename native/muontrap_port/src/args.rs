@@ -35,10 +35,9 @@ Options:
       --capture-stderr         relay stderr too, merged with stdout
       --capture-stderr-only    relay only stderr; stdout goes to /dev/null
       --framed                 use the length-prefixed framed protocol
-      --output-path PATH       the captured output goes into PATH, opened for
-                               writing (a pipe the reader drains itself, e.g.
-                               /proc/PID/fd/N), instead of being relayed; relayed
-                               as usual if PATH cannot be opened or is not a pipe
+      --handover NAME          receive the output pipe (and other descriptors)
+                               from the abstract Unix socket NAME instead of
+                               relaying output (needed by --framed with --capture-*)
       --help                   print this help and exit
 ";
 
@@ -103,8 +102,9 @@ pub struct Config {
     pub window: u32,
     pub capture: Capture,
     pub framed: bool,
-    /// `--output-path`: where the captured output goes instead of the relay.
-    pub output_path: Option<OsString>,
+    /// `--handover`: the abstract socket name the BEAM hands descriptors
+    /// over on (the captured output then goes into its pipe, unrelayed).
+    pub handover: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -133,6 +133,7 @@ pub enum ArgError {
     BadSet { arg: String, reason: String },
     BadGroupList(String),
     ConflictingCapture,
+    FramedCaptureWithoutHandover,
 }
 
 impl fmt::Display for ArgError {
@@ -177,6 +178,9 @@ impl fmt::Display for ArgError {
                 f,
                 "--capture-stderr-only cannot be combined with --capture-output or --capture-stderr"
             ),
+            ArgError::FramedCaptureWithoutHandover => {
+                write!(f, "--framed with --capture-* needs --handover")
+            }
         }
     }
 }
@@ -196,7 +200,7 @@ enum Opt {
     CaptureStderr,
     CaptureStderrOnly,
     Framed,
-    OutputPath,
+    Handover,
     NoControllers,
     BeneathOwn,
     Help,
@@ -217,7 +221,7 @@ const OPTIONS: [(&str, &str, Opt); 17] = [
     ("--capture-stderr", "", Opt::CaptureStderr),
     ("--capture-stderr-only", "", Opt::CaptureStderrOnly),
     ("--framed", "", Opt::Framed),
-    ("--output-path", "", Opt::OutputPath),
+    ("--handover", "", Opt::Handover),
     ("--no-controllers", "", Opt::NoControllers),
     ("--beneath-own-cgroup", "", Opt::BeneathOwn),
     ("--help", "", Opt::Help),
@@ -308,7 +312,7 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
     let mut gid = None;
     let mut groups = None;
     let mut window = None;
-    let mut output_path = None;
+    let mut handover = None;
     let (mut cap_out, mut cap_err, mut cap_err_only, mut framed) = (false, false, false, false);
     let mut no_controllers = false;
     let mut beneath_own = false;
@@ -397,7 +401,7 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
             Opt::CaptureStderr => cap_err = true,
             Opt::CaptureStderrOnly => cap_err_only = true,
             Opt::Framed => framed = true,
-            Opt::OutputPath => set_once(&mut output_path, name, value.unwrap_or_default())?,
+            Opt::Handover => set_once(&mut handover, name, text()?)?,
             Opt::NoControllers => no_controllers = true,
             Opt::BeneathOwn => beneath_own = true,
         }
@@ -438,6 +442,10 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
         (true, false, _) => Capture::Stdout,
         (false, false, _) => Capture::None,
     };
+    // Framed mode has no output relay: the output needs the BEAM's pipe.
+    if framed && capture != Capture::None && handover.is_none() {
+        return Err(ArgError::FramedCaptureWithoutHandover);
+    }
 
     Ok(Parsed::Run(Box::new(Config {
         program,
@@ -451,7 +459,7 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
         window: window.unwrap_or(DEFAULT_WINDOW),
         capture,
         framed,
-        output_path,
+        handover,
     })))
 }
 
@@ -523,6 +531,7 @@ mod tests {
             "--groups=1,wheel",
             "--framed",
             "--capture-output",
+            "--handover=muontrap-1-a",
             "prog",
         ]);
         assert_eq!(a.arg0, Some(OsString::from("name")));
@@ -536,6 +545,7 @@ mod tests {
         );
         assert!(a.framed);
         assert_eq!(a.capture, Capture::Stdout);
+        assert_eq!(a.handover.as_deref(), Some("muontrap-1-a"));
         assert_eq!(a.program, "prog");
     }
 
@@ -594,21 +604,41 @@ mod tests {
     }
 
     #[test]
-    fn output_path() {
-        assert_eq!(run(&["p"]).output_path, None);
-        let c = run(&["--capture-output", "--output-path", "/proc/1/fd/9", "p"]);
-        assert_eq!(c.output_path, Some("/proc/1/fd/9".into()));
+    fn handover() {
+        assert_eq!(run(&["p"]).handover, None);
+        let c = run(&["--capture-output", "--handover", "muontrap-1-f", "p"]);
+        assert_eq!(c.handover.as_deref(), Some("muontrap-1-f"));
+        // The name itself is checked when it is used (an in-band error).
+        assert_eq!(run(&["--handover=x", "p"]).handover.as_deref(), Some("x"));
         assert_eq!(
-            run(&["--output-path=/x", "p"]).output_path,
-            Some("/x".into())
+            err(&["--handover", "a", "--handover", "b", "p"]),
+            ArgError::Duplicate("--handover")
         );
+        assert_eq!(err(&["--handover"]), ArgError::MissingValue("--handover"));
+    }
+
+    #[test]
+    fn framed_capture_needs_handover() {
+        for flag in [
+            "--capture-output",
+            "--capture-stderr",
+            "--capture-stderr-only",
+        ] {
+            assert_eq!(
+                err(&["--framed", flag, "p"]),
+                ArgError::FramedCaptureWithoutHandover,
+                "{flag}"
+            );
+            let c = run(&["--framed", flag, "--handover", "muontrap-1-a", "p"]);
+            assert!(c.framed);
+            // Plain mode relays without one.
+            assert_ne!(run(&[flag, "p"]).capture, Capture::None);
+        }
+        // Nothing to capture, nothing to hand over; the window is ignored.
+        assert!(run(&["--framed", "--stdio-window", "16", "p"]).framed);
         assert_eq!(
-            err(&["--output-path", "/a", "--output-path", "/b", "p"]),
-            ArgError::Duplicate("--output-path")
-        );
-        assert_eq!(
-            err(&["--output-path"]),
-            ArgError::MissingValue("--output-path")
+            ArgError::FramedCaptureWithoutHandover.to_string(),
+            "--framed with --capture-* needs --handover"
         );
     }
 

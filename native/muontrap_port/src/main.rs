@@ -1,6 +1,7 @@
 //! `muontrap`: runs one program contained (own process group, optional
 //! cgroup, parent-death signal, subreaper for everything it starts) and
-//! relays its output to the BEAM with flow control.
+//! hands its output to the BEAM: straight into a pipe the BEAM passed over
+//! a Unix socket (`--handover`), or relayed with flow control (plain mode).
 //! The command line and wire protocol are specified in `docs/protocol.md`.
 //!
 //! `#![no_main]`: the C `main` below skips std's runtime init (a
@@ -13,6 +14,7 @@
 
 mod args;
 mod cgroup;
+mod handover;
 mod log;
 #[cfg(all(
     panic = "abort",
@@ -31,14 +33,16 @@ mod tree;
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::fd::IntoRawFd;
+use std::os::fd::{IntoRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::fcntl::{open, OFlag};
+use nix::sys::signalfd::SignalFd;
 use nix::sys::stat::Mode;
 
 use args::{Config, Parsed};
 use cgroup::Cgroup;
+use handover::Handover;
 use output::Output;
 use privileges::SystemDirectory;
 use relay::{Params, Relay};
@@ -96,8 +100,13 @@ fn run(cfg: &Config) -> i32 {
         }
     };
     let mut out = Output::new(cfg.framed);
+    // Stdin bytes (a TERMINATE) that arrive while waiting for the hand-over.
+    let mut early_stdin = Vec::new();
+    let Some(handover) = receive_handover(cfg, &sigfd, &mut out, &mut early_stdin) else {
+        return 1;
+    };
     // On error no child exists; a created cgroup was removed by its Drop.
-    let (child, cgroup) = match start(cfg) {
+    let (child, cgroup) = match start(cfg, handover.output) {
         Ok(started) => started,
         Err(msg) => {
             out.error(&msg);
@@ -129,12 +138,36 @@ fn run(cfg: &Config) -> i32 {
         pipe: child.output,
         cgroup,
         error_status,
+        early_stdin,
     })
     .run()
 }
 
-/// Setup up to and including the fork.
-fn start(cfg: &Config) -> Result<(spawn::Child, Option<Cgroup>), String> {
+/// `--handover`, before any privilege, cgroup or process work, so a caller
+/// that is gone gets nothing started. `None` once a failure is reported.
+fn receive_handover(
+    cfg: &Config,
+    sigfd: &SignalFd,
+    out: &mut Output,
+    early_stdin: &mut Vec<u8>,
+) -> Option<Handover> {
+    let Some(name) = &cfg.handover else {
+        return Some(Handover::default());
+    };
+    match handover::receive(name, sigfd, cfg.capture, early_stdin) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            out.error(&e.to_string());
+            relay::finish(out, sigfd, e.wait_for_close(), 1);
+            None
+        }
+    }
+}
+
+/// Setup up to and including the fork. `output` is the handed-over pipe
+/// for the captured output; without one, output goes into a pipe of ours
+/// that the relay reads.
+fn start(cfg: &Config, output: Option<OwnedFd>) -> Result<(spawn::Child, Option<Cgroup>), String> {
     // Orphaned descendants must reparent to us so we can find and reap them.
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| format!("cannot become a child subreaper: {}", e.desc()))?;
@@ -162,34 +195,6 @@ fn start(cfg: &Config) -> Result<(spawn::Child, Option<Cgroup>), String> {
     let arg0 = cfg.arg0.as_deref().unwrap_or(&cfg.program);
     let plan = spawn::Plan::new(&cfg.program, arg0, &cfg.args, cfg.capture, &creds, procs)
         .map_err(|e| e.to_string())?;
-    let direct = match (&cfg.output_path, cfg.capture) {
-        (Some(path), c) if c != args::Capture::None => open_output_path(path),
-        _ => None,
-    };
-    let child = spawn::spawn(plan, direct)?;
+    let child = spawn::spawn(plan, output)?;
     Ok((child, cgroup))
-}
-
-/// Opens `--output-path` for the child's output; `None` (relay instead) if
-/// it cannot be opened or is not a pipe (a /proc of another pid namespace
-/// could name some other process's file). O_NONBLOCK only for the open
-/// itself, so opening a FIFO never blocks; the child gets a blocking fd, as
-/// it would from a pipe of ours.
-fn open_output_path(path: &std::ffi::OsStr) -> Option<std::os::fd::OwnedFd> {
-    let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
-    let opened = open(path, flags, Mode::empty()).and_then(|fd| {
-        let stat = nix::sys::stat::fstat(&fd)?;
-        if stat.st_mode & libc::S_IFMT != libc::S_IFIFO {
-            return Err(nix::errno::Errno::ENOTSUP);
-        }
-        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))?;
-        Ok(fd)
-    });
-    match opened {
-        Ok(fd) => Some(fd),
-        Err(e) => {
-            tracing::debug!(error = %e, "cannot open --output-path, relaying output");
-            None
-        }
-    }
 }

@@ -1,6 +1,7 @@
-//! Writing to the Erlang side (our stdout) in plain or framed form, and
-//! error lines on stderr. Writes are blocking by design: flow control is
-//! the window, not stdout buffering.
+//! Writing to the Erlang side (our stdout): relayed output bytes in plain
+//! mode, control messages in framed mode (whose output never passes
+//! through us), and error lines on stderr. Writes are blocking by design:
+//! flow control is the window, not stdout buffering.
 
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -8,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use crate::protocol::{self, HEADER_LEN};
+use crate::protocol;
 
 /// Prints `muontrap: <msg>` on stderr; a closed stderr is ignored.
 pub fn report(msg: &str) {
@@ -136,31 +137,20 @@ impl Output {
         self.broken
     }
 
-    /// Sends `buf[HEADER_LEN..HEADER_LEN + n]` as output. The first
-    /// `HEADER_LEN` bytes are scratch space so a DATA frame goes out in one
-    /// write.
-    pub fn data(&mut self, buf: &mut [u8], n: usize) {
-        if self.framed {
-            buf[..HEADER_LEN].copy_from_slice(&protocol::encode_header(protocol::TAG_DATA, n));
-            self.write_all(&buf[..HEADER_LEN + n]);
-        } else {
-            self.write_all(&buf[HEADER_LEN..HEADER_LEN + n]);
-        }
+    /// Relays output bytes (plain mode: framed mode never relays, as its
+    /// capture needs `--handover`).
+    pub fn data(&mut self, bytes: &[u8]) {
+        self.write_all(bytes);
     }
 
-    /// Sends exactly `n` bytes that are queued in `pipe` (we are its only
-    /// reader and `pipe_bytes` said they are there) as output: framed, the
-    /// DATA header by write(2), then the body by splice(2) from pipe to
-    /// stdout, so the bytes are never copied through our memory. The
-    /// message is complete when this returns, unless stdout broke.
-    /// Only while `splicing()`: should splice fail, the rest of this one
-    /// message is copied through a small stack buffer, and the caller reads
-    /// into its own buffer from then on.
+    /// Relays exactly `n` bytes that are queued in `pipe` (we are its only
+    /// reader and `pipe_bytes` said they are there) by splice(2) from pipe
+    /// to stdout, so the bytes are never copied through our memory.
+    /// Only while `splicing()`: should splice fail, the rest of these bytes
+    /// is copied through a small stack buffer, and the caller reads into
+    /// its own buffer from then on.
     pub fn data_from_pipe(&mut self, pipe: BorrowedFd<'_>, n: usize) {
         let mut scratch = [0u8; 4096];
-        if self.framed {
-            self.write_all(&protocol::encode_header(protocol::TAG_DATA, n));
-        }
         if self.broken {
             return;
         }

@@ -1,10 +1,13 @@
 //! Wire formats (pure): framed message encoding/decoding, plain-mode ack
 //! decoding and output window accounting. See `docs/protocol.md`.
+//!
+//! Framed mode carries no output (it goes into a handed-over pipe), so
+//! tags 1 and 2 (DATA, DATA_STDERR) are never sent and the Erlang side
+//! sends no acks: tag 1 (ACK) is as unknown as any other.
 
 use std::fmt;
 
 // Port -> Erlang tags.
-pub const TAG_DATA: u8 = 1;
 pub const TAG_STARTED: u8 = 3;
 pub const TAG_EXIT: u8 = 4;
 pub const TAG_ERROR: u8 = 5;
@@ -12,9 +15,6 @@ pub const TAG_ERROR: u8 = 5;
 pub const TAG_EXEC_ERROR: u8 = 7;
 
 // Erlang -> port tags.
-pub const TAG_ACK: u8 = 1;
-pub const TAG_STDIN: u8 = 2;
-pub const TAG_STDIN_EOF: u8 = 3;
 pub const TAG_TERMINATE: u8 = 4;
 
 /// Length prefix plus tag.
@@ -28,7 +28,6 @@ const MAX_INBOUND_LEN: u32 = 64 * 1024;
 pub enum ProtocolError {
     OverAck { acked: u64, outstanding: u64 },
     UnknownTag(u8),
-    Unsupported(u8),
     EmptyMessage,
     BadLength { tag: u8, len: u32 },
     TooLong(u32),
@@ -42,9 +41,6 @@ impl fmt::Display for ProtocolError {
                 "protocol error: acknowledged {acked} bytes but only {outstanding} are outstanding"
             ),
             ProtocolError::UnknownTag(t) => write!(f, "protocol error: unknown message tag {t}"),
-            ProtocolError::Unsupported(t) => {
-                write!(f, "protocol error: message tag {t} is not supported")
-            }
             ProtocolError::EmptyMessage => write!(f, "protocol error: empty message"),
             ProtocolError::BadLength { tag, len } => {
                 write!(
@@ -62,7 +58,7 @@ impl fmt::Display for ProtocolError {
 /// Writes the length prefix and tag for a message with `body_len` bytes
 /// after the tag.
 pub fn encode_header(tag: u8, body_len: usize) -> [u8; HEADER_LEN] {
-    // Bodies are at most the 128 KiB read buffer or a short error line.
+    // Bodies are a u32 or a short error line.
     let len = u32::try_from(body_len + 1).unwrap_or(u32::MAX);
     let l = len.to_be_bytes();
     [l[0], l[1], l[2], l[3], tag]
@@ -86,7 +82,6 @@ pub fn encode(tag: u8, body: &[u8]) -> Vec<u8> {
 /// A decoded message from the Erlang side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inbound {
-    Ack(u32),
     Terminate,
 }
 
@@ -118,10 +113,8 @@ impl FrameDecoder {
         let Some(&tag) = self.buf.get(4) else {
             return Ok(None);
         };
-        let expected_len = match tag {
-            TAG_ACK => 5,
-            TAG_TERMINATE => 1,
-            TAG_STDIN | TAG_STDIN_EOF => return Err(ProtocolError::Unsupported(tag)),
+        let (expected_len, msg) = match tag {
+            TAG_TERMINATE => (1, Inbound::Terminate),
             _ => return Err(ProtocolError::UnknownTag(tag)),
         };
         if len != expected_len {
@@ -131,15 +124,6 @@ impl FrameDecoder {
         if self.buf.len() < total {
             return Ok(None);
         }
-        let msg = match tag {
-            TAG_ACK => Inbound::Ack(u32::from_be_bytes([
-                self.buf[5],
-                self.buf[6],
-                self.buf[7],
-                self.buf[8],
-            ])),
-            _ => Inbound::Terminate,
-        };
         self.buf.drain(..total);
         Ok(Some(msg))
     }
@@ -194,23 +178,23 @@ mod tests {
 
     #[test]
     fn encodes_messages() {
-        assert_eq!(encode_header(TAG_DATA, 3), [0, 0, 0, 4, 1]);
+        assert_eq!(encode_header(TAG_ERROR, 3), [0, 0, 0, 4, 5]);
         assert_eq!(
             encode_u32(TAG_EXIT, 0x0102_0304),
             [0, 0, 0, 5, 4, 1, 2, 3, 4]
         );
         assert_eq!(encode_u32(TAG_STARTED, 7), [0, 0, 0, 5, 3, 0, 0, 0, 7]);
         assert_eq!(encode(TAG_ERROR, b"oops"), b"\0\0\0\x05\x05oops");
-        assert_eq!(encode(TAG_DATA, b""), [0, 0, 0, 1, 1]);
-        assert_eq!(encode_header(TAG_DATA, 65536), [0, 1, 0, 1, 1]);
+        assert_eq!(encode(TAG_ERROR, b""), [0, 0, 0, 1, 5]);
+        assert_eq!(encode_header(TAG_EXIT, 65536), [0, 1, 0, 1, 4]);
     }
 
     #[test]
     fn decodes_whole_and_split_messages() {
         let mut stream = Vec::new();
-        stream.extend_from_slice(&encode_u32(TAG_ACK, 300));
-        stream.extend_from_slice(&[0, 0, 0, 1, TAG_TERMINATE]);
-        stream.extend_from_slice(&encode_u32(TAG_ACK, 1));
+        for _ in 0..3 {
+            stream.extend_from_slice(&[0, 0, 0, 1, TAG_TERMINATE]);
+        }
         // Every split point, including byte-at-a-time.
         for chunk in 1..stream.len() {
             let mut d = FrameDecoder::default();
@@ -221,11 +205,7 @@ mod tests {
                     got.push(m);
                 }
             }
-            assert_eq!(
-                got,
-                vec![Inbound::Ack(300), Inbound::Terminate, Inbound::Ack(1)],
-                "chunk {chunk}"
-            );
+            assert_eq!(got, vec![Inbound::Terminate; 3], "chunk {chunk}");
         }
     }
 
@@ -234,13 +214,14 @@ mod tests {
         let mut d = FrameDecoder::default();
         d.push(&[0, 0, 0]);
         assert_eq!(d.next_message(), Ok(None));
-        d.push(&[5]);
+        d.push(&[1]);
         assert_eq!(d.next_message(), Ok(None));
-        d.push(&[TAG_ACK, 0, 0]);
+        d.push(&[TAG_TERMINATE, 0]);
+        assert_eq!(d.next_message(), Ok(Some(Inbound::Terminate)));
+        // The start of the next message stays buffered.
         assert_eq!(d.next_message(), Ok(None));
-        d.push(&[1, 0]);
-        assert_eq!(d.next_message(), Ok(Some(Inbound::Ack(256))));
-        assert_eq!(d.next_message(), Ok(None));
+        d.push(&[0, 0, 1, TAG_TERMINATE]);
+        assert_eq!(d.next_message(), Ok(Some(Inbound::Terminate)));
     }
 
     #[test]
@@ -249,21 +230,14 @@ mod tests {
             (vec![0, 0, 0, 0], ProtocolError::EmptyMessage),
             (vec![0, 0, 0, 1, 9], ProtocolError::UnknownTag(9)),
             (vec![0, 0, 0, 1, 0], ProtocolError::UnknownTag(0)),
+            // The retired ACK, with its old (valid then) length.
             (
-                vec![0, 0, 0, 3, TAG_STDIN],
-                ProtocolError::Unsupported(TAG_STDIN),
+                vec![0, 0, 0, 5, 1, 0, 0, 0, 7],
+                ProtocolError::UnknownTag(1),
             ),
-            (
-                vec![0, 0, 0, 1, TAG_STDIN_EOF],
-                ProtocolError::Unsupported(TAG_STDIN_EOF),
-            ),
-            (
-                vec![0, 0, 0, 4, TAG_ACK],
-                ProtocolError::BadLength {
-                    tag: TAG_ACK,
-                    len: 4,
-                },
-            ),
+            // Never implemented: STDIN and STDIN_EOF.
+            (vec![0, 0, 0, 3, 2], ProtocolError::UnknownTag(2)),
+            (vec![0, 0, 0, 1, 3], ProtocolError::UnknownTag(3)),
             (
                 vec![0, 0, 0, 2, TAG_TERMINATE],
                 ProtocolError::BadLength {

@@ -1,5 +1,6 @@
-//! The poll loop: relays output under the window, handles acks/requests on
-//! stdin and signals, and drives termination.
+//! The poll loop: relays output under the window (plain mode only; framed
+//! output goes into a handed-over pipe and never reaches us), handles acks
+//! or messages on stdin and signals, and drives termination.
 //!
 //! Phases: `Running` → `Terminating` (SIGTERM sent, SIGKILL at the
 //! deadline, until no child is left) → `Draining` (cgroup gone, read the
@@ -16,11 +17,11 @@ use nix::unistd::{read, Pid};
 
 use crate::cgroup::Cgroup;
 use crate::output::{self, Output};
-use crate::protocol::{self, FrameDecoder, Inbound, ProtocolError, Window, HEADER_LEN};
+use crate::protocol::{self, FrameDecoder, Inbound, ProtocolError, Window};
 use crate::signals;
 use crate::tree::{self, Reaper};
 
-/// Largest single read from the output pipe (and so DATA message body).
+/// Largest single read from the output pipe.
 const READ_CAP: usize = 128 * 1024;
 /// Largest output pipe we ask for (the unprivileged default maximum).
 const PIPE_MAX: usize = 1024 * 1024;
@@ -68,10 +69,12 @@ pub struct Relay {
     error_status: Option<i32>,
     /// Largest read when copying (`read_cap`).
     cap: usize,
-    /// Read buffer (`HEADER_LEN + cap`), allocated only once output has to
+    /// Read buffer (`cap` bytes), allocated only once output has to
     /// be copied: while splice(2) works it is never needed, and a 128 KiB
     /// buffer would be most of an idle port's private memory.
     buf: Vec<u8>,
+    /// Stdin bytes read before we existed (during the hand-over).
+    early_stdin: Vec<u8>,
 }
 
 pub struct Params {
@@ -83,6 +86,7 @@ pub struct Params {
     pub pipe: Option<OwnedFd>,
     pub cgroup: Option<Cgroup>,
     pub error_status: Option<i32>,
+    pub early_stdin: Vec<u8>,
 }
 
 fn ceil_ms(d: Duration) -> PollTimeout {
@@ -140,6 +144,7 @@ impl Relay {
             error_status: p.error_status,
             cap: read_cap(p.window),
             buf: Vec::new(),
+            early_stdin: p.early_stdin,
         }
     }
 
@@ -148,6 +153,10 @@ impl Relay {
         // A setup error reported by the child: no point relaying under it.
         if self.error_status.is_some() {
             self.start_terminate("setup failed");
+        }
+        let early = std::mem::take(&mut self.early_stdin);
+        if !early.is_empty() {
+            self.consume_stdin(&early);
         }
         loop {
             let now = Instant::now();
@@ -357,25 +366,25 @@ impl Relay {
             self.start_terminate("stdin closed");
             return;
         }
+        self.consume_stdin(&buf[..n]);
+    }
+
+    /// Plain: acks. Framed: messages.
+    fn consume_stdin(&mut self, bytes: &[u8]) {
         if self.stdin_garbage {
             return;
         }
         if !self.out.framed() {
-            let acked = protocol::plain_ack_total(&buf[..n]);
+            let acked = protocol::plain_ack_total(bytes);
             if let Err(e) = self.window.ack(acked) {
                 self.protocol_error(e);
             }
             return;
         }
-        self.decoder.push(&buf[..n]);
+        self.decoder.push(bytes);
         loop {
             match self.decoder.next_message() {
                 Ok(None) => break,
-                Ok(Some(Inbound::Ack(k))) => {
-                    if let Err(e) = self.window.ack(u64::from(k)) {
-                        self.protocol_error(e);
-                    }
-                }
                 Ok(Some(Inbound::Terminate)) => self.start_terminate("TERMINATE message"),
                 Err(e) => {
                     self.stdin_garbage = true;
@@ -391,7 +400,7 @@ impl Relay {
         let cap = self.cap;
         // While splicing, a read only tells EOF from a spurious wakeup (or
         // picks up bytes that arrived since FIONREAD): a small buffer does.
-        let mut small = [0u8; HEADER_LEN + 512];
+        let mut small = [0u8; 512];
         let splicing = !self.discard && self.out.splicing();
         if splicing {
             let n = output::pipe_bytes(pipe.as_fd()).min(self.window.available().min(cap));
@@ -410,17 +419,16 @@ impl Relay {
             &mut small
         } else {
             if self.buf.is_empty() {
-                self.buf = vec![0; HEADER_LEN + cap];
+                self.buf = vec![0; cap];
             }
             &mut self.buf
         };
-        let room = buf.len() - HEADER_LEN;
         let want = if self.discard {
-            room
+            buf.len()
         } else {
-            self.window.available().min(room)
+            self.window.available().min(buf.len())
         };
-        match read(pipe, &mut buf[HEADER_LEN..HEADER_LEN + want]) {
+        match read(pipe, &mut buf[..want]) {
             Ok(0) => {
                 tracing::debug!("output pipe reached EOF");
                 self.pipe = None;
@@ -429,7 +437,7 @@ impl Relay {
                 if self.discard {
                     return;
                 }
-                self.out.data(buf, n);
+                self.out.data(&buf[..n]);
                 self.window.sent(n);
                 if self.out.broken() {
                     self.discard = true;

@@ -51,6 +51,38 @@ fn usage_errors() {
         1,
         "invalid cgroup path",
     );
+    for flag in [
+        "--capture-output",
+        "--capture-stderr",
+        "--capture-stderr-only",
+    ] {
+        fails_with(
+            &["--framed", flag, "true"],
+            1,
+            "--framed with --capture-* needs --handover",
+        );
+    }
+    fails_with(&["--output-path", "/x", "true"], 1, "unknown option");
+}
+
+#[test]
+fn handover_errors_in_plain_mode() {
+    // Plain mode reports on stderr; nothing is started.
+    let nobody = format!("muontrap-{}-{:x}", std::process::id(), random());
+    let cases = [
+        ("muontrap-1", "invalid hand-over name 'muontrap-1'"),
+        (
+            nobody.as_str(),
+            "cannot connect to the hand-over socket: Connection refused",
+        ),
+    ];
+    for (name, want) in cases {
+        fails_with(
+            &["--capture-output", "--handover", name, "true"],
+            1,
+            &format!("muontrap: cannot receive descriptors from the BEAM: {want}"),
+        );
+    }
 }
 
 #[test]

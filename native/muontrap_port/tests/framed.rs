@@ -1,14 +1,17 @@
-//! Framed protocol: STARTED, DATA, ERROR, EXIT; ACK and TERMINATE.
+//! Framed protocol: STARTED, ERROR, EXEC_ERROR, EXIT; TERMINATE. The
+//! output goes straight into a pipe handed over by the test (as the BEAM
+//! does), never through the port.
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use common::*;
 
 #[test]
-fn started_data_exit_then_wait_for_close() {
-    let mut port = Port::spawn(&[
+fn started_exit_then_wait_for_close() {
+    let (mut port, output) = Port::spawn_handover(&[
         "--framed",
         "--capture-output",
         "sh",
@@ -19,12 +22,11 @@ fn started_data_exit_then_wait_for_close() {
     assert_eq!(tag, STARTED);
     let pid = be_u32(&body) as i32;
     assert!(pid > 0);
-    let (data, status, errors) = port.read_framed_until_exit();
-    assert_eq!(data, b"hello");
+    let (status, errors) = port.read_framed_until_exit();
     assert_eq!(status, 5);
     assert!(errors.is_empty());
-    // The port waits for the Erlang side to close it; acks are ignored.
-    port.send_ack(1234);
+    assert_eq!(drained(output), b"hello");
+    // The port waits for the Erlang side to close it; TERMINATE is moot.
     port.send_frame(TERMINATE, &[]);
     assert_eq!(port.try_status(), None);
     assert_gone(pid);
@@ -34,71 +36,62 @@ fn started_data_exit_then_wait_for_close() {
 }
 
 #[test]
-fn large_output_with_small_window() {
-    for window in ["16", "10240"] {
-        let mut port = Port::spawn(&[
-            "--framed",
-            "--stdio-window",
-            window,
-            "--capture-output",
-            "head",
-            "-c",
-            "1000000",
-            "/dev/zero",
-        ]);
+fn one_megabyte_byte_exact_through_the_handed_over_pipe() {
+    let script = "seq 1 200000 | head -c 1000000";
+    let want: String = (1..=200_000).map(|i| format!("{i}\n")).collect();
+    let want = &want.as_bytes()[..1_000_000];
+    // --stdio-window is accepted and ignored: there is nothing to ack.
+    for window in [None, Some("16")] {
+        let mut args = vec!["--framed", "--capture-output"];
+        if let Some(w) = window {
+            args.extend(["--stdio-window", w]);
+        }
+        args.extend(["sh", "-c", script]);
+        let (mut port, output) = Port::spawn_handover(&args);
         assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
-        let (data, status, _) = port.read_framed_until_exit();
-        assert_eq!(data.len(), 1_000_000);
-        assert!(data.iter().all(|&b| b == 0));
-        assert_eq!(status, 0);
+        let (status, errors) = port.read_framed_until_exit();
+        assert_eq!((status, errors.len()), (0, 0), "{errors:?}");
+        let out = drained(output);
+        assert_eq!(out.len(), 1_000_000, "window {window:?}");
+        assert!(out == want, "output differs, window {window:?}");
         port.close_stdin();
         assert_eq!(port.wait(), 0);
     }
 }
 
 #[test]
-fn data_frames_respect_the_window() {
-    let mut port = Port::spawn(&[
-        "--framed",
-        "--stdio-window",
-        "16",
-        "--capture-output",
-        "head",
-        "-c",
-        "100",
-        "/dev/zero",
-    ]);
-    assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
-    let mut outstanding = 0;
-    while outstanding < 16 {
-        let (tag, body) = port.read_frame().expect("DATA");
-        assert_eq!(tag, DATA);
-        outstanding += body.len();
-        assert!(outstanding <= 16);
+fn capture_modes_write_into_the_handed_over_pipe() {
+    let cases: [(&str, &[u8]); 3] = [
+        ("--capture-output", b"out\n"),
+        ("--capture-stderr", b"out\nerr\n"),
+        ("--capture-stderr-only", b"err\n"),
+    ];
+    for (flag, want) in cases {
+        let (mut port, output) =
+            Port::spawn_handover(&["--framed", flag, "sh", "-c", "echo out; echo err >&2"]);
+        assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
+        assert_eq!(port.read_framed_until_exit(), (0, vec![]), "{flag}");
+        assert_eq!(drained(output), want, "{flag}");
+        port.close_stdin();
+        assert_eq!(port.wait(), 0);
+        // Framed mode reports in-band only; uncaptured stderr is inherited.
+        assert_eq!(port.stderr().contains("err"), flag == "--capture-output");
     }
-    // Ack in two steps, including a zero ack.
-    port.send_ack(0);
-    port.send_ack(16);
-    let (data, status, _) = port.read_framed_until_exit();
-    assert_eq!(data.len() + 16, 100);
-    assert_eq!(status, 0);
-    port.close_stdin();
-    assert_eq!(port.wait(), 0);
 }
 
 #[test]
-fn over_ack_sends_error_then_exit() {
+fn ack_is_now_a_protocol_error() {
     let mut port = Port::spawn(&["--framed", "sleep", "1000"]);
     let (tag, body) = port.read_frame().expect("STARTED");
     assert_eq!(tag, STARTED);
     let pid = be_u32(&body) as i32;
-    port.send_ack(5);
-    let (data, status, errors) = port.read_framed_until_exit();
-    assert!(data.is_empty());
+    // The retired ACK: tag 1 with a u32.
+    port.send_frame(1, &5u32.to_be_bytes());
+    let (status, errors) = port.read_framed_until_exit();
     assert_eq!(status, 1);
     assert_eq!(
         errors,
-        vec!["muontrap: protocol error: acknowledged 5 bytes but only 0 are outstanding"]
+        vec!["muontrap: protocol error: unknown message tag 1"]
     );
     assert_gone(pid);
     port.close_stdin();
@@ -118,7 +111,7 @@ fn unknown_tag_and_bad_length_are_errors() {
         let mut port = Port::spawn(&["--framed", "sleep", "1000"]);
         assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
         port.write(bytes);
-        let (_, status, errors) = port.read_framed_until_exit();
+        let (status, errors) = port.read_framed_until_exit();
         assert_eq!(status, 1);
         assert_eq!(errors.len(), 1);
         assert!(errors[0].ends_with(want), "{errors:?}");
@@ -129,7 +122,7 @@ fn unknown_tag_and_bad_length_are_errors() {
 
 #[test]
 fn terminate_escalates_to_sigkill_after_delay() {
-    let mut port = Port::spawn(&[
+    let (mut port, read) = Port::spawn_handover_raw(&[
         "--framed",
         "-k",
         "300",
@@ -141,13 +134,13 @@ fn terminate_escalates_to_sigkill_after_delay() {
     let (tag, body) = port.read_frame().expect("STARTED");
     assert_eq!(tag, STARTED);
     let sh = be_u32(&body) as i32;
-    let (tag, body) = port.read_frame().expect("DATA");
-    assert_eq!(tag, DATA);
-    port.send_ack(body.len() as u32);
-    let sleeper = pids_in(&body)[0];
+    let mut lines = BufReader::new(read);
+    let mut line = String::new();
+    lines.read_line(&mut line).expect("sleeper pid");
+    let sleeper = pids_in(line.as_bytes())[0];
     let start = Instant::now();
     port.send_frame(TERMINATE, &[]);
-    let (_, status, errors) = port.read_framed_until_exit();
+    let (status, errors) = port.read_framed_until_exit();
     let elapsed = start.elapsed();
     assert!(errors.is_empty());
     // Both ignore SIGTERM, so only the SIGKILL after the delay ends them.
@@ -155,6 +148,8 @@ fn terminate_escalates_to_sigkill_after_delay() {
     assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
     assert_gone(sh);
     assert_gone(sleeper);
+    line.clear();
+    assert_eq!(lines.read_line(&mut line).expect("EOF"), 0, "{line:?}");
     port.close_stdin();
     assert_eq!(port.wait(), 137);
 }
@@ -165,7 +160,7 @@ fn terminate_with_cooperative_program_is_quick() {
     assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
     let start = Instant::now();
     port.send_frame(TERMINATE, &[]);
-    let (_, status, _) = port.read_framed_until_exit();
+    let (status, _) = port.read_framed_until_exit();
     assert_eq!(status, 143);
     assert!(start.elapsed() < Duration::from_secs(10));
     port.close_stdin();
@@ -175,8 +170,7 @@ fn terminate_with_cooperative_program_is_quick() {
 #[test]
 fn exec_failure() {
     let mut port = Port::spawn(&["--framed", "/nonexistent/program"]);
-    let (data, status, errors) = port.read_framed_until_exit();
-    assert!(data.is_empty());
+    let (status, errors) = port.read_framed_until_exit();
     assert_eq!(status, 127);
     assert_eq!(
         errors,
@@ -194,13 +188,13 @@ fn exec_failure_reports_errno_for_path_lookup_and_permissions() {
     // A bare name is looked up in PATH by the port (execvp): the Elixir side
     // raises :enoent from EXEC_ERROR instead of searching PATH itself.
     let mut port = Port::spawn(&["--framed", "no_such_program_muontrap"]);
-    let (_, status, errors) = port.read_framed_until_exit();
+    let (status, errors) = port.read_framed_until_exit();
     assert_eq!((status, errors[0].as_str()), (127, "exec errno 2"));
     port.close_stdin();
     assert_eq!(port.wait(), 127);
 
     let mut port = Port::spawn(&["--framed", "/etc/passwd"]);
-    let (_, status, errors) = port.read_framed_until_exit();
+    let (status, errors) = port.read_framed_until_exit();
     assert_eq!((status, errors[0].as_str()), (127, "exec errno 13"));
     port.close_stdin();
     assert_eq!(port.wait(), 127);
@@ -209,7 +203,7 @@ fn exec_failure_reports_errno_for_path_lookup_and_permissions() {
 #[test]
 fn setup_failure_sends_no_exec_error() {
     let mut port = Port::spawn(&["--framed", "--uid", "0", "true"]);
-    let (_, _, errors) = port.read_framed_until_exit();
+    let (_, errors) = port.read_framed_until_exit();
     assert!(
         errors.iter().all(|e| !e.starts_with("exec errno")),
         "{errors:?}"
@@ -221,7 +215,7 @@ fn setup_failure_sends_no_exec_error() {
 #[test]
 fn setup_error_is_reported_in_band() {
     let mut port = Port::spawn(&["--framed", "--uid", "0", "true"]);
-    let (_, status, errors) = port.read_framed_until_exit();
+    let (status, errors) = port.read_framed_until_exit();
     assert_eq!(status, 1);
     assert_eq!(errors.len(), 1);
     assert!(
@@ -236,93 +230,9 @@ fn setup_error_is_reported_in_band() {
 fn sigterm_while_waiting_for_close_exits() {
     let mut port = Port::spawn(&["--framed", "true"]);
     assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
-    let (_, status, _) = port.read_framed_until_exit();
+    let (status, _) = port.read_framed_until_exit();
     assert_eq!(status, 0);
     // SAFETY: kill(2) of the port we spawned.
     unsafe { libc::kill(port.pid(), libc::SIGTERM) };
     assert_eq!(port.wait(), 0);
-}
-
-/// A pipe made by the test: (read end, write end).
-fn test_pipe() -> (std::fs::File, std::fs::File) {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two fds into the array.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    use std::os::fd::FromRawFd;
-    // SAFETY: both fds are new and owned by nobody else.
-    unsafe {
-        (
-            std::fs::File::from_raw_fd(fds[0]),
-            std::fs::File::from_raw_fd(fds[1]),
-        )
-    }
-}
-
-#[test]
-fn output_path_sends_output_straight_into_the_readers_pipe() {
-    use std::io::Read;
-    use std::os::fd::AsRawFd;
-    let (mut read, write) = test_pipe();
-    let path = format!("/proc/{}/fd/{}", std::process::id(), write.as_raw_fd());
-    let mut port = Port::spawn(&[
-        "--framed",
-        "--capture-output",
-        "--capture-stderr",
-        "--output-path",
-        &path,
-        "sh",
-        "-c",
-        "head -c 300000 /dev/zero; echo err >&2; exit 4",
-    ]);
-    assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
-    // The port has its own write end now: ours must go for EOF to come.
-    drop(write);
-    // Drained as the output comes: the command blocks on a full pipe.
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        read.read_to_end(&mut out).map(|_| out)
-    });
-    let (data, status, errors) = port.read_framed_until_exit();
-    assert!(
-        data.is_empty(),
-        "no DATA frames: the output bypasses the port"
-    );
-    assert_eq!(status, 4);
-    assert!(errors.is_empty());
-    let out = reader
-        .join()
-        .expect("reader")
-        .expect("read the pipe to EOF");
-    assert_eq!(out.len(), 300_004);
-    assert!(out[..300_000].iter().all(|&b| b == 0));
-    assert_eq!(&out[300_000..], b"err\n");
-    port.close_stdin();
-    assert_eq!(port.wait(), 4);
-}
-
-#[test]
-fn output_path_that_cannot_be_opened_falls_back_to_the_relay() {
-    // Missing, and not a pipe (the output must not land in some file).
-    let file = std::env::temp_dir().join(format!("muontrap_not_a_pipe_{}", std::process::id()));
-    std::fs::write(&file, b"").expect("create file");
-    let file_path = file.to_string_lossy().into_owned();
-    for path in ["/nonexistent/muontrap-output", file_path.as_str()] {
-        let mut port = Port::spawn(&[
-            "--framed",
-            "--capture-output",
-            "--output-path",
-            path,
-            "sh",
-            "-c",
-            "printf relayed",
-        ]);
-        assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
-        let (data, status, _) = port.read_framed_until_exit();
-        assert_eq!(data, b"relayed", "{path}");
-        assert_eq!(status, 0);
-        port.close_stdin();
-        assert_eq!(port.wait(), 0);
-    }
-    assert_eq!(std::fs::read(&file).expect("read file"), b"");
-    let _ = std::fs::remove_file(&file);
 }

@@ -98,3 +98,26 @@ fn log_lines_only_when_enabled() {
     assert_eq!(port.wait(), 0);
     assert_eq!(port.stderr(), "");
 }
+
+#[test]
+fn a_closed_stdout_does_not_stop_containment() {
+    // The BEAM side may be gone entirely: EXIT then meets EPIPE, yet the
+    // program and its descendants are still killed and reaped.
+    let (mut port, read) = Port::spawn_handover_raw(&[
+        "--framed",
+        "--capture-output",
+        "sh",
+        "-c",
+        "sleep 1000 & echo $! $$; wait",
+    ]);
+    let mut lines = std::io::BufReader::new(read);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut lines, &mut line).expect("pids");
+    let pids = pids_in(line.as_bytes());
+    assert_eq!(pids.len(), 2, "{line:?}");
+    port.close_stdout();
+    port.close_stdin();
+    assert_eq!(port.wait(), 143);
+    assert_gone(pids[0]);
+    assert_gone(pids[1]);
+}

@@ -10,6 +10,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: muontrap_test_helper COMMAND\n\
          \x20 print_bytes N            write N bytes of the test pattern (byte i = i % 251)\n\
+         \x20 repeat TEXT N            write TEXT over and over, N bytes in all (0 = forever)\n\
          \x20 chatty LINES MS [err]    LINES lines (0 = forever) every MS ms, to stderr with 'err'\n\
          \x20 out_err OUT ERR          write OUT to stdout and ERR to stderr\n\
          \x20 kill_self SIGNUM         print 'bye' and kill itself with SIGNUM\n\
@@ -35,6 +36,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("print_bytes") => print_bytes(arg_num(&args, 1)),
+        Some("repeat") => match args.get(1) {
+            Some(text) if !text.is_empty() => repeat(text.as_bytes(), arg_num(&args, 2)),
+            _ => usage(),
+        },
         Some("chatty") => chatty(
             arg_num(&args, 1),
             arg_num(&args, 2),
@@ -107,6 +112,34 @@ fn print_bytes(n: u64) {
             exit(1)
         }
         left -= len as u64;
+    }
+    if out.flush().is_err() {
+        exit(1)
+    }
+}
+
+/// Distinct text per command lets a test tell whose bytes it received.
+fn repeat(text: &[u8], n: u64) {
+    let block: Vec<u8> = text
+        .iter()
+        .copied()
+        .cycle()
+        .take(text.len() * 4096)
+        .collect();
+    let mut out = io::stdout().lock();
+    let mut written = 0u64;
+    while n == 0 || written < n {
+        let len = if n == 0 {
+            block.len()
+        } else {
+            (n - written).min(block.len() as u64) as usize
+        };
+        // Each block starts at a multiple of text.len(), so the stream is
+        // TEXT repeated, cut at n.
+        if out.write_all(&block[..len]).is_err() {
+            exit(1)
+        }
+        written += len as u64;
     }
     if out.flush().is_err() {
         exit(1)

@@ -1,12 +1,20 @@
-//! Test harness acting as the Erlang side of the port.
+//! Test harness acting as the Erlang side of the port (the BEAM's side of
+//! the descriptor hand-over is in `beam.rs`).
 #![allow(dead_code)]
 
+use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+mod beam;
+// Not every test crate uses all of it (as for `dead_code` above).
+#[allow(unused_imports)]
+pub use beam::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_muontrap");
 
@@ -70,6 +78,14 @@ impl Port {
 
     pub fn close_stdin(&mut self) {
         self.stdin = None;
+    }
+
+    /// Closes our read end of the port's stdout (its writes then fail with
+    /// EPIPE); the fd number stays valid, now /dev/null.
+    pub fn close_stdout(&mut self) {
+        let null = File::open("/dev/null").expect("/dev/null");
+        // SAFETY: dup2 onto an fd we own; `stdout` keeps owning that number.
+        assert!(unsafe { libc::dup2(null.as_raw_fd(), self.stdout.as_raw_fd()) } >= 0);
     }
 
     pub fn write(&mut self, bytes: &[u8]) {
@@ -186,27 +202,17 @@ impl Port {
         self.write(&m);
     }
 
-    pub fn send_ack(&mut self, n: u32) {
-        self.send_frame(ACK, &n.to_be_bytes());
-    }
-
-    /// Framed mode: collects DATA (acking each) until EXIT; returns
-    /// (data, exit status, error messages). Panics on STARTED after the
-    /// first message or on unknown tags.
-    pub fn read_framed_until_exit(&mut self) -> (Vec<u8>, u32, Vec<String>) {
-        let mut data = Vec::new();
+    /// Framed mode: reads until EXIT; returns (exit status, error
+    /// messages). Panics on STARTED after the first message, on the
+    /// retired DATA tags and on unknown tags.
+    pub fn read_framed_until_exit(&mut self) -> (u32, Vec<String>) {
         let mut errors = Vec::new();
         loop {
             let (tag, body) = self.read_frame().expect("EOF before EXIT");
             match tag {
-                DATA => {
-                    assert!(!body.is_empty(), "empty DATA");
-                    data.extend_from_slice(&body);
-                    self.send_ack(body.len() as u32);
-                }
                 ERROR => errors.push(String::from_utf8(body).expect("utf-8 error")),
                 EXEC_ERROR => errors.push(format!("exec errno {}", be_u32(&body))),
-                EXIT => return (data, be_u32(&body), errors),
+                EXIT => return (be_u32(&body), errors),
                 t => panic!("unexpected tag {t}"),
             }
         }
@@ -222,15 +228,15 @@ impl Drop for Port {
     }
 }
 
-// Port -> test tags.
-pub const DATA: u8 = 1;
+// Port -> test tags (1 and 2, DATA and DATA_STDERR, are retired).
 pub const STARTED: u8 = 3;
 pub const EXIT: u8 = 4;
 pub const ERROR: u8 = 5;
 pub const EXEC_ERROR: u8 = 7;
-// Test -> port tags.
-pub const ACK: u8 = 1;
+// Test -> port tags (1 was ACK, now unknown).
 pub const TERMINATE: u8 = 4;
+// Hand-over roles.
+pub const OUTPUT: u8 = 1;
 
 pub fn be_u32(b: &[u8]) -> u32 {
     assert_eq!(b.len(), 4, "u32 body");

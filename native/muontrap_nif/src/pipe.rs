@@ -1,0 +1,109 @@
+//! Pipes the BEAM reads a command's output from: creation with a capacity
+//! that is the flow-control window, and non-blocking reads.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Reads never ask for more than this: one read of a full 1 MiB pipe.
+pub const MAX_READ: usize = 1 << 20;
+/// What a read asks for when FIONREAD reports nothing (EOF or EAGAIN next).
+const PROBE_READ: usize = 64 * 1024;
+
+fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: fcntl on an fd we own, with integer arguments.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0
+        || unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A pipe whose capacity is about `window` bytes (one page at least, the
+/// system's pipe-max-size at most): `(read, write)`, the read end
+/// non-blocking, both close-on-exec. The write end stays blocking: it is
+/// the command's stdout.
+pub fn make(window: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded: both fds are new and ours.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    set_nonblocking(&read)?;
+    let size = libc::c_int::try_from(window.clamp(4096, MAX_READ)).unwrap_or(4096);
+    // SAFETY: fcntl with an integer argument. Failure (EPERM above the
+    // limit for unprivileged users) leaves the default 64 KiB.
+    unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
+    Ok((read, write))
+}
+
+/// Bytes queued in the pipe (FIONREAD); 0 if unknown.
+pub fn queued_bytes(fd: RawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD stores one int through the valid pointer.
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    if r < 0 {
+        0
+    } else {
+        usize::try_from(n).unwrap_or(0)
+    }
+}
+
+/// How many bytes to ask for: what is queued, at most `max`.
+pub fn read_size(fd: RawFd, max: usize) -> usize {
+    let max = max.clamp(1, MAX_READ);
+    match queued_bytes(fd) {
+        0 => PROBE_READ.min(max),
+        queued => queued.min(max),
+    }
+}
+
+/// One non-blocking read into `buf`: `Ok(0)` is EOF, EAGAIN an error the
+/// caller waits on.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: read into a buffer we own, of its own length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if let Ok(n) = usize::try_from(n) {
+            return Ok(n);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_is_queued_then_eagain_then_eof() {
+        let (r, w) = make(65_536).unwrap();
+        assert_eq!(read_size(r.as_raw_fd(), 1 << 30), PROBE_READ);
+        let mut buf = [0u8; 16];
+        let e = read(r.as_raw_fd(), &mut buf).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EAGAIN));
+        assert_eq!(
+            unsafe { libc::write(w.as_raw_fd(), b"abc".as_ptr().cast(), 3) },
+            3
+        );
+        assert_eq!(read_size(r.as_raw_fd(), 1 << 30), 3);
+        assert_eq!(read_size(r.as_raw_fd(), 2), 2);
+        assert_eq!(read(r.as_raw_fd(), &mut buf).unwrap(), 3);
+        drop(w);
+        assert_eq!(read(r.as_raw_fd(), &mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn capacity_follows_the_window() {
+        let (_r, w) = make(262_144).unwrap();
+        let size = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        assert!(size >= 262_144 || size == 65_536, "{size}");
+    }
+}

@@ -1,0 +1,112 @@
+defmodule MuonTrap.IsolationTest do
+  # Many concurrent cmd/3 calls while other callers are killed at random
+  # moments: no command's bytes may land in another's result (or in the
+  # BEAM's own descriptors), no call may fail or hang, and nothing may be
+  # left: no descriptor in the BEAM, no OS process, no cgroup. Every
+  # command writes text of its own, so a single foreign byte is seen.
+  # Not async: it compares the BEAM's descriptors before and after.
+  use ExUnit.Case, async: false
+
+  import MuonTrap.Test.OSProcess
+
+  alias MuonTrap.Cgroup
+
+  @size 100_000
+  @concurrency 16
+  @hang_ms 20_000
+
+  defp beam_fds, do: length(Path.wildcard("/proc/#{System.pid()}/fd/*"))
+
+  defp expected(text),
+    do: binary_part(String.duplicate(text, div(@size, byte_size(text)) + 1), 0, @size)
+
+  # A command whose caller is killed 0-2 ms after it starts, beside one
+  # whose output is checked byte for byte.
+  defp pair(m, i, opts) do
+    victim = spawn(fn -> MuonTrap.cmd(helper(), ["repeat", "LEAK#{m}.#{i}.", "0"], opts) end)
+
+    spawn(fn ->
+      Process.sleep(:rand.uniform(3) - 1)
+      Process.exit(victim, :kill)
+    end)
+
+    text = "G#{m}.#{i}."
+
+    try do
+      case MuonTrap.cmd(helper(), ["repeat", text, "#{@size}"], opts) do
+        {out, 0} -> if out == expected(text), do: :ok, else: {:crosstalk, i, sample(out, text)}
+        other -> {:status, i, sample(elem(other, 0), text), elem(other, 1)}
+      end
+    rescue
+      e -> {:raised, i, Exception.message(e)}
+    end
+  end
+
+  defp sample(out, text) do
+    case :binary.match(out, "LEAK") do
+      {pos, _} -> binary_part(out, pos, min(40, byte_size(out) - pos))
+      :nomatch -> "#{byte_size(out)} bytes, not #{text} repeated"
+    end
+  end
+
+  defp storm(pairs, opts) do
+    m = marker()
+    fds = beam_fds()
+
+    failures =
+      1..pairs
+      |> Task.async_stream(&pair(m, &1, opts),
+        max_concurrency: @concurrency,
+        timeout: @hang_ms,
+        on_timeout: :kill_task,
+        ordered: false
+      )
+      |> Enum.reject(&(&1 == {:ok, :ok}))
+
+    assert failures == [], "#{length(failures)} of #{pairs}: #{inspect(Enum.take(failures, 5))}"
+    wait_until(fn -> pids_matching(m) == [] end, 10_000, "every command of the storm to be gone")
+    wait_until(fn -> beam_fds() <= fds end, 5_000, fn -> "BEAM fds #{beam_fds()} > #{fds}" end)
+  end
+
+  @tag timeout: 300_000
+  test "1,000 commands beside 1,000 callers killed at random: no cross-talk, errors or hangs" do
+    storm(1_000, [])
+  end
+
+  @tag :soak
+  @tag timeout: :infinity
+  test "10,000 commands beside 10,000 callers killed at random" do
+    storm(10_000, [])
+  end
+
+  @tag :cgroup_limits
+  @tag timeout: 300_000
+  test "callers killed at random leave no cgroup behind" do
+    base = "muontrap_test_#{marker()}"
+    layout = Cgroup.layout()
+
+    dirs =
+      for h <- List.wrap(layout.v2) ++ layout.v1,
+          h.own != nil,
+          do: Path.join([h.mount, h.own, base])
+
+    on_exit(fn -> for dir <- dirs, File.dir?(dir), do: File.rmdir(dir) end)
+
+    storm(200,
+      cgroup_base: base,
+      cgroup_beneath_beam: true,
+      cgroup: %{pids_max: 100}
+    )
+
+    wait_until(
+      fn ->
+        Enum.all?(
+          dirs,
+          &(Path.wildcard(Path.join(&1, "*/")) |> Enum.filter(fn d -> File.dir?(d) end) == [])
+        )
+      end,
+      10_000,
+      "every group beneath #{base} to be removed"
+    )
+  end
+end
