@@ -3,27 +3,24 @@ defmodule MuonTrap.Protocol do
   The framed wire protocol spoken with the port binary (`--framed`).
 
   Frames are length-prefixed by the port itself (`{:packet, 4}`), so this
-  module only deals with the tag byte and the body. See `docs/protocol.md`.
+  module only deals with the tag byte and the body. The protocol carries
+  control only: output goes into a pipe the BEAM owns (`MuonTrap.Stdio`).
+  See `docs/protocol.md`.
   """
 
-  # Port -> Erlang
-  @data 1
-  @data_stderr 2
+  # Port -> Erlang (tags 1 and 2, DATA and DATA_STDERR, are retired)
   @started 3
   @exit 4
   @error 5
   @ready 6
   @exec_error 7
 
-  # Erlang -> port
-  @ack 1
+  # Erlang -> port (tag 1, ACK, is retired)
   @terminate 4
 
   @typedoc "A decoded message from the port binary."
   @type message ::
-          {:data, binary()}
-          | {:data_stderr, binary()}
-          | {:started, non_neg_integer()}
+          {:started, non_neg_integer()}
           | {:exit, non_neg_integer()}
           | {:error, String.t()}
           | {:exec_error, non_neg_integer()}
@@ -32,14 +29,12 @@ defmodule MuonTrap.Protocol do
   @doc """
   Decode one frame received from the port binary.
 
-      iex> MuonTrap.Protocol.decode(<<1, "hello">>)
-      {:data, "hello"}
+      iex> MuonTrap.Protocol.decode(<<3, 0, 0, 1, 0>>)
+      {:started, 256}
       iex> MuonTrap.Protocol.decode(<<4, 0, 0, 0, 3>>)
       {:exit, 3}
   """
   @spec decode(binary()) :: message()
-  def decode(<<@data, data::binary>>), do: {:data, data}
-  def decode(<<@data_stderr, data::binary>>), do: {:data_stderr, data}
   def decode(<<@started, pid::32>>), do: {:started, pid}
   def decode(<<@exit, status::32>>), do: {:exit, status}
   def decode(<<@error, message::binary>>), do: {:error, message}
@@ -49,15 +44,6 @@ defmodule MuonTrap.Protocol do
   def decode(other) do
     raise ArgumentError, "unexpected frame from the muontrap port: #{inspect(other, limit: 16)}"
   end
-
-  @doc """
-  Encode an acknowledgement of `count` output bytes.
-
-      iex> MuonTrap.Protocol.ack(10)
-      <<1, 0, 0, 0, 10>>
-  """
-  @spec ack(non_neg_integer()) :: binary()
-  def ack(count), do: <<@ack, count::32>>
 
   @doc "Encode a request to terminate the command (SIGTERM, then SIGKILL)."
   @spec terminate() :: binary()

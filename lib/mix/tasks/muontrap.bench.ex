@@ -27,7 +27,7 @@ defmodule Mix.Tasks.Muontrap.Bench do
     * `--quick` - fewer repetitions, 200 daemons instead of 1,000, no 100 MB
       window sweep (about 30 s)
     * `--gb` - add the 1 GB throughput cases
-    * `--only latency|throughput|concurrency|daemon|cgroup|many|binary` - one section
+    * `--only latency|throughput|concurrency|timeout|daemon|cgroup|many|binary` - one section
       (`cgroup` is the cgroup v2 cases of sections 4 and 5; without cgroup v2
       controllers, section 5 on a v1 memory group beneath the BEAM's own)
     * `--out DIR` - where `results.md` and `throughput.svg` go (default
@@ -62,7 +62,7 @@ defmodule Mix.Tasks.Muontrap.Bench do
       floor: build_floor()
     }
 
-    sections = ~w(latency throughput concurrency daemon cgroup many binary)
+    sections = ~w(latency throughput concurrency timeout daemon cgroup many binary)
     only = opts[:only]
     run? = fn s -> only == nil or only == s end
 
@@ -115,6 +115,28 @@ defmodule Mix.Tasks.Muontrap.Bench do
           row("latency", "floor: #{name} through bench/floor.c", "µs", fl, sys, false)
         end)
     end)
+  end
+
+  # How late cmd/3 returns after `timeout: 250` (target: 50 ms), for a
+  # command that floods its output and for one that ignores SIGTERM.
+  # System.cmd/3 has no timeout to compare with.
+  defp section("timeout", cfg) do
+    n = if cfg.quick, do: 5, else: 15
+
+    cases = [
+      {"yes \"Hello, world!\"", "yes", ["Hello, world!"]},
+      {"a SIGTERM-ignoring shell", "sh", ["-c", "trap '' TERM; while :; do sleep 1; done"]}
+    ]
+
+    for {name, cmd, args} <- cases do
+      overshoot =
+        for _ <- 1..n do
+          {us, {_, :timeout}} = :timer.tc(fn -> MuonTrap.cmd(cmd, args, timeout: 250) end)
+          us / 1000 - 250
+        end
+
+      row("timeout", "timeout: 250 overshoot, #{name}", "ms", stats(overshoot), nil, false)
+    end
   end
 
   defp section("throughput", cfg) do
@@ -324,21 +346,8 @@ defmodule Mix.Tasks.Muontrap.Bench do
           )
         end)
 
-      # At 100 MB also the relay (cmd/3's fallback) and the default into "".
-      extra =
-        if size == 100 * @mb do
-          {mt, mem} = throughput(reps, size, {:relay, :default})
-
-          [
-            row("throughput", "#{label} window default, relay", "MB/s", mt, sys, true,
-              mem: mem,
-              size: size
-            )
-            | into_binary(label, size, reps)
-          ]
-        else
-          []
-        end
+      # At 100 MB also the default into "".
+      extra = if size == 100 * @mb, do: into_binary(label, size, reps), else: []
 
       [base | counted] ++ extra
     end)
@@ -370,17 +379,13 @@ defmodule Mix.Tasks.Muontrap.Bench do
   defp into_binary(label, size, reps) do
     {sys, sys_mem} = throughput(reps, size, :system, "")
     {mt, mem} = throughput(reps, size, :default, "")
-    {relay, relay_mem} = throughput(reps, size, {:relay, :default}, "")
 
     [
       row("throughput", "#{label} into \"\" System.cmd/3", "MB/s", sys, nil, true,
         mem: sys_mem,
         size: {:binary, size}
       ),
-      row("throughput", "#{label} into \"\" window default", "MB/s", mt, sys, true, mem: mem),
-      row("throughput", "#{label} into \"\" window default, relay", "MB/s", relay, sys, true,
-        mem: relay_mem
-      )
+      row("throughput", "#{label} into \"\" window default", "MB/s", mt, sys, true, mem: mem)
     ]
   end
 
@@ -526,7 +531,6 @@ defmodule Mix.Tasks.Muontrap.Bench do
             case how do
               :system -> System.cmd("head", args, into: collectable.())
               {:floor, fl} -> System.cmd(fl, ["--relay", "head" | args], into: collectable.())
-              {:relay, w} -> relayed(fn -> muontrap_head(args, collectable.(), w) end)
               w -> muontrap_head(args, collectable.(), w)
             end
           end)
@@ -555,18 +559,6 @@ defmodule Mix.Tasks.Muontrap.Bench do
 
   defp muontrap_head(args, into, w),
     do: MuonTrap.cmd("head", args, into: into, stdio_window: w)
-
-  # cmd/3 through the port binary's relay (its fallback) instead of the pipe
-  # it reads directly: the design before round 4, for comparison.
-  defp relayed(fun) do
-    Application.put_env(:muontrap, :relay_output, true)
-
-    try do
-      fun.()
-    after
-      Application.delete_env(:muontrap, :relay_output)
-    end
-  end
 
   defp sample(parent, acc) do
     receive do
