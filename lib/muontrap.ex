@@ -78,7 +78,6 @@ defmodule MuonTrap do
       timer: timer,
       stdio: Stdio.attach(stdio, port),
       readable: true,
-      exit: nil,
       error: nil,
       stdio_error: nil,
       options: options
@@ -139,36 +138,30 @@ defmodule MuonTrap do
       reraise e, __STACKTRACE__
   end
 
-  # How long to wait for a message before reading the pipe again: not at
-  # all while it may hold data, for ever while the command runs and it is
-  # empty, and @drain_grace once the command is gone (something that
-  # escaped containment may still hold the pipe open).
-  @drain_grace 1_000
-
-  defp collect(acc, _collector, %{exit: {result, error}, stdio: nil} = state),
-    do: {acc, result, error || state.stdio_error}
-
   defp collect(acc, collector, state) do
     %{port: port, timer: timer, stdio: stdio} = state
     {resource, ref} = if stdio, do: {stdio.resource, stdio.ref}, else: {nil, nil}
-
-    wait =
-      cond do
-        state.readable and stdio != nil -> 0
-        state.exit == nil -> :infinity
-        true -> @drain_grace
-      end
+    # Not waiting while the pipe may hold data; for ever while it is empty.
+    wait = if state.readable and stdio != nil, do: 0, else: :infinity
 
     receive do
       {^port, {:data, frame}} ->
-        collect(acc, collector, handle_frame(Protocol.decode(frame), state))
+        case Protocol.decode(frame) do
+          {:exit, status} ->
+            Port.close(port)
+            flush_port(port)
+            finish(acc, collector, state, status, state.error)
+
+          frame ->
+            collect(acc, collector, handle_frame(frame, state))
+        end
 
       {^port, {:exit_status, status}} ->
         # The port binary died without reporting; nothing more will come.
         # Finish its job: kill what is left in its cgroup and remove it.
         MuonTrap.Cgroup.cleanup(state.options)
         error = state.error || "muontrap: port binary exited unexpectedly with status #{status}"
-        collect(acc, collector, exited(state, {status, error}))
+        finish(acc, collector, state, status, error)
 
       {:select, ^resource, ^ref, :ready_input} ->
         collect(acc, collector, %{state | readable: true})
@@ -180,36 +173,38 @@ defmodule MuonTrap do
         data = if stdio, do: Stdio.read_queued(stdio), else: ""
         {collect_chunk(acc, collector, data), :timeout, nil}
     after
-      wait ->
-        {acc, state} = read_pipe(acc, collector, state)
-        collect(acc, collector, state)
+      wait -> read_pipe(acc, collector, state)
     end
+  end
+
+  # Every process is gone: what is left in the pipe is the end of the output.
+  defp finish(acc, collector, state, status, error) do
+    {acc, read_error} = Stdio.drain(state.stdio, acc, &collector.(&2, {:cont, &1}))
+    {acc, status, error || state.stdio_error || read_error}
   end
 
   defp collect_chunk(acc, _collector, ""), do: acc
   defp collect_chunk(acc, collector, data), do: collector.(acc, {:cont, data})
 
-  defp read_pipe(acc, _collector, %{readable: false} = state), do: {acc, closed(state)}
-
   defp read_pipe(acc, collector, state) do
     case Stdio.next(state.stdio) do
-      {:data, data, stdio} -> {collector.(acc, {:cont, data}), %{state | stdio: stdio}}
-      {:wait, stdio} -> {acc, %{state | stdio: stdio, readable: false}}
-      {:eof, _stdio} -> {acc, closed(state)}
-      {:error, message, _stdio} -> {acc, closed(%{state | stdio_error: message})}
+      {:data, data, stdio} ->
+        collect(collector.(acc, {:cont, data}), collector, %{state | stdio: stdio})
+
+      {:wait, stdio} ->
+        collect(acc, collector, %{state | stdio: stdio, readable: false})
+
+      {:eof, _stdio} ->
+        collect(acc, collector, closed(state))
+
+      {:error, message, _stdio} ->
+        collect(acc, collector, closed(%{state | stdio_error: message}))
     end
   end
 
-  # At EOF, or gone quiet for @drain_grace after the command ended.
   defp closed(state) do
     Stdio.close(state.stdio)
     %{state | stdio: nil, readable: false}
-  end
-
-  defp handle_frame({:exit, status}, state) do
-    Port.close(state.port)
-    flush_port(state.port)
-    exited(state, {status, state.error})
   end
 
   # EXEC_ERROR, when sent, comes first and says more.
@@ -219,14 +214,6 @@ defmodule MuonTrap do
     do: %{state | error: {:exec_error, errno}}
 
   defp handle_frame(_started_or_other, state), do: state
-
-  # Without a hand-over, nothing can write into the pipe any more.
-  defp exited(%{stdio: %Stdio{handed_over: false}} = state, exit) do
-    Stdio.close(state.stdio)
-    %{state | exit: exit, stdio: nil}
-  end
-
-  defp exited(state, exit), do: %{state | exit: exit}
 
   # The program could not be exec'd: raise what System.cmd/3 raises. A bare
   # name was looked up in PATH by the port, where System.cmd/3 would have

@@ -46,10 +46,6 @@ defmodule MuonTrap.Daemon do
   alias MuonTrap.{Nif, Options, Protocol, Stdio}
   alias MuonTrap.Daemon.Output
 
-  # How long the output pipe may stay open after the command's EXIT:
-  # something that escaped containment may hold it.
-  @drain_grace 1_000
-
   @doc """
   Returns a specification to start this module under a supervisor.
 
@@ -382,32 +378,11 @@ defmodule MuonTrap.Daemon do
     end
   end
 
-  # After EXIT: every process is gone, so read the pipe to EOF (waiting at
-  # most @drain_grace for more), then log the last partial line.
-  defp drain(%{stdio: nil} = state), do: %{state | output: Output.flush(state.output)}
-  defp drain(%{stdio: %Stdio{handed_over: false}} = state), do: drain(close_stdio(state))
-
+  # After EXIT: read what is left, then log the last partial line.
   defp drain(state) do
-    %Stdio{resource: res, ref: ref} = state.stdio
-
-    case Stdio.next(state.stdio) do
-      {:data, data, stdio} ->
-        drain(%{state | stdio: stdio, output: Output.handle(state.output, data)})
-
-      {:wait, stdio} ->
-        receive do
-          {:select, ^res, ^ref, :ready_input} -> drain(%{state | stdio: stdio})
-        after
-          @drain_grace -> drain(close_stdio(state))
-        end
-
-      {:eof, _stdio} ->
-        drain(close_stdio(state))
-
-      {:error, message, _stdio} ->
-        Logger.error(message)
-        drain(close_stdio(state))
-    end
+    {output, error} = Stdio.drain(state.stdio, state.output, &Output.handle(&2, &1))
+    if error, do: Logger.error(error)
+    %{state | stdio: nil, output: Output.flush(output)}
   end
 
   defp close_stdio(state) do

@@ -22,6 +22,11 @@ defmodule MuonTrap.Stdio do
   # The most a read at a timeout takes, to collect everything still queued.
   @max_read 1_048_576
 
+  # How long the pipe is read after the port's EXIT. Every process of the
+  # command is gone by then, so what is left is at most one pipe's worth;
+  # more can only come from something that escaped containment.
+  @drain_grace 1_000
+
   @enforce_keys [:resource, :ref, :window]
   defstruct [:resource, :ref, :window, port_pid: nil, handed_over: false]
 
@@ -119,6 +124,52 @@ defmodule MuonTrap.Stdio do
 
       {:error, reason} ->
         {:error, "muontrap: reading the command's output failed: #{inspect(reason)}", stdio}
+    end
+  end
+
+  @doc """
+  After the port's EXIT: read the pipe to EOF, handing each chunk to `fun`,
+  for at most a second (something outside the containment may still hold
+  the pipe), then close it. Returns the accumulator and an error message
+  if reading failed.
+  """
+  @spec drain(t() | nil, acc, (binary(), acc -> acc)) :: {acc, String.t() | nil}
+        when acc: term()
+  def drain(stdio, acc, fun) do
+    deadline = System.monotonic_time(:millisecond) + @drain_grace
+    drain(stdio, acc, fun, deadline)
+  end
+
+  defp drain(nil, acc, _fun, _deadline), do: {acc, nil}
+
+  # Never handed over: nothing can write into the pipe.
+  defp drain(%__MODULE__{handed_over: false} = stdio, acc, _fun, _deadline) do
+    close(stdio)
+    {acc, nil}
+  end
+
+  defp drain(stdio, acc, fun, deadline) do
+    %__MODULE__{resource: res, ref: ref} = stdio
+    left = deadline - System.monotonic_time(:millisecond)
+
+    case if(left > 0, do: next(stdio), else: {:eof, stdio}) do
+      {:data, data, stdio} ->
+        drain(stdio, fun.(data, acc), fun, deadline)
+
+      {:wait, stdio} ->
+        receive do
+          {:select, ^res, ^ref, :ready_input} -> drain(stdio, acc, fun, deadline)
+        after
+          left -> drain(stdio, acc, fun, deadline)
+        end
+
+      {:eof, stdio} ->
+        close(stdio)
+        {acc, nil}
+
+      {:error, message, stdio} ->
+        close(stdio)
+        {acc, message}
     end
   end
 

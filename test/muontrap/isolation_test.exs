@@ -96,7 +96,7 @@ defmodule MuonTrap.IsolationTest do
 
     on_exit(fn -> for dir <- dirs, File.dir?(dir), do: File.rmdir(dir) end)
 
-    storm(200,
+    storm(100,
       cgroup_base: base,
       cgroup_beneath_beam: true,
       cgroup: %{pids_max: 100}
