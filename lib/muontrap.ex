@@ -148,8 +148,7 @@ defmodule MuonTrap do
       {^port, {:data, frame}} ->
         case Protocol.decode(frame) do
           {:exit, status} ->
-            Port.close(port)
-            flush_port(port)
+            close_port(port)
             finish(acc, collector, state, status, state.error)
 
           frame ->
@@ -223,17 +222,26 @@ defmodule MuonTrap do
   defp exec_error_reason(@eacces, command),
     do: if(String.contains?(command, "/"), do: :eacces, else: :enoent)
 
+  # Unlinked first, so a caller trapping exits gets no {:EXIT, port, _}
+  # (one already queued is flushed). The port still closes if the caller
+  # dies in between: it is the port's owner.
   defp close_port(port) do
-    Port.close(port)
+    Process.unlink(port)
+
+    try do
+      Port.close(port)
+    rescue
+      # Already closed: at EXIT, or the port binary exited.
+      ArgumentError -> :ok
+    end
+
     flush_port(port)
-  rescue
-    # Already closed at EXIT.
-    ArgumentError -> :ok
   end
 
   defp flush_port(port) do
     receive do
       {^port, _} -> flush_port(port)
+      {:EXIT, ^port, _} -> flush_port(port)
     after
       0 -> :ok
     end

@@ -207,6 +207,16 @@ defmodule MuonTrapTest do
       refute_received _
     end
 
+    test "a caller that traps exits has nothing left in its mailbox, however cmd/3 ends" do
+      Process.flag(:trap_exit, true)
+      assert {"x\n", 0} = MuonTrap.cmd("echo", ["x"])
+      assert {_, :timeout} = MuonTrap.cmd("yes", [], timeout: 50)
+      raising = %MuonTrap.Test.FunCollectable{fun: fn _, _ -> raise "boom" end, acc: nil}
+      assert_raise RuntimeError, fn -> MuonTrap.cmd("yes", [], into: raising) end
+      Process.sleep(100)
+      assert Process.info(self(), :messages) == {:messages, []}
+    end
+
     test "the timer is cleaned up and unrelated messages are kept" do
       send(self(), :unrelated)
       send(self(), {:timeout, make_ref(), :muontrap_timeout})
