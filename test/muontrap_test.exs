@@ -242,7 +242,7 @@ defmodule MuonTrapTest do
           )
         end)
 
-      wait_until(fn -> length(pids_matching(m)) == 7 end, 5_000, "7 processes")
+      wait_until(fn -> length(pids_matching(m)) == 7 end, 15_000, "7 processes")
       pids = pids_matching(m)
       Process.exit(caller, :kill)
       wait_all_dead(pids)
