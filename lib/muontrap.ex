@@ -15,6 +15,7 @@ defmodule MuonTrap do
 
   # Linux errno values, the same on every architecture.
   @enoent 2
+  @e2big 7
   @eacces 13
 
   @doc ~S"""
@@ -31,7 +32,8 @@ defmodule MuonTrap do
     * `:env` - environment variables as `{name, value}` pairs; a `nil` value unsets one
     * `:arg0` - set the command's `argv[0]`
     * `:stderr_to_stdout` - collect stderr together with stdout
-    * `:capture_stderr_only` - collect only stderr and discard stdout
+    * `:capture_stderr_only` - collect only stderr and discard stdout (wins over
+      `:stderr_to_stdout` when both are `true`)
     * `:parallelism` - the port's `:parallelism` hint (see `Port.open/2`)
     * `:cgroup` - cgroup v2 settings such as `%{memory_max: 268_435_456, cpu_max: {50_000, 100_000}}`;
       see `MuonTrap.Daemon.cgroup_config/1` for every key
@@ -42,7 +44,8 @@ defmodule MuonTrap do
     * `:delay_to_sigkill` - milliseconds between SIGTERM and SIGKILL (default 500)
     * `:uid`, `:gid` - run as this user / group (name or number, never 0)
     * `:groups` - supplementary groups (names or numbers); `[]` drops all
-    * `:timeout` - milliseconds before the command is terminated
+    * `:timeout` - milliseconds before `{output_so_far, :timeout}` is returned; the
+      command is then terminated asynchronously (SIGTERM, SIGKILL after `:delay_to_sigkill`)
     * `:stdio_window` - output bytes in flight before the command is paused (default 262144;
       the port binary's own default for hand-written use stays 10240). The command
       writes into a pipe of this capacity (at least one page) that the caller reads
@@ -58,7 +61,8 @@ defmodule MuonTrap do
       {"oops\n", 3}
 
   Raises `ErlangError` with `:enoent` when the command is not found (or
-  `:eacces` for a path that is not executable), as `System.cmd/3` does,
+  `:eacces` for a path that is not executable), as `System.cmd/3` does, and
+  with `:e2big` for arguments the kernel refuses,
   `ArgumentError` for bad arguments or options, and `MuonTrap.Error` when
   the command cannot be started or contained (a cgroup that cannot be
   created, an unknown user).
@@ -66,7 +70,8 @@ defmodule MuonTrap do
   @spec cmd(binary(), [binary()], keyword()) ::
           {Collectable.t(), non_neg_integer() | :timeout}
   def cmd(command, args, opts \\ []) when is_binary(command) do
-    options = Options.validate(:cmd, command, args, opts)
+    options = Options.validate_for_cmd(command, args, opts)
+    Options.check_host!(options)
     {acc, collector} = into(Map.get(options, :into, ""))
     window = Map.get(options, :stdio_window, MuonTrap.Port.default_window())
     {stdio, handover_args} = Stdio.open(window)
@@ -78,6 +83,7 @@ defmodule MuonTrap do
       timer: timer,
       stdio: Stdio.attach(stdio, port),
       readable: true,
+      started: false,
       error: nil,
       stdio_error: nil,
       options: options
@@ -159,8 +165,7 @@ defmodule MuonTrap do
         # The port binary died without reporting; nothing more will come.
         # Finish its job: kill what is left in its cgroup and remove it.
         MuonTrap.Cgroup.cleanup(state.options)
-        error = state.error || "muontrap: port binary exited unexpectedly with status #{status}"
-        finish(acc, collector, state, status, error)
+        finish(acc, collector, state, status, state.error || port_exit_error(status, state))
 
       {:select, ^resource, ^ref, :ready_input} ->
         collect(acc, collector, %{state | readable: true})
@@ -206,6 +211,16 @@ defmodule MuonTrap do
     %{state | stdio: nil, readable: false}
   end
 
+  # Before any frame, the status is the errno of the BEAM's failed exec of
+  # the port binary: E2BIG for arguments the kernel refuses, which
+  # System.cmd/3 would return as exit status 7.
+  defp port_exit_error(@e2big, %{started: false}), do: {:exec_error, @e2big}
+
+  defp port_exit_error(status, _state),
+    do: "muontrap: port binary exited unexpectedly with status #{status}"
+
+  defp handle_frame({:started, _pid}, state), do: %{state | started: true}
+
   # EXEC_ERROR, when sent, comes first and says more.
   defp handle_frame({:error, message}, state), do: %{state | error: state.error || message}
 
@@ -218,6 +233,7 @@ defmodule MuonTrap do
   # name was looked up in PATH by the port, where System.cmd/3 would have
   # found nothing (:enoent) also for a file without execute permission.
   defp exec_error_reason(@enoent, _command), do: :enoent
+  defp exec_error_reason(@e2big, _command), do: :e2big
 
   defp exec_error_reason(@eacces, command),
     do: if(String.contains?(command, "/"), do: :eacces, else: :enoent)

@@ -96,7 +96,7 @@ defmodule MuonTrap.Cgroup do
 
           :error ->
             raise ArgumentError,
-                  "unknown :cgroup setting #{inspect(key)}; expected one of #{inspect(keys())}"
+                  "unknown cgroup config field #{inspect(key)}; expected one of #{inspect(keys())}"
         end
       end)
 
@@ -231,7 +231,7 @@ defmodule MuonTrap.Cgroup do
 
   defp bad_value!(key, value, expected) do
     raise ArgumentError,
-          "invalid :cgroup setting #{inspect(key)}: #{inspect(value)}, expected #{expected}"
+          "invalid value for :cgroup setting #{inspect(key)}: #{inspect(value)}, expected #{expected}"
   end
 
   @doc """

@@ -25,11 +25,13 @@ defmodule MuonTrap.Daemon do
     * `:logger_metadata` - keyword list merged into the daemon's logger metadata;
       `:muontrap_cmd` and `:muontrap_args` are always set
     * `:stderr_to_stdout` - log stderr too (default `false`)
-    * `:capture_stderr_only` - log only stderr (default `false`)
+    * `:capture_stderr_only` - log only stderr (default `false`); stderr is then
+      captured and counted in `statistics/1` even without a log option
     * `:exit_status_to_reason` - function from a non-zero exit status to the
       GenServer stop reason (default: `:error_exit_status`)
     * `:wait_for` - a 0-arity function run before the OS process is launched;
-      raise to abort the launch
+      raise to abort the launch (the daemon stops with the exception's exit
+      reason, `{exception, stacktrace}`)
 
   An exit status of 0 stops the daemon with `:normal`, so a `:transient`
   child is not restarted. Stopping the daemon kills the OS process and every
@@ -46,6 +48,10 @@ defmodule MuonTrap.Daemon do
   alias MuonTrap.{Nif, Options, Protocol, Stdio}
   alias MuonTrap.Daemon.Output
 
+  # The BEAM reports a port program it could not exec by the errno as exit
+  # status: 7 is E2BIG, an argument list the kernel refuses.
+  @e2big 7
+
   @doc """
   Returns a specification to start this module under a supervisor.
 
@@ -59,6 +65,7 @@ defmodule MuonTrap.Daemon do
     %{
       id: __MODULE__,
       start: {__MODULE__, :start_link, [command, args, opts]},
+      type: :worker,
       restart: :permanent,
       shutdown: 500
     }
@@ -163,7 +170,9 @@ defmodule MuonTrap.Daemon do
       Logger.metadata(Map.get(options, :logger_metadata, []))
     end
 
-    Logger.metadata(muontrap_cmd: command, muontrap_args: options.args)
+    # Joined, so the arguments show in formatted log lines.
+    Logger.metadata(muontrap_cmd: command, muontrap_args: Enum.join(options.args, " "))
+    Options.check_host!(options)
 
     state = %{
       command: command,
@@ -290,20 +299,23 @@ defmodule MuonTrap.Daemon do
   def handle_info({port, {:exit_status, status}}, %{port: port} = state) do
     # The port binary died without reporting the command's exit.
     cleanup_cgroup(state)
-    {:stop, {:muontrap_port_exited, status}, close_stdio(%{state | port: nil})}
+    reason = if status == @e2big, do: :e2big, else: {:muontrap_port_exited, status}
+    {:stop, reason, close_stdio(%{state | port: nil})}
   end
 
   def handle_info({:EXIT, port, reason}, %{port: port} = state) do
     {:stop, reason, %{state | port: nil}}
   end
 
+  # A :wait_for that raises stops the daemon with the exception's own exit
+  # reason, {exception, stacktrace}, as a linked Task's crash does.
   def handle_info({:EXIT, pid, reason}, %{wait_task: %Task{pid: pid}} = state)
       when reason != :normal do
-    {:stop, {:wait_for_failed, reason}, %{state | wait_task: nil}}
+    {:stop, reason, %{state | wait_task: nil}}
   end
 
   def handle_info({:DOWN, ref, :process, _pid, reason}, %{wait_task: %Task{ref: ref}} = state) do
-    {:stop, {:wait_for_failed, reason}, %{state | wait_task: nil}}
+    {:stop, reason, %{state | wait_task: nil}}
   end
 
   def handle_info(_message, state), do: {:noreply, state}

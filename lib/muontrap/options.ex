@@ -3,10 +3,15 @@ defmodule MuonTrap.Options do
   Validate and normalize the options of `MuonTrap.cmd/3` and
   `MuonTrap.Daemon`.
 
-  Errors match `System.cmd/3`: a missing executable raises `ErlangError`
-  with `:enoent` (for `MuonTrap.cmd/3` a bare name may be looked up by the
-  port binary instead, and `cmd/3` raises once its exec fails), anything
-  malformed raises `ArgumentError`.
+  `validate/4` checks options without running anything. Errors match
+  `System.cmd/3`: a missing executable raises `ErlangError` with `:enoent`,
+  anything malformed raises `ArgumentError` with one line that names the
+  option and what to pass. It reads nothing of the host's cgroup layout, so
+  a `:cgroup` map validates the same way on a build machine and on the
+  board it runs on; `check_host!/1` is what the command's start adds.
+
+  `:stderr_to_stdout` and `:capture_stderr_only` may both be `true`, as in
+  MuonTrap 2.0: `:capture_stderr_only` wins (only stderr is captured).
   """
 
   alias MuonTrap.Cgroup
@@ -42,6 +47,9 @@ defmodule MuonTrap.Options do
     :wait_for
   ]
 
+  # The port binary's bound for every number it takes (u32).
+  @u32_max 4_294_967_295
+
   @log_levels [:emergency, :alert, :critical, :error, :warning, :warn, :notice, :info, :debug]
 
   @typedoc "Where the options are used."
@@ -66,7 +74,16 @@ defmodule MuonTrap.Options do
       {"echo", ["hi"], 1024}
   """
   @spec validate(context(), binary(), [binary()], keyword()) :: t()
-  def validate(context, command, args, opts) when context in [:cmd, :daemon] do
+  def validate(context, command, args, opts) when context in [:cmd, :daemon],
+    do: validate(context, command, args, opts, :always)
+
+  @doc false
+  # cmd/3's own path: a bare name may be left to the port binary's execvp
+  # (see resolve_command/4); the errors are the same, raised once it fails.
+  @spec validate_for_cmd(binary(), [binary()], keyword()) :: t()
+  def validate_for_cmd(command, args, opts), do: validate(:cmd, command, args, opts, :port_may)
+
+  defp validate(context, command, args, opts, lookup) do
     assert_no_null_byte!(command, context)
 
     unless is_list(args) and Enum.all?(args, &is_binary/1) do
@@ -92,13 +109,42 @@ defmodule MuonTrap.Options do
         end
       end)
       |> resolve_cgroup()
-      |> check_exclusive(:stderr_to_stdout, :capture_stderr_only)
 
     Map.put(
       options,
       :cmd,
-      resolve_command(context, command, options) || :erlang.error(:enoent, [command, args, opts])
+      resolve_command(lookup, command, options) || :erlang.error(:enoent, [command, args, opts])
     )
+  end
+
+  @doc """
+  Check what depends on the host the command runs on, which `validate/4`
+  leaves out so that the same options validate the same way on a build
+  machine and on the board. A `:cgroup` key with no cgroup v1 equivalent
+  whose controller is bound to v1 here raises `ArgumentError`; a `:cd`
+  that is not a directory raises `MuonTrap.Error` naming it (rather than
+  the BEAM failing to start the port).
+  """
+  @spec check_host!(t()) :: :ok
+  def check_host!(options) do
+    if settings = options[:cgroup], do: Cgroup.to_writes(settings, Cgroup.v1_controllers())
+    if cd = options[:cd], do: check_cd!(cd)
+    :ok
+  end
+
+  defp check_cd!(cd) do
+    case File.stat(cd) do
+      {:ok, %File.Stat{type: :directory}} ->
+        :ok
+
+      {:ok, _} ->
+        raise MuonTrap.Error,
+          message: "muontrap: cannot run in :cd #{inspect(cd)}: not a directory"
+
+      {:error, reason} ->
+        raise MuonTrap.Error,
+          message: "muontrap: cannot run in :cd #{inspect(cd)}: #{:file.format_error(reason)}"
+    end
   end
 
   # Where System.cmd/3 would search PATH, cmd/3 lets the port binary's
@@ -109,13 +155,18 @@ defmodule MuonTrap.Options do
   # on a dirty IO scheduler, which cost about 0.3 ms of CPU per call; the
   # difference between 0.6x and 0.8x System.cmd/3's rate for many short
   # commands (README, "Performance"). Absolute paths are not looked up,
-  # as in System.cmd/3. A Daemon starts once: it keeps the up-front check.
-  defp resolve_command(context, command, options) do
+  # as in System.cmd/3 (validate/4 checks that they exist: System.cmd/3
+  # raises :enoent for a missing one when it opens the port).
+  defp resolve_command(lookup, command, options) do
     cond do
-      context == :daemon -> find_executable(command)
-      Path.type(command) == :absolute -> command
-      port_lookup?(command, options) -> command
-      true -> find_executable(command)
+      Path.type(command) == :absolute ->
+        if lookup == :port_may or File.exists?(command), do: command
+
+      lookup == :port_may and port_lookup?(command, options) ->
+        command
+
+      true ->
+        find_executable(command)
     end
   end
 
@@ -140,7 +191,7 @@ defmodule MuonTrap.Options do
   defp assert_no_null_byte!(binary, context) when is_binary(binary) do
     if String.contains?(binary, <<0>>) do
       raise ArgumentError,
-            "cannot execute commands with null bytes in #{caller(context)}, got: #{inspect(binary)}"
+            "cannot execute #{caller(context)} for program with null byte, got: #{inspect(binary)}"
     end
   end
 
@@ -149,7 +200,7 @@ defmodule MuonTrap.Options do
           "the command for #{caller(context)} must be a binary, got: #{inspect(other)}"
   end
 
-  defp validate_option(_, :cd, v) when is_binary(v), do: v
+  defp validate_option(_, :cd, v) when is_binary(v) and v != "", do: v
   defp validate_option(_, :arg0, v) when is_binary(v), do: v
   defp validate_option(_, :env, v), do: validate_env(v)
 
@@ -158,9 +209,9 @@ defmodule MuonTrap.Options do
        do: v
 
   defp validate_option(_, :cgroup, v) do
-    # Validates every key and value, for this host's layout, now rather
-    # than when the port starts.
-    Cgroup.to_writes(v, Cgroup.v1_controllers())
+    # Every key and value, as on pure v2: what this host's layout adds is
+    # checked when the command starts (check_host!/1).
+    Cgroup.to_writes(v, [])
     v
   end
 
@@ -168,13 +219,16 @@ defmodule MuonTrap.Options do
     do: Cgroup.validate_path!(v, key)
 
   defp validate_option(_, :cgroup_beneath_beam, v) when is_boolean(v), do: v
-  defp validate_option(_, :delay_to_sigkill, v) when is_integer(v) and v >= 0, do: v
+  defp validate_option(_, :delay_to_sigkill, v) when v in 0..@u32_max, do: v
   defp validate_option(_, key, v) when key in [:uid, :gid], do: validate_id(key, v)
   defp validate_option(_, :groups, v) when is_list(v), do: Enum.map(v, &validate_id(:groups, &1))
-  defp validate_option(_, :stdio_window, v) when is_integer(v) and v >= 16, do: v
+  defp validate_option(_, :stdio_window, v) when v in 16..@u32_max, do: v
   defp validate_option(:cmd, :into, v), do: v
-  defp validate_option(:cmd, :timeout, v) when (is_integer(v) and v > 0) or v == :infinity, do: v
-  defp validate_option(:daemon, :name, v), do: v
+  defp validate_option(:cmd, :timeout, v) when v in 1..@u32_max or v == :infinity, do: v
+
+  defp validate_option(:daemon, :name, v)
+       when is_atom(v) or (is_tuple(v) and elem(v, 0) in [:global, :via]),
+       do: v
 
   defp validate_option(:daemon, :logger_fun, f) when is_function(f, 1), do: f
 
@@ -182,7 +236,9 @@ defmodule MuonTrap.Options do
        when is_atom(m) and is_atom(f) and is_list(a),
        do: mfa
 
-  defp validate_option(:daemon, :logger_fun, {m, f} = mf) when is_atom(m) and is_atom(f), do: mf
+  defp validate_option(:daemon, :logger_fun, {m, f}) when is_atom(m) and is_atom(f),
+    do: {m, f, []}
+
   defp validate_option(:daemon, :log_output, v) when v in @log_levels, do: v
   defp validate_option(:daemon, :log_prefix, v) when is_binary(v), do: v
   defp validate_option(:daemon, :log_transform, f) when is_function(f, 1), do: f
@@ -191,8 +247,30 @@ defmodule MuonTrap.Options do
   defp validate_option(:daemon, :wait_for, f) when is_function(f, 0), do: f
 
   defp validate_option(_context, key, value) do
-    raise ArgumentError, "invalid value for option #{inspect(key)}: #{inspect(value)}"
+    raise ArgumentError,
+          "invalid value for option #{inspect(key)}: #{inspect(value)}, expected #{expected(key)}"
   end
+
+  defp expected(:cd), do: "a directory as a string"
+  defp expected(:arg0), do: "a string"
+  defp expected(:delay_to_sigkill), do: "milliseconds, an integer in 0..#{@u32_max}"
+  defp expected(:stdio_window), do: "bytes, an integer in 16..#{@u32_max}"
+  defp expected(:timeout), do: "milliseconds, an integer in 1..#{@u32_max}, or :infinity"
+  defp expected(:groups), do: "a list of group names or gids"
+  defp expected(:name), do: "an atom, {:global, term} or {:via, module, term}"
+
+  defp expected(:logger_fun),
+    do: "a 1-arity function, {module, function} or {module, function, args}"
+
+  defp expected(:log_output), do: "a Logger level, one of #{inspect(@log_levels)}"
+  defp expected(:log_prefix), do: "a string"
+  defp expected(:logger_metadata), do: "a keyword list"
+  defp expected(:wait_for), do: "a 0-arity function"
+
+  defp expected(key) when key in [:log_transform, :exit_status_to_reason],
+    do: "a 1-arity function"
+
+  defp expected(_boolean), do: "true or false"
 
   defp validate_env(env) when is_list(env) or is_map(env) do
     Enum.map(env, fn
@@ -216,22 +294,31 @@ defmodule MuonTrap.Options do
   # Names are resolved by the port binary; 0 is refused here so no launch
   # is ever attempted with root privileges.
   defp validate_id(key, 0) do
-    raise ArgumentError, "#{inspect(key)}: 0 (root) is refused, MuonTrap only drops privileges"
+    what =
+      if key == :groups,
+        do: "invalid :groups entry",
+        else: "invalid value for option #{inspect(key)}"
+
+    raise ArgumentError, "#{what}: 0 (root) is refused, MuonTrap only drops privileges"
   end
 
-  defp validate_id(_key, v) when is_integer(v) and v > 0, do: v
+  # (uid_t)-1 means "no change" to setuid/setgid: never an id to run as.
+  defp validate_id(_key, v) when v in 1..(@u32_max - 1), do: v
 
   defp validate_id(key, v) when is_binary(v) do
-    if v != "" and v =~ ~r/\A[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?\z/ do
-      v
-    else
-      raise ArgumentError, "invalid value in #{inspect(key)}: #{inspect(v)}"
-    end
+    if v != "" and v =~ ~r/\A[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?\z/, do: v, else: bad_id!(key, v)
   end
 
-  defp validate_id(key, v) do
+  defp validate_id(key, v), do: bad_id!(key, v)
+
+  defp bad_id!(key, v) do
+    what =
+      if key == :groups,
+        do: "invalid :groups entry",
+        else: "invalid value for option #{inspect(key)}"
+
     raise ArgumentError,
-          "invalid value in #{inspect(key)}: #{inspect(v)}, expected a positive integer or a name"
+          "#{what}: #{inspect(v)}, expected a name or an id in 1..#{@u32_max - 1}"
   end
 
   defp resolve_cgroup(%{cgroup_base: _, cgroup_path: _}) do
@@ -244,16 +331,8 @@ defmodule MuonTrap.Options do
 
   defp resolve_cgroup(%{cgroup: settings} = options)
        when not is_map_key(options, :cgroup_path) and map_size(settings) > 0 do
-    raise ArgumentError, "the :cgroup settings need a :cgroup_path or :cgroup_base to apply to"
+    raise ArgumentError, "the :cgroup option requires a :cgroup_path or :cgroup_base to apply to"
   end
 
   defp resolve_cgroup(options), do: options
-
-  defp check_exclusive(options, a, b) do
-    if options[a] && options[b] do
-      raise ArgumentError, "#{inspect(a)} and #{inspect(b)} cannot both be true"
-    end
-
-    options
-  end
 end

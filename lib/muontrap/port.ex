@@ -61,9 +61,9 @@ defmodule MuonTrap.Port do
   @doc """
   The port binary's command line for `options`, without the program.
 
-      iex> opts = MuonTrap.Options.validate(:cmd, "echo", [], delay_to_sigkill: 100)
+      iex> opts = MuonTrap.Options.validate(:cmd, "/bin/sh", [], delay_to_sigkill: 100)
       iex> MuonTrap.Port.args(opts, :output, ["--handover", "muontrap-1-0"])
-      ["--framed", "--capture-output", "--delay-to-sigkill", "100", "--handover", "muontrap-1-0", "--", "echo"]
+      ["--framed", "--capture-output", "--delay-to-sigkill", "100", "--handover", "muontrap-1-0", "--", "/bin/sh"]
   """
   @spec args(Options.t(), :output | :none, [String.t()]) :: [String.t()]
   def args(options, capture, extra_args \\ []) do

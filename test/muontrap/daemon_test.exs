@@ -12,6 +12,7 @@ defmodule MuonTrap.DaemonTest do
     assert %{
              id: Daemon,
              start: {Daemon, :start_link, ["echo", ["a"], []]},
+             type: :worker,
              restart: :permanent,
              shutdown: 500
            } = Daemon.child_spec(["echo", ["a"]])
@@ -61,6 +62,8 @@ defmodule MuonTrap.DaemonTest do
     assert log =~ "echo: hello log"
     assert log =~ "mine=42"
     assert log =~ "muontrap_cmd=echo"
+    # Joined by spaces, so a formatted line shows them (MuonTrap 2.0 does too).
+    assert log =~ "muontrap_args=hello log"
     assert log =~ "Process exited successfully"
   end
 
@@ -74,7 +77,7 @@ defmodule MuonTrap.DaemonTest do
     {:dictionary, dict} = Process.info(pid, :dictionary)
     metadata = dict[:"$logger_metadata$"]
     assert metadata[:muontrap_cmd] == helper()
-    assert metadata[:muontrap_args] == ["sleep"]
+    assert metadata[:muontrap_args] == "sleep"
     assert metadata[:extra] == 1
     GenServer.stop(pid)
   end
@@ -105,7 +108,11 @@ defmodule MuonTrap.DaemonTest do
       end)
 
     assert log =~ "printf: ok"
-    assert log =~ "invalid UTF-8" or log =~ "bad"
+
+    # Elixir 1.16+ replaces the invalid bytes; older versions log what MuonTrap 2.0 logs.
+    if function_exported?(String, :replace_invalid, 1),
+      do: assert(log =~ "bad"),
+      else: assert(log =~ "** MuonTrap filtered 5 non-UTF8 bytes **")
   end
 
   test "stderr_to_stdout and capture_stderr_only" do
@@ -286,8 +293,8 @@ defmodule MuonTrap.DaemonTest do
             wait_for: fn -> raise "nope" end
           )
 
-        assert_receive {:EXIT, ^pid, {:wait_for_failed, {%RuntimeError{message: "nope"}, _}}},
-                       5_000
+        # The exception's own exit reason, as a linked Task's crash gives.
+        assert_receive {:EXIT, ^pid, {%RuntimeError{message: "nope"}, [_ | _]}}, 5_000
       end)
 
       refute_received {:line, _}

@@ -7,21 +7,22 @@ defmodule MuonTrap.OptionsTest do
 
   alias MuonTrap.Options
 
-  test "errors match System.cmd/3" do
-    # cmd/3 leaves a bare name's PATH lookup to the port (muontrap_test.exs);
-    # a Daemon checks it up front.
-    assert_raise ErlangError, ~r/enoent/, fn ->
-      Options.validate(:daemon, "does_not_exist_mt", [], [])
+  test "errors match System.cmd/3, without running anything" do
+    # validate/4 looks a bare name up in PATH like System.cmd/3, in both
+    # contexts (cmd/3 alone may leave it to the port: muontrap_test.exs).
+    for context <- [:cmd, :daemon],
+        missing <- ["does_not_exist_mt", "./does_not_exist_mt", "/no/such/dir/mt"] do
+      assert_raise ErlangError, ~r/enoent/, fn -> Options.validate(context, missing, [], []) end
     end
 
-    assert_raise ErlangError, ~r/enoent/, fn ->
-      Options.validate(:cmd, "./does_not_exist_mt", [], [])
-    end
-
-    assert Options.validate(:cmd, "echo", [], []).cmd == "echo"
+    assert Options.validate(:cmd, "echo", [], []).cmd =~ ~r"^/.*/echo$"
     assert Options.validate(:cmd, "echo", [], env: %{"PATH" => "/bin"}).cmd =~ ~r"^/.*/echo$"
+    assert Options.validate_for_cmd("echo", [], []).cmd == "echo"
 
-    assert_raise ArgumentError, ~r/null bytes/, fn -> Options.validate(:cmd, "ec\0ho", [], []) end
+    message =
+      "cannot execute MuonTrap.cmd/3 for program with null byte, got: #{inspect("ec\0ho")}"
+
+    assert_raise ArgumentError, message, fn -> Options.validate(:cmd, "ec\0ho", [], []) end
 
     assert_raise ArgumentError, ~r/must be binaries/, fn ->
       Options.validate(:cmd, "echo", [:a], [])
@@ -31,7 +32,7 @@ defmodule MuonTrap.OptionsTest do
       Options.validate(:cmd, "echo", "a", [])
     end
 
-    assert_raise ArgumentError, ~r/null bytes/, fn ->
+    assert_raise ArgumentError, ~r/for program with null byte/, fn ->
       Options.validate(:cmd, "echo", ["a\0"], [])
     end
 
@@ -103,7 +104,7 @@ defmodule MuonTrap.OptionsTest do
       Options.validate(:cmd, "echo", [], cgroup_base: "a", cgroup_path: "b")
     end
 
-    assert_raise ArgumentError, ~r/need a :cgroup_path or :cgroup_base/, fn ->
+    assert_raise ArgumentError, ~r/requires? a :cgroup_path or :cgroup_base/, fn ->
       Options.validate(:cmd, "echo", [], cgroup: %{memory_max: 1000})
     end
 
@@ -182,9 +183,82 @@ defmodule MuonTrap.OptionsTest do
              {["pids"], [{"pids.max", "max"}]}
   end
 
-  test "both stderr options at once are refused" do
-    assert_raise ArgumentError, fn ->
-      Options.validate(:cmd, "echo", [], stderr_to_stdout: true, capture_stderr_only: true)
+  test "both stderr options at once are accepted, as in MuonTrap 2.0; stderr only wins" do
+    opts = Options.validate(:cmd, "echo", [], stderr_to_stdout: true, capture_stderr_only: true)
+    args = MuonTrap.Port.args(opts, :output)
+    assert "--capture-stderr-only" in args
+    refute "--capture-output" in args
+  end
+
+  test "the original's phrases are in the messages" do
+    for {opts, phrase} <- [
+          {[cgroup_path: "x", cgroup: %{nonsense: 1}], "unknown cgroup config field"},
+          {[cgroup_path: "x", cgroup: %{memory_max: -1}], "invalid value"},
+          {[cgroup_path: "x", cgroup: %{cpu_max: {0, 1}}], "invalid value"},
+          {[cgroup: %{memory_max: 1000}], "requires a :cgroup_path or :cgroup_base"},
+          {[groups: ["bad name!"]], "invalid :groups entry"},
+          {[groups: [0]], "invalid :groups entry"}
+        ] do
+      error = assert_raise ArgumentError, fn -> Options.validate(:cmd, "echo", [], opts) end
+      assert error.message =~ phrase
+    end
+  end
+
+  test "numbers are bounded as the port binary bounds them; every message says what to pass" do
+    for {key, value} <- [
+          delay_to_sigkill: 10_000_000_000,
+          delay_to_sigkill: 1.5,
+          stdio_window: 2 ** 33,
+          timeout: 2 ** 33,
+          timeout: -1,
+          uid: 2 ** 32,
+          gid: 4_294_967_295,
+          cd: "",
+          cd: ~c"/tmp",
+          arg0: ~c"x",
+          parallelism: :yes,
+          cgroup_beneath_beam: "true"
+        ] do
+      error =
+        assert_raise ArgumentError, fn -> Options.validate(:cmd, "echo", [], [{key, value}]) end
+
+      assert error.message =~ inspect(key)
+      assert error.message =~ "expected"
+      refute error.message =~ "\n"
+    end
+
+    for {key, value} <- [name: "not a name", log_output: :loud, logger_metadata: :x, wait_for: 1] do
+      error =
+        assert_raise ArgumentError, fn ->
+          Options.validate(:daemon, "echo", [], [{key, value}])
+        end
+
+      assert error.message =~ inspect(key)
+      assert error.message =~ "expected"
+    end
+
+    assert %{delay_to_sigkill: 4_294_967_295} =
+             Options.validate(:cmd, "echo", [], delay_to_sigkill: 4_294_967_295)
+  end
+
+  test "logger_fun {m, f} is normalised to {m, f, []}" do
+    assert %{logger_fun: {IO, :puts, []}} =
+             Options.validate(:daemon, "echo", [], logger_fun: {IO, :puts})
+  end
+
+  test "validation does not read the host's cgroup layout" do
+    # memory_high has no v1 equivalent: fine to validate anywhere; only a
+    # command started on a host with memory on v1 refuses it.
+    opts = Options.validate(:cmd, "echo", [], cgroup_path: "x", cgroup: %{memory_high: 1_000_000})
+
+    if "memory" in MuonTrap.Cgroup.v1_controllers() do
+      assert_raise ArgumentError, ~r/no cgroup v1 equivalent/, fn -> Options.check_host!(opts) end
+
+      assert_raise ArgumentError, ~r/no cgroup v1 equivalent/, fn ->
+        MuonTrap.cmd("echo", [], cgroup_path: "x", cgroup: %{memory_high: 1_000_000})
+      end
+    else
+      assert Options.check_host!(opts) == :ok
     end
   end
 

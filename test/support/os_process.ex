@@ -48,8 +48,12 @@ defmodule MuonTrap.Test.OSProcess do
     end
   end
 
-  @doc "Poll `fun` until it returns a truthy value; flunk after `timeout` ms."
-  def wait_until(fun, timeout \\ 5_000, what \\ "condition") do
+  @doc """
+  Poll `fun` until it returns a truthy value; flunk after `timeout` ms. The
+  default is generous: a condition that holds returns at once, and a busy
+  machine (CI beside other builds) can take seconds to start a tree.
+  """
+  def wait_until(fun, timeout \\ 15_000, what \\ "condition") do
     deadline = System.monotonic_time(:millisecond) + timeout
     do_wait(fun, deadline, what)
   end
@@ -70,7 +74,7 @@ defmodule MuonTrap.Test.OSProcess do
   end
 
   @doc "Wait until none of `pids` is alive."
-  def wait_all_dead(pids, timeout \\ 5_000) do
+  def wait_all_dead(pids, timeout \\ 15_000) do
     wait_until(
       fn -> Enum.all?(pids, &(not alive?(&1))) end,
       timeout,

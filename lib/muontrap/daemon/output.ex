@@ -9,22 +9,28 @@ defmodule MuonTrap.Daemon.Output do
 
   @max_line_bytes 16_384
 
-  defstruct log: nil, buffer: "", byte_count: 0
+  defstruct log: nil, capture?: false, buffer: "", byte_count: 0
 
   @typedoc "Output state: the line handler, a partial line, the byte count."
   @type t :: %__MODULE__{
           log: (binary() -> any()) | nil,
+          capture?: boolean(),
           buffer: binary(),
           byte_count: non_neg_integer()
         }
 
   @doc "Output handling for a daemon's validated options."
   @spec new(binary(), map()) :: t()
-  def new(command, options), do: %__MODULE__{log: log_fun(command, options)}
+  def new(command, options) do
+    log = log_fun(command, options)
+    # As in MuonTrap 2.0: stderr alone is captured (and counted) even with
+    # nothing to log it to; plain stdout only when something logs it.
+    %__MODULE__{log: log, capture?: log != nil or options[:capture_stderr_only] == true}
+  end
 
-  @doc "True if the daemon does anything with its command's output."
+  @doc "True if the daemon captures its command's output."
   @spec wanted?(t()) :: boolean()
-  def wanted?(%__MODULE__{log: log}), do: log != nil
+  def wanted?(%__MODULE__{capture?: capture?}), do: capture?
 
   @doc "Count `data` and handle its complete lines; a partial line waits for the rest."
   @spec handle(t(), binary()) :: t()
@@ -105,7 +111,6 @@ defmodule MuonTrap.Daemon.Output do
   end
 
   defp logger_fun(fun) when is_function(fun, 1), do: fun
-  defp logger_fun({m, f}), do: fn line -> apply(m, f, [line]) end
   defp logger_fun({m, f, a}), do: fn line -> apply(m, f, [line | a]) end
 
   @doc """
@@ -117,7 +122,9 @@ defmodule MuonTrap.Daemon.Output do
     def default_transform(line), do: String.replace_invalid(line)
   else
     def default_transform(line) do
-      if String.valid?(line), do: line, else: "<#{byte_size(line)} bytes of invalid UTF-8>"
+      if String.valid?(line),
+        do: line,
+        else: "** MuonTrap filtered #{byte_size(line)} non-UTF8 bytes **"
     end
   end
 end

@@ -1,8 +1,8 @@
 //! The program's cgroup: one directory in every hierarchy whose controller
 //! is used, plus one in the tracking hierarchy (cgroup2 when mounted, else
 //! the v1 freezer) through which everything is killed. Create, enable
-//! controllers, apply settings, kill everything in it and remove it. Only
-//! the leaves are ever removed; the parents may be shared with other programs.
+//! controllers, apply settings, kill everything in it and remove it, with
+//! the parent levels muontrap made once they are empty (`parents`).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, ErrorKind, Write};
@@ -13,10 +13,13 @@ use std::time::Duration;
 
 use muontrap_cgroup::layout::{Hierarchy, Layout};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 use crate::args::CgroupConfig;
+
+mod parents;
+#[cfg(test)]
+mod tests;
 
 const RETRY_PAUSE: Duration = Duration::from_millis(10);
 const RETRIES: u32 = 100;
@@ -24,13 +27,21 @@ const RETRIES: u32 = 100;
 /// The group's directory in one hierarchy.
 struct Member {
     leaf: PathBuf,
+    /// This port made `leaf` (so it removes it): false after a failed
+    /// create, and for a leaf that was there already.
+    made: bool,
+    /// The levels between the base and `leaf`, shallowest first.
+    parents: Vec<PathBuf>,
+    /// Those of `parents` this port created.
+    created: Vec<PathBuf>,
     version: u8,
     /// The v1 freezer hierarchy, used to stop a fork bomb while killing.
     freezer: bool,
 }
 
 pub struct Cgroup {
-    /// Creation order; the tracking member is always present and first.
+    /// Creation order, one per hierarchy used; the tracking member is
+    /// always present and first.
     members: Vec<Member>,
     removed: bool,
 }
@@ -49,69 +60,10 @@ fn controllers_in(path: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// mkdir(2) without std's recursive DirBuilder machinery (binary size).
-fn mkdir(path: &Path) -> io::Result<()> {
-    nix::unistd::mkdir(path, Mode::from_bits_truncate(0o755)).map_err(io::Error::from)
-}
-
 fn os_error(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
         None => e.to_string(),
-    }
-}
-
-/// "cannot create cgroup DIR: Permission denied", with the command that
-/// fixes a permission problem.
-fn create_error(dir: &Path, e: &io::Error) -> String {
-    let mut msg = format!("cannot create cgroup {}: {}", dir.display(), os_error(e));
-    if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) {
-        let base = dir.parent().unwrap_or(dir);
-        msg.push_str(&format!(
-            "; fix: sudo mkdir -p {0} && sudo chown -R {1} {0} (see mix muontrap.doctor)",
-            base.display(),
-            nix::unistd::geteuid()
-        ));
-    }
-    msg
-}
-
-/// Directories from `base` down to `base/path`: `(levels above the leaf, leaf)`.
-fn levels(base: &Path, path: &str) -> (Vec<PathBuf>, PathBuf) {
-    let mut levels = vec![base.to_path_buf()];
-    let parts: Vec<&str> = path.split('/').collect();
-    for i in 1..parts.len() {
-        levels.push(base.join(parts[..i].join("/")));
-    }
-    (levels, base.join(path))
-}
-
-/// Creates the missing levels below `levels[0]`; returns the ones created.
-fn make_parents(levels: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let mut created = Vec::new();
-    for dir in &levels[1..] {
-        match mkdir(dir) {
-            Ok(()) => {
-                tracing::debug!(path = %dir.display(), "created parent cgroup");
-                created.push(dir.clone());
-            }
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(create_error(dir, &e)),
-        }
-    }
-    Ok(created)
-}
-
-fn make_leaf(leaf: &Path) -> Result<(), String> {
-    match mkdir(leaf) {
-        Ok(()) => {
-            tracing::debug!(path = %leaf.display(), "created cgroup");
-            Ok(())
-        }
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            Err(format!("cgroup {} already exists", leaf.display()))
-        }
-        Err(e) => Err(create_error(leaf, &e)),
     }
 }
 
@@ -150,55 +102,47 @@ fn base_of(h: &Hierarchy, cfg: &CgroupConfig) -> Result<PathBuf, String> {
     })
 }
 
+/// Hierarchy → controllers to use in it, the tracking hierarchy first.
+type Plan<'a> = Vec<(&'a Hierarchy, Vec<String>)>;
+
+fn plan<'a>(layout: &'a Layout, cfg: &CgroupConfig) -> Result<Plan<'a>, String> {
+    let tracking = layout.tracking().ok_or(
+        "no cgroup filesystem is mounted (checked /proc/self/mountinfo); \
+         fix: mount -t cgroup2 none /sys/fs/cgroup",
+    )?;
+    let mut plan: Plan<'a> = vec![(tracking, Vec::new())];
+    for c in &cfg.controllers {
+        let h = match layout.v1_for(c) {
+            Some(h) => h,
+            None => layout.v2.as_ref().ok_or_else(|| {
+                format!(
+                    "controller '{c}' is not available: no cgroup v1 hierarchy has it \
+                     and no cgroup2 filesystem is mounted (see mix muontrap.doctor)"
+                )
+            })?,
+        };
+        match plan
+            .iter_mut()
+            .find(|(p, _)| p.mount_point == h.mount_point)
+        {
+            Some((_, cs)) => cs.push(c.clone()),
+            None => plan.push((h, vec![c.clone()])),
+        }
+    }
+    Ok(plan)
+}
+
 impl Cgroup {
     /// Creates `cfg.path` in every hierarchy it needs, ready for the
     /// program to join. Any failure removes what was created (via `Drop`).
     pub fn create(layout: &Layout, cfg: &CgroupConfig) -> Result<Cgroup, String> {
-        let tracking = layout.tracking().ok_or(
-            "no cgroup filesystem is mounted (checked /proc/self/mountinfo); \
-             fix: mount -t cgroup2 none /sys/fs/cgroup",
-        )?;
-        // Hierarchy → controllers to use in it, tracking first.
-        let mut plan: Vec<(&Hierarchy, Vec<String>)> = vec![(tracking, Vec::new())];
-        for c in &cfg.controllers {
-            let h = match layout.v1_for(c) {
-                Some(h) => h,
-                None => layout.v2.as_ref().ok_or_else(|| {
-                    format!(
-                        "controller '{c}' is not available: no cgroup v1 hierarchy has it \
-                         and no cgroup2 filesystem is mounted (see mix muontrap.doctor)"
-                    )
-                })?,
-            };
-            match plan
-                .iter_mut()
-                .find(|(p, _)| p.mount_point == h.mount_point)
-            {
-                Some((_, cs)) => cs.push(c.clone()),
-                None => plan.push((h, vec![c.clone()])),
-            }
-        }
+        let plan = plan(layout, cfg)?;
         let mut group = Cgroup {
             members: Vec::new(),
             removed: false,
         };
         for (h, controllers) in &plan {
-            let base = base_of(h, cfg)?;
-            let (levels, leaf) = levels(&base, &cfg.path);
-            let created = make_parents(&levels)?;
-            make_leaf(&leaf)?;
-            group.members.push(Member {
-                leaf: leaf.clone(),
-                version: h.version,
-                freezer: h.version == 1 && h.has("freezer"),
-            });
-            if h.version == 2 {
-                enable_v2(&levels, &leaf, controllers)?;
-            } else if h.has("cpuset") {
-                for dir in created.iter().chain(std::iter::once(&leaf)) {
-                    inherit_cpuset(dir)?;
-                }
-            }
+            group.add_member(h, cfg, controllers)?;
         }
         for (file, value) in &cfg.settings {
             let path = group.member_for(layout, &plan, file).join(file);
@@ -216,6 +160,39 @@ impl Cgroup {
             })?;
         }
         Ok(group)
+    }
+
+    /// Creates the group's directory (and missing parents) in `h` and
+    /// readies the controllers there. The member is recorded before
+    /// anything is made, so a failure half-way still cleans up.
+    fn add_member(
+        &mut self,
+        h: &Hierarchy,
+        cfg: &CgroupConfig,
+        controllers: &[String],
+    ) -> Result<(), String> {
+        let base = base_of(h, cfg)?;
+        let (levels, leaf) = parents::levels(&base, &cfg.path);
+        self.members.push(Member {
+            leaf: leaf.clone(),
+            made: false,
+            parents: levels[1..].to_vec(),
+            created: Vec::new(),
+            version: h.version,
+            freezer: h.version == 1 && h.has("freezer"),
+        });
+        let last = self.members.len() - 1;
+        let m = &mut self.members[last];
+        parents::make_chain(&levels, &leaf, &mut m.created, &mut parents::mkdir)?;
+        m.made = true;
+        if h.version == 2 {
+            enable_v2(&levels, &leaf, controllers)?;
+        } else if h.has("cpuset") {
+            for dir in m.created.iter().chain(std::iter::once(&leaf)) {
+                inherit_cpuset(dir)?;
+            }
+        }
+        Ok(())
     }
 
     /// The leaf a setting's file lives in: the v1 hierarchy of its
@@ -290,7 +267,8 @@ impl Cgroup {
         frozen
     }
 
-    /// Kills everything left in the group and removes the leaves.
+    /// Kills everything left in the group and removes the leaves, then
+    /// the parents muontrap made that are now empty.
     pub fn destroy(&mut self) {
         if self.removed {
             return;
@@ -308,7 +286,10 @@ impl Cgroup {
             sleep(RETRY_PAUSE);
         }
         for m in self.members.iter().rev() {
-            remove_dir(&m.leaf);
+            if m.made {
+                remove_dir(&m.leaf);
+            }
+            parents::remove_parents(&m.parents, &m.created);
         }
     }
 }
@@ -399,153 +380,4 @@ fn missing_controller(levels: &[PathBuf], leaf: &Path, c: &str) -> String {
         leaf.display(),
         stuck.display()
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A fake hierarchy in a temp dir (plain files, so mkdir/rmdir work but
-    /// nothing magic happens).
-    fn fake_root(name: &str, root_controllers: &str) -> PathBuf {
-        let root = std::env::temp_dir().join(format!(
-            "muontrap_port_test_{}_{}",
-            name,
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&root);
-        fs::create_dir_all(&root).unwrap();
-        fs::write(root.join("cgroup.controllers"), root_controllers).unwrap();
-        fs::write(root.join("cgroup.subtree_control"), "").unwrap();
-        root
-    }
-
-    fn cfg(path: &str, controllers: &[&str]) -> CgroupConfig {
-        CgroupConfig {
-            path: path.into(),
-            controllers: controllers.iter().map(|c| c.to_string()).collect(),
-            settings: vec![],
-            beneath_own: false,
-        }
-    }
-
-    fn hierarchy(version: u8, root: &Path, controllers: &[&str]) -> Hierarchy {
-        Hierarchy {
-            version,
-            mount_point: root.to_path_buf(),
-            controllers: controllers.iter().map(|c| c.to_string()).collect(),
-            own: Some("own".into()),
-        }
-    }
-
-    fn v2_layout(root: &Path) -> Layout {
-        Layout {
-            v2: Some(hierarchy(2, root, &[])),
-            v1: vec![],
-        }
-    }
-
-    #[test]
-    fn hybrid_creates_a_leaf_per_hierarchy_and_removes_them() {
-        let v2 = fake_root("hy_v2", "");
-        let mem = fake_root("hy_mem", "");
-        fs::create_dir(v2.join("own")).unwrap();
-        fs::create_dir(mem.join("own")).unwrap();
-        let layout = Layout {
-            v2: Some(hierarchy(2, &v2, &[])),
-            v1: vec![hierarchy(1, &mem, &["memory"])],
-        };
-        let mut c = cfg("mt/x", &["memory"]);
-        c.beneath_own = true;
-        let group = Cgroup::create(&layout, &c).unwrap();
-        assert!(v2.join("own/mt/x").is_dir());
-        assert!(mem.join("own/mt/x").is_dir());
-        assert_eq!(group.members.len(), 2);
-        assert_eq!(group.members[0].leaf, v2.join("own/mt/x"));
-        drop(group);
-        assert!(!v2.join("own/mt/x").exists());
-        assert!(!mem.join("own/mt/x").exists());
-        assert!(mem.join("own/mt").is_dir());
-        fs::remove_dir_all(&v2).unwrap();
-        fs::remove_dir_all(&mem).unwrap();
-    }
-
-    #[test]
-    fn pure_v1_without_the_controller() {
-        let frz = fake_root("v1_frz", "");
-        let layout = Layout {
-            v2: None,
-            v1: vec![hierarchy(1, &frz, &["freezer"])],
-        };
-        let err = Cgroup::create(&layout, &cfg("x", &["memory"]))
-            .err()
-            .unwrap();
-        assert!(
-            err.contains("controller 'memory' is not available"),
-            "{err}"
-        );
-        assert!(!frz.join("x").exists());
-        let err = Cgroup::create(&Layout::default(), &cfg("x", &[]))
-            .err()
-            .unwrap();
-        assert!(err.starts_with("no cgroup filesystem is mounted"), "{err}");
-        fs::remove_dir_all(&frz).unwrap();
-    }
-
-    #[test]
-    fn missing_from_kernel() {
-        let root = fake_root("kernel", "cpu io");
-        let err = Cgroup::create(&v2_layout(&root), &cfg("a/b", &["memory"]))
-            .err()
-            .unwrap();
-        assert!(
-            err.contains("controller 'memory' is not provided by the kernel"),
-            "{err}"
-        );
-        // Leaf removed, parent kept.
-        assert!(!root.join("a/b").exists());
-        assert!(root.join("a").is_dir());
-        fs::remove_dir_all(&root).unwrap();
-    }
-
-    #[test]
-    fn missing_delegation_names_the_level() {
-        let root = fake_root("deleg", "cpu memory");
-        let err = Cgroup::create(&v2_layout(&root), &cfg("x", &["memory"]))
-            .err()
-            .unwrap();
-        // A plain file keeps "+memory" verbatim, so the fake root still does
-        // not list "memory" as delegated and the hint names it.
-        assert!(
-            err.contains(&format!(
-                "controller 'memory' is not available in {}/x/cgroup.controllers",
-                root.display()
-            )),
-            "{err}"
-        );
-        assert!(
-            err.ends_with(&format!(
-                "echo +memory > {}/cgroup.subtree_control",
-                root.display()
-            )),
-            "{err}"
-        );
-        assert!(!root.join("x").exists());
-        fs::remove_dir_all(&root).unwrap();
-    }
-
-    #[test]
-    fn existing_leaf_is_refused_and_kept() {
-        let root = fake_root("exists", "memory");
-        fs::create_dir(root.join("taken")).unwrap();
-        let err = Cgroup::create(&v2_layout(&root), &cfg("taken", &["memory"]))
-            .err()
-            .unwrap();
-        assert_eq!(
-            err,
-            format!("cgroup {}/taken already exists", root.display())
-        );
-        assert!(root.join("taken").is_dir());
-        fs::remove_dir_all(&root).unwrap();
-    }
 }

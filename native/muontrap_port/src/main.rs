@@ -53,14 +53,18 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
     // closed stdout shows up as EPIPE, also for `--help` and usage errors.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // Looked for before parsing: a framed caller gets a usage error in-band.
+    let framed = args::framed_requested(&argv);
     let status = match args::parse(&argv) {
         Ok(Parsed::Help) => {
             let _ = std::io::stdout().write_all(args::USAGE.as_bytes());
             0
         }
         Err(e) => {
-            output::report(&e.to_string());
-            1
+            log::init_from_env();
+            // Framed, the error is followed by the usual wait for stdin EOF.
+            let sigfd = if framed { prepare().ok() } else { None };
+            fail(&mut Output::new(framed), sigfd.as_ref(), &e.to_string())
         }
         Ok(Parsed::Run(cfg)) => {
             log::init_from_env();
@@ -69,6 +73,27 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
     };
     // Returning runs libc's exit(), as std::process::exit would.
     status
+}
+
+/// Reports an error that ends the port before any program runs; returns
+/// the exit status, 1. Plain: a stderr line. Framed: ERROR and EXIT, then,
+/// given signal handling to wait with, the wait for stdin EOF that follows
+/// every EXIT (without it, ERROR and EXIT only: nothing to wait with).
+fn fail(out: &mut Output, sigfd: Option<&SignalFd>, msg: &str) -> i32 {
+    out.error(msg);
+    match sigfd {
+        Some(fd) => relay::finish(out, fd, true, 1),
+        None => out.exit(1),
+    }
+    1
+}
+
+/// What the port needs before it can speak either protocol: fds 0-2 open,
+/// and its signals on a signalfd, so that a SIGTERM from now on is queued,
+/// not fatal.
+fn prepare() -> Result<SignalFd, String> {
+    ensure_std_fds()?;
+    signals::install().map_err(|e| format!("cannot set up signal handling: {}", e.desc()))
 }
 
 /// Makes sure fds 0-2 are open, so no pipe or file we open later lands on
@@ -87,19 +112,11 @@ fn ensure_std_fds() -> Result<(), String> {
 }
 
 fn run(cfg: &Config) -> i32 {
-    if let Err(msg) = ensure_std_fds() {
-        output::report(&msg);
-        return 1;
-    }
-    // Before anything else, so a SIGTERM during setup is queued, not fatal.
-    let sigfd = match signals::install() {
-        Ok(fd) => fd,
-        Err(e) => {
-            output::report(&format!("cannot set up signal handling: {}", e.desc()));
-            return 1;
-        }
-    };
     let mut out = Output::new(cfg.framed);
+    let sigfd = match prepare() {
+        Ok(fd) => fd,
+        Err(msg) => return fail(&mut out, None, &msg),
+    };
     // Stdin bytes (a TERMINATE) that arrive while waiting for the hand-over.
     let mut early_stdin = Vec::new();
     let Some(handover) = receive_handover(cfg, &sigfd, &mut out, &mut early_stdin) else {
@@ -108,11 +125,7 @@ fn run(cfg: &Config) -> i32 {
     // On error no child exists; a created cgroup was removed by its Drop.
     let (child, cgroup) = match start(cfg, handover.output) {
         Ok(started) => started,
-        Err(msg) => {
-            out.error(&msg);
-            relay::finish(&mut out, &sigfd, true, 1);
-            return 1;
-        }
+        Err(msg) => return fail(&mut out, Some(&sigfd), &msg),
     };
     let error_status = match &child.failure {
         Some(f) => {

@@ -51,18 +51,80 @@ fn usage_errors() {
         1,
         "invalid cgroup path",
     );
+    fails_with(&["--output-path", "/x", "true"], 1, "unknown option");
+    // `--framed` after the program is the program's: still plain mode.
+    fails_with(&["-k", "x", "sh", "--framed"], 1, "--delay-to-sigkill");
+}
+
+/// Framed: the usage error is an ERROR message (the same line plain mode
+/// prints), then EXIT 1, then the wait for stdin EOF; nothing on stderr.
+fn fails_framed(args: &[&str], message: &str) {
+    let mut port = Port::spawn(args);
+    let (status, errors) = port.read_framed_until_exit();
+    assert_eq!((status, errors.len()), (1, 1), "{args:?}: {errors:?}");
+    assert_eq!(errors[0], format!("muontrap: {message}"), "{args:?}");
+    // It waits to be closed, as after every EXIT.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(port.try_status(), None, "{args:?}");
+    port.close_stdin();
+    assert_eq!(port.wait(), 1, "{args:?}");
+    assert!(port.read_frame().is_none(), "{args:?}: nothing after EXIT");
+    assert_eq!(port.stderr(), "", "{args:?}");
+}
+
+#[test]
+fn usage_errors_in_framed_mode_are_in_band() {
+    fails_framed(
+        &["--framed", "--delay-to-sigkill", "99999999999", "true"],
+        "--delay-to-sigkill needs a non-negative integer, got '99999999999'",
+    );
+    // Wherever --framed is among the options, also after the bad one.
+    fails_framed(
+        &["--stdio-window", "8", "--framed", "true"],
+        "--stdio-window must be at least 16, got 8",
+    );
+    fails_framed(
+        &["--nope", "--framed", "true"],
+        "unknown option '--nope' (see --help)",
+    );
+    fails_framed(&["--framed"], "no program to run given (see --help)");
+    fails_framed(
+        &["--framed", "-g", "a", "true"],
+        "--group needs at least one --controller",
+    );
     for flag in [
         "--capture-output",
         "--capture-stderr",
         "--capture-stderr-only",
     ] {
-        fails_with(
+        fails_framed(
             &["--framed", flag, "true"],
-            1,
             "--framed with --capture-* needs --handover",
         );
     }
-    fails_with(&["--output-path", "/x", "true"], 1, "unknown option");
+}
+
+#[test]
+fn framed_usage_error_ends_on_sigterm_too() {
+    let mut port = Port::spawn(&["--framed", "--bogus", "true"]);
+    let (status, errors) = port.read_framed_until_exit();
+    assert_eq!((status, errors.len()), (1, 1), "{errors:?}");
+    // SAFETY: kill(2) of the port we spawned.
+    unsafe { libc::kill(port.pid(), libc::SIGTERM) };
+    assert_eq!(port.wait(), 1);
+}
+
+#[test]
+fn framed_usage_error_with_stdin_at_eof_exits_at_once() {
+    let (code, out, err) = run_no_child(&["--framed", "-k", "99999999999", "true"]);
+    assert_eq!((code, err.as_str()), (1, ""));
+    let want = "muontrap: --delay-to-sigkill needs a non-negative integer, got '99999999999'";
+    let mut frames = vec![];
+    frames.extend_from_slice(&(want.len() as u32 + 1).to_be_bytes());
+    frames.push(ERROR);
+    frames.extend_from_slice(want.as_bytes());
+    frames.extend_from_slice(&[0, 0, 0, 5, EXIT, 0, 0, 0, 1]);
+    assert_eq!(out.as_bytes(), frames);
 }
 
 #[test]

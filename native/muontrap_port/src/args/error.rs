@@ -1,0 +1,72 @@
+//! Why the command line was refused; the texts are the `muontrap: ...` lines users see.
+
+use std::fmt;
+
+use super::MIN_WINDOW;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgError {
+    UnknownOption(String),
+    MissingValue(&'static str),
+    UnexpectedValue(&'static str),
+    Duplicate(&'static str),
+    NotUtf8(&'static str),
+    BadNumber { option: &'static str, value: String },
+    WindowTooSmall(u32),
+    MissingProgram,
+    GroupWithoutController,
+    ControllerWithoutGroup,
+    BeneathOwnWithoutGroup,
+    NoControllersMisuse,
+    SetBeforeController,
+    BadController(String),
+    BadCgroupPath { path: String, reason: String },
+    BadSet { arg: String, reason: String },
+    BadGroupList(String),
+    FramedCaptureWithoutHandover,
+}
+
+impl fmt::Display for ArgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgError::UnknownOption(o) => write!(f, "unknown option '{o}' (see --help)"),
+            ArgError::MissingValue(o) => write!(f, "option {o} needs a value"),
+            ArgError::UnexpectedValue(o) => write!(f, "option {o} does not take a value"),
+            ArgError::Duplicate(o) => write!(f, "option {o} given more than once"),
+            ArgError::NotUtf8(o) => write!(f, "the value of {o} is not valid UTF-8"),
+            ArgError::BadNumber { option, value } => {
+                write!(f, "{option} needs a non-negative integer, got '{value}'")
+            }
+            ArgError::WindowTooSmall(n) => {
+                write!(f, "--stdio-window must be at least {MIN_WINDOW}, got {n}")
+            }
+            ArgError::MissingProgram => write!(f, "no program to run given (see --help)"),
+            ArgError::GroupWithoutController => {
+                write!(f, "--group needs at least one --controller")
+            }
+            ArgError::ControllerWithoutGroup => write!(f, "--controller needs --group"),
+            ArgError::BeneathOwnWithoutGroup => write!(f, "--beneath-own-cgroup needs --group"),
+            ArgError::NoControllersMisuse => {
+                write!(
+                    f,
+                    "--no-controllers needs --group and excludes --controller"
+                )
+            }
+            ArgError::SetBeforeController => {
+                write!(f, "--set must come after a --controller")
+            }
+            ArgError::BadController(c) => write!(f, "invalid cgroup controller name '{c}'"),
+            ArgError::BadCgroupPath { path, reason } => {
+                write!(f, "invalid cgroup path '{path}': {reason}")
+            }
+            ArgError::BadSet { arg, reason } => write!(f, "invalid --set '{arg}': {reason}"),
+            ArgError::BadGroupList(l) => write!(
+                f,
+                "invalid --groups '{l}': expected comma-separated gids or group names"
+            ),
+            ArgError::FramedCaptureWithoutHandover => {
+                write!(f, "--framed with --capture-* needs --handover")
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Collecting the options one by one, then the checks that involve
+//! several of them, into a [`Config`].
+
+use std::ffi::{OsStr, OsString};
+
+use muontrap_cgroup::path::{validate_cgroup_path, validate_file_name};
+
+use super::{
+    ArgError, Capture, CgroupConfig, Config, IdSpec, Opt, DEFAULT_DELAY_TO_SIGKILL_MS,
+    DEFAULT_WINDOW, MIN_WINDOW,
+};
+
+/// The options as given, before the checks that involve several of them.
+#[derive(Default)]
+pub(super) struct Seen {
+    arg0: Option<OsString>,
+    group: Option<String>,
+    controllers: Vec<String>,
+    settings: Vec<(String, String)>,
+    delay: Option<u32>,
+    uid: Option<IdSpec>,
+    gid: Option<IdSpec>,
+    groups: Option<Vec<IdSpec>>,
+    window: Option<u32>,
+    handover: Option<String>,
+    cap_out: bool,
+    cap_err: bool,
+    cap_err_only: bool,
+    framed: bool,
+    no_controllers: bool,
+    beneath_own: bool,
+}
+
+impl Seen {
+    /// Takes in one option; `value` is `Some` exactly when it takes one.
+    pub(super) fn record(
+        &mut self,
+        opt: Opt,
+        name: &'static str,
+        value: Option<OsString>,
+    ) -> Result<(), ArgError> {
+        let text = || match &value {
+            Some(v) => to_str(name, v),
+            None => Err(ArgError::MissingValue(name)),
+        };
+        match opt {
+            // `parse` returns at --help before recording anything.
+            Opt::Help => {}
+            Opt::Arg0 => set_once(&mut self.arg0, name, value.clone().unwrap_or_default())?,
+            Opt::Group => {
+                let p = text()?;
+                validate_cgroup_path(&p).map_err(|e| ArgError::BadCgroupPath {
+                    path: p.clone(),
+                    reason: e.to_string(),
+                })?;
+                set_once(&mut self.group, name, p)?;
+            }
+            Opt::Controller => {
+                let c = text()?;
+                if !valid_controller(&c) {
+                    return Err(ArgError::BadController(c));
+                }
+                if !self.controllers.contains(&c) {
+                    self.controllers.push(c);
+                }
+            }
+            Opt::Set => {
+                if self.controllers.is_empty() && !self.no_controllers {
+                    return Err(ArgError::SetBeforeController);
+                }
+                self.settings.push(parse_set(&text()?)?);
+            }
+            Opt::Delay => set_once(&mut self.delay, name, parse_u32(name, &text()?)?)?,
+            Opt::Uid => set_once(&mut self.uid, name, IdSpec::parse(&text()?))?,
+            Opt::Gid => set_once(&mut self.gid, name, IdSpec::parse(&text()?))?,
+            Opt::Groups => set_once(&mut self.groups, name, parse_group_list(&text()?)?)?,
+            Opt::Window => {
+                let n = parse_u32(name, &text()?)?;
+                if n < MIN_WINDOW {
+                    return Err(ArgError::WindowTooSmall(n));
+                }
+                set_once(&mut self.window, name, n)?;
+            }
+            Opt::Handover => set_once(&mut self.handover, name, text()?)?,
+            Opt::CaptureOutput => self.cap_out = true,
+            Opt::CaptureStderr => self.cap_err = true,
+            Opt::CaptureStderrOnly => self.cap_err_only = true,
+            Opt::Framed => self.framed = true,
+            Opt::NoControllers => self.no_controllers = true,
+            Opt::BeneathOwn => self.beneath_own = true,
+        }
+        Ok(())
+    }
+
+    /// The group, if any, once `-g`, `-c`, `--no-controllers` and
+    /// `--beneath-own-cgroup` agree.
+    fn cgroup(&mut self) -> Result<Option<CgroupConfig>, ArgError> {
+        let has_controllers = !self.controllers.is_empty();
+        if self.beneath_own && self.group.is_none() {
+            return Err(ArgError::BeneathOwnWithoutGroup);
+        }
+        if self.no_controllers && (self.group.is_none() || has_controllers) {
+            return Err(ArgError::NoControllersMisuse);
+        }
+        let Some(path) = self.group.take() else {
+            if has_controllers {
+                return Err(ArgError::ControllerWithoutGroup);
+            }
+            return Ok(None);
+        };
+        if !has_controllers && !self.no_controllers {
+            return Err(ArgError::GroupWithoutController);
+        }
+        Ok(Some(CgroupConfig {
+            path,
+            controllers: std::mem::take(&mut self.controllers),
+            settings: std::mem::take(&mut self.settings),
+            beneath_own: self.beneath_own,
+        }))
+    }
+
+    fn capture(&self) -> Result<Capture, ArgError> {
+        // "--capture-stderr: relay stderr too" - it implies stdout is relayed.
+        // --capture-stderr-only wins over the others, as `capture_stderr_only:`
+        // wins over `stderr_to_stdout:` in the Elixir library (MuonTrap 2.0
+        // accepts both).
+        let capture = match (self.cap_out, self.cap_err, self.cap_err_only) {
+            (_, _, true) => Capture::StderrOnly,
+            (_, true, _) => Capture::StdoutAndStderr,
+            (true, false, _) => Capture::Stdout,
+            (false, false, _) => Capture::None,
+        };
+        // Framed mode has no output relay: the output needs the BEAM's pipe.
+        if self.framed && capture != Capture::None && self.handover.is_none() {
+            return Err(ArgError::FramedCaptureWithoutHandover);
+        }
+        Ok(capture)
+    }
+
+    pub(super) fn into_config(
+        mut self,
+        program: OsString,
+        args: Vec<OsString>,
+    ) -> Result<Config, ArgError> {
+        let cgroup = self.cgroup()?;
+        let capture = self.capture()?;
+        Ok(Config {
+            program,
+            args,
+            arg0: self.arg0,
+            cgroup,
+            delay_to_sigkill_ms: self.delay.unwrap_or(DEFAULT_DELAY_TO_SIGKILL_MS),
+            uid: self.uid,
+            gid: self.gid,
+            groups: self.groups,
+            window: self.window.unwrap_or(DEFAULT_WINDOW),
+            capture,
+            framed: self.framed,
+            handover: self.handover,
+        })
+    }
+}
+
+fn to_str(option: &'static str, v: &OsStr) -> Result<String, ArgError> {
+    v.to_str()
+        .map(str::to_string)
+        .ok_or(ArgError::NotUtf8(option))
+}
+
+fn parse_u32(option: &'static str, v: &str) -> Result<u32, ArgError> {
+    let bad = || ArgError::BadNumber {
+        option,
+        value: v.to_string(),
+    };
+    // Digits only: `parse` would also accept a leading '+'.
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    v.parse().map_err(|_| bad())
+}
+
+fn set_once<T>(slot: &mut Option<T>, option: &'static str, value: T) -> Result<(), ArgError> {
+    if slot.is_some() {
+        return Err(ArgError::Duplicate(option));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn valid_controller(c: &str) -> bool {
+    !c.is_empty()
+        && c.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn parse_set(arg: &str) -> Result<(String, String), ArgError> {
+    let bad = |reason: &str| ArgError::BadSet {
+        arg: arg.to_string(),
+        reason: reason.to_string(),
+    };
+    let (file, value) = arg
+        .split_once('=')
+        .ok_or_else(|| bad("expected FILE=VALUE"))?;
+    validate_file_name(file).map_err(|e| bad(&e.to_string()))?;
+    Ok((file.to_string(), value.to_string()))
+}
+
+fn parse_group_list(list: &str) -> Result<Vec<IdSpec>, ArgError> {
+    if list.is_empty() {
+        return Ok(Vec::new());
+    }
+    list.split(',')
+        .map(|item| {
+            if item.is_empty() || item.chars().any(char::is_whitespace) {
+                Err(ArgError::BadGroupList(list.to_string()))
+            } else {
+                Ok(IdSpec::parse(item))
+            }
+        })
+        .collect()
+}
