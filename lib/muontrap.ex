@@ -164,7 +164,7 @@ defmodule MuonTrap do
       {^port, {:exit_status, status}} ->
         # The port binary died without reporting; nothing more will come.
         # Finish its job: kill what is left in its cgroup and remove it.
-        MuonTrap.Cgroup.cleanup(state.options)
+        _ = MuonTrap.Cgroup.cleanup(state.options)
         finish(acc, collector, state, status, state.error || port_exit_error(status, state))
 
       {:select, ^resource, ^ref, :ready_input} ->
@@ -269,7 +269,7 @@ defmodule MuonTrap do
   defp cancel_timer(nil), do: :ok
 
   defp cancel_timer(timer) do
-    :erlang.cancel_timer(timer)
+    _ = :erlang.cancel_timer(timer)
 
     receive do
       {:timeout, ^timer, :muontrap_timeout} -> :ok

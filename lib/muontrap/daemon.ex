@@ -344,7 +344,7 @@ defmodule MuonTrap.Daemon do
         case Protocol.decode(frame) do
           {:exit, _status} ->
             Port.close(port)
-            drain(state)
+            _ = drain(state)
             :ok
 
           _other ->

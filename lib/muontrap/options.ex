@@ -127,10 +127,17 @@ defmodule MuonTrap.Options do
   """
   @spec check_host!(t()) :: :ok
   def check_host!(options) do
-    if settings = options[:cgroup], do: Cgroup.to_writes(settings, Cgroup.v1_controllers())
+    check_cgroup!(options)
     if cd = options[:cd], do: check_cd!(cd)
     :ok
   end
+
+  defp check_cgroup!(%{cgroup: settings}) do
+    _ = Cgroup.to_writes(settings, Cgroup.v1_controllers())
+    :ok
+  end
+
+  defp check_cgroup!(_options), do: :ok
 
   defp check_cd!(cd) do
     case File.stat(cd) do
@@ -211,7 +218,7 @@ defmodule MuonTrap.Options do
   defp validate_option(_, :cgroup, v) do
     # Every key and value, as on pure v2: what this host's layout adds is
     # checked when the command starts (check_host!/1).
-    Cgroup.to_writes(v, [])
+    _ = Cgroup.to_writes(v, [])
     v
   end
 

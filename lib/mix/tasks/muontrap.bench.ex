@@ -227,7 +227,7 @@ defmodule Mix.Tasks.Muontrap.Bench do
               ),
             else: []
 
-        remove_base_beneath_own()
+        _ = remove_base_beneath_own()
         rows ++ v2_core
 
       true ->
@@ -280,7 +280,7 @@ defmodule Mix.Tasks.Muontrap.Bench do
     File.cp!(path, tmp)
     _ = System.cmd("strip", [tmp], stderr_to_stdout: true)
     size = File.stat!(tmp).size
-    File.rm(tmp)
+    _ = File.rm(tmp)
 
     {:ok, d} = Daemon.start_link("sleep", ["1000"], log_output: :debug)
     _ = Daemon.statistics(d)
@@ -502,7 +502,7 @@ defmodule Mix.Tasks.Muontrap.Bench do
   # -- measurement helpers -----------------------------------------------
 
   defp times(n, fun) do
-    fun.()
+    _ = fun.()
 
     for(_ <- 1..n, do: elem(:timer.tc(fun), 0))
     |> stats()
