@@ -103,12 +103,6 @@ defmodule MuonTrap.DaemonOutputTest do
     wait_all_dead([head])
   end
 
-  defp beam_fds_on(link) do
-    for fd <- Path.wildcard("/proc/#{System.pid()}/fd/*"),
-        File.read_link(fd) == {:ok, link},
-        do: fd
-  end
-
   test "killing the daemon mid-stream leaves no process and no descriptor" do
     Process.flag(:trap_exit, true)
     parent = self()

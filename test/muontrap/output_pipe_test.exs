@@ -9,12 +9,6 @@ defmodule MuonTrap.OutputPipeTest do
   # Prints the pipe its stdout is, then `rest`; the pipe shows as "pipe:[inode]".
   defp sh_with_pipe_name(rest), do: ["-c", "readlink /proc/$$/fd/1; #{rest}"]
 
-  defp beam_fds_on(link) do
-    for fd <- Path.wildcard("/proc/#{System.pid()}/fd/*"),
-        File.read_link(fd) == {:ok, link},
-        do: fd
-  end
-
   defp first_line(acc \\ "") do
     receive do
       {:collected, data} ->

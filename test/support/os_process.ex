@@ -73,6 +73,13 @@ defmodule MuonTrap.Test.OSProcess do
     end
   end
 
+  @doc "The BEAM's own descriptors that point at `link` (e.g. \"pipe:[1234]\")."
+  def beam_fds_on(link) do
+    for fd <- Path.wildcard("/proc/#{System.pid()}/fd/*"),
+        File.read_link(fd) == {:ok, link},
+        do: fd
+  end
+
   @doc "Wait until none of `pids` is alive."
   def wait_all_dead(pids, timeout \\ 15_000) do
     wait_until(
