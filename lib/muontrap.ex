@@ -8,15 +8,13 @@ defmodule MuonTrap do
   timeout, and with flow-controlled output so a chatty program cannot flood
   the caller's mailbox.
 
+  `stream!/3` runs a command as a lazy stream of its output, with stdout
+  and stderr apart if asked. Both write `:input` to the command's stdin.
+
   For long-running programs in a supervision tree, see `MuonTrap.Daemon`.
   """
 
-  alias MuonTrap.{Options, Protocol, Stdio}
-
-  # Linux errno values, the same on every architecture.
-  @enoent 2
-  @e2big 7
-  @eacces 13
+  alias MuonTrap.{Options, Run}
 
   @doc ~S"""
   Run a command like `System.cmd/3`, containing it and its descendants.
@@ -28,6 +26,13 @@ defmodule MuonTrap do
   Options:
 
     * `:into` - a `Collectable` for the output (default `""`)
+    * `:input` - written to the command's stdin while its output is read, then
+      stdin is closed: a binary, iodata, or any `Enumerable` of iodata, pulled
+      only as fast as the command reads (a lazy one is halted if the command
+      stops reading or exits first). Without it, stdin is `/dev/null`
+    * `:lines` - collect lines instead of chunks, as `System.cmd/3` does on
+      Elixir 1.15+: `into: [], lines: 1024` gives the lines without their
+      `"\n"`; each line is delivered whole, whatever the size given
     * `:cd` - the directory to run the command in
     * `:env` - environment variables as `{name, value}` pairs; a `nil` value unsets one
     * `:arg0` - set the command's `argv[0]`
@@ -60,6 +65,12 @@ defmodule MuonTrap do
       iex> MuonTrap.cmd("sh", ["-c", "echo oops >&2; exit 3"], stderr_to_stdout: true)
       {"oops\n", 3}
 
+      iex> MuonTrap.cmd("tr", ["a-z", "A-Z"], input: ["hello", " world\n"])
+      {"HELLO WORLD\n", 0}
+
+      iex> MuonTrap.cmd("printf", ["one\ntwo\nthree"], into: [], lines: 1024)
+      {["one", "two", "three"], 0}
+
   Raises `ErlangError` with `:enoent` when the command is not found (or
   `:eacces` for a path that is not executable), as `System.cmd/3` does, and
   with `:e2big` for arguments the kernel refuses,
@@ -73,48 +84,130 @@ defmodule MuonTrap do
     options = Options.validate_for_cmd(command, args, opts)
     Options.check_host!(options)
     {acc, collector} = into(Map.get(options, :into, ""))
-    window = Map.get(options, :stdio_window, MuonTrap.Port.default_window())
-    {stdio, handover_args} = Stdio.open(window)
-    port = open_port(options, handover_args, stdio)
-    timer = start_timer(Map.get(options, :timeout, :infinity))
-
-    state = %{
-      port: port,
-      timer: timer,
-      stdio: Stdio.attach(stdio, port),
-      readable: true,
-      started: false,
-      error: nil,
-      stdio_error: nil,
-      options: options
-    }
+    run = Run.start(options)
 
     try do
-      collect(acc, collector, state)
+      collect(acc, collector, run)
     catch
       kind, reason ->
         collector.(acc, :halt)
         :erlang.raise(kind, reason, __STACKTRACE__)
     else
-      {acc, result, error} ->
-        case error do
-          nil ->
-            {collector.(acc, :done), result}
+      {acc, {:error, error}} ->
+        collector.(acc, :halt)
+        Run.raise!(error, [command, args, opts])
 
-          {:exec_error, errno} ->
-            collector.(acc, :halt)
-            :erlang.error(exec_error_reason(errno, command), [command, args, opts])
-
-          message ->
-            collector.(acc, :halt)
-            raise MuonTrap.Error, message: message
-        end
+      {acc, status} ->
+        {collector.(acc, :done), status}
     after
-      cancel_timer(timer)
-      close_port(port)
-      Stdio.close(stdio)
+      Run.stop(run)
     end
   end
+
+  defp collect(acc, collector, run) do
+    case Run.next(run) do
+      {:data, _stream, chunks, run} ->
+        acc = Run.guard(run, fn -> Enum.reduce(chunks, acc, &collector.(&2, {:cont, &1})) end)
+        collect(acc, collector, run)
+
+      {:exit, status, run} ->
+        Run.stop(run)
+        {acc, status}
+
+      {:timeout, [{_stream, chunks}], run} ->
+        Run.stop(run)
+        {Enum.reduce(chunks, acc, &collector.(&2, {:cont, &1})), :timeout}
+
+      {:error, error, run} ->
+        Run.stop(run)
+        {acc, {:error, error}}
+    end
+  end
+
+  @doc ~S"""
+  Run a command as a lazy `Enumerable` of its output, contained like
+  `cmd/3`'s.
+
+  The command starts when the stream is enumerated and emits its output as
+  binaries (lines with `:lines`). It takes every `cmd/3` option except
+  `:into`, plus:
+
+    * `:stderr` - `:separate` to capture stderr on a pipe of its own: the
+      elements are then `{:stdout, binary}` and `{:stderr, binary}`, each
+      stream in order. Cannot be combined with `:stderr_to_stdout` or
+      `:capture_stderr_only`. Without it, stderr is handled as by `cmd/3`
+
+  Only what the consumer asks for is read, so a slow consumer pauses the
+  command (its pipe fills) and the mailbox stays empty. Halting early
+  (`Enum.take/2`, `Stream.take_while/2`, an exception in the consumer, the
+  consumer being killed) terminates the command and every descendant.
+  After the last output, a non-zero exit raises `MuonTrap.ExitError` with
+  its `:status`; a `:timeout` raises it with `status: :timeout`, after what
+  was written before the deadline.
+
+      iex> MuonTrap.stream!("printf", ["a\nb\n"], lines: 1024) |> Enum.to_list()
+      ["a", "b"]
+
+      iex> MuonTrap.stream!("sh", ["-c", "echo out; echo err >&2"], stderr: :separate)
+      ...> |> Enum.sort()
+      [{:stderr, "err\n"}, {:stdout, "out\n"}]
+
+      iex> MuonTrap.stream!("yes", []) |> Enum.take(1) |> hd() |> binary_part(0, 2)
+      "y\n"
+
+  Raises like `cmd/3` for a command that cannot be found or run; bad
+  options raise `ArgumentError` when `stream!/3` is called.
+  """
+  @spec stream!(binary(), [binary()], keyword()) :: Enumerable.t()
+  def stream!(command, args, opts \\ []) when is_binary(command) do
+    options = Options.validate(:stream, command, args, opts)
+    call = {command, args, opts}
+
+    Stream.resource(
+      fn ->
+        Options.check_host!(options)
+        {Run.start(options), nil}
+      end,
+      &stream_next(&1, call),
+      fn {run, _raise} -> Run.stop(run) end
+    )
+  end
+
+  # An exit or timeout is raised on the step after the last output, with
+  # the run already stopped, so the resource's cleanup sees the latest run.
+  defp stream_next({_run, {:raise, exception}}, _call), do: raise(exception)
+
+  defp stream_next({run, nil}, {command, args, opts} = call) do
+    separate? = run.options[:stderr] == :separate
+
+    case Run.next(run) do
+      {:data, stream, chunks, run} ->
+        {tag(chunks, stream, separate?), {run, nil}}
+
+      {:exit, 0, run} ->
+        {:halt, {run, nil}}
+
+      {:exit, status, run} ->
+        exit_error(run, [], call, status)
+
+      {:timeout, queued, run} ->
+        chunks = Enum.flat_map(queued, fn {stream, chunks} -> tag(chunks, stream, separate?) end)
+        exit_error(run, chunks, call, :timeout)
+
+      {:error, error, run} ->
+        Run.stop(run)
+        Run.raise!(error, [command, args, opts])
+    end
+  end
+
+  defp exit_error(run, chunks, {command, args, _opts}, status) do
+    Run.stop(run)
+    {chunks, {run, {:raise, %MuonTrap.ExitError{command: command, args: args, status: status}}}}
+  end
+
+  defp tag(chunks, _stream, false), do: chunks
+  defp tag(chunks, :output, true), do: Enum.map(chunks, &{:stdout, &1})
+  defp tag(chunks, :stderr, true), do: Enum.map(chunks, &{:stderr, &1})
 
   @doc """
   Path to the `muontrap` port binary, for running it by hand.
@@ -135,146 +228,4 @@ defmodule MuonTrap do
   defp append(acc, {:cont, data}), do: acc <> data
   defp append(acc, :done), do: acc
   defp append(_acc, :halt), do: :ok
-
-  defp open_port(options, handover_args, stdio) do
-    MuonTrap.Port.open(options, :output, handover_args)
-  rescue
-    e ->
-      Stdio.close(stdio)
-      reraise e, __STACKTRACE__
-  end
-
-  defp collect(acc, collector, state) do
-    %{port: port, timer: timer, stdio: stdio} = state
-    {resource, ref} = if stdio, do: {stdio.resource, stdio.ref}, else: {nil, nil}
-    # Not waiting while the pipe may hold data; for ever while it is empty.
-    wait = if state.readable and stdio != nil, do: 0, else: :infinity
-
-    receive do
-      {^port, {:data, frame}} ->
-        case Protocol.decode(frame) do
-          {:exit, status} ->
-            close_port(port)
-            finish(acc, collector, state, status, state.error)
-
-          frame ->
-            collect(acc, collector, handle_frame(frame, state))
-        end
-
-      {^port, {:exit_status, status}} ->
-        # The port binary died without reporting; nothing more will come.
-        # Finish its job: kill what is left in its cgroup and remove it.
-        _ = MuonTrap.Cgroup.cleanup(state.options)
-        finish(acc, collector, state, status, state.error || port_exit_error(status, state))
-
-      {:select, ^resource, ^ref, :ready_input} ->
-        collect(acc, collector, %{state | readable: true})
-
-      {:timeout, ^timer, :muontrap_timeout} ->
-        # Return now: what the command wrote before the deadline is in the
-        # pipe; closing the port makes the port binary terminate and reap
-        # the command and remove its cgroup on its own.
-        data = if stdio, do: Stdio.read_queued(stdio), else: ""
-        {collect_chunk(acc, collector, data), :timeout, nil}
-    after
-      wait -> read_pipe(acc, collector, state)
-    end
-  end
-
-  # Every process is gone: what is left in the pipe is the end of the output.
-  defp finish(acc, collector, state, status, error) do
-    {acc, read_error} = Stdio.drain(state.stdio, acc, &collector.(&2, {:cont, &1}))
-    {acc, status, error || state.stdio_error || read_error}
-  end
-
-  defp collect_chunk(acc, _collector, ""), do: acc
-  defp collect_chunk(acc, collector, data), do: collector.(acc, {:cont, data})
-
-  defp read_pipe(acc, collector, state) do
-    case Stdio.next(state.stdio) do
-      {:data, data, stdio} ->
-        collect(collector.(acc, {:cont, data}), collector, %{state | stdio: stdio})
-
-      {:wait, stdio} ->
-        collect(acc, collector, %{state | stdio: stdio, readable: false})
-
-      {:eof, _stdio} ->
-        collect(acc, collector, closed(state))
-
-      {:error, message, _stdio} ->
-        collect(acc, collector, closed(%{state | stdio_error: message}))
-    end
-  end
-
-  defp closed(state) do
-    Stdio.close(state.stdio)
-    %{state | stdio: nil, readable: false}
-  end
-
-  # Before any frame, the status is the errno of the BEAM's failed exec of
-  # the port binary: E2BIG for arguments the kernel refuses, which
-  # System.cmd/3 would return as exit status 7.
-  defp port_exit_error(@e2big, %{started: false}), do: {:exec_error, @e2big}
-
-  defp port_exit_error(status, _state),
-    do: "muontrap: port binary exited unexpectedly with status #{status}"
-
-  defp handle_frame({:started, _pid}, state), do: %{state | started: true}
-
-  # EXEC_ERROR, when sent, comes first and says more.
-  defp handle_frame({:error, message}, state), do: %{state | error: state.error || message}
-
-  defp handle_frame({:exec_error, errno}, state) when errno in [@enoent, @eacces],
-    do: %{state | error: {:exec_error, errno}}
-
-  defp handle_frame(_started_or_other, state), do: state
-
-  # The program could not be exec'd: raise what System.cmd/3 raises. A bare
-  # name was looked up in PATH by the port, where System.cmd/3 would have
-  # found nothing (:enoent) also for a file without execute permission.
-  defp exec_error_reason(@enoent, _command), do: :enoent
-  defp exec_error_reason(@e2big, _command), do: :e2big
-
-  defp exec_error_reason(@eacces, command),
-    do: if(String.contains?(command, "/"), do: :eacces, else: :enoent)
-
-  # Unlinked first, so a caller trapping exits gets no {:EXIT, port, _}
-  # (one already queued is flushed). The port still closes if the caller
-  # dies in between: it is the port's owner.
-  defp close_port(port) do
-    Process.unlink(port)
-
-    try do
-      Port.close(port)
-    rescue
-      # Already closed: at EXIT, or the port binary exited.
-      ArgumentError -> :ok
-    end
-
-    flush_port(port)
-  end
-
-  defp flush_port(port) do
-    receive do
-      {^port, _} -> flush_port(port)
-      {:EXIT, ^port, _} -> flush_port(port)
-    after
-      0 -> :ok
-    end
-  end
-
-  defp start_timer(:infinity), do: nil
-  defp start_timer(ms), do: :erlang.start_timer(ms, self(), :muontrap_timeout)
-
-  defp cancel_timer(nil), do: :ok
-
-  defp cancel_timer(timer) do
-    _ = :erlang.cancel_timer(timer)
-
-    receive do
-      {:timeout, ^timer, :muontrap_timeout} -> :ok
-    after
-      0 -> :ok
-    end
-  end
 end

@@ -16,8 +16,14 @@ defmodule MuonTrap.Daemon do
 
     * `:name` - register the daemon under this name
     * `:logger_fun` - a 1-arity function, `{m, f}` or `{m, f, a}` called with
-      each line of output (`apply(m, f, [line | a])`); replaces the logging options
+      each line of output (`apply(m, f, [line | a])`), or a 2-arity function
+      called as `fun.(stream, line)` with `stream` `:stdout` or `:stderr`;
+      replaces the logging options and their levels
     * `:log_output` - log each line of output at this `Logger` level
+    * `:log_stderr` - capture stderr on a pipe of its own and log its lines at
+      this level (stdout keeps `:log_output`); not with `:stderr_to_stdout`
+    * `:stdin` - `:pipe` to give the command a stdin that `write/3` writes and
+      `close_stdin/1` closes (default `:null`, `/dev/null`)
     * `:log_prefix` - prefix for each logged line (default: the command followed by `": "`)
     * `:log_transform` - a function applied to each line before logging (default:
       replace invalid UTF-8 on Elixir 1.16+, or log a short placeholder for a
@@ -33,6 +39,8 @@ defmodule MuonTrap.Daemon do
       raise to abort the launch (the daemon stops with the exception's exit
       reason, `{exception, stacktrace}`)
 
+  `MuonTrap.Options` has the table of what the stderr options do together.
+
   An exit status of 0 stops the daemon with `:normal`, so a `:transient`
   child is not restarted. Stopping the daemon kills the OS process and every
   descendant.
@@ -45,8 +53,8 @@ defmodule MuonTrap.Daemon do
 
   require Logger
 
-  alias MuonTrap.{Nif, Options, Protocol, Stdio}
-  alias MuonTrap.Daemon.Output
+  alias MuonTrap.{Nif, Options, Protocol}
+  alias MuonTrap.Daemon.Pipes
 
   # The BEAM reports a port program it could not exec by the errno as exit
   # status: 7 is E2BIG, an argument list the kernel refuses.
@@ -92,6 +100,35 @@ defmodule MuonTrap.Daemon do
   """
   @spec command_os_pid(GenServer.server()) :: non_neg_integer() | :error
   def command_os_pid(server), do: GenServer.call(server, :command_os_pid)
+
+  @doc """
+  Write `data` to the command's stdin (with `stdin: :pipe`).
+
+  Returns `:ok` once all of it is in the pipe. While the pipe is full the
+  caller waits, up to `timeout` milliseconds, and then gets
+  `{:error, :timeout}` (a prefix of `data` may have been written); the
+  daemon itself never blocks, and goes on logging output and answering
+  other calls. Writes from several callers go in the order they arrive.
+  Returns `{:error, :closed}` once stdin is closed (`close_stdin/1`, or
+  the command closed it or exited) and `{:error, :no_stdin}` without
+  `stdin: :pipe`. Raises `ArgumentError` if `data` is not iodata.
+  """
+  @spec write(GenServer.server(), iodata(), timeout()) ::
+          :ok | {:error, :timeout | :closed | :no_stdin}
+  def write(server, data, timeout \\ 5_000) do
+    data = IO.iodata_to_binary(data)
+    # The daemon answers at the timeout itself; the margin covers a busy one.
+    call_timeout = if timeout == :infinity, do: :infinity, else: timeout + 1_000
+    GenServer.call(server, {:write, data, timeout}, call_timeout)
+  end
+
+  @doc """
+  Close the command's stdin, so that it reads EOF. Writes still queued
+  get `{:error, :closed}`. Returns `{:error, :no_stdin}` without
+  `stdin: :pipe`; closing twice is `:ok`.
+  """
+  @spec close_stdin(GenServer.server()) :: :ok | {:error, :no_stdin}
+  def close_stdin(server), do: GenServer.call(server, :close_stdin)
 
   @doc """
   Return the daemon's cgroup path, relative to the cgroup mount (for
@@ -183,8 +220,7 @@ defmodule MuonTrap.Daemon do
       wait_task: nil,
       # Callers waiting for the command to start (see live_cgroup_path/1).
       waiting: [],
-      stdio: nil,
-      output: Output.new(command, options),
+      pipes: Pipes.new(command, options),
       # The group's statistics and knob files stay open between calls of
       # statistics/1 and cgroup_config/1 (a NIF resource): ~7x cheaper reads.
       open_files: if(options[:cgroup_path], do: Nif.open_files()),
@@ -199,13 +235,8 @@ defmodule MuonTrap.Daemon do
 
   @impl GenServer
   def handle_continue(:launch, state) do
-    window = Map.get(state.options, :stdio_window, MuonTrap.Port.default_window())
-
-    {stdio, handover_args} =
-      if Output.wanted?(state.output), do: Stdio.open(window), else: {nil, []}
-
-    capture = if stdio, do: :output, else: :none
-    port = MuonTrap.Port.open(state.options, capture, handover_args)
+    {pipes, port_options, capture, handover_args} = Pipes.open(state.pipes, state.options)
+    port = MuonTrap.Port.open(port_options, capture, handover_args)
 
     os_pid =
       case Port.info(port, :os_pid) do
@@ -213,14 +244,25 @@ defmodule MuonTrap.Daemon do
         nil -> :error
       end
 
-    stdio = stdio && Stdio.attach(stdio, port)
-    {:noreply, pump(%{state | port: port, os_pid: os_pid, stdio: stdio})}
+    {:noreply, %{state | port: port, os_pid: os_pid, pipes: Pipes.attach(pipes, port)}}
   end
 
   @impl GenServer
   def handle_call(:os_pid, _from, state), do: {:reply, state.os_pid, state}
   def handle_call(:command_os_pid, _from, state), do: {:reply, state.command_os_pid, state}
   def handle_call(:cgroup_path, _from, state), do: {:reply, state.options[:cgroup_path], state}
+
+  def handle_call({:write, data, timeout}, from, state) do
+    case Pipes.write(state.pipes, from, data, timeout) do
+      {:noreply, pipes} -> {:noreply, %{state | pipes: pipes}}
+      {:reply, reply, pipes} -> {:reply, reply, %{state | pipes: pipes}}
+    end
+  end
+
+  def handle_call(:close_stdin, _from, state) do
+    {reply, pipes} = Pipes.close_stdin(state.pipes)
+    {:reply, reply, %{state | pipes: pipes}}
+  end
 
   def handle_call(:statistics, from, state), do: reply_when_started(from, :statistics, state)
 
@@ -242,7 +284,7 @@ defmodule MuonTrap.Daemon do
   defp started_reply(:cgroup_config, state), do: {cgroup_ref(state), state.open_files}
 
   defp started_reply(:statistics, state),
-    do: {state.output.byte_count, cgroup_ref(state), state.open_files}
+    do: {Pipes.byte_count(state.pipes), cgroup_ref(state), state.open_files}
 
   defp cgroup_ref(state),
     do: {state.options[:cgroup_path], Map.get(state.options, :cgroup_beneath_beam, false)}
@@ -262,15 +304,6 @@ defmodule MuonTrap.Daemon do
     {:noreply, %{state | wait_task: nil}, {:continue, :launch}}
   end
 
-  def handle_info(
-        {:select, res, ref, :ready_input},
-        %{stdio: %Stdio{resource: res, ref: ref}} = s
-      ),
-      do: {:noreply, pump(s)}
-
-  def handle_info({:muontrap_read, ref}, %{stdio: %Stdio{ref: ref}} = state),
-    do: {:noreply, pump(state)}
-
   def handle_info({port, {:data, frame}}, %{port: port} = state) do
     case Protocol.decode(frame) do
       {:started, pid} ->
@@ -288,7 +321,7 @@ defmodule MuonTrap.Daemon do
 
       {:exit, status} ->
         Port.close(port)
-        state = drain(%{state | port: nil})
+        state = %{state | port: nil, pipes: Pipes.finish(state.pipes)}
         {:stop, exit_reason(status, state), state}
 
       _other ->
@@ -300,11 +333,11 @@ defmodule MuonTrap.Daemon do
     # The port binary died without reporting the command's exit.
     cleanup_cgroup(state)
     reason = if status == @e2big, do: :e2big, else: {:muontrap_port_exited, status}
-    {:stop, reason, close_stdio(%{state | port: nil})}
+    {:stop, reason, %{state | port: nil, pipes: Pipes.close(state.pipes)}}
   end
 
   def handle_info({:EXIT, port, reason}, %{port: port} = state) do
-    {:stop, reason, %{state | port: nil}}
+    {:stop, reason, %{state | port: nil, pipes: Pipes.close(state.pipes)}}
   end
 
   # A :wait_for that raises stops the daemon with the exception's own exit
@@ -318,7 +351,12 @@ defmodule MuonTrap.Daemon do
     {:stop, reason, %{state | wait_task: nil}}
   end
 
-  def handle_info(_message, state), do: {:noreply, state}
+  def handle_info(message, state) do
+    case Pipes.handle_message(state.pipes, message) do
+      {:ok, pipes} -> {:noreply, %{state | pipes: pipes}}
+      :unknown -> {:noreply, state}
+    end
+  end
 
   @impl GenServer
   def terminate(_reason, %{port: port} = state) when is_port(port) do
@@ -337,14 +375,13 @@ defmodule MuonTrap.Daemon do
 
   defp await_exit(port, state, deadline) do
     timeout = max(deadline - System.monotonic_time(:millisecond), 0)
-    {res, ref} = if state.stdio, do: {state.stdio.resource, state.stdio.ref}, else: {nil, nil}
 
     receive do
       {^port, {:data, frame}} ->
         case Protocol.decode(frame) do
           {:exit, _status} ->
             Port.close(port)
-            _ = drain(state)
+            _ = Pipes.finish(state.pipes)
             :ok
 
           _other ->
@@ -354,52 +391,17 @@ defmodule MuonTrap.Daemon do
       {^port, {:exit_status, _}} ->
         cleanup_cgroup(state)
 
-      {:select, ^res, ^ref, :ready_input} ->
-        await_exit(port, pump(state), deadline)
-
-      {:muontrap_read, ^ref} ->
-        await_exit(port, pump(state), deadline)
+      message ->
+        case Pipes.handle_message(state.pipes, message) do
+          {:ok, pipes} -> await_exit(port, %{state | pipes: pipes}, deadline)
+          :unknown -> await_exit(port, state, deadline)
+        end
     after
       timeout ->
         # Closing stdin makes the port binary finish the kill on its own.
         Port.close(port)
         :ok
     end
-  end
-
-  # One read of the output pipe per message handled, so calls are served
-  # between reads; a daemon that cannot keep up pauses its command (the
-  # pipe fills) instead of growing its mailbox or heap.
-  defp pump(%{stdio: nil} = state), do: state
-
-  defp pump(state) do
-    case Stdio.next(state.stdio) do
-      {:data, data, stdio} ->
-        send(self(), {:muontrap_read, stdio.ref})
-        %{state | stdio: stdio, output: Output.handle(state.output, data)}
-
-      {:wait, stdio} ->
-        %{state | stdio: stdio}
-
-      {:eof, _stdio} ->
-        close_stdio(state)
-
-      {:error, message, _stdio} ->
-        Logger.error(message)
-        close_stdio(state)
-    end
-  end
-
-  # After EXIT: read what is left, then log the last partial line.
-  defp drain(state) do
-    {output, error} = Stdio.drain(state.stdio, state.output, &Output.handle(&2, &1))
-    if error, do: Logger.error(error)
-    %{state | stdio: nil, output: Output.flush(output)}
-  end
-
-  defp close_stdio(state) do
-    Stdio.close(state.stdio)
-    %{state | stdio: nil}
   end
 
   defp exit_reason(0, %{error: nil} = state) do

@@ -10,8 +10,20 @@ defmodule MuonTrap.Options do
   a `:cgroup` map validates the same way on a build machine and on the
   board it runs on; `check_host!/1` is what the command's start adds.
 
-  `:stderr_to_stdout` and `:capture_stderr_only` may both be `true`, as in
-  MuonTrap 2.0: `:capture_stderr_only` wins (only stderr is captured).
+  Where stderr goes, for every combination of the options that say it
+  (see also the README's table):
+
+  | options | stdout | stderr |
+  | --- | --- | --- |
+  | none | captured (`cmd/3`, `stream!/3`; a daemon only to log it) | not captured: the BEAM's stderr |
+  | `stderr_to_stdout: true` | captured | merged into stdout, in order |
+  | `capture_stderr_only: true` | `/dev/null` | captured in stdout's place (a daemon's lines are tagged `:stderr`) |
+  | both of the above | `/dev/null` | `capture_stderr_only` wins, as in MuonTrap 2.0 |
+  | `stderr: :separate` (`stream!/3` only) | `{:stdout, data}` | `{:stderr, data}`, on a pipe of its own; `ArgumentError` with either option above |
+  | `log_stderr: level` (daemons only) | logged at `:log_output` | own pipe, logged at `level`; `ArgumentError` with `stderr_to_stdout`; with `capture_stderr_only`, stderr is logged at `level` |
+  | `logger_fun` (daemons only) | passed to it | passed to it when captured; the fun overrides every log level |
+
+  A daemon's `:output_byte_count` counts every captured byte, of both streams.
   """
 
   alias MuonTrap.Cgroup
@@ -34,7 +46,9 @@ defmodule MuonTrap.Options do
     :stdio_window
   ]
 
-  @cmd_only [:into, :timeout]
+  @cmd_only [:into, :timeout, :input, :lines]
+
+  @stream_only [:timeout, :input, :lines, :stderr]
 
   @daemon_only [
     :name,
@@ -44,7 +58,9 @@ defmodule MuonTrap.Options do
     :log_transform,
     :logger_metadata,
     :exit_status_to_reason,
-    :wait_for
+    :wait_for,
+    :stdin,
+    :log_stderr
   ]
 
   # The port binary's bound for every number it takes (u32).
@@ -53,7 +69,7 @@ defmodule MuonTrap.Options do
   @log_levels [:emergency, :alert, :critical, :error, :warning, :warn, :notice, :info, :debug]
 
   @typedoc "Where the options are used."
-  @type context :: :cmd | :daemon
+  @type context :: :cmd | :stream | :daemon
 
   @typedoc "Validated options: every given option plus `:cmd` (the resolved executable) and `:args`."
   @type t :: %{
@@ -74,7 +90,7 @@ defmodule MuonTrap.Options do
       {"echo", ["hi"], 1024}
   """
   @spec validate(context(), binary(), [binary()], keyword()) :: t()
-  def validate(context, command, args, opts) when context in [:cmd, :daemon],
+  def validate(context, command, args, opts) when context in [:cmd, :stream, :daemon],
     do: validate(context, command, args, opts, :always)
 
   @doc false
@@ -97,7 +113,7 @@ defmodule MuonTrap.Options do
             "options for #{caller(context)} must be a keyword list, got: #{inspect(opts)}"
     end
 
-    allowed = @common ++ if(context == :cmd, do: @cmd_only, else: @daemon_only)
+    allowed = @common ++ only(context)
 
     options =
       opts
@@ -109,6 +125,7 @@ defmodule MuonTrap.Options do
         end
       end)
       |> resolve_cgroup()
+      |> check_stderr!()
 
     Map.put(
       options,
@@ -192,7 +209,28 @@ defmodule MuonTrap.Options do
       Enum.all?(:binary.split(path, ":", [:global]), &String.starts_with?(&1, "/"))
   end
 
+  defp only(:cmd), do: @cmd_only
+  defp only(:stream), do: @stream_only
+  defp only(:daemon), do: @daemon_only
+
+  defp check_stderr!(%{stderr: :separate} = options) do
+    for key <- [:stderr_to_stdout, :capture_stderr_only], options[key] do
+      raise ArgumentError,
+            "stderr: :separate cannot be combined with #{key}: true (stderr has its own pipe)"
+    end
+
+    options
+  end
+
+  defp check_stderr!(%{log_stderr: _, stderr_to_stdout: true}) do
+    raise ArgumentError,
+          ":log_stderr cannot be combined with stderr_to_stdout: true (stderr is merged into stdout)"
+  end
+
+  defp check_stderr!(options), do: options
+
   defp caller(:cmd), do: "MuonTrap.cmd/3"
+  defp caller(:stream), do: "MuonTrap.stream!/3"
   defp caller(:daemon), do: "MuonTrap.Daemon"
 
   defp assert_no_null_byte!(binary, context) when is_binary(binary) do
@@ -231,13 +269,19 @@ defmodule MuonTrap.Options do
   defp validate_option(_, :groups, v) when is_list(v), do: Enum.map(v, &validate_id(:groups, &1))
   defp validate_option(_, :stdio_window, v) when v in 16..@u32_max, do: v
   defp validate_option(:cmd, :into, v), do: v
-  defp validate_option(:cmd, :timeout, v) when v in 1..@u32_max or v == :infinity, do: v
+  defp validate_option(_, :timeout, v) when v in 1..@u32_max or v == :infinity, do: v
+  defp validate_option(_, :input, v), do: MuonTrap.Input.new(v)
+  defp validate_option(_, :lines, v) when v in 1..@u32_max, do: v
+  defp validate_option(:stream, :stderr, :separate), do: :separate
+  defp validate_option(:daemon, :stdin, v) when v in [:pipe, :null], do: v
+  defp validate_option(:daemon, :log_stderr, v) when v in @log_levels, do: v
 
   defp validate_option(:daemon, :name, v)
        when is_atom(v) or (is_tuple(v) and elem(v, 0) in [:global, :via]),
        do: v
 
-  defp validate_option(:daemon, :logger_fun, f) when is_function(f, 1), do: f
+  defp validate_option(:daemon, :logger_fun, f) when is_function(f, 1) or is_function(f, 2),
+    do: f
 
   defp validate_option(:daemon, :logger_fun, {m, f, a} = mfa)
        when is_atom(m) and is_atom(f) and is_list(a),
@@ -267,9 +311,14 @@ defmodule MuonTrap.Options do
   defp expected(:name), do: "an atom, {:global, term} or {:via, module, term}"
 
   defp expected(:logger_fun),
-    do: "a 1-arity function, {module, function} or {module, function, args}"
+    do: "a 1- or 2-arity function, {module, function} or {module, function, args}"
 
-  defp expected(:log_output), do: "a Logger level, one of #{inspect(@log_levels)}"
+  defp expected(key) when key in [:log_output, :log_stderr],
+    do: "a Logger level, one of #{inspect(@log_levels)}"
+
+  defp expected(:lines), do: "a buffer size in bytes, an integer in 1..#{@u32_max}"
+  defp expected(:stderr), do: ":separate"
+  defp expected(:stdin), do: ":pipe or :null"
   defp expected(:log_prefix), do: "a string"
   defp expected(:logger_metadata), do: "a keyword list"
   defp expected(:wait_for), do: "a 0-arity function"

@@ -1,6 +1,6 @@
 defmodule MuonTrap.Port do
   @moduledoc """
-  Opens the `muontrap` port binary for a validated set of options.
+  Opens and closes the `muontrap` port binary for a validated set of options.
 
   The port speaks the framed protocol (`MuonTrap.Protocol`); the process
   that calls `open/2` owns the port, so the command dies with it.
@@ -129,4 +129,36 @@ defmodule MuonTrap.Port do
 
   defp port_option(%{parallelism: p}, :parallelism), do: [{:parallelism, p}]
   defp port_option(_options, _key), do: []
+
+  @doc """
+  Close `port` (or nothing, for `nil`) without the caller getting any
+  more of its messages: unlinked first, so a caller trapping exits gets
+  no `{:EXIT, port, _}`, and one already queued is flushed. The port
+  still closes if the caller dies in between: it is the port's owner.
+  Closing stdin makes the port binary terminate the command's tree.
+  """
+  @spec close(port() | nil) :: :ok
+  def close(nil), do: :ok
+
+  def close(port) do
+    Process.unlink(port)
+
+    try do
+      Port.close(port)
+    rescue
+      # Already closed: at EXIT, or the port binary exited.
+      ArgumentError -> :ok
+    end
+
+    flush(port)
+  end
+
+  defp flush(port) do
+    receive do
+      {^port, _} -> flush(port)
+      {:EXIT, ^port, _} -> flush(port)
+    after
+      0 -> :ok
+    end
+  end
 end

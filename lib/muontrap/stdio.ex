@@ -1,20 +1,22 @@
 defmodule MuonTrap.Stdio do
   @moduledoc """
-  A command's output pipe, owned by the calling process.
+  A command's pipes, owned by the calling process.
 
-  The one stdio path of `MuonTrap.cmd/3` and `MuonTrap.Daemon`: the NIF
-  creates a pipe and a listening socket, the port binary (started with the
-  `--handover` arguments) connects, and the NIF hands it the pipe's write
-  end with `SCM_RIGHTS`, after checking that the peer's pid is the port's.
-  The command then writes straight into the pipe and the owner pulls with
-  `next/1`: no process relays the bytes, and the pipe's capacity is the
+  The one stdio path of `MuonTrap.cmd/3`, `MuonTrap.stream!/3` and
+  `MuonTrap.Daemon`: the NIF creates a pipe for each stream asked for
+  (`:output`, the captured stdout or merged stream; `:stderr`, a separate
+  stderr; `:stdin`, the command's input) and a listening socket; the port
+  binary (started with the `--handover` arguments) connects, and the NIF
+  hands it the other ends with `SCM_RIGHTS`, after checking that the
+  peer's pid is the port's. The command then reads and writes the pipes
+  directly: no process relays the bytes, and each pipe's capacity is its
   flow-control window. See `docs/protocol.md`, "Descriptor hand-over".
 
   Everything is closed when the owner calls `close/1` or dies.
 
-  `next/1` never blocks: `:wait` means a `{:select, resource, ref,
-  :ready_input}` message will come (match it with `message?/2`), after
-  which `next/1` is called again.
+  Nothing here blocks: `:wait` means a `{:select, resource, ref, mode}`
+  message will come (`stream_of/2` says which stream it is about), after
+  which the call is made again.
   """
 
   alias MuonTrap.Nif
@@ -22,41 +24,50 @@ defmodule MuonTrap.Stdio do
   # The most a read at a timeout takes, to collect everything still queued.
   @max_read 1_048_576
 
-  # How long the pipe is read after the port's EXIT. Every process of the
-  # command is gone by then, so what is left is at most one pipe's worth;
-  # more can only come from something that escaped containment.
+  # How long the pipes are read after the port's EXIT. Every process of
+  # the command is gone by then, so what is left is at most one pipe's
+  # worth; more can only come from something that escaped containment.
   @drain_grace 1_000
 
-  @enforce_keys [:resource, :ref, :window]
-  defstruct [:resource, :ref, :window, port_pid: nil, handed_over: false]
+  @enforce_keys [:resource, :ref, :window, :refs]
+  defstruct [:resource, :ref, :window, :refs, port_pid: nil, handed_over: false]
 
-  @typedoc "The owner's side of a command's output pipe."
+  @typedoc "A stream of the command: its captured output, a separate stderr, its stdin."
+  @type stream :: :output | :stderr | :stdin
+
+  @typedoc "The owner's side of a command's pipes."
   @type t :: %__MODULE__{
           resource: reference(),
           ref: reference(),
           window: pos_integer(),
+          refs: %{optional(stream()) => reference()},
           port_pid: non_neg_integer() | nil,
           handed_over: boolean()
         }
 
   @doc """
-  Create the pipe, of about `window` bytes, and the socket the port binary
-  receives its write end through. Returns the stdio and the arguments that
-  tell the port binary where to connect.
+  Create a pipe of about `window` bytes for each of `streams`, and the
+  socket the port binary receives the other ends through. Returns the
+  stdio and the arguments that tell the port binary where to connect.
 
   Raises `MuonTrap.Error` if the descriptors cannot be created (for
   example when the BEAM is out of file descriptors).
   """
-  @spec open(pos_integer()) :: {t(), [String.t()]}
-  def open(window) do
-    case Nif.stdio_open(window, true) do
+  @spec open(pos_integer(), [stream(), ...]) :: {t(), [String.t()]}
+  def open(window, [_ | _] = streams \\ [:output]) do
+    case Nif.stdio_open(window, streams) do
       {resource, name} when is_binary(name) ->
-        {%__MODULE__{resource: resource, ref: make_ref(), window: window}, ["--handover", name]}
+        refs = Map.new(streams, &{&1, make_ref()})
+        # The first stream's ref also serves the hand-over, which comes
+        # before anything can move on it.
+        ref = Map.fetch!(refs, hd(streams))
+
+        {%__MODULE__{resource: resource, ref: ref, window: window, refs: refs},
+         ["--handover", name]}
 
       {:error, reason} ->
         raise MuonTrap.Error,
-          message:
-            "muontrap: cannot create the command's output pipe: #{:file.format_error(reason)}"
+          message: "muontrap: cannot create the command's pipes: #{:file.format_error(reason)}"
     end
   end
 
@@ -73,46 +84,108 @@ defmodule MuonTrap.Stdio do
     end
   end
 
-  @doc """
-  Take the next step: hand the descriptors over if the port binary has
-  connected, then read at most the window's worth of output.
-  """
-  @spec next(t()) ::
-          {:data, binary(), t()} | {:wait, t()} | {:eof, t()} | {:error, String.t(), t()}
-  def next(%__MODULE__{handed_over: false, port_pid: nil} = stdio), do: {:wait, stdio}
+  @doc "The streams this stdio has pipes for."
+  @spec streams(t()) :: [stream()]
+  def streams(%__MODULE__{refs: refs}), do: Map.keys(refs)
 
-  def next(%__MODULE__{handed_over: false} = stdio) do
+  @doc """
+  Which stream a message is a select notice for, or `nil` if it is none
+  of this stdio's. A notice that the port binary connected counts as the
+  first stream's: whatever waited on it is tried again.
+  """
+  @spec stream_of(t(), term()) :: stream() | nil
+  def stream_of(%__MODULE__{resource: res, refs: refs}, {:select, res, ref, mode})
+      when mode in [:ready_input, :ready_output] do
+    Enum.find_value(refs, fn {stream, r} -> if r == ref, do: stream end)
+  end
+
+  def stream_of(_stdio, _message), do: nil
+
+  @doc "True if `message` is a select notice of this stdio's."
+  @spec message?(t(), term()) :: boolean()
+  def message?(stdio, message), do: stream_of(stdio, message) != nil
+
+  @doc """
+  Take the next step for `stream` (`:output` or `:stderr`): hand the
+  descriptors over if the port binary has connected, then read at most
+  the window's worth.
+  """
+  @spec next(t(), :output | :stderr) ::
+          {:data, binary(), t()} | {:wait, t()} | {:eof, t()} | {:error, String.t(), t()}
+  def next(stdio, stream \\ :output) do
+    case handover(stdio) do
+      {:ok, stdio} -> read(stdio, stream, stdio.window)
+      wait_or_error -> wait_or_error
+    end
+  end
+
+  @doc """
+  Write what fits of `data` into the command's stdin: `{:ok, bytes_written, stdio}`,
+  `{:wait, stdio}` while the pipe is full (a `:ready_output` notice comes),
+  or `{:error, reason, stdio}`, where `:epipe` means nothing reads the
+  command's stdin any more and `:closed` that `close_stdin/1` was called.
+  """
+  @spec write(t(), binary()) ::
+          {:ok, non_neg_integer(), t()} | {:wait, t()} | {:error, atom() | String.t(), t()}
+  def write(stdio, data) do
+    with {:ok, stdio} <- handover(stdio) do
+      case Nif.stdio_write(stdio.resource, data, Map.fetch!(stdio.refs, :stdin)) do
+        n when is_integer(n) -> {:ok, n, stdio}
+        :wait -> {:wait, stdio}
+        {:error, reason} -> {:error, reason, stdio}
+      end
+    end
+  end
+
+  @doc "Close the command's stdin, so that it reads EOF. Idempotent."
+  @spec close_stdin(t()) :: :ok
+  def close_stdin(%__MODULE__{resource: res, refs: %{stdin: ref}}) do
+    Nif.stdio_close_stdin(res)
+
+    receive do
+      {:select, ^res, ^ref, _} -> :ok
+    after
+      0 -> :ok
+    end
+  end
+
+  def close_stdin(_stdio), do: :ok
+
+  defp handover(%__MODULE__{handed_over: true} = stdio), do: {:ok, stdio}
+  defp handover(%__MODULE__{port_pid: nil} = stdio), do: {:wait, stdio}
+
+  defp handover(stdio) do
     case Nif.stdio_handover(stdio.resource, stdio.port_pid, stdio.ref) do
       :ok ->
-        next(%{stdio | handed_over: true})
+        {:ok, %{stdio | handed_over: true}}
 
       :wait ->
         {:wait, stdio}
 
       {:error, reason} ->
-        {:error, "muontrap: cannot hand the output pipe to the port binary: #{inspect(reason)}",
+        {:error,
+         "muontrap: cannot hand the command's pipes to the port binary: #{inspect(reason)}",
          stdio}
     end
   end
 
-  def next(stdio), do: read(stdio, stdio.window)
-
   @doc """
-  Read whatever the pipe holds now, without waiting: at a timeout, what
-  the command wrote before it is collected and nothing after.
+  Read whatever `stream`'s pipe holds now, without waiting: at a timeout,
+  what the command wrote before it is collected and nothing after.
   """
-  @spec read_queued(t()) :: binary()
-  def read_queued(%__MODULE__{handed_over: false}), do: ""
+  @spec read_queued(t(), :output | :stderr) :: binary()
+  def read_queued(stdio, stream \\ :output)
+  def read_queued(%__MODULE__{handed_over: false}, _stream), do: ""
 
-  def read_queued(stdio) do
-    case read(stdio, @max_read) do
+  def read_queued(stdio, stream) do
+    case read(stdio, stream, @max_read) do
       {:data, data, _stdio} -> data
       _wait_eof_or_error -> ""
     end
   end
 
-  defp read(stdio, max) do
-    case Nif.stdio_read(stdio.resource, max, stdio.ref) do
+  defp read(stdio, stream, max) do
+    case Nif.stdio_read(stdio.resource, stream, max, Map.fetch!(stdio.refs, stream)) do
       data when is_binary(data) ->
         {:data, data, stdio}
 
@@ -123,49 +196,55 @@ defmodule MuonTrap.Stdio do
         {:eof, stdio}
 
       {:error, reason} ->
-        {:error, "muontrap: reading the command's output failed: #{inspect(reason)}", stdio}
+        {:error, "muontrap: reading the command's #{stream} failed: #{inspect(reason)}", stdio}
     end
   end
 
   @doc """
-  After the port's EXIT: read the pipe to EOF, handing each chunk to `fun`,
-  for at most a second (something outside the containment may still hold
-  the pipe), then close it. Returns the accumulator and an error message
-  if reading failed.
+  After the port's EXIT: read every output pipe to EOF, handing each
+  chunk to `fun` with its stream, for at most a second (something outside
+  the containment may still hold a pipe), then close everything. Returns
+  the accumulator and an error message if reading failed.
   """
-  @spec drain(t() | nil, acc, (binary(), acc -> acc)) :: {acc, String.t() | nil}
+  @spec drain(t() | nil, acc, (:output | :stderr, binary(), acc -> acc)) ::
+          {acc, String.t() | nil}
         when acc: term()
+  def drain(nil, acc, _fun), do: {acc, nil}
+
   def drain(stdio, acc, fun) do
     deadline = System.monotonic_time(:millisecond) + @drain_grace
-    drain(stdio, acc, fun, deadline)
+    drain(stdio, streams(stdio) -- [:stdin], acc, fun, deadline)
   end
 
-  defp drain(nil, acc, _fun, _deadline), do: {acc, nil}
-
-  # Never handed over: nothing can write into the pipe.
-  defp drain(%__MODULE__{handed_over: false} = stdio, acc, _fun, _deadline) do
+  # Never handed over: nothing can write into the pipes.
+  defp drain(%__MODULE__{handed_over: false} = stdio, _streams, acc, _fun, _deadline) do
     close(stdio)
     {acc, nil}
   end
 
-  defp drain(stdio, acc, fun, deadline) do
-    %__MODULE__{resource: res, ref: ref} = stdio
+  defp drain(stdio, [], acc, _fun, _deadline) do
+    close(stdio)
+    {acc, nil}
+  end
+
+  defp drain(stdio, [stream | more] = streams, acc, fun, deadline) do
+    %__MODULE__{resource: res} = stdio
+    ref = Map.fetch!(stdio.refs, stream)
     left = deadline - System.monotonic_time(:millisecond)
 
-    case if(left > 0, do: next(stdio), else: {:eof, stdio}) do
+    case if(left > 0, do: next(stdio, stream), else: {:eof, stdio}) do
       {:data, data, stdio} ->
-        drain(stdio, fun.(data, acc), fun, deadline)
+        drain(stdio, streams, fun.(stream, data, acc), fun, deadline)
 
       {:wait, stdio} ->
         receive do
-          {:select, ^res, ^ref, :ready_input} -> drain(stdio, acc, fun, deadline)
+          {:select, ^res, ^ref, :ready_input} -> drain(stdio, streams, acc, fun, deadline)
         after
-          left -> drain(stdio, acc, fun, deadline)
+          left -> drain(stdio, streams, acc, fun, deadline)
         end
 
       {:eof, stdio} ->
-        close(stdio)
-        {acc, nil}
+        drain(stdio, more, acc, fun, deadline)
 
       {:error, message, stdio} ->
         close(stdio)
@@ -173,21 +252,19 @@ defmodule MuonTrap.Stdio do
     end
   end
 
-  @doc "True if `message` is this stdio's select notification."
-  @spec message?(t(), term()) :: boolean()
-  def message?(%__MODULE__{resource: res, ref: ref}, {:select, res, ref, :ready_input}), do: true
-  def message?(_stdio, _message), do: false
-
   @doc """
-  Close every descriptor and drop a select notification already in the
-  mailbox. Idempotent.
+  Close every descriptor and drop select notices already in the mailbox.
+  Idempotent.
   """
   @spec close(t() | nil) :: :ok
   def close(nil), do: :ok
 
-  def close(%__MODULE__{resource: res, ref: ref}) do
+  def close(%__MODULE__{resource: res, refs: refs}) do
     Nif.stdio_close(res)
+    Enum.each(Map.values(refs), &flush_select(res, &1))
+  end
 
+  defp flush_select(res, ref) do
     receive do
       {:select, ^res, ^ref, _} -> :ok
     after

@@ -1,43 +1,73 @@
 defmodule MuonTrap.Daemon.Output do
   @moduledoc """
-  A daemon's output, line by line: counts every byte, splits lines (a
-  line longer than 16 KiB is cut, so an unterminated stream cannot grow
-  memory) and hands each one to the logger or the `:logger_fun`.
+  A daemon's output, line by line: which streams it captures and how
+  (see the table in `MuonTrap.Options`), a count of every byte, lines
+  split per stream (a line longer than 16 KiB is cut, so an unterminated
+  stream cannot grow memory), each handed to the logger at its stream's
+  level or to the `:logger_fun`.
   """
 
   require Logger
 
   @max_line_bytes 16_384
 
-  defstruct log: nil, capture?: false, buffer: "", byte_count: 0
+  defstruct log: nil, streams: [], tags: %{}, buffers: %{}, byte_count: 0, stderr_only?: false
 
-  @typedoc "Output state: the line handler, a partial line, the byte count."
+  @typedoc "Output state: the line handler, partial lines per stream, the byte count."
   @type t :: %__MODULE__{
-          log: (binary() -> any()) | nil,
-          capture?: boolean(),
-          buffer: binary(),
-          byte_count: non_neg_integer()
+          log: (:stdout | :stderr, binary() -> any()) | nil,
+          streams: [:output | :stderr],
+          tags: %{optional(:output | :stderr) => :stdout | :stderr},
+          buffers: %{optional(:output | :stderr) => binary()},
+          byte_count: non_neg_integer(),
+          stderr_only?: boolean()
         }
 
   @doc "Output handling for a daemon's validated options."
   @spec new(binary(), map()) :: t()
   def new(command, options) do
-    log = log_fun(command, options)
-    # As in MuonTrap 2.0: stderr alone is captured (and counted) even with
-    # nothing to log it to; plain stdout only when something logs it.
-    %__MODULE__{log: log, capture?: log != nil or options[:capture_stderr_only] == true}
+    stdout_logged? = options[:logger_fun] != nil or options[:log_output] != nil
+    stderr_alone? = options[:capture_stderr_only] == true
+
+    {streams, tags, stderr_only?} =
+      cond do
+        # As in MuonTrap 2.0: stderr alone is captured (and counted) even
+        # with nothing to log it to.
+        stderr_alone? -> {[:output], %{output: :stderr}, true}
+        options[:log_stderr] && stdout_logged? -> {[:output, :stderr], both_tags(), false}
+        # Only stderr is wanted: the port puts it where stdout would go.
+        options[:log_stderr] -> {[:output], %{output: :stderr}, true}
+        stdout_logged? -> {[:output], %{output: :stdout}, false}
+        true -> {[], %{}, false}
+      end
+
+    %__MODULE__{
+      log: if(streams != [], do: log_fun(command, options)),
+      streams: streams,
+      tags: tags,
+      buffers: Map.new(streams, &{&1, ""}),
+      stderr_only?: stderr_only?
+    }
   end
 
-  @doc "True if the daemon captures its command's output."
-  @spec wanted?(t()) :: boolean()
-  def wanted?(%__MODULE__{capture?: capture?}), do: capture?
+  defp both_tags, do: %{output: :stdout, stderr: :stderr}
 
-  @doc "Count `data` and handle its complete lines; a partial line waits for the rest."
-  @spec handle(t(), binary()) :: t()
-  def handle(out, data) do
+  @doc "The command's pipes to read (none when nothing is captured)."
+  @spec streams(t()) :: [:output | :stderr]
+  def streams(%__MODULE__{streams: streams}), do: streams
+
+  @doc "True if the port must capture only stderr, in stdout's place."
+  @spec stderr_only?(t()) :: boolean()
+  def stderr_only?(%__MODULE__{stderr_only?: stderr_only?}), do: stderr_only?
+
+  @doc "Count `data` of `stream` and handle its complete lines; a partial line waits for the rest."
+  @spec handle(t(), :output | :stderr, binary()) :: t()
+  def handle(out, stream, data) do
     out = %{out | byte_count: out.byte_count + byte_size(data)}
-
-    if out.log, do: %{out | buffer: log_slices(out.log, out.buffer, data)}, else: out
+    log = out.log
+    tag = Map.fetch!(out.tags, stream)
+    buffer = log_slices(&log.(tag, &1), Map.fetch!(out.buffers, stream), data)
+    %{out | buffers: Map.put(out.buffers, stream, buffer)}
   end
 
   # Lines are split off at most @slice bytes at a time: a chunk's list of
@@ -56,13 +86,15 @@ defmodule MuonTrap.Daemon.Output do
     rest
   end
 
-  @doc "Handle the last, unterminated line, if any."
+  @doc "Handle the last, unterminated line of each stream, if any."
   @spec flush(t()) :: t()
-  def flush(%__MODULE__{buffer: ""} = out), do: out
-
   def flush(out) do
-    out.log.(out.buffer)
-    %{out | buffer: ""}
+    Enum.each(out.buffers, fn
+      {_stream, ""} -> :ok
+      {stream, line} -> out.log.(Map.fetch!(out.tags, stream), line)
+    end)
+
+    %{out | buffers: Map.new(out.buffers, fn {stream, _} -> {stream, ""} end)}
   end
 
   @doc """
@@ -95,23 +127,30 @@ defmodule MuonTrap.Daemon.Output do
 
   defp cut_long(rest, acc), do: {acc, rest}
 
+  # logger_fun overrides every log level, as it overrides the other log
+  # options; a level that is not set means that stream is not logged.
   defp log_fun(command, options) do
-    cond do
-      fun = options[:logger_fun] ->
-        logger_fun(fun)
-
-      level = options[:log_output] ->
+    case options[:logger_fun] do
+      nil ->
         prefix = Map.get(options, :log_prefix, command <> ": ")
         transform = Map.get(options, :log_transform, &default_transform/1)
-        fn line -> Logger.log(level, [prefix, transform.(line)]) end
+        stdout = options[:log_output]
+        levels = %{stdout: stdout, stderr: options[:log_stderr] || stdout}
 
-      true ->
-        nil
+        fn tag, line ->
+          if level = Map.fetch!(levels, tag), do: Logger.log(level, [prefix, transform.(line)])
+        end
+
+      fun when is_function(fun, 2) ->
+        fun
+
+      fun when is_function(fun, 1) ->
+        fn _tag, line -> fun.(line) end
+
+      {m, f, a} ->
+        fn _tag, line -> apply(m, f, [line | a]) end
     end
   end
-
-  defp logger_fun(fun) when is_function(fun, 1), do: fun
-  defp logger_fun({m, f, a}), do: fn line -> apply(m, f, [line | a]) end
 
   @doc """
   The default `:log_transform`: Logger handlers may crash on invalid

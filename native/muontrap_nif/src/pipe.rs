@@ -1,10 +1,11 @@
-//! Pipes the BEAM reads a command's output from: creation with a capacity
-//! that is the flow-control window, and non-blocking reads.
+//! Pipes between the BEAM and a command's stdio: creation with a capacity
+//! that is the flow-control window, non-blocking reads of its output and
+//! writes of its input.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// Reads never ask for more than this: one read of a full 1 MiB pipe.
+/// Reads and writes never move more than this: a full 1 MiB pipe.
 pub const MAX_READ: usize = 1 << 20;
 /// What a read asks for when FIONREAD reports nothing (EOF or EAGAIN next).
 const PROBE_READ: usize = 64 * 1024;
@@ -21,11 +22,21 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Which end of a pipe the BEAM keeps: that end is non-blocking (it is
+/// polled with `enif_select`); the other end, handed to the port binary,
+/// is made blocking there, since it is the program's stdio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ours {
+    /// The BEAM reads (the program's stdout or stderr).
+    Read,
+    /// The BEAM writes (the program's stdin).
+    Write,
+}
+
 /// A pipe whose capacity is about `window` bytes (one page at least, the
-/// system's pipe-max-size at most): `(read, write)`, the read end
-/// non-blocking, both close-on-exec. The write end stays blocking: it is
-/// the command's stdout.
-pub fn make(window: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+/// system's pipe-max-size at most): `(ours, theirs)`, both close-on-exec,
+/// ours non-blocking.
+pub fn make(window: usize, ours: Ours) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2 writes two fds into the array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -33,12 +44,16 @@ pub fn make(window: usize) -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: pipe2 succeeded: both fds are new and ours.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    set_nonblocking(&read)?;
     let size = libc::c_int::try_from(window.clamp(4096, MAX_READ)).unwrap_or(4096);
     // SAFETY: fcntl with an integer argument. Failure (EPERM above the
     // limit for unprivileged users) leaves the default 64 KiB.
     unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
-    Ok((read, write))
+    let pair = match ours {
+        Ours::Read => (read, write),
+        Ours::Write => (write, read),
+    };
+    set_nonblocking(&pair.0)?;
+    Ok(pair)
 }
 
 /// Bytes queued in the pipe (FIONREAD); 0 if unknown.
@@ -78,13 +93,32 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// One non-blocking write of at most `MAX_READ` bytes of `buf`: the
+/// count written, EAGAIN when the pipe is full, EPIPE once every reader
+/// (the program and its descendants) has closed its stdin.
+pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    let buf = &buf[..buf.len().min(MAX_READ)];
+    loop {
+        // SAFETY: write from a buffer we borrow, of its own length. The
+        // BEAM ignores SIGPIPE, so a reader that is gone is EPIPE.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if let Ok(n) = usize::try_from(n) {
+            return Ok(n);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn reads_what_is_queued_then_eagain_then_eof() {
-        let (r, w) = make(65_536).unwrap();
+        let (r, w) = make(65_536, Ours::Read).unwrap();
         assert_eq!(read_size(r.as_raw_fd(), 1 << 30), PROBE_READ);
         let mut buf = [0u8; 16];
         let e = read(r.as_raw_fd(), &mut buf).unwrap_err();
@@ -102,8 +136,28 @@ mod tests {
 
     #[test]
     fn capacity_follows_the_window() {
-        let (_r, w) = make(262_144).unwrap();
+        let (_r, w) = make(262_144, Ours::Read).unwrap();
         let size = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_GETPIPE_SZ) };
         assert!(size >= 262_144 || size == 65_536, "{size}");
+    }
+
+    #[test]
+    fn writes_until_full_then_eagain_then_epipe() {
+        // SAFETY: the test process must not die of SIGPIPE, as the BEAM does not.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        let (w, r) = make(4096, Ours::Write).unwrap();
+        let chunk = vec![7u8; 1 << 16];
+        let mut total = 0;
+        let err = loop {
+            match write(w.as_raw_fd(), &chunk) {
+                Ok(n) => total += n,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.raw_os_error(), Some(libc::EAGAIN));
+        assert!(total >= 4096, "{total}");
+        drop(r);
+        let e = write(w.as_raw_fd(), b"x").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
     }
 }

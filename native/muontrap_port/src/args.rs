@@ -41,7 +41,7 @@ Options:
       --capture-stderr         relay stderr too, merged with stdout
       --capture-stderr-only    relay only stderr; stdout goes to /dev/null (wins)
       --framed                 use the length-prefixed framed protocol
-      --handover NAME          receive the output pipe (and other descriptors)
+      --handover NAME          receive the output pipe (and stdin/stderr pipes)
                                from the abstract Unix socket NAME instead of
                                relaying output (needed by --framed with --capture-*)
       --help                   print this help and exit

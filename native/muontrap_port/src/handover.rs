@@ -1,5 +1,5 @@
-//! `--handover NAME`: the BEAM hands us descriptors (the program's output
-//! pipe, later more) over a Unix socket with SCM_RIGHTS. A path such as
+//! `--handover NAME`: the BEAM hands us descriptors (the program's output,
+//! stdin and stderr pipes) over a Unix socket with SCM_RIGHTS. A path such as
 //! `/proc/<pid>/fd/<n>` is a name that can come to mean someone else's
 //! pipe once the caller is gone; a received descriptor cannot.
 //!
@@ -8,6 +8,8 @@
 //! `docs/protocol.md`, "Descriptor hand-over".
 
 mod socket;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::os::fd::OwnedFd;
@@ -25,10 +27,13 @@ pub const MAX_BODY: usize = 64;
 
 /// The program's captured output (the merged stream with --capture-stderr).
 pub const ROLE_OUTPUT: u8 = 1;
+/// Read end of a pipe the BEAM writes: the program's stdin.
+pub const ROLE_STDIN: u8 = 2;
+/// Write end of a pipe of its own for the program's stderr.
+pub const ROLE_STDERR: u8 = 3;
 // Reserved: each becomes one more `Role` variant and `Handover` field.
-// 2 = STDIN (read end of a pipe the BEAM writes), 3 = STDERR (a separate
-// stderr pipe), 4 = NOTIFY (sd_notify datagram socket), 5 = LISTEN (a
-// listening socket, repeatable, for LISTEN_FDS).
+// 4 = NOTIFY (sd_notify datagram socket), 5 = LISTEN (a listening socket,
+// repeatable, for LISTEN_FDS).
 
 const NAME_PREFIX: &str = "muontrap-";
 /// `sun_path` is 108 bytes and an abstract name starts with a NUL.
@@ -39,24 +44,52 @@ const MAX_NAME: usize = 107;
 #[derive(Debug, PartialEq, Eq)]
 pub struct Handover<F = OwnedFd> {
     pub output: Option<F>,
+    pub stdin: Option<F>,
+    pub stderr: Option<F>,
 }
 
 impl<F> Default for Handover<F> {
     fn default() -> Self {
-        Handover { output: None }
+        Handover {
+            output: None,
+            stdin: None,
+            stderr: None,
+        }
+    }
+}
+
+impl<F> Handover<F> {
+    fn slot(&mut self, role: Role) -> &mut Option<F> {
+        match role {
+            Role::Output => &mut self.output,
+            Role::Stdin => &mut self.stdin,
+            Role::Stderr => &mut self.stderr,
+        }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Output,
+    Stdin,
+    Stderr,
 }
 
 impl Role {
     fn from_byte(b: u8) -> Result<Role, HandoverError> {
         match b {
             ROLE_OUTPUT => Ok(Role::Output),
+            ROLE_STDIN => Ok(Role::Stdin),
+            ROLE_STDERR => Ok(Role::Stderr),
             _ => Err(HandoverError::UnsupportedRole(b)),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Role::Output => "OUTPUT",
+            Role::Stdin => "STDIN",
+            Role::Stderr => "STDERR",
         }
     }
 }
@@ -78,6 +111,7 @@ pub enum HandoverError {
     Duplicate(&'static str),
     MissingOutput,
     UnexpectedOutput,
+    StderrNeedsStdoutCapture,
 }
 
 impl HandoverError {
@@ -119,6 +153,10 @@ impl fmt::Display for HandoverError {
             Duplicate(role) => write!(f, "more than one {role} descriptor"),
             MissingOutput => f.write_str("output capture requested but no OUTPUT descriptor"),
             UnexpectedOutput => f.write_str("an OUTPUT descriptor but no --capture-* option"),
+            StderrNeedsStdoutCapture => f.write_str(
+                "a STDERR descriptor needs --capture-output alone \
+                 (not with --capture-stderr or --capture-stderr-only)",
+            ),
         }
     }
 }
@@ -139,9 +177,10 @@ pub fn parse_name(name: &str) -> Result<i32, HandoverError> {
     pid.parse().map_err(|_| bad())
 }
 
-fn set_once<F>(slot: &mut Option<F>, role: &'static str, fd: F) -> Result<(), HandoverError> {
+fn set_once<F>(h: &mut Handover<F>, role: Role, fd: F) -> Result<(), HandoverError> {
+    let slot = h.slot(role);
     if slot.is_some() {
-        return Err(HandoverError::Duplicate(role));
+        return Err(HandoverError::Duplicate(role.name()));
     }
     *slot = Some(fd);
     Ok(())
@@ -164,21 +203,26 @@ pub fn sort<F>(roles: &[u8], fds: Vec<F>) -> Result<Handover<F>, HandoverError> 
     }
     let mut h = Handover::default();
     for (&b, fd) in roles.iter().zip(fds) {
-        match Role::from_byte(b)? {
-            Role::Output => set_once(&mut h.output, "OUTPUT", fd)?,
-        }
+        set_once(&mut h, Role::from_byte(b)?, fd)?;
     }
     Ok(h)
 }
 
 /// A capture flag and an OUTPUT descriptor come together or not at all:
 /// anything else means the two sides disagree about where output goes.
+/// A STDERR pipe is a stream apart from the captured stdout, so stderr must
+/// not be captured as well (nor, without capture, is there a stdout to be
+/// apart from). STDIN goes with anything.
 pub fn check_capture<F>(h: &Handover<F>, capture: Capture) -> Result<(), HandoverError> {
     match (capture != Capture::None, h.output.is_some()) {
-        (true, false) => Err(HandoverError::MissingOutput),
-        (false, true) => Err(HandoverError::UnexpectedOutput),
-        _ => Ok(()),
+        (true, false) => return Err(HandoverError::MissingOutput),
+        (false, true) => return Err(HandoverError::UnexpectedOutput),
+        _ => {}
     }
+    if h.stderr.is_some() && capture != Capture::Stdout {
+        return Err(HandoverError::StderrNeedsStdoutCapture);
+    }
+    Ok(())
 }
 
 /// Connects to the BEAM's socket `name`, checks it is the BEAM's, waits for
@@ -198,99 +242,16 @@ pub fn receive(
     drop(sock);
     let h = sort(&roles, fds)?;
     check_capture(&h, capture)?;
-    if let Some(out) = &h.output {
-        socket::set_blocking(out)?;
+    let received = [
+        (&h.output, "cannot make the OUTPUT descriptor blocking"),
+        (&h.stdin, "cannot make the STDIN descriptor blocking"),
+        (&h.stderr, "cannot make the STDERR descriptor blocking"),
+    ];
+    for (fd, op) in received {
+        if let Some(fd) = fd {
+            socket::set_blocking(fd, op)?;
+        }
     }
     tracing::debug!(descriptors = roles.len(), "descriptors received");
     Ok(h)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use HandoverError::*;
-
-    #[test]
-    fn names() {
-        assert_eq!(parse_name("muontrap-123-abc"), Ok(123));
-        assert_eq!(parse_name("muontrap-1-0"), Ok(1));
-        assert_eq!(parse_name("muontrap-42-a-b"), Ok(42));
-        assert_eq!(parse_name("muontrap-2147483647-f"), Ok(i32::MAX));
-        let long = format!("muontrap-1-{}", "a".repeat(MAX_NAME - 11));
-        assert_eq!(parse_name(&long), Ok(1));
-        let too_long = format!("{long}a");
-        for bad in [
-            "",
-            "muontrap-",
-            "muontrap-123",
-            "muontrap-123-",
-            "muontrap--abc",
-            "muontrap-0-abc",
-            "muontrap-012-abc",
-            "muontrap-+12-abc",
-            "muontrap-1x-abc",
-            "muontrap-2147483648-abc",
-            "Muontrap-1-abc",
-            "xmuontrap-1-abc",
-            too_long.as_str(),
-        ] {
-            assert_eq!(parse_name(bad), Err(BadName(bad.into())), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn sorts_roles() {
-        assert_eq!(
-            sort(&[ROLE_OUTPUT], vec![7]),
-            Ok(Handover { output: Some(7) })
-        );
-    }
-
-    #[test]
-    fn role_errors() {
-        let cases: Vec<(&[u8], Vec<i32>, HandoverError)> = vec![
-            (&[], vec![], NoMessage),
-            (&[1], vec![], CountMismatch { fds: 0, roles: 1 }),
-            (&[], vec![3], CountMismatch { fds: 1, roles: 0 }),
-            (&[1], vec![3, 4], CountMismatch { fds: 2, roles: 1 }),
-            (&[1, 1], vec![3, 4], Duplicate("OUTPUT")),
-            (&[0], vec![3], UnsupportedRole(0)),
-            (&[2], vec![3], UnsupportedRole(2)),
-            (&[1, 5], vec![3, 4], UnsupportedRole(5)),
-            (&[255], vec![3], UnsupportedRole(255)),
-            (&[1; 17], (0..17).collect(), TooMany(17)),
-        ];
-        for (roles, fds, want) in cases {
-            assert_eq!(sort(roles, fds), Err(want.clone()), "{roles:?}");
-        }
-    }
-
-    #[test]
-    fn error_messages() {
-        let e = UnsupportedRole(2).to_string();
-        assert_eq!(
-            e,
-            "cannot receive descriptors from the BEAM: unsupported descriptor role 2"
-        );
-        assert!(StdinClosed
-            .to_string()
-            .ends_with("the BEAM closed the port before handing over descriptors"));
-        assert!(!StdinClosed.wait_for_close());
-        assert!(!Interrupted(Signal::SIGTERM).wait_for_close());
-        assert!(NoMessage.wait_for_close());
-    }
-
-    #[test]
-    fn capture_and_output_agree() {
-        let with: Handover<i32> = Handover { output: Some(1) };
-        let without: Handover<i32> = Handover::default();
-        assert_eq!(check_capture(&with, Capture::Stdout), Ok(()));
-        assert_eq!(check_capture(&with, Capture::StderrOnly), Ok(()));
-        assert_eq!(check_capture(&without, Capture::None), Ok(()));
-        assert_eq!(
-            check_capture(&without, Capture::StdoutAndStderr),
-            Err(MissingOutput)
-        );
-        assert_eq!(check_capture(&with, Capture::None), Err(UnexpectedOutput));
-    }
 }

@@ -33,7 +33,7 @@ mod tree;
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::fd::{IntoRawFd, OwnedFd};
+use std::os::fd::IntoRawFd;
 use std::time::Duration;
 
 use nix::fcntl::{open, OFlag};
@@ -123,7 +123,7 @@ fn run(cfg: &Config) -> i32 {
         return 1;
     };
     // On error no child exists; a created cgroup was removed by its Drop.
-    let (child, cgroup) = match start(cfg, handover.output) {
+    let (child, cgroup) = match start(cfg, handover) {
         Ok(started) => started,
         Err(msg) => return fail(&mut out, Some(&sigfd), &msg),
     };
@@ -177,10 +177,10 @@ fn receive_handover(
     }
 }
 
-/// Setup up to and including the fork. `output` is the handed-over pipe
-/// for the captured output; without one, output goes into a pipe of ours
-/// that the relay reads.
-fn start(cfg: &Config, output: Option<OwnedFd>) -> Result<(spawn::Child, Option<Cgroup>), String> {
+/// Setup up to and including the fork. Handed-over pipes become the
+/// program's stdio; without OUTPUT, captured output goes into a pipe of
+/// ours that the relay reads.
+fn start(cfg: &Config, handover: Handover) -> Result<(spawn::Child, Option<Cgroup>), String> {
     // Orphaned descendants must reparent to us so we can find and reap them.
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| format!("cannot become a child subreaper: {}", e.desc()))?;
@@ -208,6 +208,11 @@ fn start(cfg: &Config, output: Option<OwnedFd>) -> Result<(spawn::Child, Option<
     let arg0 = cfg.arg0.as_deref().unwrap_or(&cfg.program);
     let plan = spawn::Plan::new(&cfg.program, arg0, &cfg.args, cfg.capture, &creds, procs)
         .map_err(|e| e.to_string())?;
-    let child = spawn::spawn(plan, output)?;
+    let direct = spawn::Direct {
+        output: handover.output,
+        stdin: handover.stdin,
+        stderr: handover.stderr,
+    };
+    let child = spawn::spawn(plan, direct)?;
     Ok((child, cgroup))
 }

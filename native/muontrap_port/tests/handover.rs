@@ -54,7 +54,8 @@ fn refused_with(flags: &[&str], beam: impl FnOnce(OwnedFd), want: &str) {
 
 #[test]
 fn unsupported_roles_are_refused() {
-    for role in [0u8, 2, 3, 4, 5, 9, 255] {
+    // 4 (NOTIFY) and 5 (LISTEN) are reserved.
+    for role in [0u8, 4, 5, 6, 9, 255] {
         let (_read, write) = pipe();
         refused_with(
             &["--capture-output"],
@@ -62,6 +63,50 @@ fn unsupported_roles_are_refused() {
             &format!("unsupported descriptor role {role}"),
         );
     }
+    // Also after roles that are fine.
+    let (read, write) = pipe();
+    let (r, w) = (read.as_raw_fd(), write.as_raw_fd());
+    refused_with(
+        &["--capture-output"],
+        |c| send_fds(&c, &[OUTPUT, STDIN, 4], &[w, r, w]),
+        "unsupported descriptor role 4",
+    );
+}
+
+#[test]
+fn duplicate_stdin_or_stderr_is_refused() {
+    let (read, write) = pipe();
+    let (r, w) = (read.as_raw_fd(), write.as_raw_fd());
+    refused_with(
+        &["--capture-output"],
+        |c| send_fds(&c, &[STDIN, OUTPUT, STDIN], &[r, w, r]),
+        "more than one STDIN descriptor",
+    );
+    refused_with(
+        &["--capture-output"],
+        |c| send_fds(&c, &[OUTPUT, STDERR, STDERR], &[w, w, w]),
+        "more than one STDERR descriptor",
+    );
+}
+
+#[test]
+fn stderr_needs_capture_output_alone() {
+    let want = "a STDERR descriptor needs --capture-output alone \
+                (not with --capture-stderr or --capture-stderr-only)";
+    let (_output_r, output) = pipe();
+    let (_stderr_r, stderr) = pipe();
+    let (o, e) = (output.as_raw_fd(), stderr.as_raw_fd());
+    let merged_or_stderr_only: [&[&str]; 4] = [
+        &["--capture-stderr"],
+        &["--capture-output", "--capture-stderr"],
+        &["--capture-stderr-only"],
+        &["--capture-output", "--capture-stderr-only"],
+    ];
+    for flags in merged_or_stderr_only {
+        refused_with(flags, |c| send_fds(&c, &[OUTPUT, STDERR], &[o, e]), want);
+    }
+    // No capture: no OUTPUT either, and still no STDERR.
+    refused_with(&[], |c| send_fds(&c, &[STDERR], &[e]), want);
 }
 
 #[test]

@@ -148,10 +148,11 @@ pub(super) fn recv(sock: &OwnedFd) -> Result<(Vec<u8>, Vec<OwnedFd>), HandoverEr
     Ok((body[..len].to_vec(), fds))
 }
 
-/// The program expects a blocking descriptor, as a pipe of ours would be;
-/// the BEAM may have made its end non-blocking.
-pub(super) fn set_blocking(fd: &OwnedFd) -> Result<(), HandoverError> {
-    let err = os("cannot make the OUTPUT descriptor blocking");
+/// The program expects blocking stdio, as a pipe of ours would be; the
+/// BEAM makes the pipes it creates non-blocking, and O_NONBLOCK belongs to
+/// the open file description the program would share.
+pub(super) fn set_blocking(fd: &OwnedFd, op: &'static str) -> Result<(), HandoverError> {
+    let err = os(op);
     let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(&err)?);
     if flags.contains(OFlag::O_NONBLOCK) {
         fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK)).map_err(&err)?;

@@ -14,7 +14,7 @@ use nix::sys::socket::{
     ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
 };
 
-use super::{Port, OUTPUT, TIMEOUT};
+use super::{Port, OUTPUT, STDERR, STDIN, TIMEOUT};
 
 impl Port {
     /// Acts as `MuonTrap.cmd/3`: spawns the port with `--handover` (before
@@ -32,12 +32,52 @@ impl Port {
         (port, read)
     }
 
+    /// Spawns the port with `--handover` (before `args`) and hands over a
+    /// new pipe for each of `roles` (OUTPUT, STDIN or STDERR, in the order
+    /// given), the ends sent made non-blocking as the BEAM's are. Returns
+    /// the port and the ends the BEAM keeps (blocking).
+    pub fn spawn_handover_pipes(args: &[&str], roles: &[u8]) -> (Port, BeamEnds) {
+        let listener = Listener::new();
+        let mut full = vec!["--handover", listener.name.as_str()];
+        full.extend_from_slice(args);
+        let port = Port::spawn(&full);
+        let conn = listener.accept(port.pid());
+        let mut ends = BeamEnds::default();
+        let mut sent = Vec::new();
+        for &role in roles {
+            let (read, write) = pipe();
+            let (send, keep, slot) = match role {
+                OUTPUT => (write, read, &mut ends.output),
+                STDIN => (read, write, &mut ends.stdin),
+                STDERR => (write, read, &mut ends.stderr),
+                r => panic!("no pipe for role {r}"),
+            };
+            set_nonblocking(&send);
+            *slot = Some(keep);
+            sent.push(send);
+        }
+        let raw: Vec<RawFd> = sent.iter().map(AsRawFd::as_raw_fd).collect();
+        send_fds(&conn, roles, &raw);
+        (port, ends)
+    }
+
     /// `spawn_handover_raw`, with the output read to EOF on a thread (as
     /// the BEAM does), so a program writing more than a pipeful goes on.
     pub fn spawn_handover(args: &[&str]) -> (Port, JoinHandle<Vec<u8>>) {
         let (port, read) = Port::spawn_handover_raw(args);
         (port, drain(read))
     }
+}
+
+/// The ends of the handed-over pipes that the BEAM keeps.
+#[derive(Default)]
+pub struct BeamEnds {
+    /// Read end of OUTPUT.
+    pub output: Option<File>,
+    /// Write end of STDIN.
+    pub stdin: Option<File>,
+    /// Read end of STDERR.
+    pub stderr: Option<File>,
 }
 
 /// The BEAM's side of `--handover`: an abstract SOCK_SEQPACKET listener.
@@ -118,6 +158,38 @@ pub fn random() -> u64 {
 pub fn pipe() -> (File, File) {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
     (File::from(r), File::from(w))
+}
+
+pub fn set_nonblocking(f: &File) {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    fcntl(f, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).expect("O_NONBLOCK");
+}
+
+/// The pipe a descriptor is, as `/proc/PID/fd/N` links name it.
+pub fn pipe_name(f: &File) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!("pipe:[{}]", f.metadata().expect("fstat").ino())
+}
+
+/// What `/proc/PID/fd/*` link to, by fd number.
+pub fn open_fds(pid: i32) -> Vec<(i32, String)> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("/proc/PID/fd");
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let fd = e.file_name().to_str()?.parse().ok()?;
+        let target = std::fs::read_link(e.path()).ok()?;
+        Some((fd, target.to_string_lossy().into_owned()))
+    })
+    .collect()
+}
+
+/// The `flags:` (octal, as in open(2)) of `pid`'s fd `fd`.
+pub fn fd_flags(pid: i32, fd: i32) -> u32 {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).expect("fdinfo");
+    info.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+        .expect("flags in fdinfo")
 }
 
 /// Reads `read` to EOF on a thread.

@@ -228,7 +228,8 @@ impl Drop for Port {
     }
 }
 
-// Port -> test tags (1 and 2, DATA and DATA_STDERR, are retired).
+// Port -> test tags (1 and 2, DATA and DATA_STDERR, and 6, READY, are
+// retired).
 pub const STARTED: u8 = 3;
 pub const EXIT: u8 = 4;
 pub const ERROR: u8 = 5;
@@ -237,6 +238,8 @@ pub const EXEC_ERROR: u8 = 7;
 pub const TERMINATE: u8 = 4;
 // Hand-over roles.
 pub const OUTPUT: u8 = 1;
+pub const STDIN: u8 = 2;
+pub const STDERR: u8 = 3;
 
 pub fn be_u32(b: &[u8]) -> u32 {
     assert_eq!(b.len(), 4, "u32 body");

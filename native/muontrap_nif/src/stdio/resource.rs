@@ -1,0 +1,213 @@
+//! The `MuonTrap.Stdio` resource type, registered by hand: a selected fd
+//! may only be closed from the type's `stop` callback, which rustler's
+//! resource registration does not offer. The `down` callback closes
+//! everything when the owner dies, at whatever moment.
+
+use std::ffi::c_void;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use rustler::sys::{
+    enif_alloc_resource, enif_get_resource, enif_make_resource, enif_monitor_process,
+    enif_open_resource_type_x, enif_release_resource, enif_select, ErlNifEnv, ErlNifEvent,
+    ErlNifMonitor, ErlNifPid, ErlNifResourceDown, ErlNifResourceDtor, ErlNifResourceFlags,
+    ErlNifResourceStop, ErlNifResourceType, ErlNifResourceTypeInit, ErlNifSelectFlags,
+    ERL_NIF_SELECT_STOP,
+};
+use rustler::{Env, Error, NifResult, Term};
+
+use super::State;
+
+mod atoms {
+    rustler::atoms! { undefined }
+}
+
+/// A descriptor that may be registered with `enif_select`.
+#[derive(Default)]
+pub struct Selectable {
+    pub fd: Option<OwnedFd>,
+    /// Once selected, the fd is closed only by the `stop` callback.
+    selected: bool,
+}
+
+impl Selectable {
+    pub fn new(fd: OwnedFd) -> Selectable {
+        Selectable {
+            fd: Some(fd),
+            selected: false,
+        }
+    }
+
+    pub fn raw(&self) -> Option<RawFd> {
+        self.fd.as_ref().map(AsRawFd::as_raw_fd)
+    }
+}
+
+struct Stdio {
+    state: Mutex<State>,
+}
+
+static STDIO_TYPE: AtomicPtr<ErlNifResourceType> = AtomicPtr::new(ptr::null_mut());
+
+/// Registers the resource type; called from the NIF library's `load`.
+pub fn register(env: Env) -> bool {
+    let init = ErlNifResourceTypeInit {
+        dtor: stdio_dtor as *const ErlNifResourceDtor,
+        stop: stdio_stop as *const ErlNifResourceStop,
+        down: stdio_down as *const ErlNifResourceDown,
+    };
+    let mut tried = ErlNifResourceFlags::ERL_NIF_RT_CREATE;
+    // SAFETY: env is the load env, the name is NUL-terminated and static,
+    // and init lives across the call (the BEAM copies it).
+    let rt = unsafe {
+        enif_open_resource_type_x(
+            env.as_c_arg(),
+            c"MuonTrap.Stdio".as_ptr(),
+            &init,
+            ErlNifResourceFlags::ERL_NIF_RT_CREATE,
+            &mut tried,
+        )
+    };
+    STDIO_TYPE.store(rt.cast_mut(), Ordering::Release);
+    !rt.is_null()
+}
+
+/// The state inside a resource object made by `new_resource`.
+fn stdio<'a>(obj: *mut c_void) -> &'a Stdio {
+    // SAFETY: the BEAM hands our callbacks, and enif_get_resource hands us,
+    // only objects of STDIO_TYPE, each initialised by `new_resource` and
+    // valid until `stdio_dtor`.
+    unsafe { &*obj.cast::<Stdio>() }
+}
+
+/// The locked state of a live resource object.
+pub fn lock<'a>(obj: *mut c_void) -> MutexGuard<'a, State> {
+    stdio(obj).state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+unsafe extern "C" fn stdio_dtor(_env: *mut ErlNifEnv, obj: *mut c_void) {
+    // SAFETY: called once, when the last reference is gone: drop the state
+    // in place (fds still held here were never selected).
+    unsafe { ptr::drop_in_place(obj.cast::<Stdio>()) };
+}
+
+unsafe extern "C" fn stdio_stop(
+    _env: *mut ErlNifEnv,
+    _obj: *mut c_void,
+    event: ErlNifEvent,
+    _is_direct_call: i32,
+) {
+    // SAFETY: `release` gave up ownership of this fd to the STOP request;
+    // the BEAM no longer polls it.
+    drop(unsafe { OwnedFd::from_raw_fd(event) });
+}
+
+unsafe extern "C" fn stdio_down(
+    env: *mut ErlNifEnv,
+    obj: *mut c_void,
+    _pid: *const ErlNifPid,
+    _mon: *const ErlNifMonitor,
+) {
+    lock(obj).close_all(env, obj);
+}
+
+/// Closes `s`'s fd: a selected one through ERL_NIF_SELECT_STOP, else now.
+pub fn release(env: *mut ErlNifEnv, obj: *mut c_void, s: &mut Selectable) {
+    let Some(fd) = s.fd.take() else { return };
+    if s.selected {
+        let raw: RawFd = fd.into_raw_fd();
+        // SAFETY: obj is a live STDIO_TYPE object and raw was selected
+        // with it; stdio_stop closes raw once the BEAM is done with it.
+        unsafe {
+            enif_select(
+                env,
+                raw,
+                ERL_NIF_SELECT_STOP,
+                obj,
+                ptr::null(),
+                atoms::undefined().as_c_arg(),
+            )
+        };
+    }
+}
+
+/// Asks for `{:select, obj, ref, :ready_input | :ready_output}` (per
+/// `mode`) when `s` is readable or writable.
+pub fn select(
+    env: Env,
+    obj: *mut c_void,
+    s: &mut Selectable,
+    mode: ErlNifSelectFlags,
+    select_ref: Term,
+) -> NifResult<()> {
+    let Some(fd) = s.raw() else {
+        return Err(Error::BadArg);
+    };
+    // SAFETY: obj is live and of our type (which has a stop callback); fd
+    // is open and owned by it; the notification goes to the caller.
+    let r = unsafe {
+        enif_select(
+            env.as_c_arg(),
+            fd,
+            mode,
+            obj,
+            ptr::null(),
+            select_ref.as_c_arg(),
+        )
+    };
+    if r < 0 {
+        return Err(Error::RaiseAtom("select_failed"));
+    }
+    s.selected = true;
+    Ok(())
+}
+
+/// The object behind a `MuonTrap.Stdio` term.
+pub fn get(term: Term) -> NifResult<*mut c_void> {
+    let rt = STDIO_TYPE.load(Ordering::Acquire);
+    if rt.is_null() {
+        return Err(Error::BadArg);
+    }
+    let mut obj: *const c_void = ptr::null();
+    // SAFETY: a type check; on success obj points at a live object of rt.
+    let ok = unsafe { enif_get_resource(term.get_env().as_c_arg(), term.as_c_arg(), rt, &mut obj) };
+    if ok == 0 {
+        return Err(Error::BadArg);
+    }
+    Ok(obj.cast_mut())
+}
+
+/// A new resource owned (monitored) by the calling process.
+pub fn new_resource<'a>(env: Env<'a>, state: State) -> NifResult<Term<'a>> {
+    let rt = STDIO_TYPE.load(Ordering::Acquire);
+    if rt.is_null() {
+        return Err(Error::RaiseAtom("stdio_unavailable"));
+    }
+    // SAFETY: rt is our registered type; the object is uninitialised
+    // memory of the right size until the write below.
+    let obj = unsafe { enif_alloc_resource(rt, std::mem::size_of::<Stdio>()) };
+    // SAFETY: obj is fresh, suitably aligned (the BEAM aligns resource
+    // data for any type) and sized for a Stdio.
+    unsafe {
+        ptr::write(
+            obj.cast::<Stdio>(),
+            Stdio {
+                state: Mutex::new(state),
+            },
+        )
+    };
+    // SAFETY: the monitor struct is plain data that the call fills in.
+    let mut mon: ErlNifMonitor = unsafe { std::mem::zeroed() };
+    // SAFETY: obj is a live object of a type with a `down` callback; the
+    // pid is the calling, hence live, process.
+    unsafe { enif_monitor_process(env.as_c_arg(), obj, env.pid().as_c_arg(), &mut mon) };
+    // SAFETY: obj is live; the term takes its own reference, and ours is
+    // released so the term alone keeps it alive.
+    Ok(unsafe {
+        let t = enif_make_resource(env.as_c_arg(), obj);
+        enif_release_resource(obj);
+        Term::new(env, t)
+    })
+}

@@ -1,0 +1,95 @@
+//! The vfork-style clone: the child runs on a stack of its own while we
+//! are suspended, sharing our memory until it execs or exits.
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+use super::child::{child_entry, ChildArgs};
+
+/// Stack for the child between clone and exec: it runs `child` and
+/// `execvp` (which builds paths on the stack), nothing else. Below it a
+/// guard page turns an overflow into a fault instead of silent corruption
+/// of our memory.
+pub(super) struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+const CHILD_STACK: usize = 256 * 1024;
+const GUARD: usize = 4096;
+
+impl ChildStack {
+    pub(super) fn new() -> nix::Result<ChildStack> {
+        let len = CHILD_STACK + GUARD;
+        // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        let stack = ChildStack { base, len };
+        // SAFETY: the lowest page of the mapping we own (the stack grows down).
+        if unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } != 0 {
+            return Err(Errno::last());
+        }
+        Ok(stack)
+    }
+
+    /// The initial stack pointer: the top of the mapping, 16-byte aligned.
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of our own mapping; `len` is page-aligned.
+        unsafe { self.base.cast::<u8>().add(self.len).cast() }
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping created in `new`; the child that
+        // used it has exec'd or exited (CLONE_VFORK) by the time we drop it.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// `clone(CLONE_VM | CLONE_VFORK | SIGCHLD)`: returns once the child has
+/// exec'd or exited. All signals are blocked around the clone so no handler
+/// of ours can run on the child's side of the shared memory; the child sets
+/// its own mask and dispositions before exec.
+pub(super) fn clone_vfork(stack: &ChildStack, args: &ChildArgs) -> nix::Result<Pid> {
+    // SAFETY: sigset_t is plain data (all-zero is a valid empty set), and
+    // sigfillset/sigprocmask only read and write these stack-local sets.
+    let old = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    };
+    // SAFETY: the child runs `child_entry` on its own stack and only makes
+    // raw syscalls on data prepared before this call (which outlives it,
+    // since CLONE_VFORK suspends us until the child execs or `_exit`s); it
+    // never returns into our frames and allocates nothing.
+    let pid = unsafe {
+        libc::clone(
+            child_entry,
+            stack.top(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            std::ptr::from_ref(args).cast_mut().cast(),
+        )
+    };
+    let result = if pid < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(Pid::from_raw(pid))
+    };
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    result
+}
