@@ -33,7 +33,9 @@ defmodule MuonTrap.Input do
 
   def new(input) do
     if Enumerable.impl_for(input) do
-      %__MODULE__{next: {:enum, &Enumerable.reduce(input, &1, fn x, _ -> {:suspend, x} end)}}
+      %__MODULE__{
+        next: {:enum, &Enumerable.reduce(input, &1, fn x, _ -> {:suspend, {:element, x}} end)}
+      }
     else
       raise ArgumentError,
             "invalid value for option :input: #{inspect(input)}, expected iodata or an Enumerable of iodata"
@@ -56,7 +58,7 @@ defmodule MuonTrap.Input do
   @doc "Stop pulling: a lazy enumerable gets to clean up (close its file)."
   @spec halt(t() | nil) :: :ok
   def halt(%__MODULE__{next: {:enum, cont}}) do
-    _ = cont.({:halt, nil})
+    _ = cont.({:halt, :none})
     :ok
   end
 
@@ -75,10 +77,13 @@ defmodule MuonTrap.Input do
   defp step({:iodata, other}), do: bad_element!(other)
   defp step(:done), do: :done
 
+  # An enumerable that halts right after an element (Stream.take/2's
+  # last) returns it as the accumulator instead of suspending on it.
   defp step({:enum, cont}) do
-    case cont.({:cont, nil}) do
-      {:suspended, element, cont} -> {element(element), {:enum, cont}}
-      {done, _acc} when done in [:done, :halted] -> :done
+    case cont.({:cont, :none}) do
+      {:suspended, {:element, x}, cont} -> {element(x), {:enum, cont}}
+      {done, {:element, x}} when done in [:done, :halted] -> {element(x), :done}
+      {done, :none} when done in [:done, :halted] -> :done
     end
   end
 

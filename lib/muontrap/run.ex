@@ -116,6 +116,28 @@ defmodule MuonTrap.Run do
 
   defp step(run), do: progress(run)
 
+  # The hand-over comes first; once it is done, every stream and stdin
+  # may move.
+  defp progress(%{stdio: %Stdio{handed_over: false}} = run) do
+    case Stdio.handover(run.stdio) do
+      {:ok, stdio} ->
+        progress(%{run | stdio: stdio, ready: run.reading, writable: run.input != nil})
+
+      # The port binary exited before connecting: nothing was written.
+      {:wait, stdio} when run.status != nil ->
+        finish(%{run | stdio: stdio, reading: [], ready: []})
+
+      {:wait, stdio} ->
+        wait(%{run | stdio: stdio, ready: [], writable: false})
+
+      # Nothing more to hand over: the port binary reports its side and exits.
+      {:error, message, stdio} ->
+        Stdio.close(stdio)
+        run = %{run | stdio: %{stdio | handed_over: true}, reading: [], ready: []}
+        progress(end_input(%{run | error: run.error || message}))
+    end
+  end
+
   defp progress(run) do
     run = guard(run, fn -> feed(run, @writes_per_step) end)
 
@@ -286,10 +308,9 @@ defmodule MuonTrap.Run do
     end
   end
 
-  # Before the hand-over every stream waits on the port's connection.
-  defp handle_select(%{stdio: %Stdio{handed_over: false}} = run, _stream),
-    do: %{run | ready: run.reading, writable: run.input != nil}
-
+  # Before the hand-over the only notice is the port's connection, which
+  # progress/1 checks first.
+  defp handle_select(%{stdio: %Stdio{handed_over: false}} = run, _stream), do: run
   defp handle_select(run, :stdin), do: %{run | writable: run.input != nil}
   defp handle_select(run, nil), do: run
 

@@ -151,10 +151,19 @@ defmodule MuonTrap.Stdio do
 
   def close_stdin(_stdio), do: :ok
 
-  defp handover(%__MODULE__{handed_over: true} = stdio), do: {:ok, stdio}
-  defp handover(%__MODULE__{port_pid: nil} = stdio), do: {:wait, stdio}
+  @doc """
+  Hand the descriptors over if the port binary has connected: `{:ok, stdio}`
+  once done, `{:wait, stdio}` until it connects (a notice with the first
+  stream's ref comes), or `{:error, message, stdio}`. Owners do this
+  before anything else and then try every stream: `next/2` and `write/2`
+  also hand over, but a hand-over done by one of them does not wake
+  whatever else was waiting for it.
+  """
+  @spec handover(t()) :: {:ok, t()} | {:wait, t()} | {:error, String.t(), t()}
+  def handover(%__MODULE__{handed_over: true} = stdio), do: {:ok, stdio}
+  def handover(%__MODULE__{port_pid: nil} = stdio), do: {:wait, stdio}
 
-  defp handover(stdio) do
+  def handover(stdio) do
     case Nif.stdio_handover(stdio.resource, stdio.port_pid, stdio.ref) do
       :ok ->
         {:ok, %{stdio | handed_over: true}}

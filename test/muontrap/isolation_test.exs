@@ -17,17 +17,18 @@ defmodule MuonTrap.IsolationTest do
 
   defp beam_fds, do: length(Path.wildcard("/proc/#{System.pid()}/fd/*"))
 
-  defp expected(text),
-    do: binary_part(String.duplicate(text, div(@size, byte_size(text)) + 1), 0, @size)
+  defp expected(text, size \\ @size),
+    do: binary_part(String.duplicate(text, div(size, byte_size(text)) + 1), 0, size)
 
   # A command whose caller is killed 0-2 ms after it starts (before
   # STARTED, while streaming, or, for the half that end at once, between
   # EXIT and the return), beside one whose output is checked byte for byte.
-  defp pair(m, i, opts) do
+  # Modes: :output (the command writes its own text), :input (cat echoes
+  # the text given as :input; the victim's input is a stranger's), and
+  # :stream (stream!/3 with stdout and stderr apart, each with its text).
+  defp pair(m, i, opts, mode) do
     leak_bytes = if rem(i, 2) == 0, do: "0", else: "1000"
-
-    victim =
-      spawn(fn -> MuonTrap.cmd(helper(), ["repeat", "LEAK#{m}.#{i}.", leak_bytes], opts) end)
+    victim = spawn(fn -> victim(mode, "LEAK#{m}.#{i}.", leak_bytes, opts) end)
 
     spawn(fn ->
       Process.sleep(:rand.uniform(3) - 1)
@@ -37,14 +38,44 @@ defmodule MuonTrap.IsolationTest do
     text = "G#{m}.#{i}."
 
     try do
-      case MuonTrap.cmd(helper(), ["repeat", text, "#{@size}"], opts) do
-        {out, 0} -> if out == expected(text), do: :ok, else: {:crosstalk, i, sample(out, text)}
-        other -> {:status, i, sample(elem(other, 0), text), elem(other, 1)}
-      end
+      check(mode, text, opts, i)
     rescue
       e -> {:raised, i, Exception.message(e)}
     end
   end
+
+  defp victim(:output, text, n, opts), do: MuonTrap.cmd(helper(), ["repeat", text, n], opts)
+
+  defp victim(:input, text, n, opts),
+    do: MuonTrap.cmd("cat", [], [input: expected(text, String.to_integer(n))] ++ opts)
+
+  defp victim(:stream, text, n, opts),
+    do: Enum.to_list(MuonTrap.stream!("sh", ["-c", both(text, n)], [stderr: :separate] ++ opts))
+
+  defp both(text, n),
+    do: "#{helper()} repeat O#{text} #{n}; #{helper()} repeat E#{text} #{n} >&2"
+
+  defp check(:output, text, opts, i),
+    do: compare(MuonTrap.cmd(helper(), ["repeat", text, "#{@size}"], opts), text, i)
+
+  defp check(:input, text, opts, i),
+    do: compare(MuonTrap.cmd("cat", [], [input: expected(text)] ++ opts), text, i)
+
+  defp check(:stream, text, opts, i) do
+    elements =
+      Enum.to_list(MuonTrap.stream!("sh", ["-c", both(text, @size)], [stderr: :separate] ++ opts))
+
+    out = for {:stdout, data} <- elements, into: "", do: data
+    err = for {:stderr, data} <- elements, into: "", do: data
+
+    with :ok <- compare({out, 0}, "O" <> text, i),
+         do: compare({err, 0}, "E" <> text, i)
+  end
+
+  defp compare({out, 0}, text, i),
+    do: if(out == expected(text), do: :ok, else: {:crosstalk, i, sample(out, text)})
+
+  defp compare({out, status}, text, i), do: {:status, i, sample(out, text), status}
 
   defp sample(out, text) do
     case :binary.match(out, "LEAK") do
@@ -53,13 +84,13 @@ defmodule MuonTrap.IsolationTest do
     end
   end
 
-  defp storm(pairs, opts) do
+  defp storm(pairs, opts, mode \\ :output) do
     m = marker()
     fds = beam_fds()
 
     failures =
       1..pairs
-      |> Task.async_stream(&pair(m, &1, opts),
+      |> Task.async_stream(&pair(m, &1, opts, mode),
         max_concurrency: @concurrency,
         timeout: @hang_ms,
         on_timeout: :kill_task,
@@ -75,6 +106,16 @@ defmodule MuonTrap.IsolationTest do
   @tag timeout: 300_000
   test "1,000 commands beside 1,000 callers killed at random: no cross-talk, errors or hangs" do
     storm(1_000, [])
+  end
+
+  @tag timeout: 300_000
+  test "500 commands fed :input beside 500 killed callers fed another's: each gets its own back" do
+    storm(500, [], :input)
+  end
+
+  @tag timeout: 300_000
+  test "300 streams with stdout and stderr apart beside 300 killed ones: each byte on its stream" do
+    storm(300, [], :stream)
   end
 
   @tag :soak

@@ -121,14 +121,28 @@ defmodule MuonTrap.Daemon.Pipes do
     %{pipes | stdio: nil}
   end
 
-  # Before the hand-over, a notice means the port binary connected: every
-  # stream, and stdin, waited on that.
+  # Before the hand-over, a notice means the port binary connected.
   defp on_notice(%{stdio: %Stdio{handed_over: false}} = pipes, _stream), do: all(pipes)
   defp on_notice(pipes, nil), do: pipes
   defp on_notice(pipes, :stdin), do: feed(pipes)
   defp on_notice(pipes, stream), do: read(pipes, stream)
 
-  defp all(pipes), do: Enum.reduce(Output.streams(pipes.output), pipes, &read(&2, &1)) |> feed()
+  # The hand-over first; once done, every stream and stdin may move.
+  defp all(pipes) do
+    case Stdio.handover(pipes.stdio) do
+      {:ok, stdio} ->
+        pipes = %{pipes | stdio: stdio}
+        pipes = Enum.reduce(Output.streams(pipes.output), pipes, &read(&2, &1))
+        feed(pipes)
+
+      {:wait, stdio} ->
+        %{pipes | stdio: stdio}
+
+      {:error, message, _stdio} ->
+        Logger.error(message)
+        close(pipes)
+    end
+  end
 
   defp feed(%{stdin: %Stdin{}, stdio: %Stdio{}} = pipes) do
     {stdin, stdio} = Stdin.feed(pipes.stdin, pipes.stdio)

@@ -1,0 +1,89 @@
+defmodule MuonTrap.LinesTest do
+  # :lines, with System.cmd/3's semantics (Elixir 1.15+): lines without
+  # their "\n", each whole whatever its length, the last unterminated one
+  # at the end.
+  use ExUnit.Case, async: true
+
+  import MuonTrap.Test.OSProcess
+
+  alias MuonTrap.Lines
+
+  doctest MuonTrap.Lines
+
+  defp split_all(chunks) do
+    {lines, rest} =
+      Enum.flat_map_reduce(chunks, Lines.new(), fn chunk, acc -> Lines.split(acc, chunk) end)
+
+    lines ++ Lines.flush(rest)
+  end
+
+  test "lines split across chunks, empty lines and a kept \\r" do
+    assert split_all(["a", "b\n", "\n", "c\r\nd"]) == ["ab", "", "c\r", "d"]
+    assert split_all(["\n\n"]) == ["", ""]
+    assert split_all([""]) == []
+    assert split_all(["x\n"]) == ["x"]
+  end
+
+  test "every way of cutting a text into chunks gives the same lines" do
+    text = "one\ntwo\n\nthree\r\nfour"
+    want = String.split(text, "\n")
+
+    for cut <- 0..byte_size(text) do
+      <<a::binary-size(cut), b::binary>> = text
+      assert split_all([a, b]) == want, "cut at #{cut}"
+    end
+  end
+
+  test "cmd/3 gives lines without their newlines, as System.cmd/3 does on 1.15+" do
+    assert {["hello", "world"], 0} = MuonTrap.cmd("echo", ["hello\nworld"], into: [], lines: 1024)
+    assert {[], 0} = MuonTrap.cmd("true", [], into: [], lines: 1024)
+    assert {["no newline"], 0} = MuonTrap.cmd("printf", ["no newline"], into: [], lines: 1024)
+  end
+
+  test "a line longer than the size, and longer than a pipe, is delivered whole" do
+    {[long, "after"], 0} =
+      MuonTrap.cmd("sh", ["-c", "head -c 300000 /dev/zero | tr '\\0' a; echo; echo after"],
+        into: [],
+        lines: 16
+      )
+
+    assert long == :binary.copy("a", 300_000)
+  end
+
+  test "10 MB of numbered lines arrive in order, none lost or joined" do
+    {lines, 0} = MuonTrap.cmd("seq", ["1", "1000000"], into: [], lines: 1024, stdio_window: 4096)
+    assert length(lines) == 1_000_000
+    assert lines == Enum.map(1..1_000_000, &Integer.to_string/1)
+  end
+
+  test "with stderr_to_stdout, and into a binary the lines are joined as given" do
+    assert {["out", "err"], 0} =
+             MuonTrap.cmd("sh", ["-c", "echo out; sleep 0.05; echo err >&2"],
+               into: [],
+               lines: 8,
+               stderr_to_stdout: true
+             )
+
+    assert {"ab", 0} = MuonTrap.cmd("printf", ["a\nb\n"], lines: 8)
+  end
+
+  test "at a timeout the lines so far come back, the partial one too" do
+    m = marker()
+    script = "printf 'full\\npart'; exec #{helper()} sleep #{m}"
+
+    assert {["full", "part"], :timeout} =
+             MuonTrap.cmd("sh", ["-c", script], into: [], lines: 8, timeout: 300)
+
+    wait_until(fn -> pids_matching(m) == [] end)
+  end
+
+  test "a size that is not a positive integer is an ArgumentError" do
+    for bad <- [0, -1, 1.5, :yes, 2 ** 32] do
+      assert_raise ArgumentError,
+                   ~r/invalid value for option :lines: .*expected a buffer size/,
+                   fn ->
+                     MuonTrap.cmd("echo", [], lines: bad)
+                   end
+    end
+  end
+end
