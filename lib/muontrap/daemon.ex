@@ -11,7 +11,8 @@ defmodule MuonTrap.Daemon do
       Supervisor.start_link(children, strategy: :one_for_one)
 
   The list is `MuonTrap.cmd/3`'s parameters: the program, its arguments and
-  options. Every `MuonTrap.cmd/3` option except `:into` and `:timeout` is
+  options. Every `MuonTrap.cmd/3` option except `:into`, `:timeout`, `:input`
+  and `:lines` is
   available, plus:
 
     * `:name` - register the daemon under this name

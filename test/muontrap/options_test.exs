@@ -88,6 +88,66 @@ defmodule MuonTrap.OptionsTest do
     end
   end
 
+  test "the options of stdin, lines and stderr, in the contexts that take them" do
+    for {context, key, value} <- [
+          cmd: {:input, :atom},
+          cmd: {:lines, 0},
+          stream: {:lines, -1},
+          stream: {:stderr, :stdout},
+          stream: {:input, %{a: 1}},
+          daemon: {:stdin, :yes},
+          daemon: {:log_stderr, :loud},
+          daemon: {:logger_fun, fn _, _, _ -> :ok end}
+        ] do
+      assert_raise ArgumentError, ~r/invalid value for option #{inspect(key)}/, fn ->
+        Options.validate(context, "echo", [], [{key, value}])
+      end
+    end
+
+    for {context, key} <- [
+          cmd: :stderr,
+          daemon: :input,
+          daemon: :lines,
+          stream: :into,
+          stream: :stdin
+        ] do
+      assert_raise ArgumentError, ~r/invalid option #{inspect(key)}/, fn ->
+        Options.validate(context, "echo", [], [{key, nil}])
+      end
+    end
+
+    assert %{stdin: :pipe, log_stderr: :error} =
+             Options.validate(:daemon, "echo", [], stdin: :pipe, log_stderr: :error)
+
+    assert %{stderr: :separate, lines: 10} =
+             Options.validate(:stream, "echo", [], stderr: :separate, lines: 10)
+  end
+
+  test "stderr options that contradict each other are refused" do
+    for opts <- [
+          [stderr: :separate, stderr_to_stdout: true],
+          [stderr: :separate, capture_stderr_only: true]
+        ] do
+      assert_raise ArgumentError, ~r/stderr: :separate cannot be combined/, fn ->
+        Options.validate(:stream, "echo", [], opts)
+      end
+    end
+
+    assert_raise ArgumentError, ~r/:log_stderr cannot be combined with stderr_to_stdout/, fn ->
+      Options.validate(:daemon, "echo", [], log_stderr: :error, stderr_to_stdout: true)
+    end
+
+    # capture_stderr_only wins over stderr_to_stdout, as in MuonTrap 2.0.
+    assert %{capture_stderr_only: true} =
+             Options.validate(:daemon, "echo", [],
+               capture_stderr_only: true,
+               stderr_to_stdout: true
+             )
+
+    assert %{stderr: :separate} =
+             Options.validate(:stream, "echo", [], stderr: :separate, stderr_to_stdout: false)
+  end
+
   test "bad :groups entries are refused" do
     for groups <- [[0], [-1], [:wheel], ["bad name!"], [1.5]] do
       assert_raise ArgumentError, ~r/groups/, fn ->
