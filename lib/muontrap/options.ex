@@ -11,7 +11,7 @@ defmodule MuonTrap.Options do
   board it runs on; `check_host!/1` is what the command's start adds.
 
   Where stderr goes, for every combination of the options that say it
-  (see also the README's table):
+  (the one table of it; the README and `MuonTrap.Daemon` point here):
 
   | options | stdout | stderr |
   | --- | --- | --- |

@@ -102,7 +102,7 @@ defmodule MuonTrap.Daemon.Stdin do
   end
 
   defp answer({_tag, from, _data, timer}, reply) do
-    if timer, do: Process.cancel_timer(timer)
+    _ = if timer, do: Process.cancel_timer(timer)
     GenServer.reply(from, reply)
   end
 end
