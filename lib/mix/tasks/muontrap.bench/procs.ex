@@ -1,0 +1,72 @@
+defmodule Mix.Tasks.Muontrap.Bench.Procs do
+  @moduledoc false
+  # What /proc says about OS processes: RSS, liveness, descendants, and
+  # what the run left behind.
+
+  @doc "The resident set of OS process `pid` in KB (0 if it is gone)."
+  def rss_kb(pid) do
+    case File.read("/proc/#{pid}/status") do
+      {:ok, s} ->
+        case Regex.run(~r/VmRSS:\s+(\d+)/, s) do
+          [_, kb] -> String.to_integer(kb)
+          _ -> 0
+        end
+
+      _ ->
+        0
+    end
+  end
+
+  @doc "True if `pid` exists and is not a zombie."
+  def alive?(pid) when is_integer(pid) do
+    case File.read("/proc/#{pid}/stat") do
+      {:ok, s} -> not String.contains?(s, ") Z ")
+      _ -> false
+    end
+  end
+
+  def alive?(_), do: false
+
+  def children(pid) when is_integer(pid) do
+    case File.read("/proc/#{pid}/task/#{pid}/children") do
+      {:ok, s} -> s |> String.split() |> Enum.map(&String.to_integer/1)
+      _ -> []
+    end
+  end
+
+  def children(_), do: []
+
+  def descendants(pid) do
+    kids = children(pid)
+    kids ++ Enum.flat_map(kids, &descendants/1)
+  end
+
+  @doc "Wait until none of `pids` is alive; raise after `deadline` (monotonic µs)."
+  def await_gone(pids, deadline) do
+    cond do
+      not Enum.any?(pids, &alive?/1) ->
+        :ok
+
+      System.monotonic_time(:microsecond) > deadline ->
+        Mix.raise("still alive after stop: #{inspect(Enum.filter(pids, &alive?/1))}")
+
+      true ->
+        Process.sleep(1)
+        await_gone(pids, deadline)
+    end
+  end
+
+  @doc "Every live descendant of this BEAM except erl_child_setup."
+  def leftovers do
+    Process.sleep(200)
+    me = System.pid() |> String.to_integer()
+
+    me
+    |> descendants()
+    |> Enum.filter(&alive?/1)
+    |> Enum.map(fn pid -> {pid, String.trim(File.read!("/proc/#{pid}/comm"))} end)
+    |> Enum.reject(fn {_, comm} -> comm in ["erl_child_setup", "inet_gethost", "epmd"] end)
+  rescue
+    File.Error -> []
+  end
+end
