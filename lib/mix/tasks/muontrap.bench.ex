@@ -7,9 +7,9 @@ defmodule Mix.Tasks.Muontrap.Bench do
       mix muontrap.bench [--quick] [--gb] [--only SECTION] [--out DIR]
 
     * `--quick` - fewer repetitions, 200 daemons instead of 1,000, no 100 MB
-      window sweep (about 30 s)
+      window sweep, 10 MB instead of 100 MB of `:input` (about 30 s)
     * `--gb` - add the 1 GB throughput cases
-    * `--only latency|throughput|concurrency|timeout|daemon|cgroup|many|binary` - one section
+    * `--only latency|throughput|input|concurrency|timeout|daemon|cgroup|many|binary` - one section
       (`cgroup` is the cgroup v2 cases of sections 4 and 5; without cgroup v2
       controllers, section 5 on a v1 memory group beneath the BEAM's own)
     * `--out DIR` - where `results.md` and `throughput.svg` go (default
@@ -25,13 +25,14 @@ defmodule Mix.Tasks.Muontrap.Bench do
 
   alias Mix.Tasks.Muontrap.Bench.{
     CgroupSections,
+    InputSection,
     Measure,
     Procs,
     Report,
     Sections
   }
 
-  @sections ~w(latency throughput concurrency timeout daemon cgroup many binary)
+  @sections ~w(latency throughput input concurrency timeout daemon cgroup many binary)
 
   @impl Mix.Task
   def run(argv) do
@@ -82,6 +83,7 @@ defmodule Mix.Tasks.Muontrap.Bench do
   end
 
   defp section(s, cfg) when s in ~w(daemon cgroup), do: CgroupSections.section(s, cfg)
+  defp section("input", cfg), do: InputSection.section("input", cfg)
   defp section(s, cfg), do: Sections.section(s, cfg)
 
   defp write(out, rows, cfg, leftovers) do

@@ -54,10 +54,21 @@ defmodule Mix.Tasks.Muontrap.Bench.Measure do
   peak mailbox and heap and the port binary's peak RSS. Returns the
   MB/s stats and the peaks over all runs.
   """
-  def rate(reps, size, what, fun) do
-    {rates, mems} = Enum.unzip(for _ <- 1..reps, do: rate_once(size, what, fun))
-    peak = Enum.reduce(mems, fn a, b -> Map.merge(a, b, fn _, x, y -> max(x, y) end) end)
-    {stats(rates), peak}
+  def rate(reps, size, what, fun), do: hd(interleaved(reps, size, [{what, fun}]))
+
+  @doc """
+  `rate/4` for several `{what, fun}` cases whose runs take turns (one run
+  of each per repetition), so that a change in the machine's load hits
+  every case alike. One `{stats, peaks}` per case, in order.
+  """
+  def interleaved(reps, size, cases) do
+    runs = for _ <- 1..reps, {what, fun} <- cases, do: {what, rate_once(size, what, fun)}
+
+    for {what, _} <- cases do
+      {rates, mems} = Enum.unzip(for {^what, run} <- runs, do: run)
+      peak = Enum.reduce(mems, fn a, b -> Map.merge(a, b, fn _, x, y -> max(x, y) end) end)
+      {stats(rates), peak}
+    end
   end
 
   defp rate_once(size, what, fun) do

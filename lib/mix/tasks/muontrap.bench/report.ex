@@ -26,8 +26,9 @@ defmodule Mix.Tasks.Muontrap.Bench.Report do
 
   defp ratio(%{base: nil}), do: nil
 
-  # Ratios are MuonTrap against System.cmd/3 on medians: for rates mt/sys
-  # (≥ 1 is as fast), for times mt/sys (≤ 1 is as fast).
+  # Ratios are MuonTrap against System.cmd/3 on medians (or against the
+  # base the row's name gives): for rates mt/sys (≥ 1 is as fast), for
+  # times mt/sys (≤ 1 is as fast).
   defp ratio(%{stats: {_, m, _}, base: {_, b, _}}), do: m / b
 
   defp fmt(x) when is_float(x) and x >= 100, do: :erlang.float_to_binary(x, decimals: 0)
@@ -62,7 +63,8 @@ defmodule Mix.Tasks.Muontrap.Bench.Report do
     `mix muontrap.bench#{if cfg.quick, do: " --quick", else: ""}#{if cfg.gb, do: " --gb", else: ""}` on
     #{System.schedulers_online()} schedulers, OTP #{System.otp_release()}, Elixir #{System.version()}.
     Figures are min / median / max; the ratio is MuonTrap's median over System.cmd/3's
-    (rates: higher is better; times: lower is better). Left behind after the run:
+    (rates: higher is better; times: lower is better), or over the base a case names
+    ("ratio vs cmd/3"). Left behind after the run:
     #{if leftovers == [], do: "nothing", else: inspect(leftovers)}.
 
     | section | case | min / median / max | unit | ratio vs System.cmd/3 | memory / notes |

@@ -5,7 +5,7 @@ defmodule Mix.Tasks.Muontrap.Bench.Sections do
   import Mix.Tasks.Muontrap.Bench.Measure
   import Mix.Tasks.Muontrap.Bench.Report, only: [row: 6, row: 7]
 
-  alias Mix.Tasks.Muontrap.Bench.Procs
+  alias Mix.Tasks.Muontrap.Bench.{Counter, Procs}
   alias MuonTrap.Daemon
 
   @mb 1_000_000
@@ -49,7 +49,7 @@ defmodule Mix.Tasks.Muontrap.Bench.Sections do
   end
 
   def section("throughput", cfg) do
-    throughput_rows(cfg) ++ relay_floor_rows(cfg)
+    throughput_rows(cfg) ++ relay_floor_rows(cfg) ++ stream_rows(cfg)
   end
 
   def section("concurrency", cfg) do
@@ -247,5 +247,32 @@ defmodule Mix.Tasks.Muontrap.Bench.Sections do
           mem: mem
         )
       end)
+  end
+
+  # MuonTrap.stream!/3 reduced to a byte count against MuonTrap.cmd/3 into a
+  # counter, the same `head` (the ratio of the stream!/3 row is over cmd/3's
+  # median), with System.cmd/3 beside them for reference; runs interleaved.
+  defp stream_rows(cfg) do
+    size = 100 * @mb
+    args = ["-c", "#{size}", "/dev/zero"]
+
+    [{sys, sys_mem}, {cmd, cmd_mem}, {st, st_mem}] =
+      interleaved(cfg.reps, size, [
+        {:system, fn -> System.cmd("head", args, into: %Counter{}) end},
+        {:default, fn -> MuonTrap.cmd("head", args, into: %Counter{}) end},
+        {:stream!,
+         fn -> {MuonTrap.stream!("head", args) |> Enum.reduce(0, &(byte_size(&1) + &2)), 0} end}
+      ])
+
+    [
+      row("throughput", "100 MB System.cmd/3 (beside stream!/3)", "MB/s", sys, nil, true,
+        mem: sys_mem,
+        size: {:stream, size}
+      ),
+      row("throughput", "100 MB cmd/3 into a counter", "MB/s", cmd, sys, true, mem: cmd_mem),
+      row("throughput", "100 MB stream!/3 |> Enum.reduce, ratio vs cmd/3", "MB/s", st, cmd, true,
+        mem: st_mem
+      )
+    ]
   end
 end
