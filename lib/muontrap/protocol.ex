@@ -8,12 +8,13 @@ defmodule MuonTrap.Protocol do
   See `docs/protocol.md`.
   """
 
-  # Port -> Erlang (tags 1 and 2, DATA and DATA_STDERR, are retired)
+  # Port -> Erlang (tags 1, 2 and 6, DATA, DATA_STDERR and READY, are retired)
   @started 3
   @exit 4
   @error 5
-  @ready 6
   @exec_error 7
+  @notify 8
+  @watchdog 9
 
   # Erlang -> port (tag 1, ACK, is retired)
   @terminate 4
@@ -24,7 +25,8 @@ defmodule MuonTrap.Protocol do
           | {:exit, non_neg_integer()}
           | {:error, String.t()}
           | {:exec_error, non_neg_integer()}
-          | :ready
+          | {:notify, [{String.t(), String.t()}]}
+          | {:watchdog, :expired | :triggered}
 
   @doc """
   Decode one frame received from the port binary.
@@ -33,16 +35,27 @@ defmodule MuonTrap.Protocol do
       {:started, 256}
       iex> MuonTrap.Protocol.decode(<<4, 0, 0, 0, 3>>)
       {:exit, 3}
+      iex> MuonTrap.Protocol.decode(<<8, "READY=1\nSTATUS=up">>)
+      {:notify, [{"READY", "1"}, {"STATUS", "up"}]}
   """
   @spec decode(binary()) :: message()
   def decode(<<@started, pid::32>>), do: {:started, pid}
   def decode(<<@exit, status::32>>), do: {:exit, status}
   def decode(<<@error, message::binary>>), do: {:error, message}
-  def decode(<<@ready>>), do: :ready
   def decode(<<@exec_error, errno::32>>), do: {:exec_error, errno}
+  def decode(<<@notify, body::binary>>), do: {:notify, assignments(body)}
+  def decode(<<@watchdog, 1>>), do: {:watchdog, :expired}
+  def decode(<<@watchdog, 2>>), do: {:watchdog, :triggered}
 
   def decode(other) do
     raise ArgumentError, "unexpected frame from the muontrap port: #{inspect(other, limit: 16)}"
+  end
+
+  # The port sends only well-formed KEY=VALUE lines (docs/protocol.md).
+  defp assignments(body) do
+    for line <- :binary.split(body, "\n", [:global]),
+        [key, value] <- [:binary.split(line, "=")],
+        do: {key, value}
   end
 
   @doc "Encode a request to terminate the command (SIGTERM, then SIGKILL)."

@@ -27,6 +27,11 @@ defmodule MuonTrap.Run do
   # Writes to stdin per step before output is read and messages looked at.
   @writes_per_step 4
 
+  # The most one write to stdin moves: a write that fills the whole pipe
+  # wakes the reader only once it is done, so the two take turns instead
+  # of overlapping (README, "Performance").
+  @max_write 65_536
+
   @enforce_keys [:port, :stdio, :options, :window]
   defstruct [
     :port,
@@ -224,7 +229,7 @@ defmodule MuonTrap.Run do
         end_input(run)
 
       {chunk, run} ->
-        piece = binary_part(chunk, 0, min(byte_size(chunk), run.window))
+        piece = binary_part(chunk, 0, min(byte_size(chunk), min(run.window, @max_write)))
 
         case Stdio.write(run.stdio, piece) do
           {:ok, written, stdio} ->

@@ -151,4 +151,22 @@ defmodule MuonTrap.Test.OSProcess do
     [_, n] = Regex.run(~r/^wchar: (\d+)$/m, io)
     String.to_integer(n)
   end
+
+  @doc """
+  True if a caller's mailbox `messages` hold no output: at most one select
+  notice (one may legitimately be in flight) and the port's STARTED frame,
+  which comes after the hand-over and may be overtaken by the first output.
+  """
+  def no_output_queued?(messages) do
+    {notices, others} = Enum.split_with(messages, &match?({:select, _, _, :ready_input}, &1))
+
+    length(notices) <= 1 and
+      Enum.all?(others, fn
+        {port, {:data, frame}} when is_port(port) ->
+          match?({:started, _}, MuonTrap.Protocol.decode(frame))
+
+        _other ->
+          false
+      end)
+  end
 end

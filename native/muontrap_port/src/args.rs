@@ -44,6 +44,10 @@ Options:
       --handover NAME          receive the output pipe (and stdin/stderr pipes)
                                from the abstract Unix socket NAME instead of
                                relaying output (needed by --framed with --capture-*)
+      --notify                 framed: give the program an sd_notify socket
+                               (NOTIFY_SOCKET) and forward its state changes
+      --watchdog MS            framed: sd_notify watchdog; terminate the program
+                               if it sends no WATCHDOG=1 for MS ms
       --help                   print this help and exit
 ";
 
@@ -111,6 +115,17 @@ pub struct Config {
     /// `--handover`: the abstract socket name the BEAM hands descriptors
     /// over on (the captured output then goes into its pipe, unrelayed).
     pub handover: Option<String>,
+    /// `--notify`: readiness expected (the watchdog starts at `READY=1`).
+    pub notify: bool,
+    /// `--watchdog`: the interval in ms (at least 1).
+    pub watchdog_ms: Option<u32>,
+}
+
+impl Config {
+    /// Whether the program gets a notification socket.
+    pub fn notify_socket(&self) -> bool {
+        self.notify || self.watchdog_ms.is_some()
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -137,11 +152,13 @@ enum Opt {
     Handover,
     NoControllers,
     BeneathOwn,
+    Notify,
+    Watchdog,
     Help,
 }
 
 /// (long name, short name, option). Errors name options by the long form.
-const OPTIONS: [(&str, &str, Opt); 17] = [
+const OPTIONS: [(&str, &str, Opt); 19] = [
     ("--arg0", "-0", Opt::Arg0),
     ("--group", "-g", Opt::Group),
     ("--controller", "-c", Opt::Controller),
@@ -158,6 +175,8 @@ const OPTIONS: [(&str, &str, Opt); 17] = [
     ("--handover", "", Opt::Handover),
     ("--no-controllers", "", Opt::NoControllers),
     ("--beneath-own-cgroup", "", Opt::BeneathOwn),
+    ("--notify", "", Opt::Notify),
+    ("--watchdog", "", Opt::Watchdog),
     ("--help", "", Opt::Help),
 ];
 
@@ -171,6 +190,7 @@ impl Opt {
                 | Opt::Framed
                 | Opt::NoControllers
                 | Opt::BeneathOwn
+                | Opt::Notify
                 | Opt::Help
         )
     }

@@ -35,6 +35,9 @@ struct Member {
     /// Those of `parents` this port created.
     created: Vec<PathBuf>,
     version: u8,
+    /// The hierarchy's controllers (v1; empty on v2), as
+    /// `/proc/<pid>/cgroup` lists them.
+    controllers: Vec<String>,
     /// The v1 freezer hierarchy, used to stop a fork bomb while killing.
     freezer: bool,
 }
@@ -179,6 +182,7 @@ impl Cgroup {
             parents: levels[1..].to_vec(),
             created: Vec::new(),
             version: h.version,
+            controllers: h.controllers.clone(),
             freezer: h.version == 1 && h.has("freezer"),
         });
         let last = self.members.len() - 1;
@@ -231,6 +235,12 @@ impl Cgroup {
 
     fn tracking(&self) -> Option<&Member> {
         self.members.first()
+    }
+
+    /// The tracking hierarchy as `/proc/<pid>/cgroup` names it: (version,
+    /// controllers), to tell whether a process is in the group.
+    pub fn tracking_hierarchy(&self) -> Option<(u8, Vec<String>)> {
+        self.tracking().map(|m| (m.version, m.controllers.clone()))
     }
 
     fn procs(&self) -> Vec<i32> {

@@ -180,6 +180,20 @@ impl Output {
         }
     }
 
+    /// sd_notify state changes (`KEY=VALUE` lines), framed mode only.
+    pub fn notify(&mut self, body: &str) {
+        if self.framed {
+            self.write_all(&protocol::encode(protocol::TAG_NOTIFY, body.as_bytes()));
+        }
+    }
+
+    /// The watchdog fired (`reason`: 1 timeout, 2 `WATCHDOG=trigger`).
+    pub fn watchdog(&mut self, reason: u8) {
+        if self.framed {
+            self.write_all(&protocol::encode(protocol::TAG_WATCHDOG, &[reason]));
+        }
+    }
+
     pub fn exit(&mut self, status: i32) {
         if self.framed {
             self.write_all(&protocol::encode_u32(protocol::TAG_EXIT, status as u32));

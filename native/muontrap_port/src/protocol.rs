@@ -13,6 +13,10 @@ pub const TAG_EXIT: u8 = 4;
 pub const TAG_ERROR: u8 = 5;
 /// `u32` errno of a failed exec of the program; ERROR and EXIT follow.
 pub const TAG_EXEC_ERROR: u8 = 7;
+/// sd_notify state changes: UTF-8 `KEY=VALUE` lines.
+pub const TAG_NOTIFY: u8 = 8;
+/// One byte, why the watchdog fired; termination and EXIT follow.
+pub const TAG_WATCHDOG: u8 = 9;
 
 // Erlang -> port tags.
 pub const TAG_TERMINATE: u8 = 4;

@@ -25,9 +25,11 @@ use crate::privileges::Credentials;
 
 mod child;
 mod clone;
+mod env;
 
 use child::{ChildArgs, ChildFds};
 use clone::{clone_vfork, ChildStack};
+pub use env::Env;
 
 /// Where in the child setup something failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +99,8 @@ pub struct Plan {
     groups_required: bool,
     /// `cgroup.procs` of the group in every hierarchy it spans.
     cgroup_procs: Vec<OwnedFd>,
+    /// The program's environment, if not ours (`execvpe` instead of `execvp`).
+    env: Option<Env>,
 }
 
 #[derive(Debug)]
@@ -143,7 +147,14 @@ impl Plan {
             groups: creds.groups.clone(),
             groups_required: creds.groups_required,
             cgroup_procs,
+            env: None,
         })
+    }
+
+    /// Runs the program with `env` instead of the port's environment.
+    pub fn with_env(mut self, env: Env) -> Plan {
+        self.env = Some(env);
+        self
     }
 }
 

@@ -49,7 +49,7 @@ pub fn descendants() -> Vec<(i32, i32)> {
 }
 
 /// `(ppid, pgrp)` from `/proc/<pid>/stat`.
-fn parent_and_group(pid: i32) -> Option<(i32, i32)> {
+pub(crate) fn parent_and_group(pid: i32) -> Option<(i32, i32)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and ')', so parse after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];

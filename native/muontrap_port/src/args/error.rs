@@ -24,6 +24,8 @@ pub enum ArgError {
     BadSet { arg: String, reason: String },
     BadGroupList(String),
     FramedCaptureWithoutHandover,
+    WatchdogZero,
+    NeedsFramed(&'static str),
 }
 
 impl fmt::Display for ArgError {
@@ -67,6 +69,8 @@ impl fmt::Display for ArgError {
             ArgError::FramedCaptureWithoutHandover => {
                 write!(f, "--framed with --capture-* needs --handover")
             }
+            ArgError::WatchdogZero => write!(f, "--watchdog must be at least 1, got 0"),
+            ArgError::NeedsFramed(o) => write!(f, "{o} needs --framed"),
         }
     }
 }

@@ -29,6 +29,8 @@ pub(super) struct Seen {
     framed: bool,
     no_controllers: bool,
     beneath_own: bool,
+    notify: bool,
+    watchdog: Option<u32>,
 }
 
 impl Seen {
@@ -82,12 +84,20 @@ impl Seen {
                 set_once(&mut self.window, name, n)?;
             }
             Opt::Handover => set_once(&mut self.handover, name, text()?)?,
+            Opt::Watchdog => {
+                let n = parse_u32(name, &text()?)?;
+                if n == 0 {
+                    return Err(ArgError::WatchdogZero);
+                }
+                set_once(&mut self.watchdog, name, n)?;
+            }
             Opt::CaptureOutput => self.cap_out = true,
             Opt::CaptureStderr => self.cap_err = true,
             Opt::CaptureStderrOnly => self.cap_err_only = true,
             Opt::Framed => self.framed = true,
             Opt::NoControllers => self.no_controllers = true,
             Opt::BeneathOwn => self.beneath_own = true,
+            Opt::Notify => self.notify = true,
         }
         Ok(())
     }
@@ -144,6 +154,15 @@ impl Seen {
     ) -> Result<Config, ArgError> {
         let cgroup = self.cgroup()?;
         let capture = self.capture()?;
+        // The notification frames exist only in the framed protocol.
+        if !self.framed {
+            if self.notify {
+                return Err(ArgError::NeedsFramed("--notify"));
+            }
+            if self.watchdog.is_some() {
+                return Err(ArgError::NeedsFramed("--watchdog"));
+            }
+        }
         Ok(Config {
             program,
             args,
@@ -157,6 +176,8 @@ impl Seen {
             capture,
             framed: self.framed,
             handover: self.handover,
+            notify: self.notify,
+            watchdog_ms: self.watchdog,
         })
     }
 }

@@ -8,6 +8,7 @@ use std::os::fd::RawFd;
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
+use super::env::decimal;
 use super::{Plan, Stage};
 use crate::args::Capture;
 
@@ -54,17 +55,9 @@ fn errno() -> i32 {
 }
 
 /// Writes `n` in decimal using only the stack.
-fn write_decimal(fd: RawFd, mut n: u32) -> bool {
+fn write_decimal(fd: RawFd, n: u32) -> bool {
     let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
+    let i = decimal(n, &mut buf);
     let len = buf.len() - i;
     // SAFETY: writes from a live stack buffer.
     let r = unsafe { libc::write(fd, buf[i..].as_ptr().cast(), len) };
@@ -188,9 +181,9 @@ fn child(plan: &Plan, fds: &ChildFds, parent: Pid) -> ! {
             libc::_exit(127);
         }
     }
+    // SAFETY: getpid(2) cannot fail.
+    let me = unsafe { libc::getpid() } as u32;
     for &procs in &fds.procs {
-        // SAFETY: getpid(2) cannot fail.
-        let me = unsafe { libc::getpid() } as u32;
         if !write_decimal(procs, me) {
             fail(fds, Stage::Cgroup, errno());
         }
@@ -200,8 +193,20 @@ fn child(plan: &Plan, fds: &ChildFds, parent: Pid) -> ! {
     }
     cloexec_all_above_stderr();
     drop_privileges(plan, fds);
-    // SAFETY: program and argv are NUL-terminated C strings and a
-    // null-terminated pointer array, all alive (the Plan outlives this call).
-    unsafe { libc::execvp(plan.program.as_ptr(), plan.argv_ptrs.as_ptr()) };
+    let (program, argv) = (plan.program.as_ptr(), plan.argv_ptrs.as_ptr());
+    match &plan.env {
+        Some(env) => {
+            env.fill_pid(me);
+            // SAFETY: as for execvp below; envp is a null-terminated array
+            // of C strings owned by the Plan.
+            unsafe { libc::execvpe(program, argv, env.envp()) };
+        }
+        // SAFETY: program and argv are NUL-terminated C strings and a
+        // null-terminated pointer array, all alive (the Plan outlives
+        // this call).
+        None => unsafe {
+            libc::execvp(program, argv);
+        },
+    }
     fail(fds, Stage::Exec, errno())
 }

@@ -1,0 +1,137 @@
+//! sd_notify for the program (`--notify`, `--watchdog`): the socket it
+//! sends to, the sender check, the coalesced NOTIFY frames and the
+//! watchdog. The relay polls `Notifier::fd` and calls the hooks below;
+//! `docs/protocol.md`, "Notification socket", has the semantics.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use crate::output::Output;
+use crate::watchdog::{Reason, Watchdog};
+
+mod coalesce;
+mod parse;
+pub mod sender;
+mod socket;
+
+use coalesce::{Coalescer, Key};
+use parse::Msg;
+use sender::{Containment, Verdict};
+use socket::{Received, MAX_DATAGRAM};
+
+pub use socket::create;
+
+/// Most datagrams read per wakeup, so the other descriptors get their turn.
+const BATCH: usize = 64;
+
+pub struct Notifier {
+    sock: OwnedFd,
+    control: Vec<u8>,
+    containment: Containment,
+    coalescer: Coalescer,
+    watchdog: Watchdog,
+}
+
+impl Notifier {
+    /// `sock` from `create`; `watchdog` set up at the program's exec.
+    pub fn new(sock: OwnedFd, containment: Containment, watchdog: Watchdog) -> Notifier {
+        Notifier {
+            sock,
+            control: socket::control_buffer(),
+            containment,
+            coalescer: Coalescer::default(),
+            watchdog,
+        }
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+
+    /// Reads what is queued (at most `BATCH` datagrams), closing every
+    /// descriptor that came along. `Some` if the program asked for
+    /// `WATCHDOG=trigger`.
+    pub fn read(&mut self) -> Option<Reason> {
+        let mut body = [0u8; MAX_DATAGRAM];
+        let mut trigger = None;
+        for _ in 0..BATCH {
+            match socket::recv(&self.sock, &mut body, &mut self.control) {
+                Ok(Received::Datagram { len, pid }) => {
+                    let verdict = self.containment.check(pid);
+                    if verdict != Verdict::Inside {
+                        tracing::debug!(pid, ?verdict, "notification from outside ignored");
+                        continue;
+                    }
+                    let msgs = parse::parse(&body[..len]);
+                    trigger = trigger.or(self.apply(msgs, Instant::now()));
+                }
+                Ok(Received::TooLong) => {}
+                Ok(Received::Empty) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the notification socket failed");
+                    break;
+                }
+            }
+        }
+        trigger
+    }
+
+    fn apply(&mut self, msgs: Vec<Msg>, now: Instant) -> Option<Reason> {
+        let mut trigger = None;
+        let one = || "1".to_string();
+        for m in msgs {
+            match m {
+                Msg::Ready => {
+                    self.watchdog.ready(now);
+                    self.coalescer.push(Key::Ready, one());
+                }
+                Msg::Reloading => self.coalescer.push(Key::Reloading, one()),
+                Msg::Stopping => self.coalescer.push(Key::Stopping, one()),
+                Msg::Status(s) => self.coalescer.push(Key::Status, s),
+                Msg::Ping => self.watchdog.ping(now),
+                Msg::Trigger => trigger = Some(Reason::Trigger),
+                Msg::WatchdogUsec(n) => {
+                    self.watchdog.set_interval(Duration::from_micros(n), now);
+                    self.coalescer.push(Key::WatchdogUsec, n.to_string());
+                }
+                Msg::ExtendTimeoutUsec(n) => {
+                    self.coalescer.push(Key::ExtendTimeoutUsec, n.to_string());
+                }
+                Msg::MainPid(pid) => match self.containment.check(pid) {
+                    Verdict::Inside => self.coalescer.push(Key::MainPid, pid.to_string()),
+                    v => tracing::debug!(pid, verdict = ?v, "MAINPID outside ignored"),
+                },
+                Msg::Barrier => {}
+            }
+        }
+        trigger
+    }
+
+    /// The next time the relay must wake for us: a summary to send, and
+    /// (`running`: only while the program runs) the watchdog.
+    pub fn wake_at(&self, running: bool, now: Instant) -> Option<Instant> {
+        let flush = self.coalescer.due(now);
+        let watchdog = self.watchdog.deadline().filter(|_| running);
+        match (flush, watchdog) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn watchdog_expired(&self, now: Instant) -> bool {
+        self.watchdog.expired(now)
+    }
+
+    /// The watchdog fired: nothing restarts it.
+    pub fn disarm(&mut self) {
+        self.watchdog.disarm();
+    }
+
+    /// Sends the pending summary if it is due (`force`: now, as before a
+    /// WATCHDOG or EXIT frame).
+    pub fn flush(&mut self, out: &mut Output, now: Instant, force: bool) {
+        if let Some(body) = self.coalescer.take(now, force) {
+            out.notify(&body);
+        }
+    }
+}
