@@ -60,7 +60,10 @@ defmodule MuonTrap.Options do
     :exit_status_to_reason,
     :wait_for,
     :stdin,
-    :log_stderr
+    :log_stderr,
+    :ready,
+    :ready_timeout,
+    :watchdog
   ]
 
   # The port binary's bound for every number it takes (u32).
@@ -222,7 +225,10 @@ defmodule MuonTrap.Options do
     options
   end
 
-  defp check_stderr!(%{log_stderr: _, stderr_to_stdout: true}) do
+  # capture_stderr_only wins over stderr_to_stdout, here too.
+  defp check_stderr!(%{log_stderr: _, stderr_to_stdout: true} = options)
+       when not is_map_key(options, :capture_stderr_only) or
+              :erlang.map_get(:capture_stderr_only, options) != true do
     raise ArgumentError,
           ":log_stderr cannot be combined with stderr_to_stdout: true (stderr is merged into stdout)"
   end
@@ -275,6 +281,14 @@ defmodule MuonTrap.Options do
   defp validate_option(:stream, :stderr, :separate), do: :separate
   defp validate_option(:daemon, :stdin, v) when v in [:pipe, :null], do: v
   defp validate_option(:daemon, :log_stderr, v) when v in @log_levels, do: v
+  defp validate_option(:daemon, :ready, :notify), do: :notify
+  defp validate_option(:daemon, :ready, {:output, %Regex{}} = v), do: v
+
+  defp validate_option(:daemon, :ready, {:output, text} = v) when is_binary(text) and text != "",
+    do: v
+
+  defp validate_option(:daemon, :ready_timeout, v) when v in 1..@u32_max or v == :infinity, do: v
+  defp validate_option(:daemon, :watchdog, v) when v in 1..@u32_max, do: v
 
   defp validate_option(:daemon, :name, v)
        when is_atom(v) or (is_tuple(v) and elem(v, 0) in [:global, :via]),
@@ -319,6 +333,9 @@ defmodule MuonTrap.Options do
   defp expected(:lines), do: "a buffer size in bytes, an integer in 1..#{@u32_max}"
   defp expected(:stderr), do: ":separate"
   defp expected(:stdin), do: ":pipe or :null"
+  defp expected(:ready), do: ":notify or {:output, pattern} with a non-empty string or a Regex"
+  defp expected(:ready_timeout), do: "milliseconds, an integer in 1..#{@u32_max}, or :infinity"
+  defp expected(:watchdog), do: "milliseconds, an integer in 1..#{@u32_max}"
   defp expected(:log_prefix), do: "a string"
   defp expected(:logger_metadata), do: "a keyword list"
   defp expected(:wait_for), do: "a 0-arity function"

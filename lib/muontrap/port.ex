@@ -74,6 +74,8 @@ defmodule MuonTrap.Port do
       value_arg(options, :gid, "--gid") ++
       groups_arg(options) ++
       value_arg(options, :arg0, "--arg0") ++
+      notify_args(options) ++
+      value_arg(options, :watchdog, "--watchdog") ++
       cgroup_args(options) ++
       extra_args ++
       ["--", options.cmd | options.args]
@@ -95,6 +97,9 @@ defmodule MuonTrap.Port do
       :error -> []
     end
   end
+
+  defp notify_args(%{ready: :notify}), do: ["--notify"]
+  defp notify_args(_options), do: []
 
   defp groups_arg(%{groups: groups}), do: ["--groups", Enum.map_join(groups, ",", &to_string/1)]
   defp groups_arg(_options), do: []

@@ -35,7 +35,7 @@ defmodule MuonTrap.Protocol do
       {:started, 256}
       iex> MuonTrap.Protocol.decode(<<4, 0, 0, 0, 3>>)
       {:exit, 3}
-      iex> MuonTrap.Protocol.decode(<<8, "READY=1\nSTATUS=up">>)
+      iex> MuonTrap.Protocol.decode(<<8, "READY=1\\nSTATUS=up">>)
       {:notify, [{"READY", "1"}, {"STATUS", "up"}]}
   """
   @spec decode(binary()) :: message()
