@@ -1,61 +1,14 @@
 defmodule MuonTrap.Daemon do
-  @moduledoc """
-  Wrap an OS process in a GenServer so that it can be supervised.
+  # The docs are a file of their own (also linked from the README).
+  @external_resource Path.expand("../../docs/daemon.md", __DIR__)
+  @moduledoc File.read!(Path.expand("../../docs/daemon.md", __DIR__))
 
-  For example, in your children list add `MuonTrap.Daemon` like this:
-
-      children = [
-        {MuonTrap.Daemon, ["my_server", ["--options", "foo"], [cd: "/some_directory"]]}
-      ]
-
-      Supervisor.start_link(children, strategy: :one_for_one)
-
-  The list is `MuonTrap.cmd/3`'s parameters: the program, its arguments and
-  options. Every `MuonTrap.cmd/3` option except `:into`, `:timeout`, `:input`
-  and `:lines` is
-  available, plus:
-
-    * `:name` - register the daemon under this name
-    * `:logger_fun` - a 1-arity function, `{m, f}` or `{m, f, a}` called with
-      each line of output (`apply(m, f, [line | a])`), or a 2-arity function
-      called as `fun.(stream, line)` with `stream` `:stdout` or `:stderr`;
-      replaces the logging options and their levels
-    * `:log_output` - log each line of output at this `Logger` level
-    * `:log_stderr` - capture stderr on a pipe of its own and log its lines at
-      this level (stdout keeps `:log_output`); not with `:stderr_to_stdout`
-    * `:stdin` - `:pipe` to give the command a stdin that `write/3` writes and
-      `close_stdin/1` closes (default `:null`, `/dev/null`)
-    * `:log_prefix` - prefix for each logged line (default: the command followed by `": "`)
-    * `:log_transform` - a function applied to each line before logging (default:
-      replace invalid UTF-8 on Elixir 1.16+, or log a short placeholder for a
-      line that is not valid UTF-8 on older versions)
-    * `:logger_metadata` - keyword list merged into the daemon's logger metadata;
-      `:muontrap_cmd` and `:muontrap_args` are always set
-    * `:stderr_to_stdout` - log stderr too (default `false`)
-    * `:capture_stderr_only` - log only stderr (default `false`); stderr is then
-      captured and counted in `statistics/1` even without a log option
-    * `:exit_status_to_reason` - function from a non-zero exit status to the
-      GenServer stop reason (default: `:error_exit_status`)
-    * `:wait_for` - a 0-arity function run before the OS process is launched;
-      raise to abort the launch (the daemon stops with the exception's exit
-      reason, `{exception, stacktrace}`)
-
-  `MuonTrap.Options` has the table of what the stderr options do together.
-
-  An exit status of 0 stops the daemon with `:normal`, so a `:transient`
-  child is not restarted. Stopping the daemon kills the OS process and every
-  descendant.
-
-  Several daemons under one supervisor need distinct ids:
-
-      Supervisor.child_spec({MuonTrap.Daemon, ["my_server", []]}, id: :server1)
-  """
   use GenServer
 
   require Logger
 
   alias MuonTrap.{Nif, Options, Protocol}
-  alias MuonTrap.Daemon.Pipes
+  alias MuonTrap.Daemon.{Ending, Output, Pipes, Readiness, Startup}
 
   # The BEAM reports a port program it could not exec by the errno as exit
   # status: 7 is E2BIG, an argument list the kernel refuses.
@@ -85,8 +38,25 @@ defmodule MuonTrap.Daemon do
   def start_link(command, args, opts \\ []) do
     options = Options.validate(:daemon, command, args, opts)
     server_opts = if name = options[:name], do: [name: name], else: []
-    GenServer.start_link(__MODULE__, {command, options}, server_opts)
+
+    with {:ok, pid} <- GenServer.start_link(__MODULE__, {command, options}, server_opts) do
+      if options[:ready], do: with(:ok <- Startup.await(pid), do: {:ok, pid}), else: {:ok, pid}
+    end
   end
+
+  @doc """
+  What the command has said about itself: `%{state: state, status_text:
+  text | nil, main_pid: pid | nil}`. `state` is `:starting`, `:running`
+  (no `:ready` configured), `:ready`, `:reloading` (after `RELOADING=1`,
+  until `READY=1`) or `:stopping` (after `STOPPING=1`); `status_text` is
+  the last `STATUS=` text and `main_pid` the last `MAINPID=`.
+  """
+  @spec status(GenServer.server()) :: %{
+          state: Readiness.state(),
+          status_text: String.t() | nil,
+          main_pid: pos_integer() | nil
+        }
+  def status(server), do: GenServer.call(server, :status)
 
   @doc """
   Return the OS pid of the `muontrap` port binary, or `:error` before it has
@@ -222,6 +192,7 @@ defmodule MuonTrap.Daemon do
       # Callers waiting for the command to start (see live_cgroup_path/1).
       waiting: [],
       pipes: Pipes.new(command, options),
+      startup: Startup.new(options),
       # The group's statistics and knob files stay open between calls of
       # statistics/1 and cgroup_config/1 (a NIF resource): ~7x cheaper reads.
       open_files: if(options[:cgroup_path], do: Nif.open_files()),
@@ -252,6 +223,17 @@ defmodule MuonTrap.Daemon do
   def handle_call(:os_pid, _from, state), do: {:reply, state.os_pid, state}
   def handle_call(:command_os_pid, _from, state), do: {:reply, state.command_os_pid, state}
   def handle_call(:cgroup_path, _from, state), do: {:reply, state.options[:cgroup_path], state}
+
+  def handle_call(:status, _from, state),
+    do: {:reply, Readiness.report(state.startup.readiness), state}
+
+  def handle_call(:await_ready, from, state) do
+    case Startup.await_call(state.startup, from) do
+      {:reply, reply} -> {:reply, reply, state}
+      {:stop, reply} -> {:stop, :normal, reply, state}
+      {:wait, startup} -> {:noreply, %{state | startup: startup}}
+    end
+  end
 
   def handle_call({:write, data, timeout}, from, state) do
     case Pipes.write(state.pipes, from, data, timeout) do
@@ -290,16 +272,26 @@ defmodule MuonTrap.Daemon do
   defp cgroup_ref(state),
     do: {state.options[:cgroup_path], Map.get(state.options, :cgroup_beneath_beam, false)}
 
-  # The port binary died without cleaning up (e.g. it was SIGKILLed): kill
-  # what is left in its cgroup and remove the group.
-  defp cleanup_cgroup(state) do
-    case MuonTrap.Cgroup.cleanup(state.options) do
-      :ok -> :ok
-      {:error, reason} -> Logger.error("could not clean up the cgroup: #{inspect(reason)}")
+  @impl GenServer
+  def handle_info(:muontrap_ready_timeout, state) do
+    case Startup.timed_out(state.startup) do
+      {:failed, startup} ->
+        Logger.error("#{state.command}: not ready within #{state.startup.timeout} ms")
+        state = %{state | startup: startup}
+
+        # Its tree is terminated first; the EXIT that follows ends the start.
+        if state.port do
+          Port.command(state.port, Protocol.terminate())
+          {:noreply, state}
+        else
+          stop(state, :ready_timeout)
+        end
+
+      :ignore ->
+        {:noreply, state}
     end
   end
 
-  @impl GenServer
   def handle_info({ref, _result}, %{wait_task: %Task{ref: ref}} = state) do
     Process.demonitor(ref, [:flush])
     {:noreply, %{state | wait_task: nil}, {:continue, :launch}}
@@ -308,7 +300,11 @@ defmodule MuonTrap.Daemon do
   def handle_info({port, {:data, frame}}, %{port: port} = state) do
     case Protocol.decode(frame) do
       {:started, pid} ->
-        state = %{state | command_os_pid: pid}
+        state = %{
+          state
+          | command_os_pid: pid,
+            startup: Startup.update(state.startup, &Readiness.started/1)
+        }
 
         Enum.each(state.waiting, fn {from, what} ->
           GenServer.reply(from, started_reply(what, state))
@@ -320,10 +316,24 @@ defmodule MuonTrap.Daemon do
         Logger.error(message)
         {:noreply, %{state | error: message}}
 
+      {:notify, assignments} ->
+        update = &Readiness.notify(&1, assignments)
+        {:noreply, %{state | startup: Startup.update(state.startup, update)}}
+
+      {:watchdog, cause} ->
+        Logger.error("#{state.command}: watchdog timeout (#{watchdog_cause(cause)})")
+        {:noreply, %{state | startup: Startup.watchdog(state.startup)}}
+
       {:exit, status} ->
         Port.close(port)
         state = %{state | port: nil, pipes: Pipes.finish(state.pipes)}
-        {:stop, exit_reason(status, state), state}
+
+        reason =
+          if Startup.pending?(state.startup),
+            do: {:exit_status, status},
+            else: Ending.reason(status, state)
+
+        stop(state, reason)
 
       _other ->
         {:noreply, state}
@@ -332,30 +342,47 @@ defmodule MuonTrap.Daemon do
 
   def handle_info({port, {:exit_status, status}}, %{port: port} = state) do
     # The port binary died without reporting the command's exit.
-    cleanup_cgroup(state)
+    Ending.cleanup_cgroup(state.options)
     reason = if status == @e2big, do: :e2big, else: {:muontrap_port_exited, status}
-    {:stop, reason, %{state | port: nil, pipes: Pipes.close(state.pipes)}}
+    stop(%{state | port: nil, pipes: Pipes.close(state.pipes)}, reason)
   end
 
   def handle_info({:EXIT, port, reason}, %{port: port} = state) do
-    {:stop, reason, %{state | port: nil, pipes: Pipes.close(state.pipes)}}
+    stop(%{state | port: nil, pipes: Pipes.close(state.pipes)}, reason)
   end
 
   # A :wait_for that raises stops the daemon with the exception's own exit
   # reason, {exception, stacktrace}, as a linked Task's crash does.
   def handle_info({:EXIT, pid, reason}, %{wait_task: %Task{pid: pid}} = state)
       when reason != :normal do
-    {:stop, reason, %{state | wait_task: nil}}
+    stop(%{state | wait_task: nil}, reason)
   end
 
   def handle_info({:DOWN, ref, :process, _pid, reason}, %{wait_task: %Task{ref: ref}} = state) do
-    {:stop, reason, %{state | wait_task: nil}}
+    stop(%{state | wait_task: nil}, reason)
   end
 
   def handle_info(message, state) do
     case Pipes.handle_message(state.pipes, message) do
-      {:ok, pipes} -> {:noreply, %{state | pipes: pipes}}
+      {:ok, pipes} -> {:noreply, output_readiness(%{state | pipes: pipes})}
       :unknown -> {:noreply, state}
+    end
+  end
+
+  defp output_readiness(state) do
+    if Output.ready_seen?(state.pipes.output),
+      do: %{state | startup: Startup.update(state.startup, &Readiness.output_matched/1)},
+      else: state
+  end
+
+  defp watchdog_cause(:expired), do: "no WATCHDOG=1 within the interval"
+  defp watchdog_cause(:triggered), do: "WATCHDOG=trigger"
+
+  # While a :ready daemon starts, a stop is a failed start (Startup.finish/2).
+  defp stop(state, reason) do
+    case Startup.finish(state.startup, reason) do
+      {:stop, reason, startup} -> {:stop, reason, %{state | startup: startup}}
+      {:hold, startup} -> {:noreply, %{state | startup: startup}}
     end
   end
 
@@ -364,8 +391,7 @@ defmodule MuonTrap.Daemon do
     # Ask for SIGTERM then SIGKILL, and wait until the port reports that every
     # process is gone, so the daemon's stop means the OS processes are gone.
     Port.command(port, Protocol.terminate())
-    delay = Map.get(state.options, :delay_to_sigkill, 500)
-    await_exit(port, state, System.monotonic_time(:millisecond) + delay + 2_000)
+    Ending.await(port, state.options, state.pipes)
   end
 
   def terminate(_reason, %{wait_task: %Task{} = task}) do
@@ -373,48 +399,4 @@ defmodule MuonTrap.Daemon do
   end
 
   def terminate(_reason, _state), do: :ok
-
-  defp await_exit(port, state, deadline) do
-    timeout = max(deadline - System.monotonic_time(:millisecond), 0)
-
-    receive do
-      {^port, {:data, frame}} ->
-        case Protocol.decode(frame) do
-          {:exit, _status} ->
-            Port.close(port)
-            _ = Pipes.finish(state.pipes)
-            :ok
-
-          _other ->
-            await_exit(port, state, deadline)
-        end
-
-      {^port, {:exit_status, _}} ->
-        cleanup_cgroup(state)
-
-      message ->
-        case Pipes.handle_message(state.pipes, message) do
-          {:ok, pipes} -> await_exit(port, %{state | pipes: pipes}, deadline)
-          :unknown -> await_exit(port, state, deadline)
-        end
-    after
-      timeout ->
-        # Closing stdin makes the port binary finish the kill on its own.
-        Port.close(port)
-        :ok
-    end
-  end
-
-  defp exit_reason(0, %{error: nil} = state) do
-    Logger.info("#{state.command}: Process exited successfully")
-    :normal
-  end
-
-  defp exit_reason(status, %{error: nil} = state) do
-    Logger.error("#{state.command}: Process exited with status #{status}")
-    to_reason = Map.get(state.options, :exit_status_to_reason, fn _ -> :error_exit_status end)
-    to_reason.(status)
-  end
-
-  defp exit_reason(_status, %{error: message}), do: {:muontrap_error, message}
 end

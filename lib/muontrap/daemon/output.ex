@@ -4,14 +4,22 @@ defmodule MuonTrap.Daemon.Output do
   (see the table in `MuonTrap.Options`), a count of every byte, lines
   split per stream (a line longer than 16 KiB is cut, so an unterminated
   stream cannot grow memory), each handed to the logger at its stream's
-  level or to the `:logger_fun`.
+  level or to the `:logger_fun`, and watched for the line that makes
+  the command ready with `ready: {:output, pattern}`.
   """
 
   require Logger
 
   @max_line_bytes 16_384
 
-  defstruct log: nil, streams: [], tags: %{}, buffers: %{}, byte_count: 0, stderr_only?: false
+  defstruct log: nil,
+            streams: [],
+            tags: %{},
+            buffers: %{},
+            byte_count: 0,
+            stderr_only?: false,
+            watch: nil,
+            seen?: false
 
   @typedoc "Output state: the line handler, partial lines per stream, the byte count."
   @type t :: %__MODULE__{
@@ -20,13 +28,17 @@ defmodule MuonTrap.Daemon.Output do
           tags: %{optional(:output | :stderr) => :stdout | :stderr},
           buffers: %{optional(:output | :stderr) => binary()},
           byte_count: non_neg_integer(),
-          stderr_only?: boolean()
+          stderr_only?: boolean(),
+          watch: String.t() | Regex.t() | nil,
+          seen?: boolean()
         }
 
   @doc "Output handling for a daemon's validated options."
   @spec new(binary(), map()) :: t()
   def new(command, options) do
-    stdout_logged? = options[:logger_fun] != nil or options[:log_output] != nil
+    watch = with {:output, pattern} <- options[:ready], do: pattern, else: (_ -> nil)
+    # A readiness pattern needs stdout even when nothing logs it.
+    stdout_logged? = options[:logger_fun] != nil or options[:log_output] != nil or watch != nil
     stderr_alone? = options[:capture_stderr_only] == true
 
     {streams, tags, stderr_only?} =
@@ -46,7 +58,8 @@ defmodule MuonTrap.Daemon.Output do
       streams: streams,
       tags: tags,
       buffers: Map.new(streams, &{&1, ""}),
-      stderr_only?: stderr_only?
+      stderr_only?: stderr_only?,
+      watch: watch
     }
   end
 
@@ -66,25 +79,37 @@ defmodule MuonTrap.Daemon.Output do
     out = %{out | byte_count: out.byte_count + byte_size(data)}
     log = out.log
     tag = Map.fetch!(out.tags, stream)
-    buffer = log_slices(&log.(tag, &1), Map.fetch!(out.buffers, stream), data)
-    %{out | buffers: Map.put(out.buffers, stream, buffer)}
+    watch = if out.seen?, do: nil, else: out.watch
+    {buffer, seen?} = log_slices(&log.(tag, &1), watch, Map.fetch!(out.buffers, stream), data)
+    %{out | buffers: Map.put(out.buffers, stream, buffer), seen?: out.seen? or seen?}
   end
+
+  @doc "True once a line matched the `ready: {:output, pattern}` pattern."
+  @spec ready_seen?(t()) :: boolean()
+  def ready_seen?(%__MODULE__{seen?: seen?}), do: seen?
 
   # Lines are split off at most @slice bytes at a time: a chunk's list of
   # lines then stays small, where one list for a whole 256 KiB chunk cost
   # more than twice as much as two for 128 KiB (heap growth and GC).
   @slice 65_536
 
-  defp log_slices(log, buffer, data) when byte_size(data) > @slice do
+  defp log_slices(log, watch, buffer, data) when byte_size(data) > @slice do
     <<slice::binary-size(@slice), rest::binary>> = data
-    log_slices(log, log_slices(log, buffer, slice), rest)
+
+    case log_slices(log, watch, buffer, slice) do
+      {buffer, true} -> {elem(log_slices(log, nil, buffer, rest), 0), true}
+      {buffer, false} -> log_slices(log, watch, buffer, rest)
+    end
   end
 
-  defp log_slices(log, buffer, data) do
+  defp log_slices(log, watch, buffer, data) do
     {lines, rest} = split_lines(buffer <> data)
     Enum.each(lines, log)
-    rest
+    {rest, watch != nil and Enum.any?(lines, &matches?(watch, &1))}
   end
+
+  defp matches?(%Regex{} = regex, line), do: Regex.match?(regex, line)
+  defp matches?(text, line), do: String.contains?(line, text)
 
   @doc "Handle the last, unterminated line of each stream, if any."
   @spec flush(t()) :: t()

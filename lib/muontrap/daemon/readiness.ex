@@ -3,8 +3,8 @@ defmodule MuonTrap.Daemon.Readiness do
   What a daemon's command has said about itself: its state, as
   `MuonTrap.Daemon.status/1` reports it, from the sd_notify assignments
   the port binary forwards (`READY=1`, `RELOADING=1`, `STOPPING=1`,
-  `STATUS=`, `MAINPID=`, ...) or from a line of output that matches the
-  `ready: {:output, pattern}` option.
+  `STATUS=`, `MAINPID=`, ...) or from a line of output that matched the
+  `ready: {:output, pattern}` option (`MuonTrap.Daemon.Output` watches).
 
   States: `:starting` until the command runs (and, with `:ready`, until
   it is ready), then `:running` (no `:ready` configured) or `:ready`;
@@ -92,27 +92,18 @@ defmodule MuonTrap.Daemon.Readiness do
   end
 
   @doc """
-  A line of output: with `ready: {:output, pattern}`, a match while
-  starting makes the command ready.
+  A line of output matched the `ready: {:output, pattern}` pattern: while
+  starting, the command is now ready.
 
-      iex> r = MuonTrap.Daemon.Readiness.new({:output, ~r/listening on \\d+/})
-      iex> MuonTrap.Daemon.Readiness.output_line(r, "listening on 4000").state
+      iex> r = MuonTrap.Daemon.Readiness.new({:output, ~r/listening/})
+      iex> MuonTrap.Daemon.Readiness.output_matched(r).state
       :ready
   """
-  @spec output_line(t(), binary()) :: t()
-  def output_line(%__MODULE__{ready: {:output, pattern}, state: :starting} = r, line) do
-    if matches?(pattern, line), do: %{r | state: :ready}, else: r
-  end
+  @spec output_matched(t()) :: t()
+  def output_matched(%__MODULE__{ready: {:output, _}, state: :starting} = r),
+    do: %{r | state: :ready}
 
-  def output_line(r, _line), do: r
-
-  @doc "True if output lines are watched for readiness."
-  @spec watching_output?(t()) :: boolean()
-  def watching_output?(%__MODULE__{ready: {:output, _}, state: :starting}), do: true
-  def watching_output?(_r), do: false
-
-  defp matches?(%Regex{} = regex, line), do: Regex.match?(regex, line)
-  defp matches?(text, line), do: String.contains?(line, text)
+  def output_matched(r), do: r
 
   @doc "What `MuonTrap.Daemon.status/1` returns."
   @spec report(t()) :: %{

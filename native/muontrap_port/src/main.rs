@@ -23,6 +23,7 @@ mod log;
     target_env = "gnu"
 ))]
 mod no_unwind;
+mod notify;
 mod output;
 mod privileges;
 mod protocol;
@@ -30,6 +31,7 @@ mod relay;
 mod signals;
 mod spawn;
 mod tree;
+mod watchdog;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -43,6 +45,7 @@ use nix::sys::stat::Mode;
 use args::{Config, Parsed};
 use cgroup::Cgroup;
 use handover::Handover;
+use notify::Notifier;
 use output::Output;
 use privileges::SystemDirectory;
 use relay::{Params, Relay};
@@ -123,7 +126,11 @@ fn run(cfg: &Config) -> i32 {
         return 1;
     };
     // On error no child exists; a created cgroup was removed by its Drop.
-    let (child, cgroup) = match start(cfg, handover) {
+    let Started {
+        child,
+        cgroup,
+        notify,
+    } = match start(cfg, handover) {
         Ok(started) => started,
         Err(msg) => return fail(&mut out, Some(&sigfd), &msg),
     };
@@ -152,6 +159,7 @@ fn run(cfg: &Config) -> i32 {
         cgroup,
         error_status,
         early_stdin,
+        notify,
     })
     .run()
 }
@@ -177,10 +185,18 @@ fn receive_handover(
     }
 }
 
+/// What `start` set up.
+struct Started {
+    child: spawn::Child,
+    cgroup: Option<Cgroup>,
+    notify: Option<Notifier>,
+}
+
 /// Setup up to and including the fork. Handed-over pipes become the
 /// program's stdio; without OUTPUT, captured output goes into a pipe of
-/// ours that the relay reads.
-fn start(cfg: &Config, handover: Handover) -> Result<(spawn::Child, Option<Cgroup>), String> {
+/// ours that the relay reads. The notification socket is made before the
+/// fork, as its name goes into the program's environment.
+fn start(cfg: &Config, handover: Handover) -> Result<Started, String> {
     // Orphaned descendants must reparent to us so we can find and reap them.
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| format!("cannot become a child subreaper: {}", e.desc()))?;
@@ -206,13 +222,29 @@ fn start(cfg: &Config, handover: Handover) -> Result<(spawn::Child, Option<Cgrou
         .transpose()?
         .unwrap_or_default();
     let arg0 = cfg.arg0.as_deref().unwrap_or(&cfg.program);
-    let plan = spawn::Plan::new(&cfg.program, arg0, &cfg.args, cfg.capture, &creds, procs)
+    let mut plan = spawn::Plan::new(&cfg.program, arg0, &cfg.args, cfg.capture, &creds, procs)
         .map_err(|e| e.to_string())?;
+    let socket = cfg.notify_socket().then(notify::create).transpose()?;
+    if let Some((_, name)) = &socket {
+        plan = plan.with_env(notify::program_env(name, cfg.watchdog_ms)?);
+    }
     let direct = spawn::Direct {
         output: handover.output,
         stdin: handover.stdin,
         stderr: handover.stderr,
     };
     let child = spawn::spawn(plan, direct)?;
-    Ok((child, cgroup))
+    // A program that never ran has nothing to say.
+    let socket = socket.filter(|_| child.failure.is_none());
+    let notify = socket.map(|(sock, _)| {
+        let interval = cfg
+            .watchdog_ms
+            .map(|ms| Duration::from_millis(u64::from(ms)));
+        Notifier::for_program(sock, child.pid, cgroup.as_ref(), interval, cfg.notify)
+    });
+    Ok(Started {
+        child,
+        cgroup,
+        notify,
+    })
 }

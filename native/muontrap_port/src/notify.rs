@@ -6,7 +6,11 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use nix::unistd::Pid;
+
+use crate::cgroup::Cgroup;
 use crate::output::Output;
+use crate::spawn::Env;
 use crate::watchdog::{Reason, Watchdog};
 
 mod coalesce;
@@ -23,6 +27,25 @@ pub use socket::create;
 
 /// Most datagrams read per wakeup, so the other descriptors get their turn.
 const BATCH: usize = 64;
+
+/// The program's environment: ours, with `NOTIFY_SOCKET` naming the socket
+/// (`@` for the abstract namespace, as sd_notify(3) expects) and, with a
+/// watchdog, `WATCHDOG_USEC` and `WATCHDOG_PID` (filled in by the child).
+/// Inherited `WATCHDOG_*` variables describe someone else's watchdog: they
+/// are replaced, or removed without `--watchdog`.
+pub fn program_env(socket_name: &str, watchdog_ms: Option<u32>) -> Result<Env, String> {
+    let mut set = vec![("NOTIFY_SOCKET", format!("@{socket_name}"))];
+    if let Some(ms) = watchdog_ms {
+        set.push(("WATCHDOG_USEC", (u64::from(ms) * 1000).to_string()));
+    }
+    Env::new(
+        std::env::vars_os(),
+        &set,
+        &["WATCHDOG_USEC", "WATCHDOG_PID"],
+        watchdog_ms.is_some(),
+    )
+    .map_err(|e| e.to_string())
+}
 
 pub struct Notifier {
     sock: OwnedFd,
@@ -42,6 +65,33 @@ impl Notifier {
             coalescer: Coalescer::default(),
             watchdog,
         }
+    }
+
+    /// For the program `pid`, just exec'd: senders are checked against its
+    /// cgroup if it has one, else against the port's process tree. The
+    /// watchdog (`interval` from `--watchdog`) starts now, or at READY with
+    /// `await_ready` (`--notify`).
+    pub fn for_program(
+        sock: OwnedFd,
+        pid: Pid,
+        cgroup: Option<&Cgroup>,
+        interval: Option<Duration>,
+        await_ready: bool,
+    ) -> Notifier {
+        let containment = match cgroup.and_then(Cgroup::tracking_hierarchy) {
+            Some((version, controllers)) => {
+                let h = sender::Hierarchy {
+                    version,
+                    controllers,
+                };
+                Containment::cgroup(h, pid.as_raw())
+            }
+            None => Containment::Tree {
+                port: std::process::id() as i32,
+            },
+        };
+        let watchdog = Watchdog::new(interval, await_ready, Instant::now());
+        Notifier::new(sock, containment, watchdog)
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {

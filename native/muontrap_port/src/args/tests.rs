@@ -442,13 +442,21 @@ fn notify_and_watchdog() {
     assert_eq!(c.watchdog_ms, Some(300));
     let c = run(&["--watchdog=4294967295", "--notify", "--framed", "p"]);
     assert_eq!((c.notify, c.watchdog_ms), (true, Some(u32::MAX)));
-    assert_eq!(run(&["--framed", "--watchdog", "01", "p"]).watchdog_ms, Some(1));
+    assert_eq!(
+        run(&["--framed", "--watchdog", "01", "p"]).watchdog_ms,
+        Some(1)
+    );
     // A value is still a value.
     assert_eq!(
         run(&["--arg0", "--notify", "p"]).arg0,
         Some("--notify".into())
     );
-    assert!(framed_requested(&argv(&["--watchdog", "5", "--framed", "p"])));
+    assert!(framed_requested(&argv(&[
+        "--watchdog",
+        "5",
+        "--framed",
+        "p"
+    ])));
     assert!(!framed_requested(&argv(&["--watchdog", "--framed", "p"])));
 }
 

@@ -157,7 +157,15 @@ mod tests {
                 (Key::Status, "b"),
             ],
         );
-        assert_eq!(c.pending, vec![one(Key::Ready), one(Key::Reloading), (Key::MainPid, "7".into()), (Key::Status, "b".into())]);
+        assert_eq!(
+            c.pending,
+            vec![
+                one(Key::Ready),
+                one(Key::Reloading),
+                (Key::MainPid, "7".into()),
+                (Key::Status, "b".into())
+            ]
+        );
         assert_eq!(
             c.take(t0, false).as_deref(),
             Some("READY=1\nRELOADING=1\nMAINPID=7\nSTATUS=b")
@@ -180,7 +188,10 @@ mod tests {
         assert_eq!(c.pending, vec![(Key::MainPid, "5".into())]);
         assert_eq!(c.take(t0 + INTERVAL, false).as_deref(), Some("MAINPID=5"));
         pushed(&mut c, &[(Key::MainPid, "5"), (Key::WatchdogUsec, "9")]);
-        assert_eq!(c.take(t0 + 2 * INTERVAL, false).as_deref(), Some("WATCHDOG_USEC=9"));
+        assert_eq!(
+            c.take(t0 + 2 * INTERVAL, false).as_deref(),
+            Some("WATCHDOG_USEC=9")
+        );
         c.push(Key::WatchdogUsec, "9".into());
         assert_eq!(c.take(t0 + 3 * INTERVAL, false), None);
     }
@@ -203,7 +214,10 @@ mod tests {
             Some("RELOADING=1\nREADY=1")
         );
         pushed(&mut c, &[(Key::Stopping, "1"), (Key::Stopping, "1")]);
-        assert_eq!(c.take(t0 + 4 * INTERVAL, false).as_deref(), Some("STOPPING=1"));
+        assert_eq!(
+            c.take(t0 + 4 * INTERVAL, false).as_deref(),
+            Some("STOPPING=1")
+        );
         c.push(Key::Stopping, "1".into());
         assert_eq!(c.take(t0 + 5 * INTERVAL, false), None);
     }
@@ -214,7 +228,10 @@ mod tests {
         let mut c = Coalescer::default();
         c.push(Key::ExtendTimeoutUsec, "5".into());
         c.take(t0, false);
-        pushed(&mut c, &[(Key::ExtendTimeoutUsec, "5"), (Key::ExtendTimeoutUsec, "5")]);
+        pushed(
+            &mut c,
+            &[(Key::ExtendTimeoutUsec, "5"), (Key::ExtendTimeoutUsec, "5")],
+        );
         assert_eq!(
             c.take(t0 + INTERVAL, false).as_deref(),
             Some("EXTEND_TIMEOUT_USEC=5")
@@ -244,7 +261,14 @@ mod tests {
             c.push(Key::Status, format!("{i}"));
             c.push(Key::Status, long.clone());
             c.push(Key::Status, format!("{i}"));
-            c.push(if i % 2 == 0 { Key::Ready } else { Key::Reloading }, "1".into());
+            c.push(
+                if i % 2 == 0 {
+                    Key::Ready
+                } else {
+                    Key::Reloading
+                },
+                "1".into(),
+            );
             c.push(Key::MainPid, format!("{}", i % 3 + 1));
             c.push(Key::ExtendTimeoutUsec, format!("{i}"));
             assert!(c.pending.len() <= KEYS);
@@ -254,7 +278,9 @@ mod tests {
         }
         // 100 ms of changes, one frame per 10 ms (the first one at once).
         assert!(frames <= 11, "{frames}");
-        let last = c.take(t0 + Duration::from_secs(1), false).unwrap_or_default();
+        let last = c
+            .take(t0 + Duration::from_secs(1), false)
+            .unwrap_or_default();
         assert!(last.contains("STATUS=99999"), "{last}");
         assert!(last.contains("RELOADING=1"), "{last}");
     }

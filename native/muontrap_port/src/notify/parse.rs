@@ -54,7 +54,10 @@ fn line(key: &[u8], v: &[u8]) -> Option<Msg> {
         b"BARRIER" if one => Msg::Barrier,
         b"WATCHDOG" if one => Msg::Ping,
         b"WATCHDOG" if v == b"trigger" => Msg::Trigger,
-        b"STATUS" => Msg::Status(truncate(String::from_utf8_lossy(v).into_owned(), MAX_STATUS)),
+        b"STATUS" => Msg::Status(truncate(
+            String::from_utf8_lossy(v).into_owned(),
+            MAX_STATUS,
+        )),
         b"WATCHDOG_USEC" => Msg::WatchdogUsec(number(v).filter(|&n| n > 0)?),
         b"EXTEND_TIMEOUT_USEC" => Msg::ExtendTimeoutUsec(number(v)?),
         b"MAINPID" => Msg::MainPid(i32::try_from(number(v)?).ok().filter(|&p| p > 0)?),
@@ -143,14 +146,14 @@ mod tests {
         // at a character boundary (1,365 whole characters).
         let mut d = b"STATUS=".to_vec();
         d.extend(std::iter::repeat_n(0xffu8, 4089));
-        let [Msg::Status(s)] = parse(&d)[..] else {
+        let [Msg::Status(s)] = &parse(&d)[..] else {
             panic!("one status")
         };
         assert_eq!(s.len(), 4095);
         assert!(s.chars().all(|c| c == '\u{fffd}'));
         let mut d = b"STATUS=".to_vec();
         d.extend(std::iter::repeat_n(b'x', 5000));
-        let [Msg::Status(s)] = parse(&d)[..] else {
+        let [Msg::Status(s)] = &parse(&d)[..] else {
             panic!("one status")
         };
         assert_eq!(s.len(), MAX_STATUS);

@@ -143,7 +143,15 @@ mod tests {
     #[test]
     fn chains_reaching_the_port() {
         // 1 <- 50 (BEAM) <- 100 (port) <- 200 (program) <- 300 <- 400
-        let t = table(&[(50, 1), (100, 50), (200, 100), (300, 200), (400, 300), (999, 1)]);
+        let t = table(&[
+            (1, 0),
+            (50, 1),
+            (100, 50),
+            (200, 100),
+            (300, 200),
+            (400, 300),
+            (999, 1),
+        ]);
         for pid in [200, 300, 400] {
             assert_eq!(descends_from(pid, 100, &t), Verdict::Inside, "{pid}");
         }

@@ -43,7 +43,12 @@ fn random_hex() -> Result<String, Errno> {
 /// and non-blocking, with `SO_PASSCRED` so every datagram names its
 /// sender; and its name, without the leading NUL.
 pub fn create() -> Result<(OwnedFd, String), String> {
-    let err = |what: &str, e: Errno| format!("cannot create the notification socket: {what}: {}", e.desc());
+    let err = |what: &str, e: Errno| {
+        format!(
+            "cannot create the notification socket: {what}: {}",
+            e.desc()
+        )
+    };
     let name = format!(
         "muontrap-notify-{}-{}",
         std::process::id(),
@@ -99,7 +104,10 @@ pub fn recv(sock: &OwnedFd, body: &mut [u8], control: &mut Vec<u8>) -> Result<Re
                         // SAFETY: SCM_RIGHTS just installed these
                         // descriptors in our table for us; nothing else
                         // refers to them.
-                        fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                        fds.extend(
+                            raw.into_iter()
+                                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                        );
                     }
                     _ => {}
                 }

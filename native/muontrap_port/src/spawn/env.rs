@@ -125,7 +125,10 @@ mod tests {
     }
 
     fn inherited(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
-        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
     }
 
     #[test]
@@ -159,9 +162,15 @@ mod tests {
         );
         // Filled again (a shorter pid): still one terminated string.
         env.fill_pid(42);
-        assert_eq!(strings(&env).last().map(String::as_str), Some("WATCHDOG_PID=42"));
+        assert_eq!(
+            strings(&env).last().map(String::as_str),
+            Some("WATCHDOG_PID=42")
+        );
         env.fill_pid(0);
-        assert_eq!(strings(&env).last().map(String::as_str), Some("WATCHDOG_PID=0"));
+        assert_eq!(
+            strings(&env).last().map(String::as_str),
+            Some("WATCHDOG_PID=0")
+        );
     }
 
     #[test]

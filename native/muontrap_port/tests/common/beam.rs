@@ -37,10 +37,19 @@ impl Port {
     /// given), the ends sent made non-blocking as the BEAM's are. Returns
     /// the port and the ends the BEAM keeps (blocking).
     pub fn spawn_handover_pipes(args: &[&str], roles: &[u8]) -> (Port, BeamEnds) {
+        Port::spawn_handover_pipes_env(args, roles, &[])
+    }
+
+    /// `spawn_handover_pipes` with `env` set in the port's environment.
+    pub fn spawn_handover_pipes_env(
+        args: &[&str],
+        roles: &[u8],
+        env: &[(&str, &str)],
+    ) -> (Port, BeamEnds) {
         let listener = Listener::new();
         let mut full = vec!["--handover", listener.name.as_str()];
         full.extend_from_slice(args);
-        let port = Port::spawn(&full);
+        let port = Port::spawn_env(&full, env);
         let conn = listener.accept(port.pid());
         let mut ends = BeamEnds::default();
         let mut sent = Vec::new();

@@ -12,9 +12,12 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 mod beam;
+mod notify;
 // Not every test crate uses all of it (as for `dead_code` above).
 #[allow(unused_imports)]
 pub use beam::*;
+#[allow(unused_imports)]
+pub use notify::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_muontrap");
 
@@ -234,6 +237,8 @@ pub const STARTED: u8 = 3;
 pub const EXIT: u8 = 4;
 pub const ERROR: u8 = 5;
 pub const EXEC_ERROR: u8 = 7;
+pub const NOTIFY: u8 = 8;
+pub const WATCHDOG: u8 = 9;
 // Test -> port tags (1 was ACK, now unknown).
 pub const TERMINATE: u8 = 4;
 // Hand-over roles.

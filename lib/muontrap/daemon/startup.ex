@@ -1,0 +1,179 @@
+defmodule MuonTrap.Daemon.Startup do
+  @moduledoc """
+  A daemon's start-up with `:ready`: `MuonTrap.Daemon.start_link/3`
+  returns only once the command is ready, so a supervisor starts its next
+  child only after this one is up.
+
+  The daemon's `init/1` returns at once and the caller then waits with
+  `await/1`, a call the daemon answers when the command is ready, or with
+  `{:error, reason}` once the start failed: not ready within
+  `:ready_timeout` (`:ready_timeout`, after the command's tree was
+  terminated), the command exited first (`{:exit_status, n}`), the
+  watchdog fired (`:watchdog_timeout`), `:wait_for` raised, or the port
+  binary failed. A failed daemon stops with `:normal` after answering, and
+  the caller unlinks first, so a caller that does not trap exits gets the
+  error as a return value and lives on (OTP 25's `{:stop, reason}` from
+  `init/1` would kill it).
+
+  This module also keeps what the command said about itself
+  (`MuonTrap.Daemon.Readiness`) and the reason the watchdog gives the stop.
+  """
+
+  alias MuonTrap.Daemon.Readiness
+
+  @default_timeout 30_000
+
+  defstruct readiness: nil,
+            timeout: nil,
+            deadline: nil,
+            timer: nil,
+            awaiting: [],
+            failure: nil,
+            stop_reason: nil
+
+  @typedoc "The start-up state."
+  @type t :: %__MODULE__{
+          readiness: Readiness.t(),
+          timeout: timeout() | nil,
+          deadline: integer() | nil,
+          timer: reference() | nil,
+          awaiting: [GenServer.from()],
+          failure: term(),
+          stop_reason: term()
+        }
+
+  @doc "Start the clock for a daemon's validated options."
+  @spec new(map()) :: t()
+  def new(options) do
+    startup = %__MODULE__{readiness: Readiness.new(options[:ready])}
+
+    case {options[:ready], Map.get(options, :ready_timeout, @default_timeout)} do
+      {nil, _} -> startup
+      {_, :infinity} -> %{startup | timeout: :infinity}
+      {_, ms} -> schedule(%{startup | timeout: ms}, System.monotonic_time(:millisecond) + ms)
+    end
+  end
+
+  defp schedule(startup, deadline) do
+    if startup.timer, do: Process.cancel_timer(startup.timer)
+    ms = max(deadline - System.monotonic_time(:millisecond), 0)
+    timer = Process.send_after(self(), :muontrap_ready_timeout, ms)
+    %{startup | deadline: deadline, timer: timer}
+  end
+
+  @doc """
+  Wait, from the process that started the daemon, until it is ready:
+  `:ok`, or `{:error, reason}` once it has stopped.
+  """
+  @spec await(pid()) :: :ok | {:error, term()}
+  def await(pid) do
+    case GenServer.call(pid, :await_ready, :infinity) do
+      :ok -> :ok
+      {:error, reason} -> gone(pid, reason)
+    end
+  catch
+    :exit, {reason, _call} -> gone(pid, reason)
+  end
+
+  defp gone(pid, reason) do
+    Process.unlink(pid)
+    ref = Process.monitor(pid)
+
+    receive do
+      {:DOWN, ^ref, :process, ^pid, _} -> :ok
+    end
+
+    # A caller that traps exits may have got the link's message already.
+    receive do
+      {:EXIT, ^pid, _} -> :ok
+    after
+      0 -> :ok
+    end
+
+    {:error, reason}
+  end
+
+  @doc "True while a `:ready` daemon is not ready yet and has not failed."
+  @spec pending?(t()) :: boolean()
+  def pending?(%__MODULE__{readiness: %Readiness{ready: nil}}), do: false
+  def pending?(%__MODULE__{readiness: r}), do: r.state == :starting
+
+  @doc """
+  The `await/1` call: `{:reply, :ok}` when ready, `{:stop, reply}` when
+  the start already failed, `{:wait, startup}` otherwise.
+  """
+  @spec await_call(t(), GenServer.from()) ::
+          {:reply, :ok} | {:stop, {:error, term()}} | {:wait, t()}
+  def await_call(%__MODULE__{failure: failure}, _from) when failure != nil,
+    do: {:stop, {:error, failure}}
+
+  def await_call(startup, from) do
+    if pending?(startup),
+      do: {:wait, %{startup | awaiting: [from | startup.awaiting]}},
+      else: {:reply, :ok}
+  end
+
+  @doc "Apply a change of what is known of the command (started, NOTIFY, a matched line)."
+  @spec update(t(), (Readiness.t() -> Readiness.t())) :: t()
+  def update(startup, fun) do
+    readiness = fun.(startup.readiness)
+    startup = extend(%{startup | readiness: readiness})
+
+    if pending?(startup) or startup.awaiting == [] or startup.failure != nil do
+      startup
+    else
+      if startup.timer, do: Process.cancel_timer(startup.timer)
+      Enum.each(startup.awaiting, &GenServer.reply(&1, :ok))
+      %{startup | awaiting: [], timer: nil}
+    end
+  end
+
+  # EXTEND_TIMEOUT_USEC= while starting moves the deadline out to that
+  # long from now, if that is later, as systemd does.
+  defp extend(%{readiness: %{extend_usec: usec}, deadline: deadline} = startup)
+       when is_integer(usec) and is_integer(deadline) do
+    startup = %{startup | readiness: %{startup.readiness | extend_usec: nil}}
+    later = System.monotonic_time(:millisecond) + div(usec, 1000)
+    if pending?(startup) and later > deadline, do: schedule(startup, later), else: startup
+  end
+
+  defp extend(startup), do: startup
+
+  @doc "The ready timer fired: `{:failed, startup}` if the command is still not ready."
+  @spec timed_out(t()) :: {:failed, t()} | :ignore
+  def timed_out(startup) do
+    if pending?(startup) and startup.failure == nil,
+      do: {:failed, %{startup | failure: :ready_timeout, timer: nil}},
+      else: :ignore
+  end
+
+  @doc "The watchdog fired: the start fails, or the daemon will stop with `:watchdog_timeout`."
+  @spec watchdog(t()) :: t()
+  def watchdog(startup) do
+    if pending?(startup),
+      do: %{startup | failure: startup.failure || :watchdog_timeout},
+      else: %{startup | stop_reason: :watchdog_timeout}
+  end
+
+  @doc """
+  The daemon is to stop with `reason`. While starting, the start failed:
+  the waiting caller is answered and the daemon stops `:normal`
+  (`{:stop, :normal, startup}`), or, if the caller's `await/1` call has
+  not come yet, the daemon holds on to answer it (`{:hold, startup}`).
+  """
+  @spec finish(t(), term()) :: {:stop, term(), t()} | {:hold, t()}
+  def finish(startup, reason) do
+    cond do
+      not pending?(startup) ->
+        {:stop, startup.stop_reason || reason, startup}
+
+      startup.awaiting == [] ->
+        {:hold, %{startup | failure: startup.failure || reason}}
+
+      true ->
+        failure = startup.failure || reason
+        Enum.each(startup.awaiting, &GenServer.reply(&1, {:error, failure}))
+        {:stop, :normal, %{startup | failure: failure, awaiting: []}}
+    end
+  end
+end

@@ -1,0 +1,67 @@
+//! What arrives on stdin while the program runs: plain-mode acks for the
+//! window, framed messages (TERMINATE), and EOF (the Erlang side is gone).
+
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+use nix::unistd::read;
+
+use super::Relay;
+use crate::protocol::{self, Inbound, ProtocolError};
+
+impl Relay {
+    pub(super) fn protocol_error(&mut self, e: ProtocolError) {
+        if self.error_status.is_none() {
+            self.out.error(&e.to_string());
+            self.error_status = Some(1);
+        }
+        self.discard = true;
+        self.start_terminate("protocol error");
+    }
+
+    pub(super) fn read_stdin(&mut self) {
+        let mut buf = [0u8; 4096];
+        let n = match read(std::io::stdin().as_fd(), &mut buf) {
+            Ok(n) => n,
+            Err(Errno::EINTR | Errno::EAGAIN) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading stdin failed");
+                0
+            }
+        };
+        if n == 0 {
+            self.stdin_open = false;
+            // The Erlang side is gone: nobody will ack or read output.
+            self.discard = true;
+            self.start_terminate("stdin closed");
+            return;
+        }
+        self.consume_stdin(&buf[..n]);
+    }
+
+    /// Plain: acks. Framed: messages.
+    pub(super) fn consume_stdin(&mut self, bytes: &[u8]) {
+        if self.stdin_garbage {
+            return;
+        }
+        if !self.out.framed() {
+            let acked = protocol::plain_ack_total(bytes);
+            if let Err(e) = self.pipe.ack(acked) {
+                self.protocol_error(e);
+            }
+            return;
+        }
+        self.decoder.push(bytes);
+        loop {
+            match self.decoder.next_message() {
+                Ok(None) => break,
+                Ok(Some(Inbound::Terminate)) => self.start_terminate("TERMINATE message"),
+                Err(e) => {
+                    self.stdin_garbage = true;
+                    self.protocol_error(e);
+                    break;
+                }
+            }
+        }
+    }
+}
