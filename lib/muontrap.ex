@@ -95,7 +95,7 @@ defmodule MuonTrap do
     else
       {acc, {:error, error}} ->
         collector.(acc, :halt)
-        Run.raise!(error, [command, args, opts])
+        MuonTrap.Error.raise!(error, [command, args, opts])
 
       {acc, status} ->
         {collector.(acc, :done), status}
@@ -196,7 +196,7 @@ defmodule MuonTrap do
 
       {:error, error, run} ->
         Run.stop(run)
-        Run.raise!(error, [command, args, opts])
+        MuonTrap.Error.raise!(error, [command, args, opts])
     end
   end
 

@@ -7,4 +7,30 @@ defmodule MuonTrap.Error do
   with `muontrap:` and says what to fix.
   """
   defexception [:message]
+
+  # Linux errno values, the same on every architecture.
+  @enoent 2
+  @e2big 7
+  @eacces 13
+
+  @doc """
+  Raise what `error` means for `MuonTrap.cmd/3`'s caller: for a program
+  that could not be exec'd, what `System.cmd/3` raises (`ErlangError`
+  with `:enoent`, `:eacces` or `:e2big`, with `call_args` as the
+  arguments); otherwise `MuonTrap.Error`.
+  """
+  @spec raise!(MuonTrap.Run.error(), [term()]) :: no_return()
+  def raise!({:exec_error, errno}, [command | _] = call_args),
+    do: :erlang.error(exec_error_reason(errno, command), call_args)
+
+  def raise!(message, _call_args), do: raise(MuonTrap.Error, message: message)
+
+  # A bare name was looked up in PATH by the port, where System.cmd/3
+  # would have found nothing (:enoent) also for a file without execute
+  # permission.
+  defp exec_error_reason(@enoent, _command), do: :enoent
+  defp exec_error_reason(@e2big, _command), do: :e2big
+
+  defp exec_error_reason(@eacces, command),
+    do: if(String.contains?(command, "/"), do: :eacces, else: :enoent)
 end

@@ -27,6 +27,7 @@ defmodule MuonTrap.Options do
   """
 
   alias MuonTrap.Cgroup
+  alias MuonTrap.Options.Values
 
   @common [
     :cd,
@@ -253,7 +254,7 @@ defmodule MuonTrap.Options do
 
   defp validate_option(_, :cd, v) when is_binary(v) and v != "", do: v
   defp validate_option(_, :arg0, v) when is_binary(v), do: v
-  defp validate_option(_, :env, v), do: validate_env(v)
+  defp validate_option(_, :env, v), do: Values.env!(v)
 
   defp validate_option(_, key, v)
        when key in [:stderr_to_stdout, :capture_stderr_only, :parallelism] and is_boolean(v),
@@ -271,8 +272,8 @@ defmodule MuonTrap.Options do
 
   defp validate_option(_, :cgroup_beneath_beam, v) when is_boolean(v), do: v
   defp validate_option(_, :delay_to_sigkill, v) when v in 0..@u32_max, do: v
-  defp validate_option(_, key, v) when key in [:uid, :gid], do: validate_id(key, v)
-  defp validate_option(_, :groups, v) when is_list(v), do: Enum.map(v, &validate_id(:groups, &1))
+  defp validate_option(_, key, v) when key in [:uid, :gid], do: Values.id!(key, v)
+  defp validate_option(_, :groups, v) when is_list(v), do: Enum.map(v, &Values.id!(:groups, &1))
   defp validate_option(_, :stdio_window, v) when v in 16..@u32_max, do: v
   defp validate_option(:cmd, :into, v), do: v
   defp validate_option(_, :timeout, v) when v in 1..@u32_max or v == :infinity, do: v
@@ -344,55 +345,6 @@ defmodule MuonTrap.Options do
     do: "a 1-arity function"
 
   defp expected(_boolean), do: "true or false"
-
-  defp validate_env(env) when is_list(env) or is_map(env) do
-    Enum.map(env, fn
-      {k, v} when is_binary(k) and (is_binary(v) or is_nil(v)) ->
-        if String.contains?(k, ["=", <<0>>]) or (is_binary(v) and String.contains?(v, <<0>>)) do
-          raise ArgumentError, "invalid environment variable #{inspect(k)}=#{inspect(v)}"
-        end
-
-        {k, v}
-
-      other ->
-        raise ArgumentError,
-              "invalid environment key-value #{inspect(other)}, expected binary names and binary or nil values"
-    end)
-  end
-
-  defp validate_env(other) do
-    raise ArgumentError, "invalid value for option :env: #{inspect(other)}"
-  end
-
-  # Names are resolved by the port binary; 0 is refused here so no launch
-  # is ever attempted with root privileges.
-  defp validate_id(key, 0) do
-    what =
-      if key == :groups,
-        do: "invalid :groups entry",
-        else: "invalid value for option #{inspect(key)}"
-
-    raise ArgumentError, "#{what}: 0 (root) is refused, MuonTrap only drops privileges"
-  end
-
-  # (uid_t)-1 means "no change" to setuid/setgid: never an id to run as.
-  defp validate_id(_key, v) when v in 1..(@u32_max - 1), do: v
-
-  defp validate_id(key, v) when is_binary(v) do
-    if v != "" and v =~ ~r/\A[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?\z/, do: v, else: bad_id!(key, v)
-  end
-
-  defp validate_id(key, v), do: bad_id!(key, v)
-
-  defp bad_id!(key, v) do
-    what =
-      if key == :groups,
-        do: "invalid :groups entry",
-        else: "invalid value for option #{inspect(key)}"
-
-    raise ArgumentError,
-          "#{what}: #{inspect(v)}, expected a name or an id in 1..#{@u32_max - 1}"
-  end
 
   defp resolve_cgroup(%{cgroup_base: _, cgroup_path: _}) do
     raise ArgumentError, "use either :cgroup_base or :cgroup_path, not both"

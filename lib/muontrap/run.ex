@@ -368,27 +368,6 @@ defmodule MuonTrap.Run do
     do: "muontrap: port binary exited unexpectedly with status #{status}"
 
   @doc """
-  Raise what `error` means for `MuonTrap.cmd/3`'s caller: for a program
-  that could not be exec'd, what `System.cmd/3` raises (`ErlangError`
-  with `:enoent`, `:eacces` or `:e2big`, with `call_args` as the
-  arguments); otherwise `MuonTrap.Error`.
-  """
-  @spec raise!(error(), [term()]) :: no_return()
-  def raise!({:exec_error, errno}, [command | _] = call_args),
-    do: :erlang.error(exec_error_reason(errno, command), call_args)
-
-  def raise!(message, _call_args), do: raise(MuonTrap.Error, message: message)
-
-  # A bare name was looked up in PATH by the port, where System.cmd/3
-  # would have found nothing (:enoent) also for a file without execute
-  # permission.
-  defp exec_error_reason(@enoent, _command), do: :enoent
-  defp exec_error_reason(@e2big, _command), do: :e2big
-
-  defp exec_error_reason(@eacces, command),
-    do: if(String.contains?(command, "/"), do: :eacces, else: :enoent)
-
-  @doc """
   Stop the command (if it still runs, the port binary terminates its
   tree asynchronously) and close everything. Idempotent.
   """

@@ -55,7 +55,7 @@ defmodule MuonTrap.Daemon.Startup do
   end
 
   defp schedule(startup, deadline) do
-    if startup.timer, do: Process.cancel_timer(startup.timer)
+    _ = if startup.timer, do: Process.cancel_timer(startup.timer)
     ms = max(deadline - System.monotonic_time(:millisecond), 0)
     timer = Process.send_after(self(), :muontrap_ready_timeout, ms)
     %{startup | deadline: deadline, timer: timer}
@@ -122,7 +122,7 @@ defmodule MuonTrap.Daemon.Startup do
     if pending?(startup) or startup.awaiting == [] or startup.failure != nil do
       startup
     else
-      if startup.timer, do: Process.cancel_timer(startup.timer)
+      _ = if startup.timer, do: Process.cancel_timer(startup.timer)
       Enum.each(startup.awaiting, &GenServer.reply(&1, :ok))
       %{startup | awaiting: [], timer: nil}
     end
