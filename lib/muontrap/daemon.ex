@@ -3,16 +3,8 @@ defmodule MuonTrap.Daemon do
   @external_resource Path.expand("../../docs/daemon.md", __DIR__)
   @moduledoc File.read!(Path.expand("../../docs/daemon.md", __DIR__))
 
-  use GenServer
-
-  require Logger
-
-  alias MuonTrap.{Nif, Options, Protocol}
-  alias MuonTrap.Daemon.{Ending, Output, Pipes, Readiness, Startup}
-
-  # The BEAM reports a port program it could not exec by the errno as exit
-  # status: 7 is E2BIG, an argument list the kernel refuses.
-  @e2big 7
+  alias MuonTrap.{Nif, Options}
+  alias MuonTrap.Daemon.{Readiness, Server, Startup}
 
   @doc """
   Returns a specification to start this module under a supervisor.
@@ -39,7 +31,7 @@ defmodule MuonTrap.Daemon do
     options = Options.validate(:daemon, command, args, opts)
     server_opts = if name = options[:name], do: [name: name], else: []
 
-    with {:ok, pid} <- GenServer.start_link(__MODULE__, {command, options}, server_opts) do
+    with {:ok, pid} <- GenServer.start_link(Server, {command, options}, server_opts) do
       if options[:ready], do: with(:ok <- Startup.await(pid), do: {:ok, pid}), else: {:ok, pid}
     end
   end
@@ -57,6 +49,29 @@ defmodule MuonTrap.Daemon do
           main_pid: pos_integer() | nil
         }
   def status(server), do: GenServer.call(server, :status)
+
+  @doc """
+  Send `signal` (`:sighup`, `:sigusr1`, ... or a number) to the command's
+  main process: the `MAINPID=` it reported, or else the process the port
+  binary exec'd. The port binary sends it through a pidfd, so a recycled
+  pid is never hit. Returns `:ok`, `{:error, :not_running}` (not started
+  yet, or gone) or `{:error, :refused}` (the kernel refused it). An
+  unknown signal name raises `ArgumentError`.
+  """
+  @spec signal(GenServer.server(), MuonTrap.Signal.t()) ::
+          :ok | {:error, :not_running | :refused}
+  def signal(server, signal),
+    do: GenServer.call(server, {:signal, MuonTrap.Signal.number(signal), :signal}, :infinity)
+
+  @doc """
+  Send the `:reload_signal` (default `:sighup`). With `ready: :notify`,
+  returns once the command has reported `RELOADING=1` and then
+  `READY=1`, like systemd's `Type=notify-reload`, or
+  `{:error, :reload_timeout}` after `:ready_timeout`; otherwise `:ok`
+  once the signal is sent. Errors as `signal/2`.
+  """
+  @spec reload(GenServer.server()) :: :ok | {:error, :not_running | :refused | :reload_timeout}
+  def reload(server), do: GenServer.call(server, :reload, :infinity)
 
   @doc """
   Return the OS pid of the `muontrap` port binary, or `:error` before it has
@@ -167,236 +182,4 @@ defmodule MuonTrap.Daemon do
   # The port creates the cgroup just after the daemon starts: wait for the
   # command to be running so the group's files are there.
   defp live_cgroup(server), do: GenServer.call(server, :live_cgroup_path)
-
-  # GenServer
-
-  @impl GenServer
-  def init({command, options}) do
-    Process.flag(:trap_exit, true)
-
-    unless options[:logger_fun] do
-      Logger.metadata(Map.get(options, :logger_metadata, []))
-    end
-
-    # Joined, so the arguments show in formatted log lines.
-    Logger.metadata(muontrap_cmd: command, muontrap_args: Enum.join(options.args, " "))
-    Options.check_host!(options)
-
-    state = %{
-      command: command,
-      options: options,
-      port: nil,
-      os_pid: :error,
-      command_os_pid: :error,
-      wait_task: nil,
-      # Callers waiting for the command to start (see live_cgroup_path/1).
-      waiting: [],
-      pipes: Pipes.new(command, options),
-      startup: Startup.new(options),
-      # The group's statistics and knob files stay open between calls of
-      # statistics/1 and cgroup_config/1 (a NIF resource): ~7x cheaper reads.
-      open_files: if(options[:cgroup_path], do: Nif.open_files()),
-      error: nil
-    }
-
-    case options[:wait_for] do
-      nil -> {:ok, state, {:continue, :launch}}
-      fun -> {:ok, %{state | wait_task: Task.async(fun)}}
-    end
-  end
-
-  @impl GenServer
-  def handle_continue(:launch, state) do
-    {pipes, port_options, capture, handover_args} = Pipes.open(state.pipes, state.options)
-    port = MuonTrap.Port.open(port_options, capture, handover_args)
-
-    os_pid =
-      case Port.info(port, :os_pid) do
-        {:os_pid, pid} -> pid
-        nil -> :error
-      end
-
-    {:noreply, %{state | port: port, os_pid: os_pid, pipes: Pipes.attach(pipes, port)}}
-  end
-
-  @impl GenServer
-  def handle_call(:os_pid, _from, state), do: {:reply, state.os_pid, state}
-  def handle_call(:command_os_pid, _from, state), do: {:reply, state.command_os_pid, state}
-  def handle_call(:cgroup_path, _from, state), do: {:reply, state.options[:cgroup_path], state}
-
-  def handle_call(:status, _from, state),
-    do: {:reply, Readiness.report(state.startup.readiness), state}
-
-  def handle_call(:await_ready, from, state) do
-    case Startup.await_call(state.startup, from) do
-      {:reply, reply} -> {:reply, reply, state}
-      {:stop, reply} -> {:stop, :normal, reply, state}
-      {:wait, startup} -> {:noreply, %{state | startup: startup}}
-    end
-  end
-
-  def handle_call({:write, data, timeout}, from, state) do
-    case Pipes.write(state.pipes, from, data, timeout) do
-      {:noreply, pipes} -> {:noreply, %{state | pipes: pipes}}
-      {:reply, reply, pipes} -> {:reply, reply, %{state | pipes: pipes}}
-    end
-  end
-
-  def handle_call(:close_stdin, _from, state) do
-    {reply, pipes} = Pipes.close_stdin(state.pipes)
-    {:reply, reply, %{state | pipes: pipes}}
-  end
-
-  def handle_call(:statistics, from, state), do: reply_when_started(from, :statistics, state)
-
-  def handle_call(:cgroup_config, from, state),
-    do: reply_when_started(from, :cgroup_config, state)
-
-  def handle_call(:live_cgroup_path, from, state),
-    do: reply_when_started(from, :cgroup_path, state)
-
-  defp reply_when_started(from, what, %{port: port, command_os_pid: :error} = state)
-       when is_port(port) do
-    {:noreply, %{state | waiting: [{from, what} | state.waiting]}}
-  end
-
-  defp reply_when_started(_from, what, state), do: {:reply, started_reply(what, state), state}
-
-  defp started_reply(:cgroup_path, state), do: cgroup_ref(state)
-
-  defp started_reply(:cgroup_config, state), do: {cgroup_ref(state), state.open_files}
-
-  defp started_reply(:statistics, state),
-    do: {Pipes.byte_count(state.pipes), cgroup_ref(state), state.open_files}
-
-  defp cgroup_ref(state),
-    do: {state.options[:cgroup_path], Map.get(state.options, :cgroup_beneath_beam, false)}
-
-  @impl GenServer
-  def handle_info(:muontrap_ready_timeout, state) do
-    case Startup.timed_out(state.startup) do
-      {:failed, startup} ->
-        Logger.error("#{state.command}: not ready within #{state.startup.timeout} ms")
-        state = %{state | startup: startup}
-
-        # Its tree is terminated first; the EXIT that follows ends the start.
-        if state.port do
-          Port.command(state.port, Protocol.terminate())
-          {:noreply, state}
-        else
-          stop(state, :ready_timeout)
-        end
-
-      :ignore ->
-        {:noreply, state}
-    end
-  end
-
-  def handle_info({ref, _result}, %{wait_task: %Task{ref: ref}} = state) do
-    Process.demonitor(ref, [:flush])
-    {:noreply, %{state | wait_task: nil}, {:continue, :launch}}
-  end
-
-  def handle_info({port, {:data, frame}}, %{port: port} = state) do
-    case Protocol.decode(frame) do
-      {:started, pid} ->
-        state = %{
-          state
-          | command_os_pid: pid,
-            startup: Startup.update(state.startup, &Readiness.started/1)
-        }
-
-        Enum.each(state.waiting, fn {from, what} ->
-          GenServer.reply(from, started_reply(what, state))
-        end)
-
-        {:noreply, %{state | waiting: []}}
-
-      {:error, message} ->
-        Logger.error(message)
-        {:noreply, %{state | error: message}}
-
-      {:notify, assignments} ->
-        update = &Readiness.notify(&1, assignments)
-        {:noreply, %{state | startup: Startup.update(state.startup, update)}}
-
-      {:watchdog, cause} ->
-        Logger.error("#{state.command}: watchdog timeout (#{watchdog_cause(cause)})")
-        {:noreply, %{state | startup: Startup.watchdog(state.startup)}}
-
-      {:exit, status} ->
-        Port.close(port)
-        state = %{state | port: nil, pipes: Pipes.finish(state.pipes)}
-
-        reason =
-          if Startup.pending?(state.startup),
-            do: {:exit_status, status},
-            else: Ending.reason(status, state)
-
-        stop(state, reason)
-
-      _other ->
-        {:noreply, state}
-    end
-  end
-
-  def handle_info({port, {:exit_status, status}}, %{port: port} = state) do
-    # The port binary died without reporting the command's exit.
-    Ending.cleanup_cgroup(state.options)
-    reason = if status == @e2big, do: :e2big, else: {:muontrap_port_exited, status}
-    stop(%{state | port: nil, pipes: Pipes.close(state.pipes)}, reason)
-  end
-
-  def handle_info({:EXIT, port, reason}, %{port: port} = state) do
-    stop(%{state | port: nil, pipes: Pipes.close(state.pipes)}, reason)
-  end
-
-  # A :wait_for that raises stops the daemon with the exception's own exit
-  # reason, {exception, stacktrace}, as a linked Task's crash does.
-  def handle_info({:EXIT, pid, reason}, %{wait_task: %Task{pid: pid}} = state)
-      when reason != :normal do
-    stop(%{state | wait_task: nil}, reason)
-  end
-
-  def handle_info({:DOWN, ref, :process, _pid, reason}, %{wait_task: %Task{ref: ref}} = state) do
-    stop(%{state | wait_task: nil}, reason)
-  end
-
-  def handle_info(message, state) do
-    case Pipes.handle_message(state.pipes, message) do
-      {:ok, pipes} -> {:noreply, output_readiness(%{state | pipes: pipes})}
-      :unknown -> {:noreply, state}
-    end
-  end
-
-  defp output_readiness(state) do
-    if Output.ready_seen?(state.pipes.output),
-      do: %{state | startup: Startup.update(state.startup, &Readiness.output_matched/1)},
-      else: state
-  end
-
-  defp watchdog_cause(:expired), do: "no WATCHDOG=1 within the interval"
-  defp watchdog_cause(:triggered), do: "WATCHDOG=trigger"
-
-  # While a :ready daemon starts, a stop is a failed start (Startup.finish/2).
-  defp stop(state, reason) do
-    case Startup.finish(state.startup, reason) do
-      {:stop, reason, startup} -> {:stop, reason, %{state | startup: startup}}
-      {:hold, startup} -> {:noreply, %{state | startup: startup}}
-    end
-  end
-
-  @impl GenServer
-  def terminate(_reason, %{port: port} = state) when is_port(port) do
-    # Ask for SIGTERM then SIGKILL, and wait until the port reports that every
-    # process is gone, so the daemon's stop means the OS processes are gone.
-    Port.command(port, Protocol.terminate())
-    Ending.await(port, state.options, state.pipes)
-  end
-
-  def terminate(_reason, %{wait_task: %Task{} = task}) do
-    Task.shutdown(task, :brutal_kill)
-  end
-
-  def terminate(_reason, _state), do: :ok
 end

@@ -44,7 +44,11 @@ defmodule MuonTrap.Options do
     :uid,
     :gid,
     :groups,
-    :stdio_window
+    :stdio_window,
+    :stop_signal,
+    :umask,
+    :nice,
+    :rlimits
   ]
 
   @cmd_only [:into, :timeout, :input, :lines]
@@ -64,7 +68,8 @@ defmodule MuonTrap.Options do
     :log_stderr,
     :ready,
     :ready_timeout,
-    :watchdog
+    :watchdog,
+    :reload_signal
   ]
 
   # The port binary's bound for every number it takes (u32).
@@ -275,6 +280,11 @@ defmodule MuonTrap.Options do
   defp validate_option(_, key, v) when key in [:uid, :gid], do: Values.id!(key, v)
   defp validate_option(_, :groups, v) when is_list(v), do: Enum.map(v, &Values.id!(:groups, &1))
   defp validate_option(_, :stdio_window, v) when v in 16..@u32_max, do: v
+  defp validate_option(_, :stop_signal, v), do: Values.stop_signal!(v)
+  defp validate_option(:daemon, :reload_signal, v), do: MuonTrap.Signal.number(v) && v
+  defp validate_option(_, :umask, v) when v in 0..0o777, do: v
+  defp validate_option(_, :nice, v) when v in -20..19, do: v
+  defp validate_option(_, :rlimits, v), do: Values.rlimits!(v)
   defp validate_option(:cmd, :into, v), do: v
   defp validate_option(_, :timeout, v) when v in 1..@u32_max or v == :infinity, do: v
   defp validate_option(_, :input, v), do: MuonTrap.Input.new(v)
@@ -334,6 +344,8 @@ defmodule MuonTrap.Options do
   defp expected(:lines), do: "a buffer size in bytes, an integer in 1..#{@u32_max}"
   defp expected(:stderr), do: ":separate"
   defp expected(:stdin), do: ":pipe or :null"
+  defp expected(:umask), do: "an integer in 0..0o777, such as 0o077"
+  defp expected(:nice), do: "an absolute nice value, an integer in -20..19"
   defp expected(:ready), do: ":notify or {:output, pattern} with a non-empty string or a Regex"
   defp expected(:ready_timeout), do: "milliseconds, an integer in 1..#{@u32_max}, or :infinity"
   defp expected(:watchdog), do: "milliseconds, an integer in 1..#{@u32_max}"

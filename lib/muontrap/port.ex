@@ -76,6 +76,7 @@ defmodule MuonTrap.Port do
       value_arg(options, :arg0, "--arg0") ++
       notify_args(options) ++
       value_arg(options, :watchdog, "--watchdog") ++
+      attribute_args(options) ++
       cgroup_args(options) ++
       extra_args ++
       ["--", options.cmd | options.args]
@@ -97,6 +98,28 @@ defmodule MuonTrap.Port do
       :error -> []
     end
   end
+
+  defp attribute_args(options) do
+    stop =
+      with {:ok, sig} <- Map.fetch(options, :stop_signal),
+           do: ["--stop-signal", "#{MuonTrap.Signal.number(sig)}"],
+           else: (_ -> [])
+
+    umask =
+      with {:ok, mask} <- Map.fetch(options, :umask),
+           do: ["--umask", Integer.to_string(mask, 8)],
+           else: (_ -> [])
+
+    stop ++
+      umask ++
+      value_arg(options, :nice, "--nice") ++
+      Enum.flat_map(Map.get(options, :rlimits, %{}), fn {name, {soft, hard}} ->
+        ["--rlimit", "#{name}=#{limit(soft)}:#{limit(hard)}"]
+      end)
+  end
+
+  defp limit(:infinity), do: "infinity"
+  defp limit(n), do: Integer.to_string(n)
 
   defp notify_args(%{ready: :notify}), do: ["--notify"]
   defp notify_args(_options), do: []

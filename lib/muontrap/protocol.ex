@@ -15,9 +15,11 @@ defmodule MuonTrap.Protocol do
   @exec_error 7
   @notify 8
   @watchdog 9
+  @signaled 10
 
   # Erlang -> port (tag 1, ACK, is retired)
   @terminate 4
+  @signal 5
 
   @typedoc "A decoded message from the port binary."
   @type message ::
@@ -27,6 +29,7 @@ defmodule MuonTrap.Protocol do
           | {:exec_error, non_neg_integer()}
           | {:notify, [{String.t(), String.t()}]}
           | {:watchdog, :expired | :triggered}
+          | {:signaled, :ok | :not_running | :refused}
 
   @doc """
   Decode one frame received from the port binary.
@@ -46,6 +49,9 @@ defmodule MuonTrap.Protocol do
   def decode(<<@notify, body::binary>>), do: {:notify, assignments(body)}
   def decode(<<@watchdog, 1>>), do: {:watchdog, :expired}
   def decode(<<@watchdog, 2>>), do: {:watchdog, :triggered}
+  def decode(<<@signaled, 0>>), do: {:signaled, :ok}
+  def decode(<<@signaled, 1>>), do: {:signaled, :not_running}
+  def decode(<<@signaled, 2>>), do: {:signaled, :refused}
 
   def decode(other) do
     raise ArgumentError, "unexpected frame from the muontrap port: #{inspect(other, limit: 16)}"
@@ -61,4 +67,14 @@ defmodule MuonTrap.Protocol do
   @doc "Encode a request to terminate the command (SIGTERM, then SIGKILL)."
   @spec terminate() :: binary()
   def terminate, do: <<@terminate>>
+
+  @doc """
+  Encode a request to send signal `number` to the command's main process;
+  the port answers with one SIGNALED frame.
+
+      iex> MuonTrap.Protocol.signal(1)
+      <<5, 0, 0, 0, 1>>
+  """
+  @spec signal(pos_integer()) :: binary()
+  def signal(number), do: <<@signal, number::32>>
 end

@@ -60,4 +60,58 @@ defmodule MuonTrap.Options.Values do
     raise ArgumentError,
           "#{what}: #{inspect(v)}, expected a name or an id in 1..#{@u32_max - 1}"
   end
+
+  @doc "A `:stop_signal`: any signal but SIGKILL and SIGSTOP, which cannot be handled."
+  @spec stop_signal!(term()) :: MuonTrap.Signal.t()
+  def stop_signal!(signal) do
+    if MuonTrap.Signal.number(signal) in [9, 19] do
+      raise ArgumentError,
+            "invalid value for option :stop_signal: #{inspect(signal)}, a stop signal must be " <>
+              "one the command can handle (not :sigkill or :sigstop; SIGKILL follows after :delay_to_sigkill)"
+    end
+
+    signal
+  end
+
+  @rlimits ~w(as core cpu data fsize locks memlock msgqueue nice nofile nproc rss rtprio rttime sigpending stack)a
+  @u64_max 18_446_744_073_709_551_615
+
+  @doc """
+  `:rlimits` as a map of resource to `{soft, hard}`, each an integer or
+  `:infinity`; an integer or `:infinity` alone sets both.
+  """
+  @spec rlimits!(term()) :: %{
+          atom() => {non_neg_integer() | :infinity, non_neg_integer() | :infinity}
+        }
+  def rlimits!(limits) when is_map(limits) or is_list(limits) do
+    Map.new(limits, fn
+      {name, value} when name in @rlimits -> {name, rlimit!(name, value)}
+      other -> bad_rlimit!(other)
+    end)
+  end
+
+  def rlimits!(other), do: bad_rlimit!(other)
+
+  defp rlimit!(name, {soft, hard} = value) do
+    if limit?(soft) and limit?(hard) and not above?(soft, hard),
+      do: value,
+      else: bad_rlimit!({name, value})
+  end
+
+  defp rlimit!(name, value),
+    do: if(limit?(value), do: {value, value}, else: bad_rlimit!({name, value}))
+
+  defp limit?(:infinity), do: true
+  defp limit?(n), do: is_integer(n) and n in 0..@u64_max
+
+  defp above?(:infinity, hard), do: hard != :infinity
+  defp above?(_soft, :infinity), do: false
+  defp above?(soft, hard), do: soft > hard
+
+  defp bad_rlimit!(what) do
+    raise ArgumentError,
+          "invalid value for option :rlimits: #{inspect(what)}, expected a map or keyword of " <>
+            "#{Enum.map_join(@rlimits, ", ", &inspect/1)} to an integer, :infinity or " <>
+            "{soft, hard} with soft <= hard"
+  end
 end
