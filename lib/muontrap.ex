@@ -46,7 +46,17 @@ defmodule MuonTrap do
     * `:cgroup_path` - run the command in this cgroup (created, then removed at exit)
     * `:cgroup_beneath_beam` - `true` to make cgroup paths relative to the BEAM's own cgroup
       in each hierarchy (for a BEAM that is not at a hierarchy's root)
-    * `:delay_to_sigkill` - milliseconds between SIGTERM and SIGKILL (default 500)
+    * `:delay_to_sigkill` - milliseconds between the stop signal and SIGKILL (default 500)
+    * `:stop_signal` - the first signal when the command is stopped (at a timeout,
+      when the caller dies or halts a stream): `:sigterm` (default), or e.g.
+      `:sigint` or `:sigquit` for programs that stop cleanly only on those
+    * `:umask` - the command's umask, such as `0o077`
+    * `:nice` - the command's absolute nice value, -20..19 (below the current one
+      needs `CAP_SYS_NICE`)
+    * `:rlimits` - resource limits as a map or keyword: `nofile`, `core`, `nproc`, `as`,
+      `fsize`, `memlock`, `stack`, `cpu`, `data`, ... (every `setrlimit(2)` resource,
+      lower case), each an integer (soft and hard), `:infinity` or `{soft, hard}`, in the
+      resource's own unit (bytes, seconds for `cpu`)
     * `:uid`, `:gid` - run as this user / group (name or number, never 0)
     * `:groups` - supplementary groups (names or numbers); `[]` drops all
     * `:timeout` - milliseconds before `{output_so_far, :timeout}` is returned; the

@@ -81,6 +81,8 @@ defmodule Mix.Tasks.Muontrap.Doctor do
             if(pidfd, do: "", else: " (signals are checked against /proc before sending)")
         ]
 
+    lines = lines ++ attribute_lines()
+
     problems =
       if layout.kind == :none,
         do:
@@ -223,6 +225,59 @@ defmodule Mix.Tasks.Muontrap.Doctor do
   end
 
   defp v2_delegation(_h, _layout, _v1, _parent, _dir), do: []
+
+  # What :nice and :rlimits may ask for from this BEAM: lowering a nice
+  # value needs CAP_SYS_NICE (bit 23), raising a hard limit CAP_SYS_RESOURCE (24).
+  defp attribute_lines do
+    caps = effective_caps()
+    nice? = Bitwise.band(caps, Bitwise.bsl(1, 23)) != 0
+    resource? = Bitwise.band(caps, Bitwise.bsl(1, 24)) != 0
+
+    [
+      "nice: values from the BEAM's own (#{own_nice()}) to 19 always; lower ones " <>
+        if(nice?, do: "too (CAP_SYS_NICE)", else: "fail (no CAP_SYS_NICE)"),
+      "rlimits: soft limits up to the hard ones always; hard limits can be lowered, " <>
+        if(resource?,
+          do: "and raised (CAP_SYS_RESOURCE)",
+          else: "not raised (no CAP_SYS_RESOURCE)"
+        ),
+      "rlimits now (soft/hard): " <> current_limits()
+    ]
+  end
+
+  defp effective_caps do
+    with {:ok, status} <- File.read("/proc/self/status"),
+         [_, hex] <- Regex.run(~r/^CapEff:\s*([0-9a-f]+)$/m, status) do
+      String.to_integer(hex, 16)
+    else
+      _ -> 0
+    end
+  end
+
+  defp own_nice do
+    with {:ok, stat} <- File.read("/proc/self/stat"),
+         [_, rest] <- String.split(stat, ") ", parts: 2) do
+      Enum.at(String.split(rest), 16)
+    else
+      _ -> "?"
+    end
+  end
+
+  defp current_limits do
+    case File.read("/proc/self/limits") do
+      {:ok, text} ->
+        for line <- tl(String.split(text, "\n", trim: true)),
+            [name, soft, hard] <- [
+              Regex.run(~r/^Max (.+?)\s{2,}(\S+)\s+(\S+)/, line, capture: :all_but_first)
+            ],
+            name in ["open files", "core file size", "processes", "locked memory", "stack size"],
+            do: "#{name} #{soft}/#{hard}"
+
+      {:error, _} ->
+        ["unknown"]
+    end
+    |> Enum.join(", ")
+  end
 
   defp writable?(path) do
     case File.stat(path) do
