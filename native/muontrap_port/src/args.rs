@@ -4,11 +4,13 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 
+mod attrs;
 mod error;
 mod seen;
 #[cfg(test)]
 mod tests;
 
+pub use attrs::{sigrtmax, Attrs, Rlimit};
 pub use error::ArgError;
 use seen::Seen;
 
@@ -32,7 +34,15 @@ Options:
   -c, --controller NAME        cgroup controller to enable (repeatable, needs -g)
       --no-controllers         with -g: a group for containment only, no controller
   -s, --set FILE=VALUE         write VALUE to the group's FILE (repeatable, after a -c)
-  -k, --delay-to-sigkill MS    wait after SIGTERM before SIGKILL (default 500)
+  -k, --delay-to-sigkill MS    wait after the stop signal before SIGKILL (default 500)
+      --stop-signal SIG        first signal of the stop sequence: a number or a name
+                               such as TERM, INT, SIGQUIT (default TERM; not KILL/STOP)
+      --umask OCTAL            the program's umask (e.g. 077)
+      --nice N                 the program's nice value, -20 to 19 (absolute)
+      --rlimit NAME=VALUE      a setrlimit(2) resource (as, core, cpu, data, fsize,
+                               locks, memlock, msgqueue, nice, nofile, nproc, rss,
+                               rtprio, rttime, sigpending, stack) set to N, infinity
+                               or SOFT:HARD (repeatable, each NAME once)
       --uid UID|USER           run the program as this user (not 0)
       --gid GID|GROUP          run the program with this group (not 0)
       --groups LIST            comma-separated supplementary gids or names (\"\" = none)
@@ -119,6 +129,10 @@ pub struct Config {
     pub notify: bool,
     /// `--watchdog`: the interval in ms (at least 1).
     pub watchdog_ms: Option<u32>,
+    /// `--stop-signal`: the first signal of the stop sequence (SIGTERM).
+    pub stop_signal: libc::c_int,
+    /// `--umask`, `--nice`, `--rlimit`: set in the child before exec.
+    pub attrs: Attrs,
 }
 
 impl Config {
@@ -154,11 +168,15 @@ enum Opt {
     BeneathOwn,
     Notify,
     Watchdog,
+    StopSignal,
+    Umask,
+    Nice,
+    Rlimit,
     Help,
 }
 
 /// (long name, short name, option). Errors name options by the long form.
-const OPTIONS: [(&str, &str, Opt); 19] = [
+const OPTIONS: [(&str, &str, Opt); 23] = [
     ("--arg0", "-0", Opt::Arg0),
     ("--group", "-g", Opt::Group),
     ("--controller", "-c", Opt::Controller),
@@ -177,6 +195,10 @@ const OPTIONS: [(&str, &str, Opt); 19] = [
     ("--beneath-own-cgroup", "", Opt::BeneathOwn),
     ("--notify", "", Opt::Notify),
     ("--watchdog", "", Opt::Watchdog),
+    ("--stop-signal", "", Opt::StopSignal),
+    ("--umask", "", Opt::Umask),
+    ("--nice", "", Opt::Nice),
+    ("--rlimit", "", Opt::Rlimit),
     ("--help", "", Opt::Help),
 ];
 

@@ -16,6 +16,7 @@ mod args;
 mod cgroup;
 mod handover;
 mod log;
+mod main_process;
 #[cfg(all(
     panic = "abort",
     target_arch = "x86_64",
@@ -25,6 +26,7 @@ mod log;
 mod no_unwind;
 mod notify;
 mod output;
+mod pidfd;
 mod privileges;
 mod protocol;
 mod relay;
@@ -45,6 +47,7 @@ use nix::sys::stat::Mode;
 use args::{Config, Parsed};
 use cgroup::Cgroup;
 use handover::Handover;
+use main_process::MainProcess;
 use notify::Notifier;
 use output::Output;
 use privileges::SystemDirectory;
@@ -130,6 +133,7 @@ fn run(cfg: &Config) -> i32 {
         child,
         cgroup,
         notify,
+        target,
     } = match start(cfg, handover) {
         Ok(started) => started,
         Err(msg) => return fail(&mut out, Some(&sigfd), &msg),
@@ -153,6 +157,8 @@ fn run(cfg: &Config) -> i32 {
         sigfd,
         out,
         delay: Duration::from_millis(u64::from(cfg.delay_to_sigkill_ms)),
+        stop_signal: cfg.stop_signal,
+        target,
         window: cfg.window,
         pid: child.pid,
         pipe: child.output,
@@ -190,6 +196,7 @@ struct Started {
     child: spawn::Child,
     cgroup: Option<Cgroup>,
     notify: Option<Notifier>,
+    target: MainProcess,
 }
 
 /// Setup up to and including the fork. Handed-over pipes become the
@@ -223,7 +230,8 @@ fn start(cfg: &Config, handover: Handover) -> Result<Started, String> {
         .unwrap_or_default();
     let arg0 = cfg.arg0.as_deref().unwrap_or(&cfg.program);
     let mut plan = spawn::Plan::new(&cfg.program, arg0, &cfg.args, cfg.capture, &creds, procs)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .with_attrs(cfg.attrs.clone());
     let socket = cfg.notify_socket().then(notify::create).transpose()?;
     if let Some((_, name)) = &socket {
         plan = plan.with_env(notify::program_env(name, cfg.watchdog_ms)?);
@@ -234,6 +242,8 @@ fn start(cfg: &Config, handover: Handover) -> Result<Started, String> {
         stderr: handover.stderr,
     };
     let child = spawn::spawn(plan, direct)?;
+    // Before anything reaps: the pid is certainly the program's.
+    let target = MainProcess::for_program(child.pid);
     // A program that never ran has nothing to say.
     let socket = socket.filter(|_| child.failure.is_none());
     let notify = socket.map(|(sock, _)| {
@@ -246,5 +256,6 @@ fn start(cfg: &Config, handover: Handover) -> Result<Started, String> {
         child,
         cgroup,
         notify,
+        target,
     })
 }

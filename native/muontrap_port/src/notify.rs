@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use nix::unistd::Pid;
 
 use crate::cgroup::Cgroup;
+use crate::main_process::{self, Pinned};
 use crate::output::Output;
 use crate::spawn::Env;
 use crate::watchdog::{Reason, Watchdog};
@@ -53,6 +54,8 @@ pub struct Notifier {
     containment: Containment,
     coalescer: Coalescer,
     watchdog: Watchdog,
+    /// The accepted `MAINPID`, pinned (see `main_process::pin`).
+    main_pidfd: Option<OwnedFd>,
 }
 
 impl Notifier {
@@ -64,6 +67,7 @@ impl Notifier {
             containment,
             coalescer: Coalescer::default(),
             watchdog,
+            main_pidfd: None,
         }
     }
 
@@ -147,14 +151,31 @@ impl Notifier {
                 Msg::ExtendTimeoutUsec(n) => {
                     self.coalescer.push(Key::ExtendTimeoutUsec, n.to_string());
                 }
-                Msg::MainPid(pid) => match self.containment.check(pid) {
-                    Verdict::Inside => self.coalescer.push(Key::MainPid, pid.to_string()),
-                    v => tracing::debug!(pid, verdict = ?v, "MAINPID outside ignored"),
-                },
+                Msg::MainPid(pid) => self.main_pid(pid),
                 Msg::Barrier => {}
             }
         }
         trigger
+    }
+
+    /// `MAINPID=pid`: forwarded and pinned for SIGNAL if inside the
+    /// containment (replacing, and closing, the pidfd of an earlier one).
+    fn main_pid(&mut self, pid: i32) {
+        let containment = &self.containment;
+        match main_process::pin(pid, |p| containment.check(p) == Verdict::Inside) {
+            Pinned::Fd(fd) => self.main_pidfd = Some(fd),
+            Pinned::Unpinned => self.main_pidfd = None,
+            Pinned::Refused(why) => {
+                tracing::debug!(pid, why, "MAINPID ignored");
+                return;
+            }
+        }
+        self.coalescer.push(Key::MainPid, pid.to_string());
+    }
+
+    /// The last accepted `MAINPID`'s pidfd, the target of SIGNAL.
+    pub fn main_pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.main_pidfd.as_ref().map(AsFd::as_fd)
     }
 
     /// The next time the relay must wake for us: a summary to send, and

@@ -194,6 +194,13 @@ impl Output {
         }
     }
 
+    /// The answer to a SIGNAL request, framed mode only.
+    pub fn signaled(&mut self, reply: protocol::Signaled) {
+        if self.framed {
+            self.write_all(&protocol::encode_signaled(reply));
+        }
+    }
+
     pub fn exit(&mut self, status: i32) {
         if self.framed {
             self.write_all(&protocol::encode_u32(protocol::TAG_EXIT, status as u32));

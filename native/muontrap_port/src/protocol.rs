@@ -17,9 +17,13 @@ pub const TAG_EXEC_ERROR: u8 = 7;
 pub const TAG_NOTIFY: u8 = 8;
 /// One byte, why the watchdog fired; termination and EXIT follow.
 pub const TAG_WATCHDOG: u8 = 9;
+/// One byte, the answer to a SIGNAL ([`Signaled`]).
+pub const TAG_SIGNALED: u8 = 10;
 
 // Erlang -> port tags.
 pub const TAG_TERMINATE: u8 = 4;
+/// `u32` signal number for the program's main process.
+pub const TAG_SIGNAL: u8 = 5;
 
 /// Length prefix plus tag.
 pub const HEADER_LEN: usize = 5;
@@ -87,6 +91,25 @@ pub fn encode(tag: u8, body: &[u8]) -> Vec<u8> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inbound {
     Terminate,
+    /// Send this signal number to the program's main process.
+    Signal(u32),
+}
+
+/// The answer to a SIGNAL: the body byte of SIGNALED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signaled {
+    Sent = 0,
+    /// The main process is gone, or the program exited or is being
+    /// terminated.
+    NotRunning = 1,
+    /// A bad signal number, or the kernel refused (EPERM, EINVAL).
+    Refused = 2,
+}
+
+/// SIGNALED with its one-byte body.
+pub fn encode_signaled(reply: Signaled) -> [u8; HEADER_LEN + 1] {
+    let h = encode_header(TAG_SIGNALED, 1);
+    [h[0], h[1], h[2], h[3], h[4], reply as u8]
 }
 
 /// Reassembles framed messages from arbitrarily split reads.
@@ -117,17 +140,23 @@ impl FrameDecoder {
         let Some(&tag) = self.buf.get(4) else {
             return Ok(None);
         };
-        let (expected_len, msg) = match tag {
-            TAG_TERMINATE => (1, Inbound::Terminate),
+        let expected_len = match tag {
+            TAG_TERMINATE => 1,
+            TAG_SIGNAL => 5,
             _ => return Err(ProtocolError::UnknownTag(tag)),
         };
         if len != expected_len {
             return Err(ProtocolError::BadLength { tag, len });
         }
         let total = 4 + len as usize;
-        if self.buf.len() < total {
+        let Some(body) = self.buf.get(5..total) else {
             return Ok(None);
-        }
+        };
+        let msg = match (tag, <[u8; 4]>::try_from(body)) {
+            (TAG_SIGNAL, Ok(sig)) => Inbound::Signal(u32::from_be_bytes(sig)),
+            (TAG_SIGNAL, Err(_)) => return Err(ProtocolError::BadLength { tag, len }),
+            _ => Inbound::Terminate,
+        };
         self.buf.drain(..total);
         Ok(Some(msg))
     }
@@ -177,136 +206,4 @@ impl Window {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn encodes_messages() {
-        assert_eq!(encode_header(TAG_ERROR, 3), [0, 0, 0, 4, 5]);
-        assert_eq!(
-            encode_u32(TAG_EXIT, 0x0102_0304),
-            [0, 0, 0, 5, 4, 1, 2, 3, 4]
-        );
-        assert_eq!(encode_u32(TAG_STARTED, 7), [0, 0, 0, 5, 3, 0, 0, 0, 7]);
-        assert_eq!(encode(TAG_ERROR, b"oops"), b"\0\0\0\x05\x05oops");
-        assert_eq!(encode(TAG_ERROR, b""), [0, 0, 0, 1, 5]);
-        assert_eq!(encode_header(TAG_EXIT, 65536), [0, 1, 0, 1, 4]);
-    }
-
-    #[test]
-    fn decodes_whole_and_split_messages() {
-        let mut stream = Vec::new();
-        for _ in 0..3 {
-            stream.extend_from_slice(&[0, 0, 0, 1, TAG_TERMINATE]);
-        }
-        // Every split point, including byte-at-a-time.
-        for chunk in 1..stream.len() {
-            let mut d = FrameDecoder::default();
-            let mut got = Vec::new();
-            for part in stream.chunks(chunk) {
-                d.push(part);
-                while let Some(m) = d.next_message().unwrap() {
-                    got.push(m);
-                }
-            }
-            assert_eq!(got, vec![Inbound::Terminate; 3], "chunk {chunk}");
-        }
-    }
-
-    #[test]
-    fn partial_frame_waits() {
-        let mut d = FrameDecoder::default();
-        d.push(&[0, 0, 0]);
-        assert_eq!(d.next_message(), Ok(None));
-        d.push(&[1]);
-        assert_eq!(d.next_message(), Ok(None));
-        d.push(&[TAG_TERMINATE, 0]);
-        assert_eq!(d.next_message(), Ok(Some(Inbound::Terminate)));
-        // The start of the next message stays buffered.
-        assert_eq!(d.next_message(), Ok(None));
-        d.push(&[0, 0, 1, TAG_TERMINATE]);
-        assert_eq!(d.next_message(), Ok(Some(Inbound::Terminate)));
-    }
-
-    #[test]
-    fn decode_errors() {
-        let cases: Vec<(Vec<u8>, ProtocolError)> = vec![
-            (vec![0, 0, 0, 0], ProtocolError::EmptyMessage),
-            (vec![0, 0, 0, 1, 9], ProtocolError::UnknownTag(9)),
-            (vec![0, 0, 0, 1, 0], ProtocolError::UnknownTag(0)),
-            // The retired ACK, with its old (valid then) length.
-            (
-                vec![0, 0, 0, 5, 1, 0, 0, 0, 7],
-                ProtocolError::UnknownTag(1),
-            ),
-            // Never implemented: STDIN and STDIN_EOF.
-            (vec![0, 0, 0, 3, 2], ProtocolError::UnknownTag(2)),
-            (vec![0, 0, 0, 1, 3], ProtocolError::UnknownTag(3)),
-            (
-                vec![0, 0, 0, 2, TAG_TERMINATE],
-                ProtocolError::BadLength {
-                    tag: TAG_TERMINATE,
-                    len: 2,
-                },
-            ),
-            (vec![0, 1, 0, 1], ProtocolError::TooLong(65537)),
-            (
-                vec![0xff, 0xff, 0xff, 0xff],
-                ProtocolError::TooLong(u32::MAX),
-            ),
-        ];
-        for (bytes, want) in cases {
-            let mut d = FrameDecoder::default();
-            d.push(&bytes);
-            assert_eq!(d.next_message(), Err(want.clone()), "{bytes:?}");
-            assert!(want.to_string().starts_with("protocol error: "));
-        }
-    }
-
-    #[test]
-    fn plain_acks() {
-        assert_eq!(plain_ack_total(&[]), 0);
-        assert_eq!(plain_ack_total(&[0]), 1);
-        assert_eq!(plain_ack_total(&[255, 15]), 272);
-    }
-
-    #[test]
-    fn window_accounting() {
-        let mut w = Window::new(16);
-        assert_eq!(w.available(), 16);
-        w.sent(10);
-        assert_eq!(w.available(), 6);
-        w.sent(6);
-        assert_eq!(w.available(), 0);
-        assert_eq!(w.ack(4), Ok(()));
-        assert_eq!(w.available(), 4);
-        assert_eq!(w.ack(12), Ok(()));
-        assert_eq!(w.available(), 16);
-        assert_eq!(w.ack(0), Ok(()));
-    }
-
-    #[test]
-    fn over_ack_is_an_error() {
-        let mut w = Window::new(16);
-        assert_eq!(
-            w.ack(1),
-            Err(ProtocolError::OverAck {
-                acked: 1,
-                outstanding: 0
-            })
-        );
-        w.sent(5);
-        assert_eq!(
-            w.ack(6),
-            Err(ProtocolError::OverAck {
-                acked: 6,
-                outstanding: 5
-            })
-        );
-        // A failed ack changes nothing.
-        assert_eq!(w.available(), 11);
-        let mut big = Window::new(u32::MAX);
-        big.sent(u32::MAX as usize);
-        assert_eq!(big.ack(u64::from(u32::MAX)), Ok(()));
-    }
-}
+mod tests;

@@ -3,7 +3,7 @@
 //! or messages on stdin, signals and notification datagrams, and drives
 //! termination.
 //!
-//! Phases: `Running` → `Terminating` (SIGTERM sent, SIGKILL at the
+//! Phases: `Running` → `Terminating` (stop signal sent, SIGKILL at the
 //! deadline, until no child is left) → `Draining` (cgroup gone, read the
 //! pipe to EOF) → `Done`.
 
@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use nix::unistd::Pid;
 
 use crate::cgroup::Cgroup;
+use crate::main_process::MainProcess;
 use crate::notify::Notifier;
 use crate::output::Output;
 use crate::protocol::FrameDecoder;
@@ -54,6 +54,10 @@ pub struct Relay {
     sigfd: SignalFd,
     out: Output,
     delay: Duration,
+    /// `--stop-signal`: the first signal of the stop sequence.
+    stop_signal: libc::c_int,
+    /// Where SIGNAL requests go.
+    target: MainProcess,
     stdin_open: bool,
     /// Set after a framed decoding error: the rest of stdin is unparseable.
     stdin_garbage: bool,
@@ -82,6 +86,8 @@ pub struct Params {
     pub sigfd: SignalFd,
     pub out: Output,
     pub delay: Duration,
+    pub stop_signal: libc::c_int,
+    pub target: MainProcess,
     pub window: u32,
     pub pid: Pid,
     pub pipe: Option<OwnedFd>,
@@ -111,6 +117,8 @@ impl Relay {
             sigfd: p.sigfd,
             out: p.out,
             delay: p.delay,
+            stop_signal: p.stop_signal,
+            target: p.target,
             stdin_open: true,
             stdin_garbage: false,
             decoder: FrameDecoder::default(),
@@ -167,8 +175,8 @@ impl Relay {
 
     fn start_terminate(&mut self, reason: &str) {
         if let Phase::Running = self.phase {
-            tracing::debug!(reason, "terminating");
-            tree::signal_tree(self.pgid(), Signal::SIGTERM);
+            tracing::debug!(reason, signal = self.stop_signal, "terminating");
+            tree::signal_tree(self.pgid(), self.stop_signal);
             self.phase = Phase::Terminating {
                 sigkill_at: Instant::now() + self.delay,
                 last_kill: None,
@@ -231,7 +239,7 @@ impl Relay {
         if first {
             tracing::debug!("delay expired, sending SIGKILL");
         }
-        tree::signal_tree(self.pgid(), Signal::SIGKILL);
+        tree::signal_tree(self.pgid(), libc::SIGKILL);
         if let Some(cg) = &self.cgroup {
             cg.kill_once();
         }

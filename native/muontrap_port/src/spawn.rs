@@ -7,8 +7,8 @@
 //! (`CLONE_VM | CLONE_VFORK`, like glibc's `posix_spawn`) on a stack of its
 //! own, and we are suspended until it execs or exits: no page tables are
 //! copied and no copy-on-write faults follow. Failures in the child travel
-//! back as `(stage, errno)` over a close-on-exec pipe: EOF means exec
-//! succeeded.
+//! back as `(stage, errno, detail)` over a close-on-exec pipe: EOF means
+//! exec succeeded.
 
 use std::ffi::{CString, OsStr};
 use std::fmt;
@@ -20,9 +20,10 @@ use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::{pipe2, read, setpgid, Pid};
 
-use crate::args::Capture;
+use crate::args::{Attrs, Capture};
 use crate::privileges::Credentials;
 
+mod attrs;
 mod child;
 mod clone;
 mod env;
@@ -40,6 +41,8 @@ pub enum Stage {
     Setgroups = 4,
     Setuid = 5,
     Exec = 6,
+    Nice = 7,
+    Rlimit = 8,
 }
 
 impl Stage {
@@ -51,6 +54,8 @@ impl Stage {
             4 => Stage::Setgroups,
             5 => Stage::Setuid,
             6 => Stage::Exec,
+            7 => Stage::Nice,
+            8 => Stage::Rlimit,
             _ => return None,
         })
     }
@@ -60,6 +65,8 @@ impl Stage {
 pub struct ChildFailure {
     pub stage: Option<Stage>,
     pub errno: Errno,
+    /// Nice and Rlimit: what was refused (`-5`, `nofile to 1024:1024`).
+    pub value: Option<String>,
 }
 
 impl ChildFailure {
@@ -72,6 +79,10 @@ impl ChildFailure {
         }
     }
 
+    fn value(&self) -> &str {
+        self.value.as_deref().unwrap_or("?")
+    }
+
     pub fn describe(&self, program: &OsStr, cgroup: Option<&str>) -> String {
         let what = match self.stage {
             Some(Stage::Exec) => format!("failed to run {}", program.to_string_lossy()),
@@ -80,6 +91,8 @@ impl ChildFailure {
             Some(Stage::Setgid) => "failed to set the group id".to_string(),
             Some(Stage::Setgroups) => "failed to set the supplementary groups".to_string(),
             Some(Stage::Setuid) => "failed to set the user id".to_string(),
+            Some(Stage::Nice) => format!("failed to set nice value {}", self.value()),
+            Some(Stage::Rlimit) => format!("failed to set rlimit {}", self.value()),
             None => "failed to start the program".to_string(),
         };
         format!("{what}: {}", self.errno.desc())
@@ -101,6 +114,8 @@ pub struct Plan {
     cgroup_procs: Vec<OwnedFd>,
     /// The program's environment, if not ours (`execvpe` instead of `execvp`).
     env: Option<Env>,
+    /// `--umask`, `--rlimit`, `--nice`.
+    attrs: Attrs,
 }
 
 #[derive(Debug)]
@@ -148,7 +163,14 @@ impl Plan {
             groups_required: creds.groups_required,
             cgroup_procs,
             env: None,
+            attrs: Attrs::default(),
         })
+    }
+
+    /// Sets these attributes in the child before the privilege drop.
+    pub fn with_attrs(mut self, attrs: Attrs) -> Plan {
+        self.attrs = attrs;
+        self
     }
 
     /// Runs the program with `env` instead of the port's environment.
@@ -217,7 +239,13 @@ pub fn spawn(plan: Plan, direct: Direct) -> Result<Child, String> {
             tracing::warn!(error = %e, "cannot make the output pipe non-blocking");
         }
     }
-    let failure = read_report(&report_r);
+    let failure = read_report(&report_r).map(|r| {
+        let mut f = r.failure;
+        if let Some(stage) = f.stage {
+            f.value = attrs::refused_value(&plan.attrs, stage, r.detail);
+        }
+        f
+    });
     Ok(Child {
         pid,
         output,
@@ -249,98 +277,48 @@ fn set_nonblocking(fd: &OwnedFd) -> nix::Result<()> {
     fcntl(fd.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop)
 }
 
-/// Blocks until exec succeeded (EOF) or the child reported a failure.
-fn read_report(fd: &OwnedFd) -> Option<ChildFailure> {
-    let mut buf = [0u8; 5];
+/// A failure as the child reported it: `detail` says which rlimit.
+struct Report {
+    failure: ChildFailure,
+    detail: u8,
+}
+
+impl Report {
+    fn new(stage: Option<Stage>, errno: Errno, detail: u8) -> Report {
+        Report {
+            failure: ChildFailure {
+                stage,
+                errno,
+                value: None,
+            },
+            detail,
+        }
+    }
+}
+
+/// Blocks until exec succeeded (EOF) or the child reported a failure:
+/// `[stage, errno (4 bytes, native order), detail]`.
+fn read_report(fd: &OwnedFd) -> Option<Report> {
+    let mut buf = [0u8; child::REPORT_LEN];
     let mut got = 0;
     while got < buf.len() {
         match read(fd, &mut buf[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(Errno::EINTR) => {}
-            Err(e) => {
-                return Some(ChildFailure {
-                    stage: None,
-                    errno: e,
-                })
-            }
+            Err(e) => return Some(Report::new(None, e, 0)),
         }
     }
-    match got {
-        0 => None,
-        5 => Some(ChildFailure {
-            stage: Stage::from_u8(buf[0]),
-            errno: Errno::from_raw(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]])),
-        }),
-        _ => Some(ChildFailure {
-            stage: None,
-            errno: Errno::EIO,
-        }),
+    match (got, buf) {
+        (0, _) => None,
+        (child::REPORT_LEN, [stage, e0, e1, e2, e3, detail]) => Some(Report::new(
+            Stage::from_u8(stage),
+            Errno::from_raw(i32::from_ne_bytes([e0, e1, e2, e3])),
+            detail,
+        )),
+        _ => Some(Report::new(None, Errno::EIO, 0)),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failure_messages_and_status() {
-        let exec = ChildFailure {
-            stage: Some(Stage::Exec),
-            errno: Errno::ENOENT,
-        };
-        assert_eq!(exec.status(), 127);
-        assert_eq!(
-            exec.describe(OsStr::new("/no/such"), None),
-            "failed to run /no/such: No such file or directory"
-        );
-        let uid = ChildFailure {
-            stage: Some(Stage::Setuid),
-            errno: Errno::EPERM,
-        };
-        assert_eq!(uid.status(), 1);
-        assert!(uid
-            .describe(OsStr::new("x"), None)
-            .starts_with("failed to set the user id"));
-        let cg = ChildFailure {
-            stage: Some(Stage::Cgroup),
-            errno: Errno::EACCES,
-        };
-        assert_eq!(
-            cg.describe(OsStr::new("x"), Some("a/b")),
-            "failed to join cgroup a/b: Permission denied"
-        );
-        for b in 1..=6 {
-            assert_eq!(Stage::from_u8(b).map(|s| s as u8), Some(b));
-        }
-        assert_eq!(Stage::from_u8(0), None);
-    }
-
-    #[test]
-    fn plan_rejects_nul() {
-        let c = Credentials::default();
-        let bad = OsStr::new("a\0b");
-        let none: &[&OsStr] = &[];
-        assert!(Plan::new(bad, OsStr::new("x"), none, Capture::None, &c, vec![]).is_err());
-        assert!(Plan::new(
-            OsStr::new("x"),
-            OsStr::new("x"),
-            &[bad],
-            Capture::None,
-            &c,
-            vec![]
-        )
-        .is_err());
-        let p = Plan::new(
-            OsStr::new("x"),
-            OsStr::new("y"),
-            &["1", "2"],
-            Capture::None,
-            &c,
-            vec![],
-        )
-        .unwrap();
-        assert_eq!(p.argv_ptrs.len(), 4);
-        assert!(p.argv_ptrs[3].is_null());
-    }
-}
+mod tests;

@@ -5,11 +5,12 @@
 //! from the port itself.
 
 use std::fs;
+use std::os::fd::AsFd;
 
 use nix::errno::Errno;
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+
+use crate::pidfd;
 
 /// Direct children of `pid`, across all of its threads (children belong to
 /// the thread that forked them).
@@ -60,55 +61,36 @@ pub(crate) fn parent_and_group(pid: i32) -> Option<(i32, i32)> {
     Some((ppid, pgrp))
 }
 
-fn pidfd_open(pid: i32) -> Result<libc::c_int, Errno> {
-    // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(r as libc::c_int)
-    }
-}
-
-fn pidfd_send_signal(fd: libc::c_int, sig: Signal) -> Result<(), Errno> {
-    // SAFETY: a null siginfo is allowed (the kernel fills one in like kill()).
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd,
-            sig as libc::c_int,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
+/// kill(2) with a raw signal number (realtime signals included, which
+/// nix's `Signal` cannot name).
+fn kill_raw(pid: i32, sig: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: kill(2) takes two integers.
+    if unsafe { libc::kill(pid, sig) } == 0 {
         Ok(())
+    } else {
+        Err(Errno::last())
     }
 }
 
 /// Signals `pid`, found as a child of `parent`, without ever hitting a
 /// recycled pid: the pidfd pins the process, then we check it is still the
 /// one we found (same parent, or reparented to us).
-fn signal_one(parent: i32, pid: i32, sig: Signal, skip_pgrp: Option<i32>) {
+fn signal_one(parent: i32, pid: i32, sig: libc::c_int, skip_pgrp: Option<i32>) {
     let me = std::process::id() as i32;
     let check = || match parent_and_group(pid) {
         Some((ppid, pgrp)) => (ppid == parent || ppid == me) && Some(pgrp) != skip_pgrp,
         None => false,
     };
-    match pidfd_open(pid) {
+    match pidfd::open(pid) {
         Ok(fd) => {
             if check() {
-                let _ = pidfd_send_signal(fd, sig);
+                let _ = pidfd::send_signal(fd.as_fd(), sig);
             }
-            // SAFETY: `fd` came from pidfd_open above and is closed once.
-            unsafe { libc::close(fd) };
         }
         // Pre-5.3 kernel: the check-then-kill window is the best we can do.
         Err(Errno::ENOSYS) => {
             if check() {
-                let _ = kill(Pid::from_raw(pid), sig);
+                let _ = kill_raw(pid, sig);
             }
         }
         Err(_) => {} // already gone
@@ -119,28 +101,31 @@ fn signal_one(parent: i32, pid: i32, sig: Signal, skip_pgrp: Option<i32>) {
 /// Group members are signalled once, through the group, so a program that
 /// treats a second SIGTERM as "force quit" still gets one. Pass `pgid` only
 /// while the program is unreaped: its zombie keeps the id from being reused.
-pub fn signal_tree(pgid: Option<Pid>, sig: Signal) -> usize {
+pub fn signal_tree(pgid: Option<Pid>, sig: libc::c_int) -> usize {
     let skip = pgid
-        .filter(|g| kill(Pid::from_raw(-g.as_raw()), sig).is_ok())
+        .filter(|g| kill_raw(-g.as_raw(), sig).is_ok())
         .map(Pid::as_raw);
     let all = descendants();
     for &(parent, pid) in &all {
         signal_one(parent, pid, sig, skip);
     }
     tracing::debug!(
-        signal = sig.as_str(),
+        signal = sig,
         processes = all.len(),
         "signalled process tree"
     );
     all.len()
 }
 
-/// Shell-style status: exit code, or 128 + signal.
-pub fn exit_status(ws: WaitStatus) -> Option<i32> {
-    match ws {
-        WaitStatus::Exited(_, code) => Some(code),
-        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
-        _ => None,
+/// Shell-style status from a raw wait status: exit code, or 128 + signal
+/// (any signal number: nix's `WaitStatus` cannot hold realtime ones).
+pub fn exit_status(raw: libc::c_int) -> Option<i32> {
+    if libc::WIFEXITED(raw) {
+        Some(libc::WEXITSTATUS(raw))
+    } else if libc::WIFSIGNALED(raw) {
+        Some(128 + libc::WTERMSIG(raw))
+    } else {
+        None
     }
 }
 
@@ -159,29 +144,30 @@ impl Reaper {
     /// reaped) is left.
     pub fn reap(&mut self) -> bool {
         loop {
+            let mut raw: libc::c_int = 0;
+            // SAFETY: waitpid(2) writes one int through a valid pointer.
             // __WALL: also children with a non-SIGCHLD exit signal, or
             // ECHILD could claim nothing is left while they still run.
-            let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
-            match waitpid(Pid::from_raw(-1), Some(flags)) {
-                Ok(WaitStatus::StillAlive) => return true,
-                Ok(ws) => {
-                    if ws.pid() == Some(self.main) {
-                        self.status = exit_status(ws);
-                        tracing::debug!(
-                            pid = self.main.as_raw(),
-                            status = self.status.unwrap_or(-1),
-                            "program exited"
-                        );
-                    } else {
-                        tracing::trace!(pid = ws.pid().map_or(0, Pid::as_raw), "reaped descendant");
+            let pid = unsafe { libc::waitpid(-1, &mut raw, libc::WNOHANG | libc::__WALL) };
+            match pid {
+                0 => return true,
+                p if p == self.main.as_raw() => {
+                    self.status = exit_status(raw);
+                    tracing::debug!(
+                        pid = p,
+                        status = self.status.unwrap_or(-1),
+                        "program exited"
+                    );
+                }
+                p if p > 0 => tracing::trace!(pid = p, "reaped descendant"),
+                _ => match Errno::last() {
+                    Errno::EINTR => {}
+                    Errno::ECHILD => return false,
+                    e => {
+                        tracing::warn!(error = %e, "waitpid failed");
+                        return true;
                     }
-                }
-                Err(Errno::EINTR) => continue,
-                Err(Errno::ECHILD) => return false,
-                Err(e) => {
-                    tracing::warn!(error = %e, "waitpid failed");
-                    return true;
-                }
+                },
             }
         }
     }
@@ -193,13 +179,14 @@ mod tests {
 
     #[test]
     fn statuses() {
-        let p = Pid::from_raw(1);
-        assert_eq!(exit_status(WaitStatus::Exited(p, 3)), Some(3));
-        assert_eq!(
-            exit_status(WaitStatus::Signaled(p, Signal::SIGKILL, false)),
-            Some(137)
-        );
-        assert_eq!(exit_status(WaitStatus::StillAlive), None);
+        // Raw wait statuses: exit code in the second byte, signal in the
+        // low 7 bits (0x80: core dumped), 0x7f in the low byte: stopped.
+        assert_eq!(exit_status(3 << 8), Some(3));
+        assert_eq!(exit_status(0), Some(0));
+        assert_eq!(exit_status(libc::SIGKILL), Some(137));
+        assert_eq!(exit_status(35), Some(163));
+        assert_eq!(exit_status(64 | 0x80), Some(192));
+        assert_eq!(exit_status((libc::SIGSTOP << 8) | 0x7f), None);
     }
 
     #[test]

@@ -26,6 +26,13 @@ pub enum ArgError {
     FramedCaptureWithoutHandover,
     WatchdogZero,
     NeedsFramed(&'static str),
+    StopSignalForbidden(&'static str),
+    UnknownSignal(String),
+    SignalOutOfRange(String),
+    BadUmask(String),
+    BadNice(String),
+    BadRlimit { arg: String, reason: String },
+    DuplicateRlimit(&'static str),
 }
 
 impl fmt::Display for ArgError {
@@ -71,6 +78,22 @@ impl fmt::Display for ArgError {
             }
             ArgError::WatchdogZero => write!(f, "--watchdog must be at least 1, got 0"),
             ArgError::NeedsFramed(o) => write!(f, "{o} needs --framed"),
+            ArgError::StopSignalForbidden(s) => write!(f, "--stop-signal cannot be {s}"),
+            ArgError::UnknownSignal(s) => write!(f, "unknown signal '{s}'"),
+            ArgError::SignalOutOfRange(s) => write!(
+                f,
+                "--stop-signal needs a signal name or a number from 1 to {}, got '{s}'",
+                super::sigrtmax()
+            ),
+            ArgError::BadUmask(v) => write!(
+                f,
+                "--umask needs an octal mode (1 to 4 digits 0-7, at most 777), got '{v}'"
+            ),
+            ArgError::BadNice(v) => {
+                write!(f, "--nice needs an integer from -20 to 19, got '{v}'")
+            }
+            ArgError::BadRlimit { arg, reason } => write!(f, "invalid --rlimit '{arg}': {reason}"),
+            ArgError::DuplicateRlimit(r) => write!(f, "--rlimit {r} given more than once"),
         }
     }
 }

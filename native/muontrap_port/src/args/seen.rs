@@ -5,6 +5,7 @@ use std::ffi::{OsStr, OsString};
 
 use muontrap_cgroup::path::{validate_cgroup_path, validate_file_name};
 
+use super::attrs::SeenAttrs;
 use super::{
     ArgError, Capture, CgroupConfig, Config, IdSpec, Opt, DEFAULT_DELAY_TO_SIGKILL_MS,
     DEFAULT_WINDOW, MIN_WINDOW,
@@ -31,6 +32,7 @@ pub(super) struct Seen {
     beneath_own: bool,
     notify: bool,
     watchdog: Option<u32>,
+    attrs: SeenAttrs,
 }
 
 impl Seen {
@@ -49,23 +51,8 @@ impl Seen {
             // `parse` returns at --help before recording anything.
             Opt::Help => {}
             Opt::Arg0 => set_once(&mut self.arg0, name, value.clone().unwrap_or_default())?,
-            Opt::Group => {
-                let p = text()?;
-                validate_cgroup_path(&p).map_err(|e| ArgError::BadCgroupPath {
-                    path: p.clone(),
-                    reason: e.to_string(),
-                })?;
-                set_once(&mut self.group, name, p)?;
-            }
-            Opt::Controller => {
-                let c = text()?;
-                if !valid_controller(&c) {
-                    return Err(ArgError::BadController(c));
-                }
-                if !self.controllers.contains(&c) {
-                    self.controllers.push(c);
-                }
-            }
+            Opt::Group => set_once(&mut self.group, name, parse_cgroup_path(text()?)?)?,
+            Opt::Controller => self.add_controller(text()?)?,
             Opt::Set => {
                 if self.controllers.is_empty() && !self.no_controllers {
                     return Err(ArgError::SetBeforeController);
@@ -98,6 +85,20 @@ impl Seen {
             Opt::NoControllers => self.no_controllers = true,
             Opt::BeneathOwn => self.beneath_own = true,
             Opt::Notify => self.notify = true,
+            Opt::StopSignal | Opt::Umask | Opt::Nice | Opt::Rlimit => {
+                self.attrs.record(opt, name, &text()?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `-c`: each controller once, in the order given.
+    fn add_controller(&mut self, c: String) -> Result<(), ArgError> {
+        if !valid_controller(&c) {
+            return Err(ArgError::BadController(c));
+        }
+        if !self.controllers.contains(&c) {
+            self.controllers.push(c);
         }
         Ok(())
     }
@@ -178,6 +179,8 @@ impl Seen {
             handover: self.handover,
             notify: self.notify,
             watchdog_ms: self.watchdog,
+            stop_signal: self.attrs.stop_signal.unwrap_or(libc::SIGTERM),
+            attrs: self.attrs.attrs,
         })
     }
 }
@@ -200,12 +203,26 @@ fn parse_u32(option: &'static str, v: &str) -> Result<u32, ArgError> {
     v.parse().map_err(|_| bad())
 }
 
-fn set_once<T>(slot: &mut Option<T>, option: &'static str, value: T) -> Result<(), ArgError> {
+pub(super) fn set_once<T>(
+    slot: &mut Option<T>,
+    option: &'static str,
+    value: T,
+) -> Result<(), ArgError> {
     if slot.is_some() {
         return Err(ArgError::Duplicate(option));
     }
     *slot = Some(value);
     Ok(())
+}
+
+fn parse_cgroup_path(p: String) -> Result<String, ArgError> {
+    match validate_cgroup_path(&p) {
+        Ok(()) => Ok(p),
+        Err(e) => Err(ArgError::BadCgroupPath {
+            reason: e.to_string(),
+            path: p,
+        }),
+    }
 }
 
 fn valid_controller(c: &str) -> bool {

@@ -1,12 +1,14 @@
 //! What arrives on stdin while the program runs: plain-mode acks for the
-//! window, framed messages (TERMINATE), and EOF (the Erlang side is gone).
+//! window, framed messages (TERMINATE, SIGNAL), and EOF (the Erlang side
+//! is gone).
 
 use std::os::fd::AsFd;
 
 use nix::errno::Errno;
 use nix::unistd::read;
 
-use super::Relay;
+use super::{Phase, Relay};
+use crate::notify::Notifier;
 use crate::protocol::{self, Inbound, ProtocolError};
 
 impl Relay {
@@ -56,6 +58,7 @@ impl Relay {
             match self.decoder.next_message() {
                 Ok(None) => break,
                 Ok(Some(Inbound::Terminate)) => self.start_terminate("TERMINATE message"),
+                Ok(Some(Inbound::Signal(sig))) => self.signal_request(sig),
                 Err(e) => {
                     self.stdin_garbage = true;
                     self.protocol_error(e);
@@ -63,5 +66,15 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// SIGNAL: one SIGNALED per request, right away, so in order. Only
+    /// while the program runs: not once it exited or termination began.
+    fn signal_request(&mut self, sig: u32) {
+        let running = matches!(self.phase, Phase::Running) && self.reaper.status.is_none();
+        let main = self.notify.as_ref().and_then(Notifier::main_pidfd);
+        let reply = self.target.signal(sig, main, running);
+        tracing::debug!(signal = sig, ?reply, "SIGNAL");
+        self.out.signaled(reply);
     }
 }

@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use nix::unistd::Pid;
 
 use super::env::decimal;
-use super::{Plan, Stage};
+use super::{attrs, Plan, Stage};
 use crate::args::Capture;
 
 /// Fds the child needs, as raw numbers (it must not run destructors).
@@ -37,11 +37,19 @@ pub(super) extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     child(a.plan, a.fds, a.parent)
 }
 
-/// Reports `(stage, errno)` to the parent and exits without running any
-/// destructors or atexit handlers of the parent's copy.
+/// Bytes of a failure report: stage, errno (native order), detail.
+pub(super) const REPORT_LEN: usize = 6;
+
 fn fail(fds: &ChildFds, stage: Stage, errno: i32) -> ! {
+    fail_at(fds, stage, errno, 0)
+}
+
+/// Reports `(stage, errno, detail)` (detail: which rlimit) to the parent
+/// and exits without running any destructors or atexit handlers of the
+/// parent's copy.
+fn fail_at(fds: &ChildFds, stage: Stage, errno: i32, detail: u8) -> ! {
     let e = errno.to_ne_bytes();
-    let msg = [stage as u8, e[0], e[1], e[2], e[3]];
+    let msg: [u8; REPORT_LEN] = [stage as u8, e[0], e[1], e[2], e[3], detail];
     // SAFETY: plain write(2) of a stack buffer and _exit(2); both are
     // async-signal-safe.
     unsafe {
@@ -191,7 +199,11 @@ fn child(plan: &Plan, fds: &ChildFds, parent: Pid) -> ! {
     if let Err(e) = setup_stdio(plan.capture, fds) {
         fail(fds, Stage::Stdio, e);
     }
+    // After the fd walk, which a lower RLIMIT_NOFILE would cut short.
     cloexec_all_above_stderr();
+    if let Err((stage, e, detail)) = attrs::apply(&plan.attrs) {
+        fail_at(fds, stage, e, detail);
+    }
     drop_privileges(plan, fds);
     let (program, argv) = (plan.program.as_ptr(), plan.argv_ptrs.as_ptr());
     match &plan.env {

@@ -39,14 +39,29 @@ impl Port {
 
     pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Port {
         let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .env_remove("MUONTRAP_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.env_remove("MUONTRAP_LOG").args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Port::spawn_command(cmd)
+    }
+
+    /// Runs the port through `wrapper` (e.g. `setpriv --reuid=nobody ...`
+    /// or `sh -c '...; exec "$0" "$@"'`), which must exec it with `args`.
+    /// `pid()` is then the wrapper's pid, which becomes the port's.
+    pub fn spawn_wrapped(wrapper: &[&str], args: &[&str]) -> Port {
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.env_remove("MUONTRAP_LOG")
+            .args(&wrapper[1..])
+            .arg(BIN)
+            .args(args);
+        Port::spawn_command(cmd)
+    }
+
+    fn spawn_command(mut cmd: Command) -> Port {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn muontrap");
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout");
@@ -239,8 +254,10 @@ pub const ERROR: u8 = 5;
 pub const EXEC_ERROR: u8 = 7;
 pub const NOTIFY: u8 = 8;
 pub const WATCHDOG: u8 = 9;
+pub const SIGNALED: u8 = 10;
 // Test -> port tags (1 was ACK, now unknown).
 pub const TERMINATE: u8 = 4;
+pub const SIGNAL: u8 = 5;
 // Hand-over roles.
 pub const OUTPUT: u8 = 1;
 pub const STDIN: u8 = 2;
