@@ -72,9 +72,8 @@ defmodule MuonTrap.Daemon.Server do
   def handle_call(:status, _from, state),
     do: {:reply, Readiness.report(state.startup.readiness), state}
 
-  def handle_call({:signal, _number, _kind}, _from, %{command_os_pid: :error} = state),
-    do: {:reply, {:error, :not_running}, state}
-
+  # Before STARTED the port holds the request until the program runs; only
+  # without a port (not launched yet, or gone) is nothing running.
   def handle_call({:signal, _number, _kind}, _from, %{port: nil} = state),
     do: {:reply, {:error, :not_running}, state}
 
