@@ -201,7 +201,9 @@ defmodule MuonTrap.SignalsTest do
       m = marker()
       file = Path.join(System.tmp_dir!(), "stop_#{m}")
       on_exit(fn -> File.rm(file) end)
-      script = "exec 2>/dev/null; trap 'echo QUIT > #{file}; exit 0' QUIT; while :; do sleep 0.02; done # #{m}"
+
+      script =
+        "exec 2>/dev/null; trap 'echo QUIT > #{file}; exit 0' QUIT; while :; do sleep 0.02; done # #{m}"
 
       assert {"", :timeout} =
                MuonTrap.cmd("sh", ["-c", script], stop_signal: :sigquit, timeout: 300)
