@@ -201,8 +201,10 @@ defmodule MuonTrap.Daemon.Server do
         Port.close(port)
         state = %{state | port: nil, pipes: Pipes.finish(state.pipes)}
 
+        # A start that fails because the command never ran (the port
+        # reported an ERROR, say an exec failure) fails with that error.
         reason =
-          if Startup.pending?(state.startup),
+          if Startup.starting?(state.startup) and state.error == nil,
             do: {:exit_status, status},
             else: Ending.reason(status, state)
 

@@ -8,9 +8,11 @@ defmodule MuonTrap.Daemon.Startup do
   `await/1`, a call the daemon answers when the command is ready, or with
   `{:error, reason}` once the start failed: not ready within
   `:ready_timeout` (`:ready_timeout`, after the command's tree was
-  terminated), the command exited first (`{:exit_status, n}`), the
-  watchdog fired (`:watchdog_timeout`), `:wait_for` raised, or the port
-  binary failed. A failed daemon stops with `:normal` after answering, and
+  terminated), the command exited first (`{:exit_status, n}`), it could
+  not be started (`{:muontrap_error, message}`, e.g. an exec failure),
+  the watchdog fired (`:watchdog_timeout`), `:wait_for` raised, or the
+  port binary failed. Once failed, a late `READY=1` or matching line
+  changes nothing. A failed daemon stops with `:normal` after answering, and
   the caller unlinks first, so a caller that does not trap exits gets the
   error as a return value and lives on (OTP 25's `{:stop, reason}` from
   `init/1` would kill it).
@@ -99,6 +101,14 @@ defmodule MuonTrap.Daemon.Startup do
   def pending?(%__MODULE__{readiness: r}), do: r.state == :starting
 
   @doc """
+  True while the start is not decided yet or has failed: a stop then
+  ends the start. Readiness reported after the start failed (`READY=1`
+  or a matching line as the command goes down) changes nothing.
+  """
+  @spec starting?(t()) :: boolean()
+  def starting?(startup), do: startup.failure != nil or pending?(startup)
+
+  @doc """
   The `await/1` call: `{:reply, :ok}` when ready, `{:stop, reply}` when
   the start already failed, `{:wait, startup}` otherwise.
   """
@@ -164,7 +174,7 @@ defmodule MuonTrap.Daemon.Startup do
   @spec finish(t(), term()) :: {:stop, term(), t()} | {:hold, t()}
   def finish(startup, reason) do
     cond do
-      not pending?(startup) ->
+      not starting?(startup) ->
         {:stop, startup.stop_reason || reason, startup}
 
       startup.awaiting == [] ->
