@@ -82,6 +82,8 @@ defmodule MuonTrap.SignalsTest do
       wait_until(fn -> is_integer(Daemon.command_os_pid(pid)) && Daemon.command_os_pid(pid) end)
 
     System.cmd("kill", ["-KILL", "#{os}"])
+    # Dead (a zombie until the port reaps it): a signal can no longer land.
+    wait_all_dead([os])
 
     # The port answers that the program is gone, or the daemon has already stopped.
     result =
