@@ -41,6 +41,20 @@ defmodule MuonTrap.Test.OSProcess do
         do: pid
   end
 
+  @doc """
+  OS pids of live processes whose command line contains `needle`, muontrap
+  port binaries included: what must be gone once a test has stopped
+  everything it started with `needle` in its command line.
+  """
+  def all_pids_matching(needle) do
+    for "/proc/" <> pid <- Path.wildcard("/proc/[0-9]*"),
+        {:ok, cmdline} <- [File.read("/proc/#{pid}/cmdline")],
+        String.contains?(cmdline, needle),
+        pid = String.to_integer(pid),
+        alive?(pid),
+        do: pid
+  end
+
   defp port_binary?(pid) do
     case File.read_link("/proc/#{pid}/exe") do
       {:ok, exe} -> Path.basename(exe) == "muontrap"
