@@ -281,10 +281,12 @@ defmodule MuonTrap.Options do
   defp validate_option(_, :groups, v) when is_list(v), do: Enum.map(v, &Values.id!(:groups, &1))
   defp validate_option(_, :stdio_window, v) when v in 16..@u32_max, do: v
   defp validate_option(_, :stop_signal, v), do: Values.stop_signal!(v)
+
   defp validate_option(:daemon, :reload_signal, v) do
     _ = MuonTrap.Signal.number(v)
     v
   end
+
   defp validate_option(_, :umask, v) when v in 0..0o777, do: v
   defp validate_option(_, :nice, v) when v in -20..19, do: v
   defp validate_option(_, :rlimits, v), do: Values.rlimits!(v)
