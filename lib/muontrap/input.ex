@@ -22,8 +22,10 @@ defmodule MuonTrap.Input do
       iex> {chunk, input} = MuonTrap.Input.pull(MuonTrap.Input.new(["ab", ?c | "d"]))
       iex> chunk
       "ab"
-      iex> MuonTrap.Input.to_binary(input)
-      "cd"
+      iex> {"c", input} = MuonTrap.Input.pull(input)
+      iex> {"d", input} = MuonTrap.Input.pull(input)
+      iex> MuonTrap.Input.pull(input)
+      :done
 
   Raises `ArgumentError` for anything that is neither iodata nor an
   `Enumerable`.
@@ -63,13 +65,6 @@ defmodule MuonTrap.Input do
   end
 
   def halt(_input), do: :ok
-
-  @doc "Everything that is left, as one binary (for tests and small inputs)."
-  @spec to_binary(t()) :: binary()
-  def to_binary(input), do: to_binary(pull(input), [])
-
-  defp to_binary(:done, acc), do: acc |> Enum.reverse() |> IO.iodata_to_binary()
-  defp to_binary({chunk, input}, acc), do: to_binary(pull(input), [chunk | acc])
 
   defp step({:iodata, bin}) when is_binary(bin), do: {bin, :done}
   defp step({:iodata, []}), do: :done

@@ -101,10 +101,6 @@ defmodule MuonTrap.Stdio do
 
   def stream_of(_stdio, _message), do: nil
 
-  @doc "True if `message` is a select notice of this stdio's."
-  @spec message?(t(), term()) :: boolean()
-  def message?(stdio, message), do: stream_of(stdio, message) != nil
-
   @doc """
   Take the next step for `stream` (`:output` or `:stderr`): hand the
   descriptors over if the port binary has connected, then read at most

@@ -44,14 +44,6 @@ defmodule MuonTrap.Daemon.Readiness do
   def started(%__MODULE__{ready: nil, state: :starting} = r), do: %{r | state: :running}
   def started(r), do: r
 
-  @doc "True once the command is ready (or running, without `:ready`)."
-  @spec ready?(t()) :: boolean()
-  def ready?(%__MODULE__{state: state}), do: state in [:running, :ready, :reloading]
-
-  @doc "The daemon is stopping its command."
-  @spec stopping(t()) :: t()
-  def stopping(r), do: %{r | state: :stopping}
-
   @doc """
   Apply the assignments of one NOTIFY frame, in order.
 
