@@ -17,12 +17,6 @@ defmodule MuonTrap.DaemonReadyTest do
 
   defp forward(pid), do: fn stream, line -> send(pid, {stream, line}) end
 
-  defp command_pid(daemon),
-    do:
-      wait_until(fn ->
-        is_integer(Daemon.command_os_pid(daemon)) && Daemon.command_os_pid(daemon)
-      end)
-
   defp os_pids(daemon), do: [Daemon.os_pid(daemon), command_pid(daemon)]
 
   # Nothing with the marker is left: command, descendants, port binary.

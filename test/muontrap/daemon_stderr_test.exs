@@ -28,12 +28,6 @@ defmodule MuonTrap.DaemonStderrTest do
     {"out#{m}", "err#{m}"}
   end
 
-  defp command_pid(daemon),
-    do:
-      wait_until(fn ->
-        is_integer(Daemon.command_os_pid(daemon)) && Daemon.command_os_pid(daemon)
-      end)
-
   defp fd_link(os_pid, fd) do
     {:ok, link} = File.read_link("/proc/#{os_pid}/fd/#{fd}")
     link

@@ -13,12 +13,6 @@ defmodule MuonTrap.DaemonStdinTest do
   # logger_fun/2 that forwards every line, tagged with its stream.
   defp forward(pid \\ self()), do: fn stream, line -> send(pid, {stream, line}) end
 
-  defp command_pid(daemon),
-    do:
-      wait_until(fn ->
-        is_integer(Daemon.command_os_pid(daemon)) && Daemon.command_os_pid(daemon)
-      end)
-
   # The daemon's port binary and command, to check that they are gone at the end.
   defp os_pids(daemon), do: [Daemon.os_pid(daemon), command_pid(daemon)]
 

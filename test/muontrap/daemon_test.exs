@@ -178,8 +178,7 @@ defmodule MuonTrap.DaemonTest do
     {:ok, pid} = Daemon.start_link(helper(), ["sleep"], [])
     port_pid = wait_until(fn -> is_integer(Daemon.os_pid(pid)) && Daemon.os_pid(pid) end)
 
-    child =
-      wait_until(fn -> is_integer(Daemon.command_os_pid(pid)) && Daemon.command_os_pid(pid) end)
+    child = command_pid(pid)
 
     assert File.read!("/proc/#{port_pid}/cmdline") =~ "muontrap"
     assert File.read!("/proc/#{child}/cmdline") =~ "muontrap_test_helper"
@@ -230,8 +229,7 @@ defmodule MuonTrap.DaemonTest do
     Process.flag(:trap_exit, true)
     {:ok, pid} = Daemon.start_link(helper(), ["sleep"], [])
 
-    child =
-      wait_until(fn -> is_integer(Daemon.command_os_pid(pid)) && Daemon.command_os_pid(pid) end)
+    child = command_pid(pid)
 
     System.cmd("kill", ["-KILL", "#{Daemon.os_pid(pid)}"])
     assert_receive {:EXIT, ^pid, {:muontrap_port_exited, 137}}, 5_000

@@ -306,10 +306,7 @@ defmodule MuonTrap.DaemonWatchdogTest do
     assert ["@muontrap-notify-" <> _, "300000", watchdog_pid, own] = String.split(line)
     assert watchdog_pid == own
     # STARTED may come after the first output: wait for it.
-    assert String.to_integer(own) ==
-             wait_until(fn ->
-               is_integer(Daemon.command_os_pid(pid)) && Daemon.command_os_pid(pid)
-             end)
+    assert String.to_integer(own) == command_pid(pid)
 
     assert_receive {:stdout, "ping 1"}
     stop_and_check(pid, m)

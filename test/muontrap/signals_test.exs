@@ -78,8 +78,7 @@ defmodule MuonTrap.SignalsTest do
     Process.flag(:trap_exit, true)
     {:ok, pid} = Daemon.start_link("sleep", ["1000"])
 
-    os =
-      wait_until(fn -> is_integer(Daemon.command_os_pid(pid)) && Daemon.command_os_pid(pid) end)
+    os = command_pid(pid)
 
     System.cmd("kill", ["-KILL", "#{os}"])
     # Dead (a zombie until the port reaps it): a signal can no longer land.

@@ -183,4 +183,16 @@ defmodule MuonTrap.Test.OSProcess do
           false
       end)
   end
+
+  @doc "The OS pid of a daemon's command, once it runs."
+  def command_pid(daemon) do
+    wait_until(
+      fn ->
+        pid = MuonTrap.Daemon.command_os_pid(daemon)
+        is_integer(pid) && pid
+      end,
+      15_000,
+      "the daemon's command to start"
+    )
+  end
 end
