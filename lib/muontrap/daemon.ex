@@ -4,7 +4,7 @@ defmodule MuonTrap.Daemon do
   @moduledoc File.read!(Path.expand("../../docs/daemon.md", __DIR__))
 
   alias MuonTrap.{Nif, Options}
-  alias MuonTrap.Daemon.{Readiness, Server, Startup}
+  alias MuonTrap.Daemon.{Listeners, Readiness, Server, Startup}
 
   @doc """
   Returns a specification to start this module under a supervisor.
@@ -29,6 +29,7 @@ defmodule MuonTrap.Daemon do
   @spec start_link(binary(), [binary()], keyword()) :: GenServer.on_start()
   def start_link(command, args, opts \\ []) do
     options = Options.validate(:daemon, command, args, opts)
+    if entries = options[:listen_sockets], do: Listeners.check!(entries)
     server_opts = if name = options[:name], do: [name: name], else: []
 
     with {:ok, pid} <- GenServer.start_link(Server, {command, options}, server_opts) do
@@ -166,17 +167,20 @@ defmodule MuonTrap.Daemon do
   @doc """
   Return statistics about the daemon.
 
-  `:output_byte_count` counts the bytes of output received; `:cgroup` maps
-  v2 statistics files (`"memory.current"`, `"cpu.stat"`, `"memory.pressure"`,
-  ...) to their parsed contents, and is empty without a cgroup.
+  `:output_byte_count` counts the bytes of output received, of every
+  command the daemon ran; `:cgroup` maps v2 statistics files
+  (`"memory.current"`, `"cpu.stat"`, `"memory.pressure"`, ...) to their
+  parsed contents, and is empty without a cgroup. With `:relaunch`,
+  `:relaunch_count` says how many times the command was relaunched.
   """
   @spec statistics(GenServer.server()) :: %{
-          output_byte_count: non_neg_integer(),
-          cgroup: %{optional(String.t()) => term()}
+          required(:output_byte_count) => non_neg_integer(),
+          required(:cgroup) => %{optional(String.t()) => term()},
+          optional(:relaunch_count) => non_neg_integer()
         }
   def statistics(server) do
-    {count, {path, beneath}, files} = GenServer.call(server, :statistics)
-    %{output_byte_count: count, cgroup: Nif.statistics(path, beneath, files)}
+    {counts, {path, beneath}, files} = GenServer.call(server, :statistics)
+    Map.put(counts, :cgroup, Nif.statistics(path, beneath, files))
   end
 
   # The port creates the cgroup just after the daemon starts: wait for the

@@ -21,10 +21,15 @@ defmodule MuonTrap.Nif do
   def layout, do: :erlang.nif_error(:nif_not_loaded)
 
   # A command's BEAM-owned stdio (native/muontrap_nif/src/stdio.rs), used by MuonTrap.Stdio.
-  def stdio_open(_window, _streams), do: :erlang.nif_error(:nif_not_loaded)
+  def stdio_open(_window, _streams, _listeners), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_handover(_stdio, _port_os_pid, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_read(_stdio, _stream, _max, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_write(_stdio, _data, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_close_stdin(_stdio), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_close(_stdio), do: :erlang.nif_error(:nif_not_loaded)
+
+  # A daemon's listening sockets (native/muontrap_nif/src/listeners.rs),
+  # used by MuonTrap.Daemon.Listeners.
+  def listeners_check(_fds), do: :erlang.nif_error(:nif_not_loaded)
+  def listeners_take(_fds), do: :erlang.nif_error(:nif_not_loaded)
 end

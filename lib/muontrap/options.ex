@@ -69,7 +69,9 @@ defmodule MuonTrap.Options do
     :ready,
     :ready_timeout,
     :watchdog,
-    :reload_signal
+    :reload_signal,
+    :relaunch,
+    :listen_sockets
   ]
 
   # The port binary's bound for every number it takes (u32).
@@ -287,6 +289,8 @@ defmodule MuonTrap.Options do
     v
   end
 
+  defp validate_option(:daemon, :relaunch, v), do: MuonTrap.Daemon.Relaunch.validate!(v)
+  defp validate_option(:daemon, :listen_sockets, v), do: MuonTrap.Daemon.Listeners.validate!(v)
   defp validate_option(_, :umask, v) when v in 0..0o777, do: v
   defp validate_option(_, :nice, v) when v in -20..19, do: v
   defp validate_option(_, :rlimits, v), do: Values.rlimits!(v)

@@ -47,20 +47,23 @@ defmodule MuonTrap.Stdio do
 
   @doc """
   Create a pipe of about `window` bytes for each of `streams`, and the
-  socket the port binary receives the other ends through. Returns the
-  stdio and the arguments that tell the port binary where to connect.
+  socket the port binary receives the other ends through, with a
+  duplicate of each of a daemon's `listeners` (`MuonTrap.Daemon.Listeners`)
+  after them. Returns the stdio and the arguments that tell the port
+  binary where to connect.
 
   Raises `MuonTrap.Error` if the descriptors cannot be created (for
   example when the BEAM is out of file descriptors).
   """
-  @spec open(pos_integer(), [stream(), ...]) :: {t(), [String.t()]}
-  def open(window, [_ | _] = streams \\ [:output]) do
-    case Nif.stdio_open(window, streams) do
+  @spec open(pos_integer(), [stream()], reference() | nil) :: {t(), [String.t()]}
+  def open(window, streams \\ [:output], listeners \\ nil)
+      when streams != [] or listeners != nil do
+    case Nif.stdio_open(window, streams, listeners) do
       {resource, name} when is_binary(name) ->
         refs = Map.new(streams, &{&1, make_ref()})
         # The first stream's ref also serves the hand-over, which comes
         # before anything can move on it.
-        ref = Map.fetch!(refs, hd(streams))
+        ref = if streams == [], do: make_ref(), else: Map.fetch!(refs, hd(streams))
 
         {%__MODULE__{resource: resource, ref: ref, window: window, refs: refs},
          ["--handover", name]}

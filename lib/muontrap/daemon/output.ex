@@ -84,6 +84,10 @@ defmodule MuonTrap.Daemon.Output do
     %{out | buffers: Map.put(out.buffers, stream, buffer), seen?: out.seen? or seen?}
   end
 
+  @doc "For a relaunched command: the byte count goes on, the readiness pattern is watched again."
+  @spec reset(t()) :: t()
+  def reset(out), do: %{out | seen?: false}
+
   @doc "True once a line matched the `ready: {:output, pattern}` pattern."
   @spec ready_seen?(t()) :: boolean()
   def ready_seen?(%__MODULE__{seen?: seen?}), do: seen?

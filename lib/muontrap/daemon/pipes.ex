@@ -10,7 +10,7 @@ defmodule MuonTrap.Daemon.Pipes do
 
   require Logger
 
-  alias MuonTrap.Daemon.{Output, Stdin}
+  alias MuonTrap.Daemon.{Listeners, Output, Stdin}
   alias MuonTrap.Stdio
 
   defstruct [:output, stdin: nil, stdio: nil]
@@ -30,16 +30,21 @@ defmodule MuonTrap.Daemon.Pipes do
   end
 
   @doc """
-  Open the pipes. Returns them, the options and capture to open the port
-  with, and the `--handover` arguments.
+  Open the pipes, and the hand-over of the daemon's `listeners` if any.
+  Returns them, the options and capture to open the port with, and the
+  `--handover` arguments.
   """
-  @spec open(t(), map()) :: {t(), map(), :output | :none, [String.t()]}
-  def open(pipes, options) do
+  @spec open(t(), map(), Listeners.t() | nil) :: {t(), map(), :output | :none, [String.t()]}
+  def open(pipes, options, listeners \\ nil) do
     window = Map.get(options, :stdio_window, MuonTrap.Port.default_window())
     reading = Output.streams(pipes.output)
     stdin = if pipes.stdin && Stdin.open?(pipes.stdin), do: [:stdin], else: []
     streams = reading ++ stdin
-    {stdio, handover_args} = if streams != [], do: Stdio.open(window, streams), else: {nil, []}
+
+    {stdio, handover_args} =
+      if streams != [] or listeners != nil,
+        do: Stdio.open(window, streams, listeners && listeners.resource),
+        else: {nil, []}
 
     options =
       if Output.stderr_only?(pipes.output),
@@ -47,7 +52,19 @@ defmodule MuonTrap.Daemon.Pipes do
         else: options
 
     capture = if reading != [], do: :output, else: :none
-    {%{pipes | stdio: stdio}, options, capture, handover_args}
+    args = handover_args ++ Listeners.port_args(listeners)
+    {%{pipes | stdio: stdio}, options, capture, args}
+  end
+
+  @doc """
+  Ready for the next command of a relaunch, after `finish/1`: a fresh
+  stdin, and output that counts on but waits for the readiness pattern
+  again.
+  """
+  @spec reset(t(), map()) :: t()
+  def reset(pipes, options) do
+    stdin = if options[:stdin] == :pipe, do: Stdin.new()
+    %{pipes | stdin: stdin, stdio: nil, output: Output.reset(pipes.output)}
   end
 
   @doc "Serve only `port`'s binary, and start moving bytes once it connects."

@@ -9,7 +9,9 @@ defmodule MuonTrap.Daemon.Readiness do
   States: `:starting` until the command runs (and, with `:ready`, until
   it is ready), then `:running` (no `:ready` configured) or `:ready`;
   `:reloading` after `RELOADING=1` until `READY=1`; `:stopping` after
-  `STOPPING=1` or once the daemon stops it.
+  `STOPPING=1` or once the daemon stops it; `:relaunching` while a
+  relaunch waits for its delay (`MuonTrap.Daemon.Relaunch`), after which
+  the next command is `:starting` again.
   """
 
   defstruct ready: nil,
@@ -23,7 +25,7 @@ defmodule MuonTrap.Daemon.Readiness do
   @type ready :: nil | :notify | {:output, String.t() | Regex.t()}
 
   @typedoc "A daemon's state."
-  @type state :: :starting | :running | :ready | :reloading | :stopping
+  @type state :: :starting | :running | :ready | :reloading | :stopping | :relaunching
 
   @typedoc "What is known of the command."
   @type t :: %__MODULE__{
@@ -38,6 +40,10 @@ defmodule MuonTrap.Daemon.Readiness do
   @doc "Nothing known yet, for the `:ready` option."
   @spec new(ready()) :: t()
   def new(ready), do: %__MODULE__{ready: ready}
+
+  @doc "Whether the command is up: running, or ready with `:ready` (reloading counts)."
+  @spec up?(t()) :: boolean()
+  def up?(%__MODULE__{state: state}), do: state in [:running, :ready, :reloading]
 
   @doc "The command runs: without `:ready` that is all there is to wait for."
   @spec started(t()) :: t()

@@ -2,13 +2,13 @@ defmodule MuonTrap.Daemon.Server do
   @moduledoc false
   # The GenServer behind MuonTrap.Daemon (whose functions are the API):
   # launching the port binary, its frames, the pipes, readiness, signal
-  # requests and the stop.
+  # requests, relaunches and the stop.
   use GenServer
 
   require Logger
 
   alias MuonTrap.{Nif, Options, Protocol}
-  alias MuonTrap.Daemon.{Ending, Output, Pipes, Readiness, Signals, Startup}
+  alias MuonTrap.Daemon.{Ending, Listeners, Output, Pipes, Readiness, Relaunch, Signals, Startup}
 
   # The BEAM reports a port program it could not exec by the errno as exit
   # status: 7 is E2BIG, an argument list the kernel refuses.
@@ -38,6 +38,9 @@ defmodule MuonTrap.Daemon.Server do
       pipes: Pipes.new(command, options),
       startup: Startup.new(options),
       signals: Signals.new(),
+      relaunch: Relaunch.new(options[:relaunch]),
+      # Held from here to the stop: every command launched gets them.
+      listeners: if(entries = options[:listen_sockets], do: Listeners.take!(entries)),
       # The group's statistics and knob files stay open between calls of
       # statistics/1 and cgroup_config/1 (a NIF resource): ~7x cheaper reads.
       open_files: if(options[:cgroup_path], do: Nif.open_files()),
@@ -52,7 +55,9 @@ defmodule MuonTrap.Daemon.Server do
 
   @impl GenServer
   def handle_continue(:launch, state) do
-    {pipes, port_options, capture, handover_args} = Pipes.open(state.pipes, state.options)
+    {pipes, port_options, capture, handover_args} =
+      Pipes.open(state.pipes, state.options, state.listeners)
+
     port = MuonTrap.Port.open(port_options, capture, handover_args)
 
     os_pid =
@@ -132,15 +137,21 @@ defmodule MuonTrap.Daemon.Server do
 
   defp started_reply(:cgroup_config, state), do: {cgroup_ref(state), state.open_files}
 
-  defp started_reply(:statistics, state),
-    do: {Pipes.byte_count(state.pipes), cgroup_ref(state), state.open_files}
+  defp started_reply(:statistics, state) do
+    counts = %{output_byte_count: Pipes.byte_count(state.pipes)}
+
+    counts =
+      if state.relaunch, do: Map.put(counts, :relaunch_count, state.relaunch.count), else: counts
+
+    {counts, cgroup_ref(state), state.open_files}
+  end
 
   defp cgroup_ref(state),
     do: {state.options[:cgroup_path], Map.get(state.options, :cgroup_beneath_beam, false)}
 
   @impl GenServer
-  def handle_info(:muontrap_ready_timeout, state) do
-    case Startup.timed_out(state.startup) do
+  def handle_info({:muontrap_ready_timeout, tag}, state) do
+    case Startup.timed_out(state.startup, tag) do
       {:failed, startup} ->
         Logger.error("#{state.command}: not ready within #{state.startup.timeout} ms")
         state = %{state | startup: startup}
@@ -158,6 +169,9 @@ defmodule MuonTrap.Daemon.Server do
     end
   end
 
+  def handle_info(:muontrap_relaunch, state),
+    do: {:noreply, relaunch(state), {:continue, :launch}}
+
   def handle_info({:muontrap_reload_timeout, tag}, state),
     do: {:noreply, %{state | signals: Signals.timed_out(state.signals, tag)}}
 
@@ -169,11 +183,7 @@ defmodule MuonTrap.Daemon.Server do
   def handle_info({port, {:data, frame}}, %{port: port} = state) do
     case Protocol.decode(frame) do
       {:started, pid} ->
-        state = %{
-          state
-          | command_os_pid: pid,
-            startup: Startup.update(state.startup, &Readiness.started/1)
-        }
+        state = update_startup(%{state | command_os_pid: pid}, &Readiness.started/1)
 
         Enum.each(state.waiting, fn {from, what} ->
           GenServer.reply(from, started_reply(what, state))
@@ -186,9 +196,10 @@ defmodule MuonTrap.Daemon.Server do
         {:noreply, %{state | error: message}}
 
       {:notify, assignments} ->
-        update = &Readiness.notify(&1, assignments)
         signals = Signals.notify(state.signals, assignments)
-        {:noreply, %{state | startup: Startup.update(state.startup, update), signals: signals}}
+
+        {:noreply,
+         update_startup(%{state | signals: signals}, &Readiness.notify(&1, assignments))}
 
       {:signaled, result} ->
         {:noreply, %{state | signals: Signals.answered(state.signals, result)}}
@@ -208,7 +219,7 @@ defmodule MuonTrap.Daemon.Server do
             do: {:exit_status, status},
             else: Ending.reason(status, state)
 
-        stop(state, reason)
+        ended(state, reason)
 
       _other ->
         {:noreply, state}
@@ -246,8 +257,50 @@ defmodule MuonTrap.Daemon.Server do
 
   defp output_readiness(state) do
     if Output.ready_seen?(state.pipes.output),
-      do: %{state | startup: Startup.update(state.startup, &Readiness.output_matched/1)},
+      do: update_startup(state, &Readiness.output_matched/1),
       else: state
+  end
+
+  # Once the command is up, the time it stays up counts for a relaunch.
+  defp update_startup(state, fun) do
+    startup = Startup.update(state.startup, fun)
+
+    if state.relaunch && Readiness.up?(startup.readiness),
+      do: %{state | startup: startup, relaunch: Relaunch.up(state.relaunch)},
+      else: %{state | startup: startup}
+  end
+
+  # The command ended: a failure after the daemon's start may be answered
+  # with a relaunch in place; anything else stops the daemon.
+  defp ended(state, reason) do
+    with true <- Startup.failed?(state.startup, reason),
+         {:relaunch, delay, relaunch} <- Relaunch.failed(state.relaunch) do
+      Logger.warning("#{state.command}: relaunching in #{delay} ms (relaunch #{relaunch.count})")
+      Process.send_after(self(), :muontrap_relaunch, delay)
+
+      {:noreply,
+       %{
+         state
+         | relaunch: relaunch,
+           signals: Signals.abort(state.signals),
+           startup: Startup.relaunching(state.startup)
+       }}
+    else
+      _no_relaunch -> stop(state, reason)
+    end
+  end
+
+  defp relaunch(state) do
+    %{
+      state
+      | os_pid: :error,
+        command_os_pid: :error,
+        error: nil,
+        pipes: Pipes.reset(state.pipes, state.options),
+        startup: Startup.relaunched(state.startup),
+        # The group is made afresh: files opened in the old one tell nothing.
+        open_files: if(state.options[:cgroup_path], do: Nif.open_files())
+    }
   end
 
   defp watchdog_cause(:expired), do: "no WATCHDOG=1 within the interval"

@@ -19,6 +19,9 @@ defmodule MuonTrap.Daemon.Startup do
 
   This module also keeps what the command said about itself
   (`MuonTrap.Daemon.Readiness`) and the reason the watchdog gives the stop.
+  A relaunched command (`MuonTrap.Daemon.Relaunch`) gets its own
+  `:ready_timeout`, but its failures end no start: they are relaunch
+  failures, and the reason a last one gives the stop.
   """
 
   alias MuonTrap.Daemon.Readiness
@@ -31,36 +34,65 @@ defmodule MuonTrap.Daemon.Startup do
             timer: nil,
             awaiting: [],
             failure: nil,
-            stop_reason: nil
+            stop_reason: nil,
+            relaunched?: false
 
   @typedoc "The start-up state."
   @type t :: %__MODULE__{
           readiness: Readiness.t(),
           timeout: timeout() | nil,
           deadline: integer() | nil,
-          timer: reference() | nil,
+          timer: {reference(), reference()} | nil,
           awaiting: [GenServer.from()],
           failure: term(),
-          stop_reason: term()
+          stop_reason: term(),
+          relaunched?: boolean()
         }
 
   @doc "Start the clock for a daemon's validated options."
   @spec new(map()) :: t()
   def new(options) do
     startup = %__MODULE__{readiness: Readiness.new(options[:ready])}
-
-    case {options[:ready], Map.get(options, :ready_timeout, @default_timeout)} do
-      {nil, _} -> startup
-      {_, :infinity} -> %{startup | timeout: :infinity}
-      {_, ms} -> schedule(%{startup | timeout: ms}, System.monotonic_time(:millisecond) + ms)
-    end
+    timeout = if options[:ready], do: Map.get(options, :ready_timeout, @default_timeout)
+    start_clock(%{startup | timeout: timeout})
   end
 
+  defp start_clock(%{timeout: ms} = startup) when is_integer(ms),
+    do: schedule(startup, System.monotonic_time(:millisecond) + ms)
+
+  defp start_clock(startup), do: startup
+
+  # Each timer's message carries its own tag, so one cancelled too late
+  # (say, before a relaunch) is told from the current one.
   defp schedule(startup, deadline) do
-    _ = if startup.timer, do: Process.cancel_timer(startup.timer)
+    startup = cancel(startup)
     ms = max(deadline - System.monotonic_time(:millisecond), 0)
-    timer = Process.send_after(self(), :muontrap_ready_timeout, ms)
-    %{startup | deadline: deadline, timer: timer}
+    tag = make_ref()
+    timer = Process.send_after(self(), {:muontrap_ready_timeout, tag}, ms)
+    %{startup | deadline: deadline, timer: {tag, timer}}
+  end
+
+  defp cancel(%{timer: {_tag, timer}} = startup) do
+    _ = Process.cancel_timer(timer)
+    %{startup | timer: nil}
+  end
+
+  defp cancel(startup), do: startup
+
+  @doc """
+  The command failed after it was up and a relaunch waits:
+  `MuonTrap.Daemon.status/1` says `:relaunching`.
+  """
+  @spec relaunching(t()) :: t()
+  def relaunching(startup) do
+    readiness = %{Readiness.new(startup.readiness.ready) | state: :relaunching}
+    %{cancel(startup) | readiness: readiness, stop_reason: nil, relaunched?: true}
+  end
+
+  @doc "The relaunched command starts: not ready until it says so, within `:ready_timeout`."
+  @spec relaunched(t()) :: t()
+  def relaunched(startup) do
+    start_clock(%{startup | readiness: Readiness.new(startup.readiness.ready)})
   end
 
   @doc """
@@ -95,17 +127,19 @@ defmodule MuonTrap.Daemon.Startup do
     {:error, reason}
   end
 
-  @doc "True while a `:ready` daemon is not ready yet and has not failed."
+  @doc "True while a `:ready` daemon's command is not ready yet and has not failed."
   @spec pending?(t()) :: boolean()
   def pending?(%__MODULE__{readiness: %Readiness{ready: nil}}), do: false
   def pending?(%__MODULE__{readiness: r}), do: r.state == :starting
 
   @doc """
-  True while the start is not decided yet or has failed: a stop then
-  ends the start. Readiness reported after the start failed (`READY=1`
-  or a matching line as the command goes down) changes nothing.
+  True while the daemon's start is not decided yet or has failed: a stop
+  then ends the start. Readiness reported after the start failed
+  (`READY=1` or a matching line as the command goes down) changes
+  nothing. A relaunched command's start is never the daemon's.
   """
   @spec starting?(t()) :: boolean()
+  def starting?(%__MODULE__{relaunched?: true}), do: false
   def starting?(startup), do: startup.failure != nil or pending?(startup)
 
   @doc """
@@ -129,12 +163,11 @@ defmodule MuonTrap.Daemon.Startup do
     readiness = fun.(startup.readiness)
     startup = extend(%{startup | readiness: readiness})
 
-    if pending?(startup) or startup.awaiting == [] or startup.failure != nil do
+    if pending?(startup) or startup.failure != nil do
       startup
     else
-      _ = if startup.timer, do: Process.cancel_timer(startup.timer)
       Enum.each(startup.awaiting, &GenServer.reply(&1, :ok))
-      %{startup | awaiting: [], timer: nil}
+      %{cancel(startup) | awaiting: []}
     end
   end
 
@@ -149,21 +182,38 @@ defmodule MuonTrap.Daemon.Startup do
 
   defp extend(startup), do: startup
 
-  @doc "The ready timer fired: `{:failed, startup}` if the command is still not ready."
-  @spec timed_out(t()) :: {:failed, t()} | :ignore
-  def timed_out(startup) do
-    if pending?(startup) and startup.failure == nil,
-      do: {:failed, %{startup | failure: :ready_timeout, timer: nil}},
-      else: :ignore
+  @doc """
+  The ready timer tagged `tag` fired: `{:failed, startup}` if the command
+  is still not ready (the daemon's start failed, or a relaunched command
+  failed), `:ignore` for a timer that no longer counts.
+  """
+  @spec timed_out(t(), reference()) :: {:failed, t()} | :ignore
+  def timed_out(%__MODULE__{timer: {tag, _timer}} = startup, tag) do
+    cond do
+      not pending?(startup) or startup.failure != nil -> :ignore
+      startup.relaunched? -> {:failed, %{startup | stop_reason: :ready_timeout, timer: nil}}
+      true -> {:failed, %{startup | failure: :ready_timeout, timer: nil}}
+    end
   end
+
+  def timed_out(_startup, _stale), do: :ignore
 
   @doc "The watchdog fired: the start fails, or the daemon will stop with `:watchdog_timeout`."
   @spec watchdog(t()) :: t()
   def watchdog(startup) do
-    if pending?(startup),
+    if starting?(startup),
       do: %{startup | failure: startup.failure || :watchdog_timeout},
       else: %{startup | stop_reason: :watchdog_timeout}
   end
+
+  @doc """
+  Whether the command that just ended failed in a way a relaunch may
+  answer: after the daemon's start, with a stop reason other than
+  `:normal` (the watchdog's or a relaunch's ready timeout first).
+  """
+  @spec failed?(t(), term()) :: boolean()
+  def failed?(startup, reason),
+    do: not starting?(startup) and (startup.stop_reason || reason) != :normal
 
   @doc """
   The daemon is to stop with `reason`. While starting, the start failed:

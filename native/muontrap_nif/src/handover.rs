@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Most descriptors one hand-over carries (the port's receive buffer).
-pub const MAX_FDS: usize = 16;
+pub const MAX_FDS: usize = 32;
 
 /// The abstract socket name the port binary connects to:
 /// `muontrap-<beam pid>-<random hex>`. The pid lets the port check that

@@ -21,6 +21,7 @@ mod cgroup_fs;
 mod encode;
 mod errno;
 mod handover;
+mod listeners;
 mod pipe;
 mod stdio;
 

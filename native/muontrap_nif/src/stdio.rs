@@ -20,8 +20,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use rustler::sys::{ErlNifEnv, ERL_NIF_SELECT_READ, ERL_NIF_SELECT_WRITE};
 use rustler::types::binary::OwnedBinary;
-use rustler::{Atom, Binary, Encoder, Env, Error, NifResult, Term};
+use rustler::{Atom, Binary, Encoder, Env, Error, NifResult, ResourceArc, Term};
 
+use crate::listeners::{self, Listeners};
 use crate::pipe::Ours;
 use crate::{errno, handover, pipe};
 use resource::{lock, release, select, Selectable};
@@ -36,6 +37,7 @@ mod atoms {
 const ROLE_OUTPUT: u8 = 1;
 const ROLE_STDIN: u8 = 2;
 const ROLE_STDERR: u8 = 3;
+const ROLE_LISTEN: u8 = 5;
 
 pub struct State {
     /// Where the port binary connects; closed once it has its descriptors.
@@ -85,12 +87,18 @@ fn closed(env: Env) -> Term {
     (rustler::types::atom::error(), atoms::closed()).encode(env)
 }
 
-/// `stdio_open(window, streams) :: {stdio, socket_name} | {:error, posix}`:
+/// `stdio_open(window, streams, listeners | nil) :: {stdio, socket_name} | {:error, posix}`:
 /// a listener for the port binary and, for each of `streams` (`:output`,
 /// `:stderr`, `:stdin`), a pipe of about `window` bytes; all closed if the
-/// caller dies.
+/// caller dies. The port also gets a duplicate of each of a daemon's
+/// `listeners`, in order, after the pipes.
 #[rustler::nif]
-pub fn stdio_open(env: Env, window: usize, streams: Vec<Atom>) -> NifResult<Term> {
+pub fn stdio_open(
+    env: Env,
+    window: usize,
+    streams: Vec<Atom>,
+    listeners: Option<ResourceArc<Listeners>>,
+) -> NifResult<Term> {
     let (listener, name) = match handover::listen() {
         Ok(l) => l,
         Err(e) => return error(env, &e),
@@ -127,6 +135,15 @@ pub fn stdio_open(env: Env, window: usize, streams: Vec<Atom>) -> NifResult<Term
         };
         *slot = Selectable::new(mine);
         state.pending.push((role, theirs));
+    }
+    for fd in listeners.iter().flat_map(|l| l.fds.iter()) {
+        match listeners::dup(fd.as_raw_fd()) {
+            Ok(dup) => state.pending.push((ROLE_LISTEN, dup)),
+            Err(e) => return error(env, &e),
+        }
+    }
+    if state.pending.len() > handover::MAX_FDS {
+        return Err(Error::BadArg);
     }
     Ok((resource::new_resource(env, state)?, name).encode(env))
 }
