@@ -41,8 +41,10 @@ defmodule MuonTrap.Daemon do
   What the command has said about itself: `%{state: state, status_text:
   text | nil, main_pid: pid | nil}`. `state` is `:starting`, `:running`
   (no `:ready` configured), `:ready`, `:reloading` (after `RELOADING=1`,
-  until `READY=1`) or `:stopping` (after `STOPPING=1`); `status_text` is
-  the last `STATUS=` text and `main_pid` the last `MAINPID=`.
+  until `READY=1`), `:stopping` (after `STOPPING=1`) or `:relaunching`
+  (a `:relaunch` waits for its delay; the next command is `:starting`);
+  `status_text` is the last `STATUS=` text and `main_pid` the last
+  `MAINPID=`, of the current command.
   """
   @spec status(GenServer.server()) :: %{
           state: Readiness.state(),

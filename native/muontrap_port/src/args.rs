@@ -6,6 +6,7 @@ use std::fmt;
 
 mod attrs;
 mod error;
+mod listen;
 mod seen;
 #[cfg(test)]
 mod tests;
@@ -51,9 +52,12 @@ Options:
       --capture-stderr         relay stderr too, merged with stdout
       --capture-stderr-only    relay only stderr; stdout goes to /dev/null (wins)
       --framed                 use the length-prefixed framed protocol
-      --handover NAME          receive the output pipe (and stdin/stderr pipes)
-                               from the abstract Unix socket NAME instead of
-                               relaying output (needed by --framed with --capture-*)
+      --handover NAME          receive the output pipe (and stdin/stderr pipes,
+                               listening sockets for fds 3, 4, ...) from the abstract
+                               Unix socket NAME instead of relaying output (needed
+                               by --framed with --capture-*)
+      --listen-fdnames NAMES   with --handover: colon-separated names of the
+                               listening sockets (LISTEN_FDNAMES), one per socket
       --notify                 framed: give the program an sd_notify socket
                                (NOTIFY_SOCKET) and forward its state changes
       --watchdog MS            framed: sd_notify watchdog; terminate the program
@@ -125,6 +129,8 @@ pub struct Config {
     /// `--handover`: the abstract socket name the BEAM hands descriptors
     /// over on (the captured output then goes into its pipe, unrelayed).
     pub handover: Option<String>,
+    /// `--listen-fdnames`: one name per LISTEN descriptor, already valid.
+    pub listen_fdnames: Option<Vec<String>>,
     /// `--notify`: readiness expected (the watchdog starts at `READY=1`).
     pub notify: bool,
     /// `--watchdog`: the interval in ms (at least 1).
@@ -164,6 +170,7 @@ enum Opt {
     CaptureStderrOnly,
     Framed,
     Handover,
+    ListenFdnames,
     NoControllers,
     BeneathOwn,
     Notify,
@@ -176,7 +183,7 @@ enum Opt {
 }
 
 /// (long name, short name, option). Errors name options by the long form.
-const OPTIONS: [(&str, &str, Opt); 23] = [
+const OPTIONS: [(&str, &str, Opt); 24] = [
     ("--arg0", "-0", Opt::Arg0),
     ("--group", "-g", Opt::Group),
     ("--controller", "-c", Opt::Controller),
@@ -191,6 +198,7 @@ const OPTIONS: [(&str, &str, Opt); 23] = [
     ("--capture-stderr-only", "", Opt::CaptureStderrOnly),
     ("--framed", "", Opt::Framed),
     ("--handover", "", Opt::Handover),
+    ("--listen-fdnames", "", Opt::ListenFdnames),
     ("--no-controllers", "", Opt::NoControllers),
     ("--beneath-own-cgroup", "", Opt::BeneathOwn),
     ("--notify", "", Opt::Notify),

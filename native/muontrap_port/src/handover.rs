@@ -1,11 +1,12 @@
 //! `--handover NAME`: the BEAM hands us descriptors (the program's output,
-//! stdin and stderr pipes) over a Unix socket with SCM_RIGHTS. A path such as
-//! `/proc/<pid>/fd/<n>` is a name that can come to mean someone else's
-//! pipe once the caller is gone; a received descriptor cannot.
+//! stdin and stderr pipes, listening sockets for socket activation) over a
+//! Unix socket with SCM_RIGHTS. A path such as `/proc/<pid>/fd/<n>` is a
+//! name that can come to mean someone else's pipe once the caller is gone;
+//! a received descriptor cannot.
 //!
 //! This file is the pure part (name and role parsing, consistency with the
-//! capture flags); `handover/socket.rs` is the rendezvous itself. See
-//! `docs/protocol.md`, "Descriptor hand-over".
+//! capture flags and `--listen-fdnames`); `handover/socket.rs` is the
+//! rendezvous itself. See `docs/protocol.md`, "Descriptor hand-over".
 
 mod socket;
 #[cfg(test)]
@@ -20,8 +21,8 @@ use nix::sys::signalfd::SignalFd;
 
 use crate::args::Capture;
 
-/// Most descriptors one hand-over may carry.
-pub const MAX_FDS: usize = 16;
+/// Most descriptors one hand-over may carry (the NIF sends at most as many).
+pub const MAX_FDS: usize = 32;
 /// Longest message body (one role byte per descriptor) we read.
 pub const MAX_BODY: usize = 64;
 
@@ -31,9 +32,11 @@ pub const ROLE_OUTPUT: u8 = 1;
 pub const ROLE_STDIN: u8 = 2;
 /// Write end of a pipe of its own for the program's stderr.
 pub const ROLE_STDERR: u8 = 3;
-// Reserved: each becomes one more `Role` variant and `Handover` field.
-// 4 = NOTIFY (sd_notify datagram socket), 5 = LISTEN (a listening socket,
-// repeatable, for LISTEN_FDS).
+// Reserved: 4 = NOTIFY (sd_notify datagram socket); it would become one
+// more `Role` variant and `Handover` field.
+/// A listening socket for the program (repeatable): its fds 3, 4, ... in
+/// the order of the message.
+pub const ROLE_LISTEN: u8 = 5;
 
 const NAME_PREFIX: &str = "muontrap-";
 /// `sun_path` is 108 bytes and an abstract name starts with a NUL.
@@ -46,6 +49,8 @@ pub struct Handover<F = OwnedFd> {
     pub output: Option<F>,
     pub stdin: Option<F>,
     pub stderr: Option<F>,
+    /// LISTEN, in the order received.
+    pub listen: Vec<F>,
 }
 
 impl<F> Default for Handover<F> {
@@ -54,16 +59,19 @@ impl<F> Default for Handover<F> {
             output: None,
             stdin: None,
             stderr: None,
+            listen: Vec::new(),
         }
     }
 }
 
 impl<F> Handover<F> {
-    fn slot(&mut self, role: Role) -> &mut Option<F> {
+    /// The slot of a role that may appear once; `None` for LISTEN.
+    fn slot(&mut self, role: Role) -> Option<&mut Option<F>> {
         match role {
-            Role::Output => &mut self.output,
-            Role::Stdin => &mut self.stdin,
-            Role::Stderr => &mut self.stderr,
+            Role::Output => Some(&mut self.output),
+            Role::Stdin => Some(&mut self.stdin),
+            Role::Stderr => Some(&mut self.stderr),
+            Role::Listen => None,
         }
     }
 }
@@ -73,6 +81,7 @@ enum Role {
     Output,
     Stdin,
     Stderr,
+    Listen,
 }
 
 impl Role {
@@ -81,6 +90,7 @@ impl Role {
             ROLE_OUTPUT => Ok(Role::Output),
             ROLE_STDIN => Ok(Role::Stdin),
             ROLE_STDERR => Ok(Role::Stderr),
+            ROLE_LISTEN => Ok(Role::Listen),
             _ => Err(HandoverError::UnsupportedRole(b)),
         }
     }
@@ -90,6 +100,7 @@ impl Role {
             Role::Output => "OUTPUT",
             Role::Stdin => "STDIN",
             Role::Stderr => "STDERR",
+            Role::Listen => "LISTEN",
         }
     }
 }
@@ -112,6 +123,7 @@ pub enum HandoverError {
     MissingOutput,
     UnexpectedOutput,
     StderrNeedsStdoutCapture,
+    ListenNamesMismatch { fds: usize, names: usize },
 }
 
 impl HandoverError {
@@ -157,6 +169,10 @@ impl fmt::Display for HandoverError {
                 "a STDERR descriptor needs --capture-output alone \
                  (not with --capture-stderr or --capture-stderr-only)",
             ),
+            ListenNamesMismatch { fds, names } => write!(
+                f,
+                "{fds} LISTEN descriptors but {names} names in --listen-fdnames"
+            ),
         }
     }
 }
@@ -177,8 +193,11 @@ pub fn parse_name(name: &str) -> Result<i32, HandoverError> {
     pid.parse().map_err(|_| bad())
 }
 
-fn set_once<F>(h: &mut Handover<F>, role: Role, fd: F) -> Result<(), HandoverError> {
-    let slot = h.slot(role);
+fn place<F>(h: &mut Handover<F>, role: Role, fd: F) -> Result<(), HandoverError> {
+    let Some(slot) = h.slot(role) else {
+        h.listen.push(fd);
+        return Ok(());
+    };
     if slot.is_some() {
         return Err(HandoverError::Duplicate(role.name()));
     }
@@ -186,8 +205,8 @@ fn set_once<F>(h: &mut Handover<F>, role: Role, fd: F) -> Result<(), HandoverErr
     Ok(())
 }
 
-/// Pairs each descriptor with its role byte (same order). On error every
-/// descriptor is dropped, i.e. closed.
+/// Pairs each descriptor with its role byte (same order; LISTEN keeps it).
+/// On error every descriptor is dropped, i.e. closed.
 pub fn sort<F>(roles: &[u8], fds: Vec<F>) -> Result<Handover<F>, HandoverError> {
     if fds.len() > MAX_FDS {
         return Err(HandoverError::TooMany(fds.len()));
@@ -203,7 +222,7 @@ pub fn sort<F>(roles: &[u8], fds: Vec<F>) -> Result<Handover<F>, HandoverError> 
     }
     let mut h = Handover::default();
     for (&b, fd) in roles.iter().zip(fds) {
-        set_once(&mut h, Role::from_byte(b)?, fd)?;
+        place(&mut h, Role::from_byte(b)?, fd)?;
     }
     Ok(h)
 }
@@ -225,13 +244,35 @@ pub fn check_capture<F>(h: &Handover<F>, capture: Capture) -> Result<(), Handove
     Ok(())
 }
 
+/// `--listen-fdnames` names each LISTEN descriptor: a count that differs
+/// means the two sides disagree about which socket is which.
+pub fn check_listen_names<F>(h: &Handover<F>, names: Option<usize>) -> Result<(), HandoverError> {
+    match names {
+        Some(names) if names != h.listen.len() => Err(HandoverError::ListenNamesMismatch {
+            fds: h.listen.len(),
+            names,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// What the command line expects of the hand-over.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected {
+    pub capture: Capture,
+    /// How many names `--listen-fdnames` gave, if it was given.
+    pub listen_names: Option<usize>,
+}
+
 /// Connects to the BEAM's socket `name`, checks it is the BEAM's, waits for
 /// the one message (keeping stdin bytes that arrive meanwhile in `early`)
-/// and returns the descriptors, blocking and close-on-exec.
+/// and returns the descriptors, close-on-exec, the pipes blocking. LISTEN
+/// sockets keep their flags: O_NONBLOCK on them is the BEAM's too (one open
+/// file description), and a listener's blocking mode is the program's call.
 pub fn receive(
     name: &str,
     sigfd: &SignalFd,
-    capture: Capture,
+    expected: Expected,
     early: &mut Vec<u8>,
 ) -> Result<Handover, HandoverError> {
     let beam = parse_name(name)?;
@@ -241,7 +282,8 @@ pub fn receive(
     let (roles, fds) = socket::recv(&sock)?;
     drop(sock);
     let h = sort(&roles, fds)?;
-    check_capture(&h, capture)?;
+    check_capture(&h, expected.capture)?;
+    check_listen_names(&h, expected.listen_names)?;
     let received = [
         (&h.output, "cannot make the OUTPUT descriptor blocking"),
         (&h.stdin, "cannot make the STDIN descriptor blocking"),
@@ -252,6 +294,10 @@ pub fn receive(
             socket::set_blocking(fd, op)?;
         }
     }
-    tracing::debug!(descriptors = roles.len(), "descriptors received");
+    tracing::debug!(
+        descriptors = roles.len(),
+        listen = h.listen.len(),
+        "descriptors received"
+    );
     Ok(h)
 }

@@ -15,6 +15,7 @@
 mod args;
 mod cgroup;
 mod handover;
+mod listen;
 mod log;
 mod main_process;
 #[cfg(all(
@@ -181,7 +182,11 @@ fn receive_handover(
     let Some(name) = &cfg.handover else {
         return Some(Handover::default());
     };
-    match handover::receive(name, sigfd, cfg.capture, early_stdin) {
+    let expected = handover::Expected {
+        capture: cfg.capture,
+        listen_names: cfg.listen_fdnames.as_ref().map(Vec::len),
+    };
+    match handover::receive(name, sigfd, expected, early_stdin) {
         Ok(h) => Some(h),
         Err(e) => {
             out.error(&e.to_string());
@@ -200,9 +205,10 @@ struct Started {
 }
 
 /// Setup up to and including the fork. Handed-over pipes become the
-/// program's stdio; without OUTPUT, captured output goes into a pipe of
-/// ours that the relay reads. The notification socket is made before the
-/// fork, as its name goes into the program's environment.
+/// program's stdio, LISTEN sockets its fds 3, 4, ...; without OUTPUT,
+/// captured output goes into a pipe of ours that the relay reads. The
+/// notification socket is made before the fork, as its name goes into the
+/// program's environment.
 fn start(cfg: &Config, handover: Handover) -> Result<Started, String> {
     // Orphaned descendants must reparent to us so we can find and reap them.
     nix::sys::prctl::set_child_subreaper(true)
@@ -233,13 +239,15 @@ fn start(cfg: &Config, handover: Handover) -> Result<Started, String> {
         .map_err(|e| e.to_string())?
         .with_attrs(cfg.attrs.clone());
     let socket = cfg.notify_socket().then(notify::create).transpose()?;
-    if let Some((_, name)) = &socket {
-        plan = plan.with_env(notify::program_env(name, cfg.watchdog_ms)?);
+    let notify_name = socket.as_ref().map(|(_, name)| name.as_str());
+    if let Some(env) = program_env(cfg, notify_name, handover.listen.len())? {
+        plan = plan.with_env(env);
     }
     let direct = spawn::Direct {
         output: handover.output,
         stdin: handover.stdin,
         stderr: handover.stderr,
+        listen: handover.listen,
     };
     let child = spawn::spawn(plan, direct)?;
     // Before anything reaps: the pid is certainly the program's.
@@ -258,4 +266,20 @@ fn start(cfg: &Config, handover: Handover) -> Result<Started, String> {
         notify,
         target,
     })
+}
+
+/// The program's environment, if it differs from ours: the notification
+/// socket's variables, the LISTEN ones (`listen` descriptors; inherited
+/// values are always dropped).
+fn program_env(
+    cfg: &Config,
+    notify_name: Option<&str>,
+    listen: usize,
+) -> Result<Option<spawn::Env>, String> {
+    let mut changes = spawn::EnvChanges::default();
+    if let Some(name) = notify_name {
+        notify::env_changes(name, cfg.watchdog_ms, &mut changes);
+    }
+    listen::env_changes(listen, cfg.listen_fdnames.as_deref(), &mut changes);
+    spawn::Env::new(std::env::vars_os(), &changes).map_err(|e| e.to_string())
 }

@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 use crate::cgroup::Cgroup;
 use crate::main_process::{self, Pinned};
 use crate::output::Output;
-use crate::spawn::Env;
+use crate::spawn::EnvChanges;
 use crate::watchdog::{Reason, Watchdog};
 
 mod coalesce;
@@ -34,18 +34,16 @@ const BATCH: usize = 64;
 /// watchdog, `WATCHDOG_USEC` and `WATCHDOG_PID` (filled in by the child).
 /// Inherited `WATCHDOG_*` variables describe someone else's watchdog: they
 /// are replaced, or removed without `--watchdog`.
-pub fn program_env(socket_name: &str, watchdog_ms: Option<u32>) -> Result<Env, String> {
-    let mut set = vec![("NOTIFY_SOCKET", format!("@{socket_name}"))];
+pub fn env_changes(socket_name: &str, watchdog_ms: Option<u32>, changes: &mut EnvChanges) {
+    changes
+        .set
+        .push(("NOTIFY_SOCKET", format!("@{socket_name}")));
+    changes.remove.extend(["WATCHDOG_USEC", "WATCHDOG_PID"]);
     if let Some(ms) = watchdog_ms {
-        set.push(("WATCHDOG_USEC", (u64::from(ms) * 1000).to_string()));
+        let usec = (u64::from(ms) * 1000).to_string();
+        changes.set.push(("WATCHDOG_USEC", usec));
+        changes.pids.push("WATCHDOG_PID");
     }
-    Env::new(
-        std::env::vars_os(),
-        &set,
-        &["WATCHDOG_USEC", "WATCHDOG_PID"],
-        watchdog_ms.is_some(),
-    )
-    .map_err(|e| e.to_string())
 }
 
 pub struct Notifier {

@@ -27,10 +27,11 @@ mod attrs;
 mod child;
 mod clone;
 mod env;
+mod listen_fds;
 
 use child::{ChildArgs, ChildFds};
 use clone::{clone_vfork, ChildStack};
-pub use env::Env;
+pub use env::{Env, EnvChanges};
 
 /// Where in the child setup something failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,7 @@ pub enum Stage {
     Exec = 6,
     Nice = 7,
     Rlimit = 8,
+    Listen = 9,
 }
 
 impl Stage {
@@ -56,6 +58,7 @@ impl Stage {
             6 => Stage::Exec,
             7 => Stage::Nice,
             8 => Stage::Rlimit,
+            9 => Stage::Listen,
             _ => return None,
         })
     }
@@ -93,6 +96,7 @@ impl ChildFailure {
             Some(Stage::Setuid) => "failed to set the user id".to_string(),
             Some(Stage::Nice) => format!("failed to set nice value {}", self.value()),
             Some(Stage::Rlimit) => format!("failed to set rlimit {}", self.value()),
+            Some(Stage::Listen) => "failed to pass the listening sockets".to_string(),
             None => "failed to start the program".to_string(),
         };
         format!("{what}: {}", self.errno.desc())
@@ -196,6 +200,9 @@ pub struct Direct {
     pub stdin: Option<OwnedFd>,
     /// The program's fd 2; only beside `Capture::Stdout`.
     pub stderr: Option<OwnedFd>,
+    /// The program's fds 3, 4, ... (socket activation), at most
+    /// `handover::MAX_FDS`.
+    pub listen: Vec<OwnedFd>,
 }
 
 /// Forks and execs. `Err` only if nothing was forked; once a child exists
@@ -207,12 +214,16 @@ pub fn spawn(plan: Plan, direct: Direct) -> Result<Child, String> {
         .map_err(|e| format!("cannot open /dev/null: {}", e.desc()))?;
     let output = output_pipe(plan.capture, direct.output)?;
     let (report_r, report_w) = new_pipe()?;
+    // Still written after the child moved the LISTEN fds onto 3, 4, ...
+    let report_w = listen_fds::above_targets(report_w, direct.listen.len())
+        .map_err(|e| format!("cannot move the report pipe: {}", e.desc()))?;
     let raw = |fd: &Option<OwnedFd>| fd.as_ref().map(AsRawFd::as_raw_fd);
     let fds = ChildFds {
         devnull: devnull.as_raw_fd(),
         out_w: output.as_ref().map(|(_, w)| w.as_raw_fd()),
         stdin: raw(&direct.stdin),
         stderr: raw(&direct.stderr),
+        listen: direct.listen.iter().map(AsRawFd::as_raw_fd).collect(),
         report_w: report_w.as_raw_fd(),
         procs: plan.cgroup_procs.iter().map(AsRawFd::as_raw_fd).collect(),
     };
@@ -228,8 +239,15 @@ pub fn spawn(plan: Plan, direct: Direct) -> Result<Child, String> {
     let _ = setpgid(pid, pid);
     // The child has its copies. Ours would keep the report pipe from EOF,
     // the BEAM's stdin write end from EPIPE once the program closed its
-    // stdin, and the BEAM's read ends from EOF once the program is gone.
-    drop((report_w, devnull, direct.stdin, direct.stderr));
+    // stdin, the BEAM's read ends from EOF once the program is gone, and
+    // a listening socket open once the BEAM and the program closed theirs.
+    drop((
+        report_w,
+        devnull,
+        direct.stdin,
+        direct.stderr,
+        direct.listen,
+    ));
     let output = output.and_then(|(r, w)| {
         drop(w);
         r

@@ -54,8 +54,8 @@ fn refused_with(flags: &[&str], beam: impl FnOnce(OwnedFd), want: &str) {
 
 #[test]
 fn unsupported_roles_are_refused() {
-    // 4 (NOTIFY) and 5 (LISTEN) are reserved.
-    for role in [0u8, 4, 5, 6, 9, 255] {
+    // 4 (NOTIFY) is reserved.
+    for role in [0u8, 4, 6, 9, 255] {
         let (_read, write) = pipe();
         refused_with(
             &["--capture-output"],
@@ -135,7 +135,12 @@ fn malformed_messages_are_refused() {
     refused_with(
         &["--capture-output"],
         |c| send_fds(&c, &[OUTPUT; 17], &[w; 17]),
-        "17 descriptors, at most 16 allowed",
+        "more than one OUTPUT descriptor",
+    );
+    refused_with(
+        &["--capture-output"],
+        |c| send_fds(&c, &[LISTEN; 33], &[w; 33]),
+        "33 descriptors, at most 32 allowed",
     );
     refused_with(
         &["--capture-output"],
@@ -348,4 +353,28 @@ fn a_non_blocking_output_descriptor_is_made_blocking() {
     assert_eq!(drained(output).len(), 1_000_000);
     port.close_stdin();
     assert_eq!(port.wait(), 0);
+}
+
+#[test]
+fn listen_names_must_match_the_listen_descriptors() {
+    let (_read, write) = pipe();
+    let w = write.as_raw_fd();
+    let sock = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let l = sock.as_raw_fd();
+    refused_with(
+        &["--listen-fdnames", "a:b"],
+        |c| send_fds(&c, &[LISTEN], &[l]),
+        "1 LISTEN descriptors but 2 names in --listen-fdnames",
+    );
+    refused_with(
+        &["--listen-fdnames", "a"],
+        |c| send_fds(&c, &[LISTEN, LISTEN], &[l, l]),
+        "2 LISTEN descriptors but 1 names in --listen-fdnames",
+    );
+    // Names but no listener at all.
+    refused_with(
+        &["--capture-output", "--listen-fdnames", "a"],
+        |c| send_fds(&c, &[OUTPUT], &[w]),
+        "0 LISTEN descriptors but 1 names in --listen-fdnames",
+    );
 }

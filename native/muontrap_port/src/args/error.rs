@@ -33,6 +33,8 @@ pub enum ArgError {
     BadNice(String),
     BadRlimit { arg: String, reason: String },
     DuplicateRlimit(&'static str),
+    BadListenFdnames { value: String, reason: String },
+    NeedsHandover(&'static str),
 }
 
 impl fmt::Display for ArgError {
@@ -94,6 +96,10 @@ impl fmt::Display for ArgError {
             }
             ArgError::BadRlimit { arg, reason } => write!(f, "invalid --rlimit '{arg}': {reason}"),
             ArgError::DuplicateRlimit(r) => write!(f, "--rlimit {r} given more than once"),
+            ArgError::BadListenFdnames { value, reason } => {
+                write!(f, "invalid --listen-fdnames '{value}': {reason}")
+            }
+            ArgError::NeedsHandover(o) => write!(f, "{o} needs --handover"),
         }
     }
 }

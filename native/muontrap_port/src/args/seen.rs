@@ -6,6 +6,7 @@ use std::ffi::{OsStr, OsString};
 use muontrap_cgroup::path::{validate_cgroup_path, validate_file_name};
 
 use super::attrs::SeenAttrs;
+use super::listen;
 use super::{
     ArgError, Capture, CgroupConfig, Config, IdSpec, Opt, DEFAULT_DELAY_TO_SIGKILL_MS,
     DEFAULT_WINDOW, MIN_WINDOW,
@@ -24,6 +25,7 @@ pub(super) struct Seen {
     groups: Option<Vec<IdSpec>>,
     window: Option<u32>,
     handover: Option<String>,
+    listen_fdnames: Option<Vec<String>>,
     cap_out: bool,
     cap_err: bool,
     cap_err_only: bool,
@@ -71,6 +73,10 @@ impl Seen {
                 set_once(&mut self.window, name, n)?;
             }
             Opt::Handover => set_once(&mut self.handover, name, text()?)?,
+            Opt::ListenFdnames => {
+                let names = listen::parse_fdnames(&text()?)?;
+                set_once(&mut self.listen_fdnames, name, names)?;
+            }
             Opt::Watchdog => {
                 let n = parse_u32(name, &text()?)?;
                 if n == 0 {
@@ -155,6 +161,11 @@ impl Seen {
     ) -> Result<Config, ArgError> {
         let cgroup = self.cgroup()?;
         let capture = self.capture()?;
+        // The names describe handed-over sockets: without a hand-over
+        // there is nothing they could name.
+        if self.listen_fdnames.is_some() && self.handover.is_none() {
+            return Err(ArgError::NeedsHandover("--listen-fdnames"));
+        }
         // The notification frames exist only in the framed protocol.
         if !self.framed {
             if self.notify {
@@ -177,6 +188,7 @@ impl Seen {
             capture,
             framed: self.framed,
             handover: self.handover,
+            listen_fdnames: self.listen_fdnames,
             notify: self.notify,
             watchdog_ms: self.watchdog,
             stop_signal: self.attrs.stop_signal.unwrap_or(libc::SIGTERM),

@@ -36,6 +36,14 @@ fn handover(output: Option<i32>, stdin: Option<i32>, stderr: Option<i32>) -> Han
         output,
         stdin,
         stderr,
+        listen: Vec::new(),
+    }
+}
+
+fn with_listen(h: Handover<i32>, listen: &[i32]) -> Handover<i32> {
+    Handover {
+        listen: listen.to_vec(),
+        ..h
     }
 }
 
@@ -72,10 +80,17 @@ fn role_errors() {
         (&[3, 3], vec![3, 4], Duplicate("STDERR")),
         (&[0], vec![3], UnsupportedRole(0)),
         (&[4], vec![3], UnsupportedRole(4)),
-        (&[1, 5], vec![3, 4], UnsupportedRole(5)),
+        (&[1, 5, 4], vec![3, 4, 5], UnsupportedRole(4)),
         (&[2, 3, 6], vec![3, 4, 5], UnsupportedRole(6)),
+        (&[5, 5, 1, 1], vec![3, 4, 5, 6], Duplicate("OUTPUT")),
         (&[255], vec![3], UnsupportedRole(255)),
-        (&[1; 17], (0..17).collect(), TooMany(17)),
+        (&[1; 17], (0..17).collect(), Duplicate("OUTPUT")),
+        (&[5; 33], (0..33).collect(), TooMany(33)),
+        (
+            &[5; 32],
+            (0..31).collect(),
+            CountMismatch { fds: 31, roles: 32 },
+        ),
     ];
     for (roles, fds, want) in cases {
         assert_eq!(sort(roles, fds), Err(want.clone()), "{roles:?}");
@@ -158,5 +173,79 @@ fn stdin_goes_with_any_capture() {
     assert_eq!(
         check_capture(&handover(Some(1), Some(2), None), Capture::None),
         Err(UnexpectedOutput)
+    );
+}
+
+#[test]
+fn listen_is_repeatable_and_keeps_the_message_order() {
+    assert_eq!(
+        sort(&[ROLE_LISTEN], vec![7]),
+        Ok(with_listen(Handover::default(), &[7]))
+    );
+    // Interleaved with the others: LISTEN keeps its own relative order.
+    assert_eq!(
+        sort(
+            &[
+                ROLE_LISTEN,
+                ROLE_OUTPUT,
+                ROLE_LISTEN,
+                ROLE_STDIN,
+                ROLE_LISTEN
+            ],
+            vec![9, 4, 5, 6, 8]
+        ),
+        Ok(with_listen(handover(Some(4), Some(6), None), &[9, 5, 8]))
+    );
+    // Up to the limit, all LISTEN.
+    let all: Vec<i32> = (100..100 + MAX_FDS as i32).rev().collect();
+    let h = sort(&[ROLE_LISTEN; MAX_FDS], all.clone()).unwrap();
+    assert_eq!(h.listen, all);
+    // Or the limit shared with the pipes.
+    let mut roles = vec![ROLE_OUTPUT, ROLE_STDIN, ROLE_STDERR];
+    roles.resize(MAX_FDS, ROLE_LISTEN);
+    let h = sort(&roles, (0..MAX_FDS as i32).collect()).unwrap();
+    assert_eq!(h.listen, (3..MAX_FDS as i32).collect::<Vec<_>>());
+    assert_eq!(MAX_FDS, 32);
+}
+
+#[test]
+fn listen_goes_with_any_capture() {
+    let listen = |h| with_listen(h, &[5, 6]);
+    assert_eq!(
+        check_capture(&listen(Handover::default()), Capture::None),
+        Ok(())
+    );
+    let out = listen(handover(Some(1), None, None));
+    assert_eq!(check_capture(&out, Capture::StdoutAndStderr), Ok(()));
+    // LISTEN does not stand in for OUTPUT.
+    assert_eq!(
+        check_capture(&listen(Handover::default()), Capture::Stdout),
+        Err(MissingOutput)
+    );
+}
+
+#[test]
+fn listen_names_must_match_the_count() {
+    let two = with_listen(Handover::default(), &[5, 6]);
+    let none: Handover<i32> = Handover::default();
+    assert_eq!(check_listen_names(&two, None), Ok(()));
+    assert_eq!(check_listen_names(&none, None), Ok(()));
+    assert_eq!(check_listen_names(&two, Some(2)), Ok(()));
+    assert_eq!(
+        check_listen_names(&two, Some(3)),
+        Err(ListenNamesMismatch { fds: 2, names: 3 })
+    );
+    assert_eq!(
+        check_listen_names(&none, Some(1)),
+        Err(ListenNamesMismatch { fds: 0, names: 1 })
+    );
+    assert_eq!(
+        ListenNamesMismatch { fds: 2, names: 1 }.to_string(),
+        "cannot receive descriptors from the BEAM: \
+         2 LISTEN descriptors but 1 names in --listen-fdnames"
+    );
+    assert_eq!(
+        TooMany(33).to_string(),
+        "cannot receive descriptors from the BEAM: 33 descriptors, at most 32 allowed"
     );
 }

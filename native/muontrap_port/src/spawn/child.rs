@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use nix::unistd::Pid;
 
 use super::env::decimal;
-use super::{attrs, Plan, Stage};
+use super::{attrs, listen_fds, Plan, Stage};
 use crate::args::Capture;
 
 /// Fds the child needs, as raw numbers (it must not run destructors).
@@ -20,6 +20,9 @@ pub(super) struct ChildFds {
     /// Handed-over STDIN and STDERR.
     pub(super) stdin: Option<RawFd>,
     pub(super) stderr: Option<RawFd>,
+    /// Handed-over LISTEN sockets, for fds 3, 4, ...
+    pub(super) listen: Vec<RawFd>,
+    /// Above the LISTEN targets (`listen_fds::above_targets`).
     pub(super) report_w: RawFd,
     pub(super) procs: Vec<RawFd>,
 }
@@ -106,15 +109,16 @@ fn setup_stdio(capture: Capture, fds: &ChildFds) -> Result<(), i32> {
     }
 }
 
-/// Marks every fd above stderr close-on-exec: the port's own pipes and
-/// anything inherited from the BEAM must not leak into the program, while
-/// the failure-report pipe stays usable until exec.
-fn cloexec_all_above_stderr() {
+/// Marks every fd from `first` (above stderr and the LISTEN fds) up
+/// close-on-exec: the port's own pipes and anything inherited from the
+/// BEAM must not leak into the program, while the failure-report pipe
+/// stays usable until exec.
+fn cloexec_all_from(first: RawFd) {
     // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only changes fd flags.
     let r = unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            3u32,
+            first as u32,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )
@@ -132,7 +136,7 @@ fn cloexec_all_above_stderr() {
         } else {
             4096
         };
-        for fd in 3..max {
+        for fd in first..max {
             libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
         }
     }
@@ -199,8 +203,12 @@ fn child(plan: &Plan, fds: &ChildFds, parent: Pid) -> ! {
     if let Err(e) = setup_stdio(plan.capture, fds) {
         fail(fds, Stage::Stdio, e);
     }
+    // After stdio: its sources may sit where the LISTEN fds go.
+    if let Err(e) = listen_fds::place(&mut listen_fds::Kernel, &fds.listen) {
+        fail(fds, Stage::Listen, e);
+    }
     // After the fd walk, which a lower RLIMIT_NOFILE would cut short.
-    cloexec_all_above_stderr();
+    cloexec_all_from(listen_fds::end(fds.listen.len()));
     if let Err((stage, e, detail)) = attrs::apply(&plan.attrs) {
         fail_at(fds, stage, e, detail);
     }

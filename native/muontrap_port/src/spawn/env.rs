@@ -1,8 +1,8 @@
-//! The program's environment when the port sets variables of its own
-//! (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`): an `envp` array
-//! prepared before the clone. `WATCHDOG_PID` is the program's own pid,
-//! known only in the child: its string is a fixed-size slot that the
-//! child fills in place (`fill_pid`), allocating nothing.
+//! The program's environment when the port changes it (`NOTIFY_SOCKET`,
+//! `WATCHDOG_*`, `LISTEN_*`): an `envp` array prepared before the clone.
+//! `WATCHDOG_PID` and `LISTEN_PID` are the program's own pid, known only in
+//! the child: each is a fixed-size slot that the child fills in place
+//! (`fill_pid`), allocating nothing.
 
 use std::cell::Cell;
 use std::ffi::{CString, OsString};
@@ -10,16 +10,44 @@ use std::os::unix::ffi::OsStrExt;
 
 use super::PlanError;
 
-const PID_VAR: &[u8] = b"WATCHDOG_PID=";
-/// The name, up to 10 digits (a u32) and the NUL.
-const SLOT_LEN: usize = PID_VAR.len() + 10 + 1;
+/// Up to 10 digits (a u32) and the NUL, after `NAME=`.
+const PID_ROOM: usize = 10 + 1;
+
+/// What the port changes in the environment it was started with.
+#[derive(Debug, Default)]
+pub struct EnvChanges {
+    /// Set, replacing an inherited value.
+    pub set: Vec<(&'static str, String)>,
+    /// Dropped from the inherited environment.
+    pub remove: Vec<&'static str>,
+    /// Set to the program's pid by the child (replacing an inherited value).
+    pub pids: Vec<&'static str>,
+}
+
+/// `NAME=` and room for a pid. Cells: the child writes it through the
+/// shared `Plan` (the parent is suspended meanwhile).
+struct PidSlot {
+    /// Where the digits start (after `NAME=`).
+    at: usize,
+    cells: Box<[Cell<u8>]>,
+}
+
+impl PidSlot {
+    fn new(name: &str) -> PidSlot {
+        let mut bytes = format!("{name}=").into_bytes();
+        let at = bytes.len();
+        bytes.resize(at + PID_ROOM, 0);
+        PidSlot {
+            at,
+            cells: bytes.into_iter().map(Cell::new).collect(),
+        }
+    }
+}
 
 pub struct Env {
     _vars: Vec<CString>,
-    /// `WATCHDOG_PID=` and room for the pid. Cells: the child writes it
-    /// through the shared `Plan` (the parent is suspended meanwhile).
-    slot: Option<Box<[Cell<u8>; SLOT_LEN]>>,
-    /// Null-terminated; points into `_vars` and `slot`.
+    slots: Vec<PidSlot>,
+    /// Null-terminated; points into `_vars` and `slots`.
     ptrs: Vec<*const libc::c_char>,
 }
 
@@ -37,24 +65,24 @@ pub(super) fn decimal(mut n: u32, buf: &mut [u8; 10]) -> usize {
 }
 
 impl Env {
-    /// `inherited` (the port's environment) without any variable named in
-    /// `set` or `remove`, then `set`, then the `WATCHDOG_PID` slot if
-    /// `pid_slot` (which replaces an inherited one too).
+    /// `inherited` (the port's environment) without any variable `changes`
+    /// names, then `changes.set`, then the pid slots. `None` when that is
+    /// just `inherited` (the program can inherit the port's environment).
     pub fn new(
         inherited: impl IntoIterator<Item = (OsString, OsString)>,
-        set: &[(&str, String)],
-        remove: &[&str],
-        pid_slot: bool,
-    ) -> Result<Env, PlanError> {
-        let pid_name = &PID_VAR[..PID_VAR.len() - 1];
+        changes: &EnvChanges,
+    ) -> Result<Option<Env>, PlanError> {
         let dropped = |name: &[u8]| {
-            set.iter().any(|(k, _)| k.as_bytes() == name)
-                || remove.iter().any(|k| k.as_bytes() == name)
-                || (pid_slot && name == pid_name)
+            let named = |k: &&str| k.as_bytes() == name;
+            changes.set.iter().any(|(k, _)| named(k))
+                || changes.remove.iter().any(named)
+                || changes.pids.iter().any(named)
         };
+        let mut changed = !changes.set.is_empty() || !changes.pids.is_empty();
         let mut vars = Vec::new();
         for (k, v) in inherited {
             if dropped(k.as_bytes()) {
+                changed = true;
                 continue;
             }
             let mut kv = k.as_bytes().to_vec();
@@ -65,42 +93,42 @@ impl Env {
                 vars.push(c);
             }
         }
-        for (k, v) in set {
+        if !changed {
+            return Ok(None);
+        }
+        for (k, v) in &changes.set {
             let c = CString::new(format!("{k}={v}"))
                 .map_err(|_| PlanError(format!("environment variable {k} contains a NUL byte")))?;
             vars.push(c);
         }
-        let slot = pid_slot.then(|| {
-            let s: Box<[Cell<u8>; SLOT_LEN]> = Box::new(std::array::from_fn(|_| Cell::new(0)));
-            for (cell, &b) in s.iter().zip(PID_VAR) {
-                cell.set(b);
-            }
-            s
-        });
+        let slots: Vec<PidSlot> = changes.pids.iter().map(|n| PidSlot::new(n)).collect();
         let mut ptrs: Vec<*const libc::c_char> = vars.iter().map(|c| c.as_ptr()).collect();
-        if let Some(s) = &slot {
-            ptrs.push(s.as_ptr().cast());
-        }
+        ptrs.extend(
+            slots
+                .iter()
+                .map(|s| s.cells.as_ptr().cast::<libc::c_char>()),
+        );
         ptrs.push(std::ptr::null());
-        Ok(Env {
+        Ok(Some(Env {
             _vars: vars,
-            slot,
+            slots,
             ptrs,
-        })
+        }))
     }
 
-    /// In the child: writes `pid` into the slot. Stack and in-place writes
-    /// only.
+    /// In the child: writes `pid` into every slot. Stack and in-place
+    /// writes only.
     pub(super) fn fill_pid(&self, pid: u32) {
-        let Some(slot) = &self.slot else { return };
         let mut digits = [0u8; 10];
         let start = decimal(pid, &mut digits);
-        let cells = &slot[PID_VAR.len()..];
-        for (cell, &d) in cells.iter().zip(&digits[start..]) {
-            cell.set(d);
+        let digits = &digits[start..];
+        for slot in &self.slots {
+            let cells = slot.cells.get(slot.at..).unwrap_or_default();
+            // PID_ROOM holds 10 digits and the NUL: the zip never cuts.
+            for (cell, &d) in cells.iter().zip(digits.iter().chain(&[0])) {
+                cell.set(d);
+            }
         }
-        // 10 digits at most: the NUL always fits.
-        cells[digits.len() - start].set(0);
     }
 
     /// The `envp` for execvpe.
@@ -131,6 +159,18 @@ mod tests {
             .collect()
     }
 
+    fn changes(
+        set: &[(&'static str, &str)],
+        remove: &[&'static str],
+        pids: &[&'static str],
+    ) -> EnvChanges {
+        EnvChanges {
+            set: set.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            remove: remove.to_vec(),
+            pids: pids.to_vec(),
+        }
+    }
+
     #[test]
     fn replaces_instead_of_duplicating() {
         let env = Env::new(
@@ -141,13 +181,16 @@ mod tests {
                 ("WATCHDOG_USEC", "5"),
                 ("HOME", "/root"),
             ]),
-            &[
-                ("NOTIFY_SOCKET", "@muontrap-notify-1-ab".into()),
-                ("WATCHDOG_USEC", "300000".into()),
-            ],
-            &[],
-            true,
+            &changes(
+                &[
+                    ("NOTIFY_SOCKET", "@muontrap-notify-1-ab"),
+                    ("WATCHDOG_USEC", "300000"),
+                ],
+                &[],
+                &["WATCHDOG_PID"],
+            ),
         )
+        .unwrap()
         .unwrap();
         env.fill_pid(4_294_967_295);
         assert_eq!(
@@ -174,17 +217,55 @@ mod tests {
     }
 
     #[test]
+    fn every_pid_slot_is_filled() {
+        let env = Env::new(
+            inherited(&[("LISTEN_PID", "1"), ("A", "b")]),
+            &changes(&[("LISTEN_FDS", "2")], &[], &["WATCHDOG_PID", "LISTEN_PID"]),
+        )
+        .unwrap()
+        .unwrap();
+        env.fill_pid(123);
+        assert_eq!(
+            strings(&env),
+            vec!["A=b", "LISTEN_FDS=2", "WATCHDOG_PID=123", "LISTEN_PID=123"]
+        );
+        env.fill_pid(u32::MAX);
+        assert_eq!(
+            strings(&env)[2..],
+            ["WATCHDOG_PID=4294967295", "LISTEN_PID=4294967295"]
+        );
+    }
+
+    #[test]
     fn removes_and_works_without_a_slot() {
         let env = Env::new(
             inherited(&[("WATCHDOG_PID", "1"), ("WATCHDOG_USEC", "5"), ("A", "b=c")]),
-            &[("NOTIFY_SOCKET", "@x".into())],
-            &["WATCHDOG_USEC", "WATCHDOG_PID"],
-            false,
+            &changes(
+                &[("NOTIFY_SOCKET", "@x")],
+                &["WATCHDOG_USEC", "WATCHDOG_PID"],
+                &[],
+            ),
         )
+        .unwrap()
         .unwrap();
         env.fill_pid(7);
         assert_eq!(strings(&env), vec!["A=b=c", "NOTIFY_SOCKET=@x"]);
-        assert!(Env::new(Vec::new(), &[("X", "a\0b".into())], &[], false).is_err());
+        let nul = changes(&[("X", "a\0b")], &[], &[]);
+        assert!(Env::new(Vec::new(), &nul).is_err());
+        // Only removals: an environment only if one was there.
+        let only = inherited(&[("LISTEN_FDS", "3"), ("A", "b")]);
+        let env = Env::new(only, &changes(&[], &["LISTEN_FDS"], &[])).unwrap();
+        assert_eq!(env.as_ref().map(strings), Some(vec!["A=b".to_string()]));
+    }
+
+    #[test]
+    fn nothing_changed_means_no_environment_of_our_own() {
+        let env = inherited(&[("A", "b"), ("LISTEN_FDSX", "1")]);
+        let none = changes(&[], &["LISTEN_FDS", "LISTEN_PID"], &[]);
+        assert!(Env::new(env, &none).unwrap().is_none());
+        assert!(Env::new(Vec::new(), &EnvChanges::default())
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -48,7 +48,7 @@ fn failure_messages_and_status() {
         rlimit.describe(OsStr::new("x"), None),
         "failed to set rlimit nofile to 1048576:1048576: Operation not permitted"
     );
-    for b in 1..=8 {
+    for b in 1..=9 {
         assert_eq!(Stage::from_u8(b).map(|s| s as u8), Some(b));
     }
     assert_eq!(Stage::from_u8(0), None);

@@ -14,7 +14,7 @@ use nix::sys::socket::{
     ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
 };
 
-use super::{Port, OUTPUT, STDERR, STDIN, TIMEOUT};
+use super::{Port, LISTEN, OUTPUT, STDERR, STDIN, TIMEOUT};
 
 impl Port {
     /// Acts as `MuonTrap.cmd/3`: spawns the port with `--handover` (before
@@ -46,6 +46,17 @@ impl Port {
         roles: &[u8],
         env: &[(&str, &str)],
     ) -> (Port, BeamEnds) {
+        Port::spawn_handover_listen(args, roles, &[], env)
+    }
+
+    /// `spawn_handover_pipes_env`, and for each LISTEN in `roles` the next
+    /// of `listen` (the BEAM's listening sockets, which it keeps as well).
+    pub fn spawn_handover_listen(
+        args: &[&str],
+        roles: &[u8],
+        listen: &[RawFd],
+        env: &[(&str, &str)],
+    ) -> (Port, BeamEnds) {
         let listener = Listener::new();
         let mut full = vec!["--handover", listener.name.as_str()];
         full.extend_from_slice(args);
@@ -53,7 +64,13 @@ impl Port {
         let conn = listener.accept(port.pid());
         let mut ends = BeamEnds::default();
         let mut sent = Vec::new();
+        let mut raw = Vec::new();
+        let mut sockets = listen.iter();
         for &role in roles {
+            if role == LISTEN {
+                raw.push(*sockets.next().expect("a socket for each LISTEN"));
+                continue;
+            }
             let (read, write) = pipe();
             let (send, keep, slot) = match role {
                 OUTPUT => (write, read, &mut ends.output),
@@ -63,9 +80,9 @@ impl Port {
             };
             set_nonblocking(&send);
             *slot = Some(keep);
+            raw.push(send.as_raw_fd());
             sent.push(send);
         }
-        let raw: Vec<RawFd> = sent.iter().map(AsRawFd::as_raw_fd).collect();
         send_fds(&conn, roles, &raw);
         (port, ends)
     }

@@ -262,6 +262,7 @@ pub const SIGNAL: u8 = 5;
 pub const OUTPUT: u8 = 1;
 pub const STDIN: u8 = 2;
 pub const STDERR: u8 = 3;
+pub const LISTEN: u8 = 5;
 
 pub fn be_u32(b: &[u8]) -> u32 {
     assert_eq!(b.len(), 4, "u32 body");
