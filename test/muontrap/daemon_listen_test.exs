@@ -44,6 +44,17 @@ defmodule MuonTrap.DaemonListenTest do
   time.sleep(30)
   """
 
+  # Serves one connection on fd 3 with the name it was given, then fails.
+  @serve_name """
+  import select
+  s = socket.fromfd(3, socket.AF_INET, socket.SOCK_STREAM)
+  select.select([s], [], [])
+  c, _ = s.accept()
+  c.sendall((os.environ["LISTEN_FDNAMES"] + "\\n").encode())
+  c.close()
+  sys.exit(1)
+  """
+
   defp tcp_listener do
     {:ok, socket} = :gen_tcp.listen(0, [:binary, active: false, ip: {127, 0, 0, 1}])
     {:ok, port} = :inet.port(socket)
@@ -195,5 +206,49 @@ defmodule MuonTrap.DaemonListenTest do
         Daemon.start_link("true", [], listen_sockets: bad)
       end
     end
+  end
+
+  @tag timeout: 120_000
+  test "40 daemons, half killed at random moments: each listener reaches its own command only" do
+    before = beam_fd_count()
+    m = marker()
+    {python, args} = python(@serve_name, m)
+
+    capture_log(fn ->
+      daemons =
+        for i <- 1..40 do
+          {socket, port} = tcp_listener()
+          name = "#{m}d#{i}"
+          opts = [listen_sockets: [{name, socket}], relaunch: [retries: 5, delay: 20]]
+          {:ok, daemon} = Daemon.start_link(python, args, opts)
+          {daemon, socket, port, name}
+        end
+
+      {killed, kept} = Enum.split_with(daemons, fn _ -> :rand.uniform(2) == 1 end)
+
+      for {daemon, _, _, _} <- killed do
+        Process.sleep(:rand.uniform(5))
+        Process.exit(daemon, :kill)
+      end
+
+      for {daemon, _socket, port, name} <- kept, _twice <- 1..2 do
+        {:ok, c} = :gen_tcp.connect({127, 0, 0, 1}, port, [:binary, active: false, packet: :line])
+
+        assert :gen_tcp.recv(c, 0, 15_000) == {:ok, name <> "\n"}
+        :gen_tcp.close(c)
+        assert Process.alive?(daemon)
+      end
+
+      Enum.each(kept, fn {daemon, _, _, _} -> GenServer.stop(daemon) end)
+      Enum.each(daemons, fn {_, socket, _, _} -> :gen_tcp.close(socket) end)
+    end)
+
+    wait_until(fn -> all_pids_matching(m) == [] end, 15_000, "every command to go")
+
+    wait_until(
+      fn -> beam_fd_count() == before end,
+      5_000,
+      "the BEAM's descriptors to be released"
+    )
   end
 end
