@@ -34,4 +34,11 @@ defmodule MuonTrap.Test.Notify do
   counts where a deadline runs from exec.
   """
   def python(script, marker), do: {@python, ["-I", "-S", "-c", @prelude <> script, marker]}
+
+  @doc """
+  As `python/2`, with Debian's interpreter: for commands that drop to an
+  unprivileged user, who may not read a pyenv under /root.
+  """
+  def system_python(script, marker),
+    do: {"/usr/bin/python3", ["-I", "-S", "-c", @prelude <> script, marker]}
 end
