@@ -2,7 +2,7 @@
 //! read synchronously from a signalfd in the poll loop, so there are no
 //! handlers and no races with the single thread.
 
-use nix::sys::signal::{self, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{self, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 /// Signals that start termination. SIGHUP counts: the controlling side is
@@ -20,8 +20,9 @@ pub struct Pending {
     pub terminate: Option<Signal>,
 }
 
-/// Blocks the handled signals, ignores SIGPIPE (a closed stdout shows up as
-/// EPIPE instead) and returns the signalfd to poll.
+/// Blocks the handled signals and returns the signalfd to poll. (SIGPIPE
+/// is ignored once, first thing in `main`, so that `--help` and usage
+/// errors see EPIPE too.)
 pub fn install() -> nix::Result<SignalFd> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
@@ -29,9 +30,6 @@ pub fn install() -> nix::Result<SignalFd> {
         mask.add(s);
     }
     signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
-    // SAFETY: SIG_IGN installs no handler code, so no async-signal-safety
-    // requirements arise.
-    unsafe { signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) }?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
 }
 
