@@ -33,8 +33,8 @@ Options:
       --beneath-own-cgroup     with -g: PATH is relative to muontrap's own cgroup in
                                each hierarchy instead of its root
   -c, --controller NAME        cgroup controller to enable (repeatable, needs -g)
-      --no-controllers         with -g: a group for containment only, no controller
-  -s, --set FILE=VALUE         write VALUE to the group's FILE (repeatable, after a -c)
+      --no-controllers         with -g: a cgroup for containment only, no controller
+  -s, --set FILE=VALUE         write VALUE to the cgroup's FILE (repeatable, after a -c)
   -k, --delay-to-sigkill MS    wait after the stop signal before SIGKILL (default 500)
       --stop-signal SIG        first signal of the stop sequence: a number or a name
                                such as TERM, INT, SIGQUIT (default TERM; not KILL/STOP)
@@ -122,7 +122,8 @@ pub struct Config {
     pub delay_to_sigkill_ms: u32,
     pub uid: Option<IdSpec>,
     pub gid: Option<IdSpec>,
-    pub groups: Option<Vec<IdSpec>>,
+    /// `--groups`: the supplementary groups, `Some(vec![])` for none.
+    pub supplementary_groups: Option<Vec<IdSpec>>,
     pub window: u32,
     pub capture: Capture,
     pub framed: bool,
@@ -157,13 +158,13 @@ pub enum Parsed {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Opt {
     Arg0,
-    Group,
+    CgroupPath,
     Controller,
     Set,
     Delay,
     Uid,
     Gid,
-    Groups,
+    SupplementaryGroups,
     Window,
     CaptureOutput,
     CaptureStderr,
@@ -185,13 +186,13 @@ enum Opt {
 /// (long name, short name, option). Errors name options by the long form.
 const OPTIONS: [(&str, &str, Opt); 24] = [
     ("--arg0", "-0", Opt::Arg0),
-    ("--group", "-g", Opt::Group),
+    ("--group", "-g", Opt::CgroupPath),
     ("--controller", "-c", Opt::Controller),
     ("--set", "-s", Opt::Set),
     ("--delay-to-sigkill", "-k", Opt::Delay),
     ("--uid", "", Opt::Uid),
     ("--gid", "", Opt::Gid),
-    ("--groups", "", Opt::Groups),
+    ("--groups", "", Opt::SupplementaryGroups),
     ("--stdio-window", "", Opt::Window),
     ("--capture-output", "", Opt::CaptureOutput),
     ("--capture-stderr", "", Opt::CaptureStderr),

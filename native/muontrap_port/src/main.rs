@@ -144,8 +144,8 @@ fn run(cfg: &Config) -> i32 {
             if f.stage == Some(spawn::Stage::Exec) {
                 out.exec_error(f.errno as i32);
             }
-            let group = cfg.cgroup.as_ref().map(|c| c.path.as_str());
-            out.error(&f.describe(&cfg.program, group));
+            let cgroup_path = cfg.cgroup.as_ref().map(|c| c.path.as_str());
+            out.error(&f.describe(&cfg.program, cgroup_path));
             Some(f.status())
         }
         None => {
@@ -217,7 +217,7 @@ fn start(cfg: &Config, handover: Handover) -> Result<Started, String> {
         &SystemDirectory,
         cfg.uid.as_ref(),
         cfg.gid.as_ref(),
-        cfg.groups.as_deref(),
+        cfg.supplementary_groups.as_deref(),
         nix::unistd::getegid().as_raw(),
     )
     .map_err(|e| e.to_string())?;

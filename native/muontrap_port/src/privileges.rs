@@ -14,10 +14,10 @@ use crate::args::IdSpec;
 pub struct Credentials {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
-    pub groups: Option<Vec<u32>>,
-    /// False when `groups` is only the precautionary "drop the inherited
+    pub supplementary_groups: Option<Vec<u32>>,
+    /// False when `supplementary_groups` is only the precautionary "drop the inherited
     /// supplementary groups": failing that as non-root (EPERM) is harmless.
-    pub groups_required: bool,
+    pub supplementary_groups_required: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub trait Directory {
     fn user_by_uid(&self, uid: u32) -> Result<Option<UserEntry>, String>;
     fn group_by_name(&self, name: &str) -> Result<Option<u32>, String>;
     /// Supplementary groups of `user`, including `gid` (getgrouplist).
-    fn group_list(&self, user: &str, gid: u32) -> Result<Vec<u32>, String>;
+    fn supplementary_gids(&self, user: &str, gid: u32) -> Result<Vec<u32>, String>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +77,7 @@ impl fmt::Display for PrivError {
     }
 }
 
-fn resolve_group(dir: &dyn Directory, spec: &IdSpec) -> Result<u32, PrivError> {
+fn resolve_gid(dir: &dyn Directory, spec: &IdSpec) -> Result<u32, PrivError> {
     let gid = match spec {
         IdSpec::Id(n) => *n,
         IdSpec::Name(name) => dir
@@ -97,7 +97,7 @@ pub fn resolve(
     dir: &dyn Directory,
     uid: Option<&IdSpec>,
     gid: Option<&IdSpec>,
-    groups: Option<&[IdSpec]>,
+    supplementary_groups: Option<&[IdSpec]>,
     current_gid: u32,
 ) -> Result<Credentials, PrivError> {
     let user: Option<(u32, Option<UserEntry>, bool)> = match uid {
@@ -118,7 +118,7 @@ pub fn resolve(
         return Err(PrivError::RootUser(spec.to_string()));
     }
 
-    let explicit_gid = gid.map(|g| resolve_group(dir, g)).transpose()?;
+    let explicit_gid = gid.map(|g| resolve_gid(dir, g)).transpose()?;
     let gid = match (explicit_gid, &user) {
         (Some(g), _) => Some(g),
         (None, Some((_, Some(entry), _))) => {
@@ -136,11 +136,11 @@ pub fn resolve(
         (None, None) => None,
     };
 
-    let (groups, groups_required) = match (groups, &user, gid) {
+    let (groups, supplementary_groups_required) = match (supplementary_groups, &user, gid) {
         (Some(list), _, _) => (
             Some(
                 list.iter()
-                    .map(|g| resolve_group(dir, g))
+                    .map(|g| resolve_gid(dir, g))
                     .collect::<Result<Vec<_>, _>>()?,
             ),
             true,
@@ -148,7 +148,10 @@ pub fn resolve(
         // initgroups() semantics, but computed here: NSS must not run in
         // the forked child.
         (None, Some((_, Some(entry), true)), Some(g)) => (
-            Some(dir.group_list(&entry.name, g).map_err(PrivError::Lookup)?),
+            Some(
+                dir.supplementary_gids(&entry.name, g)
+                    .map_err(PrivError::Lookup)?,
+            ),
             true,
         ),
         // Changing identity must not keep the port's supplementary groups.
@@ -159,8 +162,8 @@ pub fn resolve(
     Ok(Credentials {
         uid: user.map(|(u, _, _)| u),
         gid,
-        groups,
-        groups_required,
+        supplementary_groups: groups,
+        supplementary_groups_required,
     })
 }
 
@@ -194,7 +197,7 @@ impl Directory for SystemDirectory {
             .map_err(|e| e.to_string())
     }
 
-    fn group_list(&self, user: &str, gid: u32) -> Result<Vec<u32>, String> {
+    fn supplementary_gids(&self, user: &str, gid: u32) -> Result<Vec<u32>, String> {
         let name = CString::new(user).map_err(|e| e.to_string())?;
         nix::unistd::getgrouplist(&name, Gid::from_raw(gid))
             .map(|v| v.into_iter().map(Gid::as_raw).collect())
@@ -237,7 +240,7 @@ mod tests {
             }
             Ok(GROUPS.iter().find(|g| g.0 == name).map(|g| g.1))
         }
-        fn group_list(&self, user: &str, gid: u32) -> Result<Vec<u32>, String> {
+        fn supplementary_gids(&self, user: &str, gid: u32) -> Result<Vec<u32>, String> {
             Ok(match user {
                 "alice" => vec![gid, 10, 29],
                 _ => vec![gid],
@@ -252,21 +255,32 @@ mod tests {
     fn ok(
         uid: Option<IdSpec>,
         gid: Option<IdSpec>,
-        groups: Option<Vec<IdSpec>>,
+        supplementary_groups: Option<Vec<IdSpec>>,
         current_gid: u32,
     ) -> Credentials {
         resolve(
             &Fake,
             uid.as_ref(),
             gid.as_ref(),
-            groups.as_deref(),
+            supplementary_groups.as_deref(),
             current_gid,
         )
         .unwrap()
     }
 
-    fn err(uid: Option<IdSpec>, gid: Option<IdSpec>, groups: Option<Vec<IdSpec>>) -> PrivError {
-        resolve(&Fake, uid.as_ref(), gid.as_ref(), groups.as_deref(), 0).unwrap_err()
+    fn err(
+        uid: Option<IdSpec>,
+        gid: Option<IdSpec>,
+        supplementary_groups: Option<Vec<IdSpec>>,
+    ) -> PrivError {
+        resolve(
+            &Fake,
+            uid.as_ref(),
+            gid.as_ref(),
+            supplementary_groups.as_deref(),
+            0,
+        )
+        .unwrap_err()
     }
 
     #[test]
@@ -279,12 +293,12 @@ mod tests {
         let c = ok(Some(name("alice")), None, None, 0);
         assert_eq!(c.uid, Some(1000));
         assert_eq!(c.gid, Some(1000));
-        assert_eq!(c.groups, Some(vec![1000, 10, 29]));
-        assert!(c.groups_required);
+        assert_eq!(c.supplementary_groups, Some(vec![1000, 10, 29]));
+        assert!(c.supplementary_groups_required);
         // The supplementary list is computed for the chosen gid.
         let c = ok(Some(name("alice")), Some(name("wheel")), None, 0);
         assert_eq!(c.gid, Some(10));
-        assert_eq!(c.groups, Some(vec![10, 10, 29]));
+        assert_eq!(c.supplementary_groups, Some(vec![10, 10, 29]));
     }
 
     #[test]
@@ -292,10 +306,10 @@ mod tests {
         // Known uid: its primary group, supplementary groups dropped.
         let c = ok(Some(IdSpec::Id(1000)), None, None, 0);
         assert_eq!(
-            (c.uid, c.gid, c.groups),
+            (c.uid, c.gid, c.supplementary_groups),
             (Some(1000), Some(1000), Some(vec![]))
         );
-        assert!(!c.groups_required);
+        assert!(!c.supplementary_groups_required);
         // Unknown uid: group unchanged unless that would be root's.
         let c = ok(Some(IdSpec::Id(4242)), None, None, 100);
         assert_eq!((c.uid, c.gid), (Some(4242), None));
@@ -315,17 +329,20 @@ mod tests {
             Some(vec![name("audio"), IdSpec::Id(500)]),
             0,
         );
-        assert_eq!(c.groups, Some(vec![29, 500]));
-        assert!(c.groups_required);
+        assert_eq!(c.supplementary_groups, Some(vec![29, 500]));
+        assert!(c.supplementary_groups_required);
         let c = ok(None, None, Some(vec![]), 0);
-        assert_eq!(c.groups, Some(vec![]));
-        assert!(c.groups_required);
+        assert_eq!(c.supplementary_groups, Some(vec![]));
+        assert!(c.supplementary_groups_required);
     }
 
     #[test]
     fn gid_only() {
         let c = ok(None, Some(name("wheel")), None, 0);
-        assert_eq!((c.uid, c.gid, c.groups), (None, Some(10), Some(vec![])));
+        assert_eq!(
+            (c.uid, c.gid, c.supplementary_groups),
+            (None, Some(10), Some(vec![]))
+        );
     }
 
     #[test]
@@ -386,6 +403,6 @@ mod tests {
         assert_eq!((root.uid, root.gid), (0, 0));
         assert_eq!(d.user_by_name("no_such_user_muontrap").unwrap(), None);
         assert_eq!(d.group_by_name("no_such_group_muontrap").unwrap(), None);
-        assert!(d.group_list("root", 0).unwrap().contains(&0));
+        assert!(d.supplementary_gids("root", 0).unwrap().contains(&0));
     }
 }

@@ -167,16 +167,16 @@ impl Relay {
         status
     }
 
-    /// The pgid to signal: only while the program is unreaped (see
+    /// The program's process group to signal: only while the program is unreaped (see
     /// `tree::signal_tree`).
-    fn pgid(&self) -> Option<Pid> {
+    fn process_group(&self) -> Option<Pid> {
         self.reaper.status.is_none().then_some(self.pid)
     }
 
     fn start_terminate(&mut self, reason: &str) {
         if let Phase::Running = self.phase {
             tracing::debug!(reason, signal = self.stop_signal, "terminating");
-            tree::signal_tree(self.pgid(), self.stop_signal);
+            tree::signal_tree(self.process_group(), self.stop_signal);
             self.phase = Phase::Terminating {
                 sigkill_at: Instant::now() + self.delay,
                 last_kill: None,
@@ -239,7 +239,7 @@ impl Relay {
         if first {
             tracing::debug!("delay expired, sending SIGKILL");
         }
-        tree::signal_tree(self.pgid(), libc::SIGKILL);
+        tree::signal_tree(self.process_group(), libc::SIGKILL);
         if let Some(cg) = &self.cgroup {
             cg.kill_once();
         }

@@ -112,9 +112,9 @@ pub struct Plan {
     capture: Capture,
     uid: Option<libc::uid_t>,
     gid: Option<libc::gid_t>,
-    groups: Option<Vec<libc::gid_t>>,
-    groups_required: bool,
-    /// `cgroup.procs` of the group in every hierarchy it spans.
+    supplementary_groups: Option<Vec<libc::gid_t>>,
+    supplementary_groups_required: bool,
+    /// `cgroup.procs` of the cgroup in every hierarchy it spans.
     cgroup_procs: Vec<OwnedFd>,
     /// The program's environment, if not ours (`execvpe` instead of `execvp`).
     env: Option<Env>,
@@ -163,8 +163,8 @@ impl Plan {
             capture,
             uid: creds.uid,
             gid: creds.gid,
-            groups: creds.groups.clone(),
-            groups_required: creds.groups_required,
+            supplementary_groups: creds.supplementary_groups.clone(),
+            supplementary_groups_required: creds.supplementary_groups_required,
             cgroup_procs,
             env: None,
             attrs: Attrs::default(),
@@ -234,7 +234,7 @@ pub fn spawn(plan: Plan, direct: Direct) -> Result<Child, String> {
         parent: nix::unistd::getpid(),
     };
     let pid = clone_vfork(&stack, &args).map_err(|e| format!("fork failed: {}", e.desc()))?;
-    // Also set the group here so it exists before we might signal it.
+    // Also set the process group here so it exists before we might signal it.
     // EACCES after the child exec'd is fine: it did it itself.
     let _ = setpgid(pid, pid);
     // The child has its copies. Ours would keep the report pipe from EOF,

@@ -50,7 +50,7 @@ pub fn descendants() -> Vec<(i32, i32)> {
 }
 
 /// `(ppid, pgrp)` from `/proc/<pid>/stat`.
-pub(crate) fn parent_and_group(pid: i32) -> Option<(i32, i32)> {
+pub(crate) fn parent_and_process_group(pid: i32) -> Option<(i32, i32)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and ')', so parse after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -75,10 +75,10 @@ fn kill_raw(pid: i32, sig: libc::c_int) -> Result<(), Errno> {
 /// Signals `pid`, found as a child of `parent`, without ever hitting a
 /// recycled pid: the pidfd pins the process, then we check it is still the
 /// one we found (same parent, or reparented to us).
-fn signal_one(parent: i32, pid: i32, sig: libc::c_int, skip_pgrp: Option<i32>) {
+fn signal_one(parent: i32, pid: i32, sig: libc::c_int, skip_process_group: Option<i32>) {
     let me = std::process::id() as i32;
-    let check = || match parent_and_group(pid) {
-        Some((ppid, pgrp)) => (ppid == parent || ppid == me) && Some(pgrp) != skip_pgrp,
+    let check = || match parent_and_process_group(pid) {
+        Some((ppid, pgrp)) => (ppid == parent || ppid == me) && Some(pgrp) != skip_process_group,
         None => false,
     };
     match pidfd::open(pid) {
@@ -98,11 +98,11 @@ fn signal_one(parent: i32, pid: i32, sig: libc::c_int, skip_pgrp: Option<i32>) {
 }
 
 /// Sends `sig` to the program's process group and to every descendant.
-/// Group members are signalled once, through the group, so a program that
-/// treats a second SIGTERM as "force quit" still gets one. Pass `pgid` only
+/// Its members are signalled once, through the process group, so a program that
+/// treats a second SIGTERM as "force quit" still gets one. Pass `process_group` only
 /// while the program is unreaped: its zombie keeps the id from being reused.
-pub fn signal_tree(pgid: Option<Pid>, sig: libc::c_int) -> usize {
-    let skip = pgid
+pub fn signal_tree(process_group: Option<Pid>, sig: libc::c_int) -> usize {
+    let skip = process_group
         .filter(|g| kill_raw(-g.as_raw(), sig).is_ok())
         .map(Pid::as_raw);
     let all = descendants();
@@ -192,9 +192,9 @@ mod tests {
     #[test]
     fn stat_parsing_of_self() {
         let me = std::process::id() as i32;
-        let (ppid, pgrp) = parent_and_group(me).unwrap();
+        let (ppid, pgrp) = parent_and_process_group(me).unwrap();
         assert_eq!(ppid, nix::unistd::getppid().as_raw());
         assert_eq!(pgrp, nix::unistd::getpgrp().as_raw());
-        assert_eq!(parent_and_group(-5), None);
+        assert_eq!(parent_and_process_group(-5), None);
     }
 }

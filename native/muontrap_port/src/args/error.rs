@@ -14,15 +14,15 @@ pub enum ArgError {
     BadNumber { option: &'static str, value: String },
     WindowTooSmall(u32),
     MissingProgram,
-    GroupWithoutController,
-    ControllerWithoutGroup,
-    BeneathOwnWithoutGroup,
+    CgroupWithoutController,
+    ControllerWithoutCgroup,
+    BeneathOwnWithoutCgroup,
     NoControllersMisuse,
     SetBeforeController,
     BadController(String),
     BadCgroupPath { path: String, reason: String },
     BadSet { arg: String, reason: String },
-    BadGroupList(String),
+    BadSupplementaryGroups(String),
     FramedCaptureWithoutHandover,
     WatchdogZero,
     NeedsFramed(&'static str),
@@ -52,11 +52,11 @@ impl fmt::Display for ArgError {
                 write!(f, "--stdio-window must be at least {MIN_WINDOW}, got {n}")
             }
             ArgError::MissingProgram => write!(f, "no program to run given (see --help)"),
-            ArgError::GroupWithoutController => {
+            ArgError::CgroupWithoutController => {
                 write!(f, "--group needs at least one --controller")
             }
-            ArgError::ControllerWithoutGroup => write!(f, "--controller needs --group"),
-            ArgError::BeneathOwnWithoutGroup => write!(f, "--beneath-own-cgroup needs --group"),
+            ArgError::ControllerWithoutCgroup => write!(f, "--controller needs --group"),
+            ArgError::BeneathOwnWithoutCgroup => write!(f, "--beneath-own-cgroup needs --group"),
             ArgError::NoControllersMisuse => {
                 write!(
                     f,
@@ -71,7 +71,7 @@ impl fmt::Display for ArgError {
                 write!(f, "invalid cgroup path '{path}': {reason}")
             }
             ArgError::BadSet { arg, reason } => write!(f, "invalid --set '{arg}': {reason}"),
-            ArgError::BadGroupList(l) => write!(
+            ArgError::BadSupplementaryGroups(l) => write!(
                 f,
                 "invalid --groups '{l}': expected comma-separated gids or group names"
             ),

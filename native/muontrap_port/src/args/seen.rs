@@ -16,13 +16,13 @@ use super::{
 #[derive(Default)]
 pub(super) struct Seen {
     arg0: Option<OsString>,
-    group: Option<String>,
+    cgroup_path: Option<String>,
     controllers: Vec<String>,
     settings: Vec<(String, String)>,
     delay: Option<u32>,
     uid: Option<IdSpec>,
     gid: Option<IdSpec>,
-    groups: Option<Vec<IdSpec>>,
+    supplementary_groups: Option<Vec<IdSpec>>,
     window: Option<u32>,
     handover: Option<String>,
     listen_fdnames: Option<Vec<String>>,
@@ -53,7 +53,7 @@ impl Seen {
             // `parse` returns at --help before recording anything.
             Opt::Help => {}
             Opt::Arg0 => set_once(&mut self.arg0, name, value.clone().unwrap_or_default())?,
-            Opt::Group => set_once(&mut self.group, name, parse_cgroup_path(text()?)?)?,
+            Opt::CgroupPath => set_once(&mut self.cgroup_path, name, parse_cgroup_path(text()?)?)?,
             Opt::Controller => self.add_controller(text()?)?,
             Opt::Set => {
                 if self.controllers.is_empty() && !self.no_controllers {
@@ -64,7 +64,11 @@ impl Seen {
             Opt::Delay => set_once(&mut self.delay, name, parse_u32(name, &text()?)?)?,
             Opt::Uid => set_once(&mut self.uid, name, IdSpec::parse(&text()?))?,
             Opt::Gid => set_once(&mut self.gid, name, IdSpec::parse(&text()?))?,
-            Opt::Groups => set_once(&mut self.groups, name, parse_group_list(&text()?)?)?,
+            Opt::SupplementaryGroups => set_once(
+                &mut self.supplementary_groups,
+                name,
+                parse_supplementary_groups(&text()?)?,
+            )?,
             Opt::Window => {
                 let n = parse_u32(name, &text()?)?;
                 if n < MIN_WINDOW {
@@ -109,24 +113,24 @@ impl Seen {
         Ok(())
     }
 
-    /// The group, if any, once `-g`, `-c`, `--no-controllers` and
+    /// The cgroup, if any, once `-g`, `-c`, `--no-controllers` and
     /// `--beneath-own-cgroup` agree.
     fn cgroup(&mut self) -> Result<Option<CgroupConfig>, ArgError> {
         let has_controllers = !self.controllers.is_empty();
-        if self.beneath_own && self.group.is_none() {
-            return Err(ArgError::BeneathOwnWithoutGroup);
+        if self.beneath_own && self.cgroup_path.is_none() {
+            return Err(ArgError::BeneathOwnWithoutCgroup);
         }
-        if self.no_controllers && (self.group.is_none() || has_controllers) {
+        if self.no_controllers && (self.cgroup_path.is_none() || has_controllers) {
             return Err(ArgError::NoControllersMisuse);
         }
-        let Some(path) = self.group.take() else {
+        let Some(path) = self.cgroup_path.take() else {
             if has_controllers {
-                return Err(ArgError::ControllerWithoutGroup);
+                return Err(ArgError::ControllerWithoutCgroup);
             }
             return Ok(None);
         };
         if !has_controllers && !self.no_controllers {
-            return Err(ArgError::GroupWithoutController);
+            return Err(ArgError::CgroupWithoutController);
         }
         Ok(Some(CgroupConfig {
             path,
@@ -183,7 +187,7 @@ impl Seen {
             delay_to_sigkill_ms: self.delay.unwrap_or(DEFAULT_DELAY_TO_SIGKILL_MS),
             uid: self.uid,
             gid: self.gid,
-            groups: self.groups,
+            supplementary_groups: self.supplementary_groups,
             window: self.window.unwrap_or(DEFAULT_WINDOW),
             capture,
             framed: self.framed,
@@ -255,14 +259,14 @@ fn parse_set(arg: &str) -> Result<(String, String), ArgError> {
     Ok((file.to_string(), value.to_string()))
 }
 
-fn parse_group_list(list: &str) -> Result<Vec<IdSpec>, ArgError> {
+fn parse_supplementary_groups(list: &str) -> Result<Vec<IdSpec>, ArgError> {
     if list.is_empty() {
         return Ok(Vec::new());
     }
     list.split(',')
         .map(|item| {
             if item.is_empty() || item.chars().any(char::is_whitespace) {
-                Err(ArgError::BadGroupList(list.to_string()))
+                Err(ArgError::BadSupplementaryGroups(list.to_string()))
             } else {
                 Ok(IdSpec::parse(item))
             }

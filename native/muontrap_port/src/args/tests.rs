@@ -39,7 +39,7 @@ fn defaults() {
     assert_eq!(c.window, 10240);
     assert_eq!(c.capture, Capture::None);
     assert!(!c.framed);
-    assert_eq!((c.uid, c.gid, c.groups), (None, None, None));
+    assert_eq!((c.uid, c.gid, c.supplementary_groups), (None, None, None));
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn long_options_with_space_or_equals() {
     assert_eq!(a.uid, Some(IdSpec::Name("alice".into())));
     assert_eq!(a.gid, Some(IdSpec::Id(100)));
     assert_eq!(
-        a.groups,
+        a.supplementary_groups,
         Some(vec![IdSpec::Id(1), IdSpec::Name("wheel".into())])
     );
     assert!(a.framed);
@@ -203,9 +203,12 @@ fn capture_modes() {
 }
 
 #[test]
-fn empty_groups_means_none() {
-    assert_eq!(run(&["--groups", "", "p"]).groups, Some(vec![]));
-    assert_eq!(run(&["--groups=", "p"]).groups, Some(vec![]));
+fn empty_supplementary_groups_means_none() {
+    assert_eq!(
+        run(&["--groups", "", "p"]).supplementary_groups,
+        Some(vec![])
+    );
+    assert_eq!(run(&["--groups=", "p"]).supplementary_groups, Some(vec![]));
 }
 
 #[test]
@@ -253,8 +256,8 @@ fn errors() {
         (vec!["--stdio-window", "15", "p"], WindowTooSmall(15)),
         (vec!["--uid", "1", "--uid", "2", "p"], Duplicate("--uid")),
         (vec!["-0", "a", "--arg0", "b", "p"], Duplicate("--arg0")),
-        (vec!["-g", "x", "p"], GroupWithoutController),
-        (vec!["-c", "memory", "p"], ControllerWithoutGroup),
+        (vec!["-g", "x", "p"], CgroupWithoutController),
+        (vec!["-c", "memory", "p"], ControllerWithoutCgroup),
         (vec!["--no-controllers", "p"], NoControllersMisuse),
         (
             vec!["-g", "x", "-c", "pids", "--no-controllers", "p"],
@@ -269,8 +272,14 @@ fn errors() {
             BadController("Mem ory".into()),
         ),
         (vec!["-g", "x", "-c", "", "p"], BadController("".into())),
-        (vec!["--groups", "1,,2", "p"], BadGroupList("1,,2".into())),
-        (vec!["--groups", "1,", "p"], BadGroupList("1,".into())),
+        (
+            vec!["--groups", "1,,2", "p"],
+            BadSupplementaryGroups("1,,2".into()),
+        ),
+        (
+            vec!["--groups", "1,", "p"],
+            BadSupplementaryGroups("1,".into()),
+        ),
     ];
     for (a, want) in cases {
         assert_eq!(err(&a), want, "{a:?}");

@@ -2,7 +2,7 @@
 //! datagram (its `SCM_CREDENTIALS` pid) and a `MAINPID=`.
 //!
 //! With a cgroup, the pid's `/proc/<pid>/cgroup` line for the tracking
-//! hierarchy must be the program's group or below it. Without one, its
+//! hierarchy must be the program's cgroup or below it. Without one, its
 //! ppid chain must reach the port: the port is a child subreaper, so the
 //! orphans of the program's tree are reparented to it, not to init.
 //! A pid that is gone from /proc cannot be attributed either way.
@@ -38,16 +38,16 @@ pub struct Hierarchy {
 pub enum Containment {
     /// Descendants of the port (`port` is its pid).
     Tree { port: i32 },
-    /// Members of the group `path` (as `/proc/<pid>/cgroup` names it) or of
-    /// a group below it.
+    /// Members of the cgroup `path` (as `/proc/<pid>/cgroup` names it) or of
+    /// a cgroup below it.
     Cgroup { hierarchy: Hierarchy, path: String },
-    /// The group could not be read: nobody can be attributed.
+    /// The cgroup could not be read: nobody can be attributed.
     Nobody,
 }
 
 impl Containment {
     /// For a program in the cgroup whose tracking hierarchy is `h`: the
-    /// group's name as /proc shows it, read from the program itself (it
+    /// cgroup's name as /proc shows it, read from the program itself (it
     /// joined before exec, and its zombie keeps /proc until we reap it).
     pub fn cgroup(h: Hierarchy, program: i32) -> Containment {
         match cgroup_of(program, &h) {
@@ -75,13 +75,13 @@ impl Containment {
     }
 }
 
-/// `p` is `group` or a group below it.
-fn within(p: &str, group: &str) -> bool {
-    p.strip_prefix(group)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || group.ends_with('/'))
+/// `p` is `cgroup` or a cgroup below it.
+fn within(p: &str, cgroup: &str) -> bool {
+    p.strip_prefix(cgroup)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || cgroup.ends_with('/'))
 }
 
-/// The pid's group in hierarchy `h`, as `/proc/<pid>/cgroup` names it.
+/// The pid's cgroup in hierarchy `h`, as `/proc/<pid>/cgroup` names it.
 fn cgroup_of(pid: i32, h: &Hierarchy) -> Option<String> {
     let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     parse_proc_cgroup(&text)
@@ -98,7 +98,7 @@ fn cgroup_of(pid: i32, h: &Hierarchy) -> Option<String> {
 }
 
 fn ppid_of(pid: i32) -> Option<i32> {
-    crate::tree::parent_and_group(pid).map(|(ppid, _)| ppid)
+    crate::tree::parent_and_process_group(pid).map(|(ppid, _)| ppid)
 }
 
 /// Whether `ancestor` is a proper ancestor of `pid`, by `ppid` lookups
@@ -207,7 +207,7 @@ mod tests {
     }
 
     #[test]
-    fn group_paths() {
+    fn cgroup_paths() {
         assert!(within("/a/b", "/a/b"));
         assert!(within("/a/b/c", "/a/b"));
         assert!(!within("/a/bc", "/a/b"));
@@ -225,7 +225,7 @@ mod tests {
         assert_eq!(tree.check(0), Verdict::Unknown);
         assert_eq!(tree.check(-3), Verdict::Unknown);
         assert_eq!(Containment::Nobody.check(me), Verdict::Unknown);
-        // Our own cgroup2 group (if any) contains us.
+        // Our own cgroup v2 cgroup (if any) contains us.
         let v2 = Hierarchy {
             version: 2,
             controllers: vec![],

@@ -149,11 +149,11 @@ fn drop_privileges(plan: &Plan, fds: &ChildFds) {
             fail(fds, Stage::Setgid, errno());
         }
     }
-    if let Some(groups) = &plan.groups {
+    if let Some(groups) = &plan.supplementary_groups {
         // SAFETY: the pointer and length describe a live Vec (or an empty
         // list, for which the pointer is not read).
         let r = unsafe { libc::setgroups(groups.len(), groups.as_ptr()) };
-        if r != 0 && plan.groups_required {
+        if r != 0 && plan.supplementary_groups_required {
             fail(fds, Stage::Setgroups, errno());
         }
     }
