@@ -1,25 +1,6 @@
-use std::ffi::OsString;
-
-use super::super::{parse, ArgError, Config, Parsed};
+use super::super::tests::{argv, err, run};
+use super::super::ArgError;
 use super::*;
-
-fn argv(a: &[&str]) -> Vec<OsString> {
-    a.iter().map(OsString::from).collect()
-}
-
-fn run(a: &[&str]) -> Config {
-    match parse(&argv(a)) {
-        Ok(Parsed::Run(c)) => *c,
-        other => panic!("{a:?}: {other:?}"),
-    }
-}
-
-fn err(a: &[&str]) -> ArgError {
-    match parse(&argv(a)) {
-        Err(e) => e,
-        other => panic!("{a:?}: expected an error, got {other:?}"),
-    }
-}
 
 #[test]
 fn defaults() {

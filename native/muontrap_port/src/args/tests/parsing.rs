@@ -1,0 +1,247 @@
+//! The command line in general: defaults, long and short forms, `--`,
+//! values, numbers and ids, and the errors any option can give.
+
+use super::*;
+
+#[test]
+fn defaults() {
+    let c = run(&["echo", "hi", "there"]);
+    assert_eq!(c.program, "echo");
+    assert_eq!(c.args, argv(&["hi", "there"]));
+    assert_eq!(c.arg0, None);
+    assert_eq!(c.cgroup, None);
+    assert_eq!(c.delay_to_sigkill_ms, 500);
+    assert_eq!(c.window, 10240);
+    assert_eq!(c.capture, Capture::None);
+    assert!(!c.framed);
+    assert_eq!((c.uid, c.gid, c.supplementary_groups), (None, None, None));
+}
+
+#[test]
+fn help_anywhere_before_program() {
+    assert_eq!(parse(&argv(&["--help"])), Ok(Parsed::Help));
+    assert_eq!(parse(&argv(&["--framed", "--help", "x"])), Ok(Parsed::Help));
+    // After the program it belongs to the program.
+    assert_eq!(run(&["ls", "--help"]).args, argv(&["--help"]));
+}
+
+#[test]
+fn long_options_with_space_or_equals() {
+    let a = run(&[
+        "--arg0",
+        "name",
+        "--delay-to-sigkill=42",
+        "--stdio-window",
+        "16",
+        "--uid=alice",
+        "--gid",
+        "100",
+        "--groups=1,wheel",
+        "--framed",
+        "--capture-output",
+        "--handover=muontrap-1-a",
+        "prog",
+    ]);
+    assert_eq!(a.arg0, Some(OsString::from("name")));
+    assert_eq!(a.delay_to_sigkill_ms, 42);
+    assert_eq!(a.window, 16);
+    assert_eq!(a.uid, Some(IdSpec::Name("alice".into())));
+    assert_eq!(a.gid, Some(IdSpec::Id(100)));
+    assert_eq!(
+        a.supplementary_groups,
+        Some(vec![IdSpec::Id(1), IdSpec::Name("wheel".into())])
+    );
+    assert!(a.framed);
+    assert_eq!(a.capture, Capture::Stdout);
+    assert_eq!(a.handover.as_deref(), Some("muontrap-1-a"));
+    assert_eq!(a.program, "prog");
+}
+
+#[test]
+fn short_options() {
+    let c = run(&[
+        "-0",
+        "zero",
+        "-g",
+        "a/b",
+        "-c",
+        "memory",
+        "-c",
+        "pids",
+        "-s",
+        "memory.max=1M",
+        "-s",
+        "pids.max=",
+        "-k",
+        "7",
+        "prog",
+    ]);
+    assert_eq!(c.arg0, Some(OsString::from("zero")));
+    assert_eq!(c.delay_to_sigkill_ms, 7);
+    assert_eq!(
+        c.cgroup,
+        Some(CgroupConfig {
+            path: "a/b".into(),
+            controllers: vec!["memory".into(), "pids".into()],
+            settings: vec![
+                ("memory.max".into(), "1M".into()),
+                ("pids.max".into(), String::new())
+            ],
+            beneath_own: false,
+        })
+    );
+}
+
+#[test]
+fn end_of_options() {
+    let c = run(&["--framed", "--", "--capture-output", "-x"]);
+    assert_eq!(c.program, "--capture-output");
+    assert_eq!(c.args, argv(&["-x"]));
+    assert_eq!(c.capture, Capture::None);
+    // The first non-option ends option parsing.
+    let c = run(&["sh", "-c", "--framed"]);
+    assert_eq!(c.program, "sh");
+    assert!(!c.framed);
+    assert_eq!(run(&["-"]).program, "-");
+    // A value may look like an option.
+    assert_eq!(
+        run(&["--arg0", "--framed", "p"]).arg0,
+        Some("--framed".into())
+    );
+    assert_eq!(run(&["--arg0=", "p"]).arg0, Some("".into()));
+}
+
+#[test]
+fn non_utf8() {
+    use std::os::unix::ffi::OsStringExt;
+    let bad = OsString::from_vec(vec![0xff, 0xfe]);
+    let a = vec![OsString::from("--uid"), bad.clone(), "p".into()];
+    assert_eq!(parse(&a), Err(ArgError::NotUtf8("--uid")));
+    // Fine as arg0, program or argument.
+    let a = vec!["-0".into(), bad.clone(), bad.clone(), bad.clone()];
+    match parse(&a) {
+        Ok(Parsed::Run(c)) => {
+            assert_eq!(c.arg0, Some(bad.clone()));
+            assert_eq!(c.program, bad);
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn id_spec() {
+    assert_eq!(IdSpec::parse("0"), IdSpec::Id(0));
+    assert_eq!(IdSpec::parse("65534"), IdSpec::Id(65534));
+    assert_eq!(
+        IdSpec::parse("4294967296"),
+        IdSpec::Name("4294967296".into())
+    );
+    assert_eq!(IdSpec::parse("1a"), IdSpec::Name("1a".into()));
+}
+
+#[test]
+fn numeric_bounds() {
+    // The limits the Elixir side validates against (docs/protocol.md).
+    assert_eq!(run(&["-k", "0", "p"]).delay_to_sigkill_ms, 0);
+    assert_eq!(
+        run(&["-k", "4294967295", "p"]).delay_to_sigkill_ms,
+        u32::MAX
+    );
+    assert_eq!(run(&["-k", "007", "p"]).delay_to_sigkill_ms, 7);
+    assert_eq!(
+        err(&["-k", "4294967296", "p"]).to_string(),
+        "--delay-to-sigkill needs a non-negative integer, got '4294967296'"
+    );
+    assert_eq!(run(&["--stdio-window", "16", "p"]).window, 16);
+    assert_eq!(run(&["--stdio-window", "4294967295", "p"]).window, u32::MAX);
+    assert_eq!(
+        err(&["--stdio-window", "15", "p"]).to_string(),
+        "--stdio-window must be at least 16, got 15"
+    );
+    assert_eq!(
+        err(&["--stdio-window", "4294967296", "p"]).to_string(),
+        "--stdio-window needs a non-negative integer, got '4294967296'"
+    );
+    assert_eq!(
+        err(&["--stdio-window", "", "p"]).to_string(),
+        "--stdio-window needs a non-negative integer, got ''"
+    );
+    // Ids: a u32 is numeric, anything longer is a name (looked up later).
+    assert_eq!(
+        run(&["--uid", "4294967295", "p"]).uid,
+        Some(IdSpec::Id(u32::MAX))
+    );
+    assert_eq!(
+        run(&["--gid", "4294967296", "p"]).gid,
+        Some(IdSpec::Name("4294967296".into()))
+    );
+}
+
+#[test]
+fn empty_supplementary_groups_means_none() {
+    assert_eq!(
+        run(&["--groups", "", "p"]).supplementary_groups,
+        Some(vec![])
+    );
+    assert_eq!(run(&["--groups=", "p"]).supplementary_groups, Some(vec![]));
+}
+
+#[test]
+fn errors() {
+    use ArgError::*;
+    let cases: Vec<(Vec<&str>, ArgError)> = vec![
+        (vec![], MissingProgram),
+        (vec!["--framed"], MissingProgram),
+        (vec!["--"], MissingProgram),
+        (vec!["--bogus", "p"], UnknownOption("--bogus".into())),
+        (vec!["-x", "p"], UnknownOption("-x".into())),
+        (vec!["-gfoo", "p"], UnknownOption("-gfoo".into())),
+        (vec!["--framed=yes", "p"], UnexpectedValue("--framed")),
+        (vec!["--arg0"], MissingValue("--arg0")),
+        (vec!["-k"], MissingValue("--delay-to-sigkill")),
+        (vec!["-k=5", "p"], UnknownOption("-k=5".into())),
+        (
+            vec!["-k", "soon", "p"],
+            BadNumber {
+                option: "--delay-to-sigkill",
+                value: "soon".into(),
+            },
+        ),
+        (
+            vec!["-k", "-1", "p"],
+            BadNumber {
+                option: "--delay-to-sigkill",
+                value: "-1".into(),
+            },
+        ),
+        (
+            vec!["-k", "+1", "p"],
+            BadNumber {
+                option: "--delay-to-sigkill",
+                value: "+1".into(),
+            },
+        ),
+        (
+            vec!["--stdio-window=99999999999", "p"],
+            BadNumber {
+                option: "--stdio-window",
+                value: "99999999999".into(),
+            },
+        ),
+        (vec!["--stdio-window", "15", "p"], WindowTooSmall(15)),
+        (vec!["--uid", "1", "--uid", "2", "p"], Duplicate("--uid")),
+        (vec!["-0", "a", "--arg0", "b", "p"], Duplicate("--arg0")),
+        (
+            vec!["--groups", "1,,2", "p"],
+            BadSupplementaryGroups("1,,2".into()),
+        ),
+        (
+            vec!["--groups", "1,", "p"],
+            BadSupplementaryGroups("1,".into()),
+        ),
+    ];
+    for (a, want) in cases {
+        assert_eq!(err(&a), want, "{a:?}");
+        assert!(!want.to_string().is_empty());
+    }
+}
