@@ -100,71 +100,112 @@ pub fn resolve(
     supplementary_groups: Option<&[IdSpec]>,
     current_gid: u32,
 ) -> Result<Credentials, PrivError> {
-    let user: Option<(u32, Option<UserEntry>, bool)> = match uid {
-        None => None,
-        Some(IdSpec::Id(n)) => {
-            let entry = dir.user_by_uid(*n).map_err(PrivError::Lookup)?;
-            Some((*n, entry, false))
-        }
-        Some(IdSpec::Name(name)) => {
+    let user = uid.map(|spec| resolve_user(dir, spec)).transpose()?;
+    let gid = resolve_primary_gid(dir, gid, user.as_ref(), current_gid)?;
+    let (groups, required) =
+        resolve_supplementary_groups(dir, supplementary_groups, user.as_ref(), gid)?;
+    Ok(Credentials {
+        uid: user.map(|u| u.uid),
+        gid,
+        supplementary_groups: groups,
+        supplementary_groups_required: required,
+    })
+}
+
+/// The user `--uid` names.
+struct TargetUser {
+    uid: u32,
+    /// Its passwd entry; a numeric uid may have none.
+    entry: Option<UserEntry>,
+    /// Given by name: only then does it get its supplementary groups, as
+    /// initgroups() would.
+    by_name: bool,
+}
+
+fn resolve_user(dir: &dyn Directory, spec: &IdSpec) -> Result<TargetUser, PrivError> {
+    let user = match spec {
+        IdSpec::Id(n) => TargetUser {
+            uid: *n,
+            entry: dir.user_by_uid(*n).map_err(PrivError::Lookup)?,
+            by_name: false,
+        },
+        IdSpec::Name(name) => {
             let entry = dir
                 .user_by_name(name)
                 .map_err(PrivError::Lookup)?
                 .ok_or_else(|| PrivError::UnknownUser(name.clone()))?;
-            Some((entry.uid, Some(entry), true))
+            TargetUser {
+                uid: entry.uid,
+                entry: Some(entry),
+                by_name: true,
+            }
         }
     };
-    if let (Some((0, _, _)), Some(spec)) = (&user, uid) {
+    if user.uid == 0 {
         return Err(PrivError::RootUser(spec.to_string()));
     }
+    Ok(user)
+}
 
-    let explicit_gid = gid.map(|g| resolve_gid(dir, g)).transpose()?;
-    let gid = match (explicit_gid, &user) {
-        (Some(g), _) => Some(g),
-        (None, Some((_, Some(entry), _))) => {
-            if entry.gid == 0 {
-                return Err(PrivError::PrimaryGroupRoot(entry.name.clone()));
-            }
-            Some(entry.gid)
-        }
-        (None, Some((uid, None, _))) => {
-            if current_gid == 0 {
-                return Err(PrivError::KeepsRootGroup(*uid));
-            }
-            None
-        }
-        (None, None) => None,
-    };
+/// The gid to switch to: `--gid`, else the user's primary group; `None`
+/// keeps the port's own.
+fn resolve_primary_gid(
+    dir: &dyn Directory,
+    gid: Option<&IdSpec>,
+    user: Option<&TargetUser>,
+    current_gid: u32,
+) -> Result<Option<u32>, PrivError> {
+    if let Some(spec) = gid {
+        return resolve_gid(dir, spec).map(Some);
+    }
+    match user {
+        None => Ok(None),
+        Some(TargetUser {
+            entry: Some(entry), ..
+        }) if entry.gid == 0 => Err(PrivError::PrimaryGroupRoot(entry.name.clone())),
+        Some(TargetUser {
+            entry: Some(entry), ..
+        }) => Ok(Some(entry.gid)),
+        Some(TargetUser { uid, .. }) if current_gid == 0 => Err(PrivError::KeepsRootGroup(*uid)),
+        Some(_) => Ok(None),
+    }
+}
 
-    let (groups, supplementary_groups_required) = match (supplementary_groups, &user, gid) {
-        (Some(list), _, _) => (
-            Some(
-                list.iter()
-                    .map(|g| resolve_gid(dir, g))
-                    .collect::<Result<Vec<_>, _>>()?,
-            ),
-            true,
-        ),
+/// The supplementary gids to set, and whether failing to set them is an
+/// error.
+fn resolve_supplementary_groups(
+    dir: &dyn Directory,
+    list: Option<&[IdSpec]>,
+    user: Option<&TargetUser>,
+    gid: Option<u32>,
+) -> Result<(Option<Vec<u32>>, bool), PrivError> {
+    if let Some(list) = list {
+        let gids = list
+            .iter()
+            .map(|g| resolve_gid(dir, g))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok((Some(gids), true));
+    }
+    match (user, gid) {
         // initgroups() semantics, but computed here: NSS must not run in
         // the forked child.
-        (None, Some((_, Some(entry), true)), Some(g)) => (
-            Some(
-                dir.supplementary_gids(&entry.name, g)
-                    .map_err(PrivError::Lookup)?,
-            ),
-            true,
-        ),
+        (
+            Some(TargetUser {
+                entry: Some(entry),
+                by_name: true,
+                ..
+            }),
+            Some(g),
+        ) => {
+            let gids = dir
+                .supplementary_gids(&entry.name, g)
+                .map_err(PrivError::Lookup)?;
+            Ok((Some(gids), true))
+        }
         // Changing identity must not keep the port's supplementary groups.
-        (None, Some(_), _) | (None, None, Some(_)) => (Some(Vec::new()), false),
-        (None, None, None) => (None, false),
-    };
-
-    Ok(Credentials {
-        uid: user.map(|(u, _, _)| u),
-        gid,
-        supplementary_groups: groups,
-        supplementary_groups_required,
-    })
+        (Some(_), _) | (None, Some(_)) => Ok((Some(Vec::new()), false)),
+        (None, None) => Ok((None, false)),
+    }
 }
 
 /// The system user database via libc's NSS functions.
@@ -206,203 +247,4 @@ impl Directory for SystemDirectory {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Fake;
-
-    const USERS: &[(&str, u32, u32)] = &[
-        ("root", 0, 0),
-        ("alice", 1000, 1000),
-        ("daemonish", 5, 0),
-        ("nobody", 65534, 65534),
-    ];
-    const GROUPS: &[(&str, u32)] = &[("root", 0), ("alice", 1000), ("wheel", 10), ("audio", 29)];
-
-    fn user(t: &(&str, u32, u32)) -> UserEntry {
-        UserEntry {
-            name: t.0.to_string(),
-            uid: t.1,
-            gid: t.2,
-        }
-    }
-
-    impl Directory for Fake {
-        fn user_by_name(&self, name: &str) -> Result<Option<UserEntry>, String> {
-            Ok(USERS.iter().find(|u| u.0 == name).map(user))
-        }
-        fn user_by_uid(&self, uid: u32) -> Result<Option<UserEntry>, String> {
-            Ok(USERS.iter().find(|u| u.1 == uid).map(user))
-        }
-        fn group_by_name(&self, name: &str) -> Result<Option<u32>, String> {
-            if name == "broken" {
-                return Err("nss down".into());
-            }
-            Ok(GROUPS.iter().find(|g| g.0 == name).map(|g| g.1))
-        }
-        fn supplementary_gids(&self, user: &str, gid: u32) -> Result<Vec<u32>, String> {
-            Ok(match user {
-                "alice" => vec![gid, 10, 29],
-                _ => vec![gid],
-            })
-        }
-    }
-
-    fn name(s: &str) -> IdSpec {
-        IdSpec::Name(s.into())
-    }
-
-    fn ok(
-        uid: Option<IdSpec>,
-        gid: Option<IdSpec>,
-        supplementary_groups: Option<Vec<IdSpec>>,
-        current_gid: u32,
-    ) -> Credentials {
-        resolve(
-            &Fake,
-            uid.as_ref(),
-            gid.as_ref(),
-            supplementary_groups.as_deref(),
-            current_gid,
-        )
-        .unwrap()
-    }
-
-    fn err(
-        uid: Option<IdSpec>,
-        gid: Option<IdSpec>,
-        supplementary_groups: Option<Vec<IdSpec>>,
-    ) -> PrivError {
-        resolve(
-            &Fake,
-            uid.as_ref(),
-            gid.as_ref(),
-            supplementary_groups.as_deref(),
-            0,
-        )
-        .unwrap_err()
-    }
-
-    #[test]
-    fn nothing_requested() {
-        assert_eq!(ok(None, None, None, 0), Credentials::default());
-    }
-
-    #[test]
-    fn user_name_gets_primary_and_supplementary_groups() {
-        let c = ok(Some(name("alice")), None, None, 0);
-        assert_eq!(c.uid, Some(1000));
-        assert_eq!(c.gid, Some(1000));
-        assert_eq!(c.supplementary_groups, Some(vec![1000, 10, 29]));
-        assert!(c.supplementary_groups_required);
-        // The supplementary list is computed for the chosen gid.
-        let c = ok(Some(name("alice")), Some(name("wheel")), None, 0);
-        assert_eq!(c.gid, Some(10));
-        assert_eq!(c.supplementary_groups, Some(vec![10, 10, 29]));
-    }
-
-    #[test]
-    fn numeric_uid() {
-        // Known uid: its primary group, supplementary groups dropped.
-        let c = ok(Some(IdSpec::Id(1000)), None, None, 0);
-        assert_eq!(
-            (c.uid, c.gid, c.supplementary_groups),
-            (Some(1000), Some(1000), Some(vec![]))
-        );
-        assert!(!c.supplementary_groups_required);
-        // Unknown uid: group unchanged unless that would be root's.
-        let c = ok(Some(IdSpec::Id(4242)), None, None, 100);
-        assert_eq!((c.uid, c.gid), (Some(4242), None));
-        assert_eq!(
-            err(Some(IdSpec::Id(4242)), None, None),
-            PrivError::KeepsRootGroup(4242)
-        );
-        let c = ok(Some(IdSpec::Id(4242)), Some(IdSpec::Id(77)), None, 0);
-        assert_eq!(c.gid, Some(77));
-    }
-
-    #[test]
-    fn explicit_groups() {
-        let c = ok(
-            Some(name("alice")),
-            None,
-            Some(vec![name("audio"), IdSpec::Id(500)]),
-            0,
-        );
-        assert_eq!(c.supplementary_groups, Some(vec![29, 500]));
-        assert!(c.supplementary_groups_required);
-        let c = ok(None, None, Some(vec![]), 0);
-        assert_eq!(c.supplementary_groups, Some(vec![]));
-        assert!(c.supplementary_groups_required);
-    }
-
-    #[test]
-    fn gid_only() {
-        let c = ok(None, Some(name("wheel")), None, 0);
-        assert_eq!(
-            (c.uid, c.gid, c.supplementary_groups),
-            (None, Some(10), Some(vec![]))
-        );
-    }
-
-    #[test]
-    fn refuses_root_and_unknowns() {
-        assert_eq!(
-            err(Some(IdSpec::Id(0)), None, None),
-            PrivError::RootUser("0".into())
-        );
-        assert_eq!(
-            err(Some(name("root")), None, None),
-            PrivError::RootUser("'root'".into())
-        );
-        assert_eq!(
-            err(Some(name("alice")), Some(IdSpec::Id(0)), None),
-            PrivError::RootGroup("0".into())
-        );
-        assert_eq!(
-            err(None, Some(name("root")), None),
-            PrivError::RootGroup("'root'".into())
-        );
-        assert_eq!(
-            err(None, None, Some(vec![IdSpec::Id(5), IdSpec::Id(0)])),
-            PrivError::RootGroup("0".into())
-        );
-        assert_eq!(
-            err(Some(name("bob")), None, None),
-            PrivError::UnknownUser("bob".into())
-        );
-        assert_eq!(
-            err(None, Some(name("nope")), None),
-            PrivError::UnknownGroup("nope".into())
-        );
-        assert_eq!(
-            err(None, None, Some(vec![name("nope")])),
-            PrivError::UnknownGroup("nope".into())
-        );
-        assert_eq!(
-            err(Some(name("daemonish")), None, None),
-            PrivError::PrimaryGroupRoot("daemonish".into())
-        );
-        assert!(matches!(
-            err(None, Some(name("broken")), None),
-            PrivError::Lookup(_)
-        ));
-        for e in [
-            PrivError::RootUser("0".into()),
-            PrivError::UnknownUser("x".into()),
-        ] {
-            assert!(!e.to_string().is_empty());
-        }
-    }
-
-    #[test]
-    fn system_directory_smoke() {
-        // root exists on any Linux system this runs on.
-        let d = SystemDirectory;
-        let root = d.user_by_name("root").unwrap().unwrap();
-        assert_eq!((root.uid, root.gid), (0, 0));
-        assert_eq!(d.user_by_name("no_such_user_muontrap").unwrap(), None);
-        assert_eq!(d.group_by_name("no_such_group_muontrap").unwrap(), None);
-        assert!(d.supplementary_gids("root", 0).unwrap().contains(&0));
-    }
-}
+mod tests;
