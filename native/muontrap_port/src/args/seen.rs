@@ -45,60 +45,70 @@ impl Seen {
         name: &'static str,
         value: Option<OsString>,
     ) -> Result<(), ArgError> {
-        let text = || match &value {
-            Some(v) => to_str(name, v),
-            None => Err(ArgError::MissingValue(name)),
-        };
+        match value {
+            None => self.record_flag(opt, name),
+            // The one value that need not be UTF-8: it goes to execve as is.
+            Some(v) if opt == Opt::Arg0 => set_once(&mut self.arg0, name, v),
+            Some(v) => self.record_value(opt, name, &v),
+        }
+    }
+
+    fn record_value(&mut self, opt: Opt, name: &'static str, v: &OsStr) -> Result<(), ArgError> {
+        let text = || to_str(name, v);
         match opt {
-            // `parse` returns at --help before recording anything.
-            Opt::Help => {}
-            Opt::Arg0 => set_once(&mut self.arg0, name, value.clone().unwrap_or_default())?,
-            Opt::CgroupPath => set_once(&mut self.cgroup_path, name, parse_cgroup_path(text()?)?)?,
-            Opt::Controller => self.add_controller(text()?)?,
-            Opt::Set => {
-                if self.controllers.is_empty() && !self.no_controllers {
-                    return Err(ArgError::SetBeforeController);
-                }
-                self.settings.push(parse_set(&text()?)?);
+            Opt::CgroupPath => set_once(&mut self.cgroup_path, name, parse_cgroup_path(text()?)?),
+            Opt::Controller => self.add_controller(text()?),
+            Opt::Set => self.add_setting(text),
+            Opt::Delay => set_once(&mut self.delay, name, parse_u32(name, &text()?)?),
+            Opt::Uid => set_once(&mut self.uid, name, IdSpec::parse(&text()?)),
+            Opt::Gid => set_once(&mut self.gid, name, IdSpec::parse(&text()?)),
+            Opt::SupplementaryGroups => {
+                let groups = parse_supplementary_groups(&text()?)?;
+                set_once(&mut self.supplementary_groups, name, groups)
             }
-            Opt::Delay => set_once(&mut self.delay, name, parse_u32(name, &text()?)?)?,
-            Opt::Uid => set_once(&mut self.uid, name, IdSpec::parse(&text()?))?,
-            Opt::Gid => set_once(&mut self.gid, name, IdSpec::parse(&text()?))?,
-            Opt::SupplementaryGroups => set_once(
-                &mut self.supplementary_groups,
-                name,
-                parse_supplementary_groups(&text()?)?,
-            )?,
-            Opt::Window => {
-                let n = parse_u32(name, &text()?)?;
-                if n < MIN_WINDOW {
-                    return Err(ArgError::WindowTooSmall(n));
-                }
-                set_once(&mut self.window, name, n)?;
-            }
-            Opt::Handover => set_once(&mut self.handover, name, text()?)?,
+            Opt::Window => set_once(&mut self.window, name, parse_window(name, &text()?)?),
+            Opt::Handover => set_once(&mut self.handover, name, text()?),
             Opt::ListenFdnames => {
                 let names = listen::parse_fdnames(&text()?)?;
-                set_once(&mut self.listen_fdnames, name, names)?;
+                set_once(&mut self.listen_fdnames, name, names)
             }
-            Opt::Watchdog => {
-                let n = parse_u32(name, &text()?)?;
-                if n == 0 {
-                    return Err(ArgError::WatchdogZero);
-                }
-                set_once(&mut self.watchdog, name, n)?;
-            }
-            Opt::CaptureOutput => self.cap_out = true,
-            Opt::CaptureStderr => self.cap_err = true,
-            Opt::CaptureStderrOnly => self.cap_err_only = true,
-            Opt::Framed => self.framed = true,
-            Opt::NoControllers => self.no_controllers = true,
-            Opt::BeneathOwn => self.beneath_own = true,
-            Opt::Notify => self.notify = true,
+            Opt::Watchdog => set_once(&mut self.watchdog, name, parse_watchdog(name, &text()?)?),
             Opt::StopSignal | Opt::Umask | Opt::Nice | Opt::Rlimit => {
-                self.attrs.record(opt, name, &text()?)?;
+                self.attrs.record(opt, name, &text()?)
             }
+            // `parse` gives flags no value.
+            _ => Err(ArgError::UnexpectedValue(name)),
         }
+    }
+
+    fn record_flag(&mut self, opt: Opt, name: &'static str) -> Result<(), ArgError> {
+        let flag = match opt {
+            Opt::CaptureOutput => &mut self.cap_out,
+            Opt::CaptureStderr => &mut self.cap_err,
+            Opt::CaptureStderrOnly => &mut self.cap_err_only,
+            Opt::Framed => &mut self.framed,
+            Opt::NoControllers => &mut self.no_controllers,
+            Opt::BeneathOwn => &mut self.beneath_own,
+            Opt::Notify => &mut self.notify,
+            // `parse` returns at --help before recording anything.
+            Opt::Help => return Ok(()),
+            // `parse` gives every other option its value.
+            _ => return Err(ArgError::MissingValue(name)),
+        };
+        *flag = true;
+        Ok(())
+    }
+
+    /// `-s`: only once the cgroup has its controllers (or has none);
+    /// that is checked before the value is.
+    fn add_setting(
+        &mut self,
+        text: impl FnOnce() -> Result<String, ArgError>,
+    ) -> Result<(), ArgError> {
+        if self.controllers.is_empty() && !self.no_controllers {
+            return Err(ArgError::SetBeforeController);
+        }
+        self.settings.push(parse_set(&text()?)?);
         Ok(())
     }
 
@@ -205,6 +215,23 @@ fn to_str(option: &'static str, v: &OsStr) -> Result<String, ArgError> {
     v.to_str()
         .map(str::to_string)
         .ok_or(ArgError::NotUtf8(option))
+}
+
+/// `--stdio-window`: the port side's one check of the minimum (the Elixir
+/// side checks `:stdio_window` in `MuonTrap.Options`).
+fn parse_window(option: &'static str, v: &str) -> Result<u32, ArgError> {
+    let n = parse_u32(option, v)?;
+    if n < MIN_WINDOW {
+        return Err(ArgError::WindowTooSmall(n));
+    }
+    Ok(n)
+}
+
+fn parse_watchdog(option: &'static str, v: &str) -> Result<u32, ArgError> {
+    match parse_u32(option, v)? {
+        0 => Err(ArgError::WatchdogZero),
+        n => Ok(n),
+    }
 }
 
 fn parse_u32(option: &'static str, v: &str) -> Result<u32, ArgError> {
