@@ -15,6 +15,7 @@
 mod args;
 mod cgroup;
 mod handover;
+mod lifecycle;
 mod listen;
 mod log;
 mod main_process;
@@ -30,7 +31,6 @@ mod output;
 mod pidfd;
 mod privileges;
 mod protocol;
-mod relay;
 mod signals;
 mod spawn;
 mod tree;
@@ -48,11 +48,11 @@ use nix::sys::stat::Mode;
 use args::{Config, Parsed};
 use cgroup::Cgroup;
 use handover::Handover;
+use lifecycle::Params;
 use main_process::MainProcess;
 use notify::Notifier;
 use output::Output;
 use privileges::SystemDirectory;
-use relay::{Params, Relay};
 
 #[cfg_attr(not(test), no_mangle)]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
@@ -89,7 +89,7 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
 fn fail(out: &mut Output, sigfd: Option<&SignalFd>, msg: &str) -> i32 {
     out.error(msg);
     match sigfd {
-        Some(fd) => relay::finish(out, fd, true, 1),
+        Some(fd) => lifecycle::finish(out, fd, true, 1),
         None => out.exit(1),
     }
     1
@@ -154,7 +154,7 @@ fn run(cfg: &Config) -> i32 {
             None
         }
     };
-    Relay::new(Params {
+    lifecycle::run(Params {
         sigfd,
         out,
         delay: Duration::from_millis(u64::from(cfg.delay_to_sigkill_ms)),
@@ -168,7 +168,6 @@ fn run(cfg: &Config) -> i32 {
         early_stdin,
         notify,
     })
-    .run()
 }
 
 /// `--handover`, before any privilege, cgroup or process work, so a caller
@@ -190,7 +189,7 @@ fn receive_handover(
         Ok(h) => Some(h),
         Err(e) => {
             out.error(&e.to_string());
-            relay::finish(out, sigfd, e.wait_for_close(), 1);
+            lifecycle::finish(out, sigfd, e.wait_for_close(), 1);
             None
         }
     }

@@ -7,17 +7,27 @@ use std::os::fd::AsFd;
 use nix::errno::Errno;
 use nix::unistd::read;
 
-use super::{Phase, Relay};
+use super::{Lifecycle, Phase};
 use crate::notify::Notifier;
-use crate::protocol::{self, Inbound, ProtocolError};
+use crate::protocol::{Inbound, ProtocolError};
 
-impl Relay {
+/// Our stdin, as far as it can still be understood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Inbox {
+    Open,
+    /// After a framed decoding error: still read (for EOF), never parsed.
+    Garbled,
+    /// EOF: the Erlang side is gone.
+    Closed,
+}
+
+impl Lifecycle {
     pub(super) fn protocol_error(&mut self, e: ProtocolError) {
         if self.error_status.is_none() {
             self.out.error(&e.to_string());
             self.error_status = Some(1);
         }
-        self.discard = true;
+        self.pipe.discard();
         self.start_terminate("protocol error");
     }
 
@@ -32,9 +42,9 @@ impl Relay {
             }
         };
         if n == 0 {
-            self.stdin_open = false;
-            // The Erlang side is gone: nobody will ack or read output.
-            self.discard = true;
+            self.inbox = Inbox::Closed;
+            // Nobody will ack or read output any more.
+            self.pipe.discard();
             self.start_terminate("stdin closed");
             return;
         }
@@ -43,24 +53,28 @@ impl Relay {
 
     /// Plain: acks. Framed: messages.
     pub(super) fn consume_stdin(&mut self, bytes: &[u8]) {
-        if self.stdin_garbage {
+        if self.inbox != Inbox::Open {
             return;
         }
         if !self.out.framed() {
-            let acked = protocol::plain_ack_total(bytes);
+            let acked = crate::protocol::plain_ack_total(bytes);
             if let Err(e) = self.pipe.ack(acked) {
                 self.protocol_error(e);
             }
             return;
         }
         self.decoder.push(bytes);
+        self.handle_messages();
+    }
+
+    fn handle_messages(&mut self) {
         loop {
             match self.decoder.next_message() {
                 Ok(None) => break,
                 Ok(Some(Inbound::Terminate)) => self.start_terminate("TERMINATE message"),
                 Ok(Some(Inbound::Signal(sig))) => self.signal_request(sig),
                 Err(e) => {
-                    self.stdin_garbage = true;
+                    self.inbox = Inbox::Garbled;
                     self.protocol_error(e);
                     break;
                 }
@@ -71,7 +85,7 @@ impl Relay {
     /// SIGNAL: one SIGNALED per request, right away, so in order. Only
     /// while the program runs: not once it exited or termination began.
     fn signal_request(&mut self, sig: u32) {
-        let running = matches!(self.phase, Phase::Running) && self.reaper.status.is_none();
+        let running = matches!(self.phase, Phase::Running) && self.processes.program_running();
         let main = self.notify.as_ref().and_then(Notifier::main_pidfd);
         let reply = self.target.signal(sig, main, running);
         tracing::debug!(signal = sig, ?reply, "SIGNAL");

@@ -1,4 +1,4 @@
-//! Plain mode without `--handover`: the output pipe of ours that the relay
+//! Plain mode without `--handover`: the output pipe of ours that the port
 //! copies to stdout under the window (splice(2) while it works, else read
 //! and write). Framed output goes into a handed-over pipe instead and
 //! never reaches us.
@@ -51,6 +51,9 @@ pub(super) struct Pipe {
     /// be copied: while splice(2) works it is never needed, and a 128 KiB
     /// buffer would be most of an idle port's private memory.
     buf: Vec<u8>,
+    /// Nobody can ack any more (stdin EOF, stdout gone, protocol error):
+    /// read unthrottled and drop the data.
+    discard: bool,
 }
 
 impl Pipe {
@@ -63,6 +66,7 @@ impl Pipe {
             window: Window::new(window),
             cap: read_cap(window),
             buf: Vec::new(),
+            discard: false,
         }
     }
 
@@ -79,18 +83,25 @@ impl Pipe {
         self.fd = None;
     }
 
-    /// The window is full: nothing may be read until an ack.
-    pub(super) fn window_full(&self) -> bool {
-        self.window.available() == 0
+    /// From now on, what the program writes is read and dropped.
+    pub(super) fn discard(&mut self) {
+        self.discard = true;
+    }
+
+    /// The window is full: nothing may be read until an ack. (Waiting
+    /// for the Erlang side, not a stuck pipe.)
+    pub(super) fn blocked_on_acks(&self) -> bool {
+        !self.discard && self.window.available() == 0
     }
 
     pub(super) fn ack(&mut self, n: u64) -> Result<(), ProtocolError> {
         self.window.ack(n)
     }
 
-    /// Moves what the window allows to `out` (`discard`: reads and drops
-    /// it, unthrottled). Returns true if stdout broke.
-    pub(super) fn read(&mut self, out: &mut Output, discard: bool) -> bool {
+    /// Moves what the window allows to `out` (once discarding: reads and
+    /// drops it, unthrottled). Returns true if stdout broke.
+    pub(super) fn read(&mut self, out: &mut Output) -> bool {
+        let discard = self.discard;
         let Some(pipe) = &self.fd else { return false };
         let cap = self.cap;
         // While splicing, a read only tells EOF from a spurious wakeup (or
