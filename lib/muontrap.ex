@@ -61,10 +61,9 @@ defmodule MuonTrap do
     * `:groups` - supplementary groups (names or numbers); `[]` drops all
     * `:timeout` - milliseconds before `{output_so_far, :timeout}` is returned; the
       command is then terminated asynchronously (SIGTERM, SIGKILL after `:delay_to_sigkill`)
-    * `:stdio_window` - output bytes in flight before the command is paused (default 262144;
-      the port binary's own default for hand-written use stays 10240). The command
-      writes into a pipe of this capacity (at least one page) that the caller reads
-      directly, at most this many bytes at a time
+    * `:stdio_window` - output bytes in flight before the command is paused (default
+      262144). The command writes into a pipe of this capacity (at least one page)
+      that the caller reads directly, at most this many bytes at a time
 
   Cgroup paths are relative to the root of each cgroup hierarchy (v2, or v1
   on v1 and hybrid hosts), or beneath the BEAM's own group with `:cgroup_beneath_beam`.

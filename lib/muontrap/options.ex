@@ -77,6 +77,10 @@ defmodule MuonTrap.Options do
   # The port binary's bound for every number it takes (u32).
   @u32_max 4_294_967_295
 
+  # The smallest `:stdio_window`: the bound of the port binary's
+  # `--stdio-window` too (MIN_WINDOW in native/muontrap_port/src/args.rs).
+  @min_window 16
+
   @log_levels [:emergency, :alert, :critical, :error, :warning, :warn, :notice, :info, :debug]
 
   @typedoc "Where the options are used."
@@ -281,7 +285,7 @@ defmodule MuonTrap.Options do
   defp validate_option(_, :delay_to_sigkill, v) when v in 0..@u32_max, do: v
   defp validate_option(_, key, v) when key in [:uid, :gid], do: Values.id!(key, v)
   defp validate_option(_, :groups, v) when is_list(v), do: Enum.map(v, &Values.id!(:groups, &1))
-  defp validate_option(_, :stdio_window, v) when v in 16..@u32_max, do: v
+  defp validate_option(_, :stdio_window, v) when v in @min_window..@u32_max, do: v
   defp validate_option(_, :stop_signal, v), do: Values.stop_signal!(v)
 
   defp validate_option(:daemon, :reload_signal, v) do
@@ -339,7 +343,7 @@ defmodule MuonTrap.Options do
   defp expected(:cd), do: "a directory as a string"
   defp expected(:arg0), do: "a string"
   defp expected(:delay_to_sigkill), do: "milliseconds, an integer in 0..#{@u32_max}"
-  defp expected(:stdio_window), do: "bytes, an integer in 16..#{@u32_max}"
+  defp expected(:stdio_window), do: "bytes, an integer in #{@min_window}..#{@u32_max}"
   defp expected(:timeout), do: "milliseconds, an integer in 1..#{@u32_max}, or :infinity"
   defp expected(:groups), do: "a list of group names or gids"
   defp expected(:name), do: "an atom, {:global, term} or {:via, module, term}"

@@ -9,14 +9,33 @@ defmodule MuonTrap.Port do
   alias MuonTrap.{Cgroup, Options}
 
   # The library's `:stdio_window` default: the capacity of the BEAM-owned
-  # output pipe (MuonTrap.Stdio). The port binary's own default stays 10240
-  # for its relay in hand-written invocations. Chosen from the window sweep
-  # of `mix muontrap.bench` (README, "Performance").
+  # pipes (MuonTrap.Stdio), chosen from the window sweep of
+  # `mix muontrap.bench` (README, "Performance"). Why the port binary's
+  # own `--stdio-window` default differs is said at DEFAULT_WINDOW in
+  # native/muontrap_port/src/args.rs.
   @default_window 262_144
+
+  # Also the port binary's own default (DEFAULT_DELAY_TO_SIGKILL_MS in
+  # native/muontrap_port/src/args.rs), which the library relies on: it
+  # passes `--delay-to-sigkill` only when the option is given.
+  @default_delay_to_sigkill 500
 
   @doc "The `:stdio_window` used when none is given."
   @spec default_window() :: pos_integer()
   def default_window, do: @default_window
+
+  @doc "The `:delay_to_sigkill` used when none is given, in milliseconds."
+  @spec default_delay_to_sigkill() :: non_neg_integer()
+  def default_delay_to_sigkill, do: @default_delay_to_sigkill
+
+  @doc "The `:stdio_window` of validated `options`."
+  @spec window(map()) :: pos_integer()
+  def window(options), do: Map.get(options, :stdio_window, @default_window)
+
+  @doc "The `:delay_to_sigkill` of validated `options`."
+  @spec delay_to_sigkill(map()) :: non_neg_integer()
+  def delay_to_sigkill(options),
+    do: Map.get(options, :delay_to_sigkill, @default_delay_to_sigkill)
 
   @doc "Path to the port binary."
   @spec path() :: String.t()

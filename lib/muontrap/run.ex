@@ -64,7 +64,7 @@ defmodule MuonTrap.Run do
   """
   @spec start(MuonTrap.Options.t()) :: t()
   def start(options) do
-    window = Map.get(options, :stdio_window, MuonTrap.Port.default_window())
+    window = MuonTrap.Port.window(options)
     reading = if options[:stderr] == :separate, do: [:output, :stderr], else: [:output]
     input = options[:input]
     streams = if input, do: reading ++ [:stdin], else: reading

@@ -21,7 +21,9 @@ defmodule MuonTrap.Stdio do
 
   alias MuonTrap.Nif
 
-  # The most a read at a timeout takes, to collect everything still queued.
+  # What a read at a timeout asks for, to collect everything still queued:
+  # no pipe is larger (MAX_PIPE in native/muontrap_nif/src/pipe.rs), and
+  # the NIF reads no more than is queued.
   @max_read 1_048_576
 
   # How long the pipes are read after the port's EXIT. Every process of

@@ -5,8 +5,13 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// Reads and writes never move more than this: a full 1 MiB pipe.
-pub const MAX_READ: usize = 1 << 20;
+/// The largest pipe we ask for: the default `/proc/sys/fs/pipe-max-size`,
+/// above which an unprivileged process is refused. The window is clamped
+/// to this once, in `make`; reads and writes are then bounded by the pipe
+/// itself (what is queued, what is free), so they need no clamp of their own.
+const MAX_PIPE: usize = 1 << 20;
+/// The smallest pipe the kernel makes: one page.
+const MIN_PIPE: usize = 4096;
 /// What a read asks for when FIONREAD reports nothing (EOF or EAGAIN next).
 const PROBE_READ: usize = 64 * 1024;
 
@@ -44,7 +49,7 @@ pub fn make(window: usize, ours: Ours) -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: pipe2 succeeded: both fds are new and ours.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let size = libc::c_int::try_from(window.clamp(4096, MAX_READ)).unwrap_or(4096);
+    let size = libc::c_int::try_from(window.clamp(MIN_PIPE, MAX_PIPE)).unwrap_or(libc::c_int::MAX);
     // SAFETY: fcntl with an integer argument. Failure (EPERM above the
     // limit for unprivileged users) leaves the default 64 KiB.
     unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
@@ -68,9 +73,10 @@ pub fn queued_bytes(fd: RawFd) -> usize {
     }
 }
 
-/// How many bytes to ask for: what is queued, at most `max`.
+/// How many bytes to ask for: what is queued (at most the pipe's
+/// capacity), at most `max`, and never 0, which `read` would report as EOF.
 pub fn read_size(fd: RawFd, max: usize) -> usize {
-    let max = max.clamp(1, MAX_READ);
+    let max = max.max(1);
     match queued_bytes(fd) {
         0 => PROBE_READ.min(max),
         queued => queued.min(max),
@@ -93,11 +99,10 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// One non-blocking write of at most `MAX_READ` bytes of `buf`: the
-/// count written, EAGAIN when the pipe is full, EPIPE once every reader
-/// (the program and its descendants) has closed its stdin.
+/// One non-blocking write of what fits of `buf` (at most the pipe's free
+/// space): the count written, EAGAIN when the pipe is full, EPIPE once
+/// every reader (the program and its descendants) has closed its stdin.
 pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    let buf = &buf[..buf.len().min(MAX_READ)];
     loop {
         // SAFETY: write from a buffer we borrow, of its own length. The
         // BEAM ignores SIGPIPE, so a reader that is gone is EPIPE.

@@ -242,11 +242,11 @@ pub fn stdio_read<'a>(
 }
 
 /// `stdio_write(stdio, data, ref) :: non_neg_integer | :wait | {:error, posix | :closed}`:
-/// writes what fits of `data` (at most 1 MiB) into the command's stdin and
-/// returns how many bytes that was. `:wait` means the pipe is full and
-/// `{:select, stdio, ref, :ready_output}` will come when it is not;
-/// `{:error, :epipe}` that nothing reads it any more; `{:error, :closed}`
-/// after `stdio_close_stdin`.
+/// writes what fits of `data` (at most the pipe's free space) into the
+/// command's stdin and returns how many bytes that was. `:wait` means the
+/// pipe is full and `{:select, stdio, ref, :ready_output}` will come when
+/// it is not; `{:error, :epipe}` that nothing reads it any more;
+/// `{:error, :closed}` after `stdio_close_stdin`.
 #[rustler::nif]
 pub fn stdio_write<'a>(
     env: Env<'a>,

@@ -15,11 +15,35 @@ pub use attrs::{sigrtmax, Attrs, Rlimit};
 pub use error::ArgError;
 use seen::Seen;
 
+/// `--delay-to-sigkill`'s default, the C original's. The Elixir library
+/// passes the flag only when `:delay_to_sigkill` is given and relies on
+/// this being its own default too (`MuonTrap.Port.default_delay_to_sigkill/0`;
+/// `test/muontrap/port_defaults_test.exs` compares the two).
 pub const DEFAULT_DELAY_TO_SIGKILL_MS: u32 = 500;
+
+/// `--stdio-window`'s default, the C original's, kept for hand-written
+/// invocations in plain mode: the only mode whose output is relayed under
+/// this window. The Elixir library's `:stdio_window` default differs
+/// (262144, `MuonTrap.Port.default_window/0`): it is the capacity of the
+/// BEAM-owned pipes the program writes into, and the library never passes
+/// `--stdio-window` (framed mode relays nothing). This is the one place
+/// that says why the two differ.
 pub const DEFAULT_WINDOW: u32 = 10240;
+
+/// The smallest `--stdio-window`, checked once (`seen::parse_window`).
+/// `:stdio_window` has the same bound on the Elixir side
+/// (`MuonTrap.Options`), so a valid option is a valid flag.
 pub const MIN_WINDOW: u32 = 16;
 
-pub const USAGE: &str = "\
+/// The `--help` text, with the defaults and bounds above.
+pub fn usage() -> String {
+    USAGE
+        .replace("{DELAY}", &DEFAULT_DELAY_TO_SIGKILL_MS.to_string())
+        .replace("{WINDOW}", &DEFAULT_WINDOW.to_string())
+        .replace("{MIN_WINDOW}", &MIN_WINDOW.to_string())
+}
+
+const USAGE: &str = "\
 Usage: muontrap [OPTIONS] [--] PROGRAM [ARGS...]
 
 Runs PROGRAM contained (own process group, optional cgroup, killed with
@@ -35,7 +59,7 @@ Options:
   -c, --controller NAME        cgroup controller to enable (repeatable, needs -g)
       --no-controllers         with -g: a cgroup for containment only, no controller
   -s, --set FILE=VALUE         write VALUE to the cgroup's FILE (repeatable, after a -c)
-  -k, --delay-to-sigkill MS    wait after the stop signal before SIGKILL (default 500)
+  -k, --delay-to-sigkill MS    wait after the stop signal before SIGKILL (default {DELAY})
       --stop-signal SIG        first signal of the stop sequence: a number or a name
                                such as TERM, INT, SIGQUIT (default TERM; not KILL/STOP)
       --umask OCTAL            the program's umask (e.g. 077)
@@ -47,7 +71,7 @@ Options:
       --uid UID|USER           run the program as this user (not 0)
       --gid GID|GROUP          run the program with this group (not 0)
       --groups LIST            comma-separated supplementary gids or names (\"\" = none)
-      --stdio-window BYTES     unacknowledged output limit (default 10240, min 16)
+      --stdio-window BYTES     unacknowledged output limit (default {WINDOW}, min {MIN_WINDOW})
       --capture-output         relay the program's stdout
       --capture-stderr         relay stderr too, merged with stdout
       --capture-stderr-only    relay only stderr; stdout goes to /dev/null (wins)

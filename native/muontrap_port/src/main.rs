@@ -64,7 +64,7 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
     let framed = args::framed_requested(&argv);
     let status = match args::parse(&argv) {
         Ok(Parsed::Help) => {
-            let _ = std::io::stdout().write_all(args::USAGE.as_bytes());
+            let _ = std::io::stdout().write_all(args::usage().as_bytes());
             0
         }
         Err(e) => {

@@ -245,3 +245,11 @@ fn errors() {
         assert!(!want.to_string().is_empty());
     }
 }
+
+#[test]
+fn usage_states_the_defaults_and_bounds() {
+    let u = usage();
+    assert!(u.contains("before SIGKILL (default 500)"), "{u}");
+    assert!(u.contains("output limit (default 10240, min 16)"), "{u}");
+    assert!(!u.contains('{'), "{u}");
+}

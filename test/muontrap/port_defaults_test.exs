@@ -1,0 +1,32 @@
+defmodule MuonTrap.PortDefaultsTest do
+  # Facts the library and the port binary share without passing them: the
+  # port's `--help` states its defaults and bounds from the constants that
+  # apply them (native/muontrap_port/src/args.rs).
+  use ExUnit.Case, async: true
+
+  alias MuonTrap.Options
+
+  defp port_help do
+    {help, 0} = System.cmd(MuonTrap.Port.path(), ["--help"])
+    help
+  end
+
+  test "the library's :delay_to_sigkill default is the port binary's" do
+    # The library passes --delay-to-sigkill only when the option is given.
+    assert ["--framed", "--", _] =
+             MuonTrap.Port.args(Options.validate(:cmd, "true", [], []), :none)
+
+    [_, default] = Regex.run(~r/--delay-to-sigkill MS .*\(default (\d+)\)/, port_help())
+    assert String.to_integer(default) == MuonTrap.Port.default_delay_to_sigkill()
+  end
+
+  test ":stdio_window has the port binary's minimum" do
+    [_, min] = Regex.run(~r/--stdio-window BYTES .*, min (\d+)\)/, port_help())
+    min = String.to_integer(min)
+    assert %{stdio_window: ^min} = Options.validate(:cmd, "true", [], stdio_window: min)
+
+    assert_raise ArgumentError, ~r/:stdio_window/, fn ->
+      Options.validate(:cmd, "true", [], stdio_window: min - 1)
+    end
+  end
+end
