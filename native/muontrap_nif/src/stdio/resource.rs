@@ -1,9 +1,14 @@
-//! The `MuonTrap.Stdio` resource type, registered by hand: a selected fd
-//! may only be closed from the type's `stop` callback, which rustler's
-//! resource registration does not offer. The `down` callback closes
-//! everything when the owner dies, at whatever moment.
+//! The `MuonTrap.Stdio` resource type, the NIF's one resource registered
+//! by hand (the others use rustler's `Resource`). Why: a descriptor that
+//! was passed to `enif_select` may only be closed from the type's `stop`
+//! callback, once the BEAM no longer polls it, and rustler 0.38's
+//! `Resource` registers no `stop` callback (its registration leaves
+//! `ErlNifResourceTypeInit.stop` null; the trait has only `destructor`,
+//! `down` and `dyncall`). Everything that touches the raw type, its
+//! callbacks and `enif_select` is in this file. The `down` callback
+//! closes everything when the owner dies, at whatever moment.
 
-use std::ffi::c_void;
+use std::ffi::{c_int, c_void};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -113,23 +118,44 @@ unsafe extern "C" fn stdio_down(
     lock(obj).close_all(env, obj);
 }
 
-/// Closes `s`'s fd: a selected one through ERL_NIF_SELECT_STOP, else now.
+/// `enif_select` return bits (erl_nif.h) that rustler does not name: the
+/// stop callback ran during the call, or will run later.
+const SELECT_STOP_CALLED: c_int = 1 << 0;
+const SELECT_STOP_SCHEDULED: c_int = 1 << 1;
+
+/// Whether `enif_select(STOP)`'s result `r` means a stop callback ran or
+/// will run (and so closes the fd). A negative `r` is a failure.
+fn stop_callback_follows(r: c_int) -> bool {
+    r >= 0 && r & (SELECT_STOP_CALLED | SELECT_STOP_SCHEDULED) != 0
+}
+
+/// Closes `s`'s fd: one never selected now; a selected one through
+/// ERL_NIF_SELECT_STOP, whose stop callback closes it, unless the BEAM
+/// says no callback will come (the call failed, or reported neither
+/// STOP_CALLED nor STOP_SCHEDULED): then it is closed here, as the exile
+/// NIF does, rather than leaked.
 pub fn release(env: *mut ErlNifEnv, obj: *mut c_void, s: &mut Selectable) {
     let Some(fd) = s.fd.take() else { return };
-    if s.selected {
-        let raw: RawFd = fd.into_raw_fd();
-        // SAFETY: obj is a live STDIO_TYPE object and raw was selected
-        // with it; stdio_stop closes raw once the BEAM is done with it.
-        unsafe {
-            enif_select(
-                env,
-                raw,
-                ERL_NIF_SELECT_STOP,
-                obj,
-                ptr::null(),
-                atoms::undefined().as_c_arg(),
-            )
-        };
+    if !std::mem::take(&mut s.selected) {
+        return; // `fd` is dropped, so closed, here.
+    }
+    let raw: RawFd = fd.into_raw_fd();
+    // SAFETY: obj is a live STDIO_TYPE object and raw was selected with
+    // it; stdio_stop closes raw once the BEAM is done with it.
+    let r = unsafe {
+        enif_select(
+            env,
+            raw,
+            ERL_NIF_SELECT_STOP,
+            obj,
+            ptr::null(),
+            atoms::undefined().as_c_arg(),
+        )
+    };
+    if !stop_callback_follows(r) {
+        // SAFETY: no stop callback will take raw, so it is still ours
+        // alone, open, and closed exactly once, here.
+        drop(unsafe { OwnedFd::from_raw_fd(raw) });
     }
 }
 
@@ -210,4 +236,23 @@ pub fn new_resource<'a>(env: Env<'a>, state: State) -> NifResult<Term<'a>> {
         enif_release_resource(obj);
         Term::new(env, t)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_called_or_scheduled_stop_closes_the_fd() {
+        assert!(stop_callback_follows(SELECT_STOP_CALLED));
+        assert!(stop_callback_follows(SELECT_STOP_SCHEDULED));
+        // STOP also cancels a pending read: ERL_NIF_SELECT_READ_CANCELLED.
+        assert!(stop_callback_follows(SELECT_STOP_CALLED | (1 << 4)));
+        // Nothing said: no callback comes, the fd is ours to close.
+        assert!(!stop_callback_follows(0));
+        // Failures are negative (INT_MIN | ERL_NIF_SELECT_INVALID_EVENT, ...),
+        // whatever other bits they carry.
+        assert!(!stop_callback_follows(c_int::MIN | (1 << 2)));
+        assert!(!stop_callback_follows(c_int::MIN | SELECT_STOP_CALLED));
+    }
 }
