@@ -54,6 +54,17 @@ pub struct State {
 }
 
 impl State {
+    fn new(listener: OwnedFd) -> State {
+        State {
+            listener: Selectable::new(listener),
+            output: Selectable::default(),
+            stderr: Selectable::default(),
+            stdin: Selectable::default(),
+            pending: Vec::new(),
+            handed_over: false,
+        }
+    }
+
     fn reader(&mut self, stream: Atom) -> NifResult<&mut Selectable> {
         if stream == atoms::output() {
             Ok(&mut self.output)
@@ -62,6 +73,41 @@ impl State {
         } else {
             Err(Error::BadArg)
         }
+    }
+
+    /// A pipe for `stream` (each at most once): our end kept, theirs
+    /// pending for the port binary.
+    fn add_pipe(&mut self, stream: Atom, window: usize) -> Result<(), OpenFailure> {
+        let (role, ours) = if stream == atoms::output() {
+            (ROLE_OUTPUT, Ours::Read)
+        } else if stream == atoms::stderr() {
+            (ROLE_STDERR, Ours::Read)
+        } else if stream == atoms::stdin() {
+            (ROLE_STDIN, Ours::Write)
+        } else {
+            return Err(OpenFailure::BadArg);
+        };
+        if self.pending.iter().any(|(r, _)| *r == role) {
+            return Err(OpenFailure::BadArg);
+        }
+        let (mine, theirs) = pipe::make(window, ours).map_err(OpenFailure::Os)?;
+        let slot = match role {
+            ROLE_OUTPUT => &mut self.output,
+            ROLE_STDERR => &mut self.stderr,
+            _ => &mut self.stdin,
+        };
+        *slot = Selectable::new(mine);
+        self.pending.push((role, theirs));
+        Ok(())
+    }
+
+    /// A duplicate of each of a daemon's listening sockets, in order.
+    fn add_listeners(&mut self, listeners: &Listeners) -> Result<(), OpenFailure> {
+        for fd in &listeners.fds {
+            let dup = listeners::dup(fd.as_raw_fd()).map_err(OpenFailure::Os)?;
+            self.pending.push((ROLE_LISTEN, dup));
+        }
+        Ok(())
     }
 
     /// Closes every descriptor (idempotent).
@@ -76,6 +122,33 @@ impl State {
             release(env, obj, s);
         }
     }
+}
+
+/// `stdio_open`'s pipes for `streams` and duplicates of `listeners`.
+fn fill(
+    state: &mut State,
+    window: usize,
+    streams: Vec<Atom>,
+    listeners: Option<&Listeners>,
+) -> Result<(), OpenFailure> {
+    for stream in streams {
+        state.add_pipe(stream, window)?;
+    }
+    if let Some(l) = listeners {
+        state.add_listeners(l)?;
+    }
+    if state.pending.len() > handover::MAX_FDS {
+        return Err(OpenFailure::BadArg);
+    }
+    Ok(())
+}
+
+/// Why `stdio_open` could not fill in its state.
+enum OpenFailure {
+    /// A bad or repeated stream, or too many descriptors.
+    BadArg,
+    /// The OS refused a pipe or a dup.
+    Os(std::io::Error),
 }
 
 fn error<'a>(env: Env<'a>, err: &std::io::Error) -> NifResult<Term<'a>> {
@@ -103,47 +176,12 @@ pub fn stdio_open(
         Ok(l) => l,
         Err(e) => return error(env, &e),
     };
-    let mut state = State {
-        listener: Selectable::new(listener),
-        output: Selectable::default(),
-        stderr: Selectable::default(),
-        stdin: Selectable::default(),
-        pending: Vec::new(),
-        handed_over: false,
-    };
-    for stream in streams {
-        let (role, ours) = if stream == atoms::output() {
-            (ROLE_OUTPUT, Ours::Read)
-        } else if stream == atoms::stderr() {
-            (ROLE_STDERR, Ours::Read)
-        } else if stream == atoms::stdin() {
-            (ROLE_STDIN, Ours::Write)
-        } else {
-            return Err(Error::BadArg);
-        };
-        if state.pending.iter().any(|(r, _)| *r == role) {
-            return Err(Error::BadArg);
-        }
-        let (mine, theirs) = match pipe::make(window, ours) {
-            Ok(fds) => fds,
-            Err(e) => return error(env, &e),
-        };
-        let slot = match role {
-            ROLE_OUTPUT => &mut state.output,
-            ROLE_STDERR => &mut state.stderr,
-            _ => &mut state.stdin,
-        };
-        *slot = Selectable::new(mine);
-        state.pending.push((role, theirs));
-    }
-    for fd in listeners.iter().flat_map(|l| l.fds.iter()) {
-        match listeners::dup(fd.as_raw_fd()) {
-            Ok(dup) => state.pending.push((ROLE_LISTEN, dup)),
-            Err(e) => return error(env, &e),
-        }
-    }
-    if state.pending.len() > handover::MAX_FDS {
-        return Err(Error::BadArg);
+    let mut state = State::new(listener);
+    let filled = fill(&mut state, window, streams, listeners.as_deref());
+    match filled {
+        Ok(()) => {}
+        Err(OpenFailure::BadArg) => return Err(Error::BadArg),
+        Err(OpenFailure::Os(e)) => return error(env, &e),
     }
     Ok((resource::new_resource(env, state)?, name).encode(env))
 }
