@@ -1,5 +1,6 @@
 //! Link options for the port binary that shrink it without giving up PIE
-//! (ASLR): measured in README, "Performance". Only for native glibc builds
+//! (ASLR); what each saves is in docs/performance.md, "Figures moved from
+//! code comments". Only for native glibc builds
 //! where they are known to work; cross builds (Nerves) link as before.
 //!
 //! Which linker runs depends on the toolchain, not on the target: rustup's
@@ -11,9 +12,9 @@
 //! not tell which one will run, and the target spec (`linker-flavor`) needs
 //! nightly to print. So each option is probed: the build script links (and
 //! runs) an empty program with the same rustc, target, RUSTFLAGS and
-//! linker, and passes only what that link accepted. One probe takes about
-//! 0.1-0.6 s and runs only when the build script does (on a change to this
-//! file or to the variables below), not on every build.
+//! linker, and passes only what that link accepted. The probes run only
+//! when the build script does (on a change to this file or to the
+//! variables below), not on every build.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -41,16 +42,16 @@ fn main() {
 
     // Groups of linker arguments, each wanted as a whole or not at all.
     let mut wanted: Vec<Vec<String>> = Vec::new();
-    // DT_RELR packs the ~1,000 relative relocations of a PIE (-22 KB, and
-    // less work for the dynamic loader). The binary then needs glibc 2.36,
+    // DT_RELR packs the relative relocations of a PIE (smaller, and less
+    // work for the dynamic loader). The binary then needs glibc 2.36,
     // which the build host has, as the binary runs where it was built.
     // (GNU ld ≥ 2.38 and lld both support it.)
     if glibc_at_least(&host_glibc(), (2, 36)) {
         wanted.push(vec!["-Wl,-z,pack-relative-relocs".into()]);
     }
     if target == "x86_64-unknown-linux-gnu" {
-        // Identical code folding (-4 KB): lld and gold only, GNU ld
-        // refuses the option.
+        // Identical code folding: lld and gold only, GNU ld refuses the
+        // option.
         wanted.push(vec!["-Wl,--icf=all".into()]);
         if env::var("PROFILE").as_deref() == Ok("release") {
             if let Some(args) = discard_unwind_tables() {
@@ -76,7 +77,7 @@ fn main() {
 }
 
 /// The release binary never unwinds (panic = "abort", and src/no_unwind.rs
-/// replaces the unwinder), so its unwind tables are dead weight (-20 KB).
+/// replaces the unwinder), so its unwind tables are dead weight.
 /// A linker script that only adds a /DISCARD/ rule keeps the default
 /// layout (`INSERT`; lld and GNU ld both accept it). Release builds only
 /// (the profile aborts on panic): debug and test builds unwind.

@@ -9,11 +9,11 @@
 //! a write can make the kernel reclaim memory or wait on cgroup locks, and
 //! they open files by path. `statistics` and `cgroup_config` run on a
 //! normal scheduler: they re-read a daemon's already open interface files
-//! (see `OpenFiles`), which the kernel generates from memory in about a
-//! microsecond each, so a whole call takes ~20 µs, far inside the 1 ms a
-//! NIF may hold a scheduler, while handing it to a dirty scheduler and back
-//! cost twice that (README, "Performance"). They report the time they took
-//! with `enif_consume_timeslice`. Nothing here should panic; should it
+//! (see `OpenFiles`), which the kernel generates from memory, so a whole
+//! call stays far inside the 1 ms a NIF may hold a scheduler, and a trip
+//! to a dirty scheduler and back would cost more than the call itself
+//! (figures in docs/performance.md, "Figures moved from code comments").
+//! They report the time they took with `enif_consume_timeslice`. Nothing here should panic; should it
 //! anyway, the `release-nif` profile unwinds so rustler raises an Erlang
 //! exception instead of aborting the VM.
 

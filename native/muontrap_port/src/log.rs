@@ -47,7 +47,8 @@ struct Line {
 }
 
 // Floats and 128-bit integers are never logged; their default formatting
-// would pull ~20 KB of float printing code into the binary.
+// would pull float printing code into the binary (its size:
+// docs/performance.md).
 impl Visit for Line {
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.record_i64(field, value as i64)

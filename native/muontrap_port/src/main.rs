@@ -6,10 +6,11 @@
 //!
 //! `#![no_main]`: the C `main` below skips std's runtime init (a
 //! `/proc/self/maps` read for the stack guard, a sigaltstack and SIGSEGV/
-//! SIGBUS handlers), about 15 syscalls per run of a short command; what of
-//! it the port needs (SIGPIPE ignored, fds 0-2 open) it does itself. std's
-//! argument access still works: glibc hands argv to std's `.init_array` hook.
-//! (Test builds keep std's main, which the test harness provides.)
+//! SIGBUS handlers), syscalls paid on every run of a short command (how
+//! many: docs/performance.md); what of it the port needs (SIGPIPE ignored,
+//! fds 0-2 open) it does itself. std's argument access still works: glibc
+//! hands argv to std's `.init_array` hook. (Test builds keep std's main,
+//! which the test harness provides.)
 #![cfg_attr(not(test), no_main)]
 
 mod args;

@@ -1,6 +1,6 @@
 //! Stand-ins for the libgcc_s unwinder, so the binary does not load
-//! `libgcc_s.so.1` (about 100 KB of RSS and one more library for the
-//! dynamic loader to map on every start; README, "Performance").
+//! `libgcc_s.so.1` (resident memory, and one more library for the dynamic
+//! loader to map on every start; figures in docs/performance.md).
 //!
 //! The port is built with `panic = "abort"`: it never unwinds. std still
 //! references these symbols from its (unused) personality routine and from
