@@ -17,7 +17,7 @@ defmodule MuonTrap.Protocol do
   @watchdog 9
   @signaled 10
 
-  # Erlang -> port (tag 1, ACK, is retired)
+  # Erlang -> port (tags 1, ACK, and 2 and 3, reserved for stdin bytes, are retired)
   @terminate 4
   @signal 5
 

@@ -1,9 +1,10 @@
 //! Wire formats (pure): framed message encoding/decoding, plain-mode ack
 //! decoding and output window accounting. See `docs/protocol.md`.
 //!
-//! Framed mode carries no output (it goes into a handed-over pipe), so
-//! tags 1 and 2 (DATA, DATA_STDERR) are never sent and the Erlang side
-//! sends no acks: tag 1 (ACK) is as unknown as any other.
+//! Framed mode carries no output (it goes into a handed-over pipe).
+//! Retired, as in `docs/protocol.md`: port -> Erlang tags 1 and 2 (DATA,
+//! DATA_STDERR) and 6 (READY) are never sent; Erlang -> port tags 1 (ACK),
+//! 2 and 3 (reserved for stdin bytes) are as unknown as any other.
 
 use std::fmt;
 
