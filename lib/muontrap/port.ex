@@ -72,7 +72,7 @@ defmodule MuonTrap.Port do
         {:packet, 4},
         {:args, args(options, capture, extra_args)}
       ] ++
-        Enum.flat_map([:cd, :env, :parallelism], &port_option(options, &1))
+        Enum.flat_map([:cd, :parallelism], &port_option(options, &1))
 
     Port.open({:spawn_executable, path()}, port_opts)
   end
@@ -96,6 +96,7 @@ defmodule MuonTrap.Port do
       notify_args(options) ++
       value_arg(options, :watchdog, "--watchdog") ++
       attribute_args(options) ++
+      env_args(options) ++
       cgroup_args(options) ++
       extra_args ++
       ["--", options.cmd | options.args]
@@ -137,6 +138,16 @@ defmodule MuonTrap.Port do
       end)
   end
 
+  # :env as the port binary's arguments, not as its own environment: the
+  # BEAM would re-encode each value as UTF-8 (and refuses binaries), while
+  # arguments reach the program byte for byte.
+  defp env_args(options) do
+    Enum.flat_map(Map.get(options, :env, []), fn
+      {name, nil} -> ["--unsetenv", name]
+      {name, value} -> ["--setenv", name <> "=" <> value]
+    end)
+  end
+
   defp limit(:infinity), do: "infinity"
   defp limit(n), do: Integer.to_string(n)
 
@@ -166,13 +177,6 @@ defmodule MuonTrap.Port do
   defp cgroup_args(_options), do: []
 
   defp port_option(%{cd: cd}, :cd), do: [{:cd, cd}]
-
-  defp port_option(%{env: env}, :env) do
-    [
-      {:env,
-       Enum.map(env, fn {k, v} -> {to_charlist(k), if(v, do: to_charlist(v), else: false)} end)}
-    ]
-  end
 
   defp port_option(%{parallelism: p}, :parallelism), do: [{:parallelism, p}]
   defp port_option(_options, _key), do: []

@@ -71,6 +71,47 @@ defmodule MuonTrap.HostileInputTest do
     assert elements == [{:stdout, "fds [0, 1, 2] ['pipe', 'pipe', 'pipe']\n"}]
   end
 
+  # Each variable's bytes, NUL-separated, exactly as the program got them.
+  @env_bytes ~S"""
+  import os, sys
+  names = [b"MT_NL", b"MT_EQ", b"MT_BIN", b"MT_EMPTY", b"HOME"]
+  sys.stdout.buffer.write(b"\0".join(os.environb.get(n, b"<unset>") for n in names))
+  """
+
+  test "environment values with newlines, = and non-UTF-8 bytes pass through exactly" do
+    env = [
+      {"MT_NL", "line 1\nline 2\n"},
+      {"MT_EQ", "a=b=c"},
+      {"MT_BIN", <<0xFF, 0xFE, ?x, 0x80>>},
+      {"MT_EMPTY", ""},
+      {"HOME", nil}
+    ]
+
+    expected =
+      Enum.join(["line 1\nline 2\n", "a=b=c", <<0xFF, 0xFE, ?x, 0x80>>, "", "<unset>"], <<0>>)
+
+    assert MuonTrap.cmd("python3", ["-c", @env_bytes], env: env) == {expected, 0}
+
+    # A daemon logs lines: the same bytes in hex, on one.
+    test = self()
+
+    hex =
+      ~S{sys.stdout.buffer.write(b"\n" + b"\0".join(os.environb.get(n, b"<unset>") for n in names).hex().encode() + b"\n")}
+
+    {:ok, _daemon} =
+      Daemon.start_link("python3", ["-c", @env_bytes <> hex],
+        env: env,
+        logger_fun: fn line -> send(test, {:env, line}) end
+      )
+
+    hex_expected = Base.encode16(expected, case: :lower)
+    assert_receive {:env, ^hex_expected}, 15_000
+
+    assert_raise ArgumentError, ~r/invalid environment variable/, fn ->
+      MuonTrap.cmd("true", [], env: [{"", "x"}])
+    end
+  end
+
   # The kernel's limit (ARG_MAX) counts every argument and environment
   # string with its NUL, and a pointer to each. The port binary is exec'd
   # with its own flags, the program and its arguments; the program gets

@@ -11,7 +11,8 @@ defmodule MuonTrap.Options.Values do
   def env!(env) when is_list(env) or is_map(env) do
     Enum.map(env, fn
       {k, v} when is_binary(k) and (is_binary(v) or is_nil(v)) ->
-        if String.contains?(k, ["=", <<0>>]) or (is_binary(v) and String.contains?(v, <<0>>)) do
+        if k == "" or String.contains?(k, ["=", <<0>>]) or
+             (is_binary(v) and String.contains?(v, <<0>>)) do
           raise ArgumentError, "invalid environment variable #{inspect(k)}=#{inspect(v)}"
         end
 

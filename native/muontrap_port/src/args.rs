@@ -68,6 +68,9 @@ Options:
                                locks, memlock, msgqueue, nice, nofile, nproc, rss,
                                rtprio, rttime, sigpending, stack) set to N, infinity
                                or SOFT:HARD (repeatable, each NAME once)
+      --setenv NAME=VALUE      set NAME in the program's environment; VALUE is any
+                               bytes, as given (repeatable; the last one of a NAME wins)
+      --unsetenv NAME          remove NAME from the program's environment (repeatable)
       --uid UID|USER           run the program as this user (not 0)
       --gid GID|GROUP          run the program with this group (not 0)
       --groups LIST            comma-separated supplementary gids or names (\"\" = none)
@@ -164,6 +167,8 @@ pub struct Config {
     pub stop_signal: libc::c_int,
     /// `--umask`, `--nice`, `--rlimit`: set in the child before exec.
     pub attrs: Attrs,
+    /// `--setenv` (`Some`) and `--unsetenv` (`None`), in order.
+    pub env: Vec<(OsString, Option<OsString>)>,
 }
 
 impl Config {
@@ -204,11 +209,13 @@ enum Opt {
     Umask,
     Nice,
     Rlimit,
+    SetEnv,
+    UnsetEnv,
     Help,
 }
 
 /// (long name, short name, option). Errors name options by the long form.
-const OPTIONS: [(&str, &str, Opt); 24] = [
+const OPTIONS: [(&str, &str, Opt); 26] = [
     ("--arg0", "-0", Opt::Arg0),
     ("--group", "-g", Opt::CgroupPath),
     ("--controller", "-c", Opt::Controller),
@@ -232,6 +239,8 @@ const OPTIONS: [(&str, &str, Opt); 24] = [
     ("--umask", "", Opt::Umask),
     ("--nice", "", Opt::Nice),
     ("--rlimit", "", Opt::Rlimit),
+    ("--setenv", "", Opt::SetEnv),
+    ("--unsetenv", "", Opt::UnsetEnv),
     ("--help", "", Opt::Help),
 ];
 

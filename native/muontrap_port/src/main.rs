@@ -276,7 +276,10 @@ fn program_env(
     notify_name: Option<&str>,
     listen: usize,
 ) -> Result<Option<spawn::Env>, String> {
-    let mut changes = spawn::EnvChanges::default();
+    let mut changes = spawn::EnvChanges {
+        caller: cfg.env.clone(),
+        ..spawn::EnvChanges::default()
+    };
     if let Some(name) = notify_name {
         notify::env_changes(name, cfg.watchdog_ms, &mut changes);
     }

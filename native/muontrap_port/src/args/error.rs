@@ -11,7 +11,12 @@ pub enum ArgError {
     UnexpectedValue(&'static str),
     Duplicate(&'static str),
     NotUtf8(&'static str),
-    BadNumber { option: &'static str, value: String },
+    /// `--setenv` without `NAME=`, or `--unsetenv` with an `=` or no name.
+    BadEnv(&'static str, String),
+    BadNumber {
+        option: &'static str,
+        value: String,
+    },
     WindowTooSmall(u32),
     MissingProgram,
     CgroupWithoutController,
@@ -20,8 +25,14 @@ pub enum ArgError {
     NoControllersMisuse,
     SetBeforeController,
     BadController(String),
-    BadCgroupPath { path: String, reason: String },
-    BadSet { arg: String, reason: String },
+    BadCgroupPath {
+        path: String,
+        reason: String,
+    },
+    BadSet {
+        arg: String,
+        reason: String,
+    },
     BadSupplementaryGroups(String),
     FramedCaptureWithoutHandover,
     WatchdogZero,
@@ -31,9 +42,15 @@ pub enum ArgError {
     SignalOutOfRange(String),
     BadUmask(String),
     BadNice(String),
-    BadRlimit { arg: String, reason: String },
+    BadRlimit {
+        arg: String,
+        reason: String,
+    },
     DuplicateRlimit(&'static str),
-    BadListenFdnames { value: String, reason: String },
+    BadListenFdnames {
+        value: String,
+        reason: String,
+    },
     NeedsHandover(&'static str),
 }
 
@@ -45,6 +62,15 @@ impl fmt::Display for ArgError {
             ArgError::UnexpectedValue(o) => write!(f, "option {o} does not take a value"),
             ArgError::Duplicate(o) => write!(f, "option {o} given more than once"),
             ArgError::NotUtf8(o) => write!(f, "the value of {o} is not valid UTF-8"),
+            ArgError::BadEnv(o, v) if *o == "--setenv" => {
+                write!(
+                    f,
+                    "invalid {o} '{v}': expected NAME=VALUE with a non-empty NAME"
+                )
+            }
+            ArgError::BadEnv(o, v) => {
+                write!(f, "invalid {o} '{v}': expected a NAME without '='")
+            }
             ArgError::BadNumber { option, value } => {
                 write!(f, "{option} needs a non-negative integer, got '{value}'")
             }

@@ -35,6 +35,7 @@ pub(super) struct Seen {
     notify: bool,
     watchdog: Option<u32>,
     attrs: SeenAttrs,
+    env: Vec<(OsString, Option<OsString>)>,
 }
 
 impl Seen {
@@ -47,8 +48,10 @@ impl Seen {
     ) -> Result<(), ArgError> {
         match value {
             None => self.record_flag(opt, name),
-            // The one value that need not be UTF-8: it goes to execve as is.
+            // Values that need not be UTF-8: they go to execve as they are.
             Some(v) if opt == Opt::Arg0 => set_once(&mut self.arg0, name, v),
+            Some(v) if opt == Opt::SetEnv => self.add_env(name, &v, true),
+            Some(v) if opt == Opt::UnsetEnv => self.add_env(name, &v, false),
             Some(v) => self.record_value(opt, name, &v),
         }
     }
@@ -79,6 +82,24 @@ impl Seen {
             // `parse` gives flags no value.
             _ => Err(ArgError::UnexpectedValue(name)),
         }
+    }
+
+    /// `--setenv NAME=VALUE` or `--unsetenv NAME`: NAME is not empty and
+    /// has no `=` (execve would read the rest as the value).
+    fn add_env(&mut self, option: &'static str, v: &OsStr, set: bool) -> Result<(), ArgError> {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = v.as_bytes();
+        let (name, value) = match (set, bytes.iter().position(|&b| b == b'=')) {
+            (true, Some(eq)) => (&bytes[..eq], Some(&bytes[eq + 1..])),
+            (false, None) => (bytes, None),
+            _ => (&[][..], None),
+        };
+        if name.is_empty() {
+            return Err(ArgError::BadEnv(option, v.to_string_lossy().into_owned()));
+        }
+        let os = |b: &[u8]| OsStr::from_bytes(b).to_os_string();
+        self.env.push((os(name), value.map(os)));
+        Ok(())
     }
 
     fn record_flag(&mut self, opt: Opt, name: &'static str) -> Result<(), ArgError> {
@@ -207,6 +228,7 @@ impl Seen {
             watchdog_ms: self.watchdog,
             stop_signal: self.attrs.stop_signal.unwrap_or(libc::SIGTERM),
             attrs: self.attrs.attrs,
+            env: self.env,
         })
     }
 }

@@ -1,5 +1,6 @@
-//! The program's environment when the port changes it (`NOTIFY_SOCKET`,
-//! `WATCHDOG_*`, `LISTEN_*`): an `envp` array prepared before the clone.
+//! The program's environment when the port changes it (`--setenv`,
+//! `--unsetenv`, `NOTIFY_SOCKET`, `WATCHDOG_*`, `LISTEN_*`): an `envp`
+//! array prepared before the clone.
 //! `WATCHDOG_PID` and `LISTEN_PID` are the program's own pid, known only in
 //! the child: each is a fixed-size slot that the child fills in place
 //! (`fill_pid`), allocating nothing.
@@ -16,6 +17,9 @@ const PID_ROOM: usize = 10 + 1;
 /// What the port changes in the environment it was started with.
 #[derive(Debug, Default)]
 pub struct EnvChanges {
+    /// The caller's `--setenv` (`Some`) and `--unsetenv` (`None`), in
+    /// order, as raw bytes; applied before the port's own changes, which win.
+    pub caller: Vec<(OsString, Option<OsString>)>,
     /// Set, replacing an inherited value.
     pub set: Vec<(&'static str, String)>,
     /// Dropped from the inherited environment.
@@ -51,6 +55,17 @@ pub struct Env {
     ptrs: Vec<*const libc::c_char>,
 }
 
+/// `NAME=VALUE`, bytes as they are. The environment cannot hold a NUL
+/// (nor can argv, where --setenv values come from); skip rather than fail.
+fn push_var(vars: &mut Vec<CString>, k: &OsString, v: &OsString) {
+    let mut kv = k.as_bytes().to_vec();
+    kv.push(b'=');
+    kv.extend_from_slice(v.as_bytes());
+    if let Ok(c) = CString::new(kv) {
+        vars.push(c);
+    }
+}
+
 /// `n` in decimal at the end of `buf`; returns where it starts.
 pub(super) fn decimal(mut n: u32, buf: &mut [u8; 10]) -> usize {
     let mut i = buf.len();
@@ -72,29 +87,32 @@ impl Env {
         inherited: impl IntoIterator<Item = (OsString, OsString)>,
         changes: &EnvChanges,
     ) -> Result<Option<Env>, PlanError> {
-        let dropped = |name: &[u8]| {
+        let ours = |name: &[u8]| {
             let named = |k: &&str| k.as_bytes() == name;
             changes.set.iter().any(|(k, _)| named(k))
                 || changes.remove.iter().any(named)
                 || changes.pids.iter().any(named)
         };
-        let mut changed = !changes.set.is_empty() || !changes.pids.is_empty();
+        let theirs = |name: &[u8]| changes.caller.iter().any(|(k, _)| k.as_bytes() == name);
+        let mut changed =
+            !changes.set.is_empty() || !changes.pids.is_empty() || !changes.caller.is_empty();
         let mut vars = Vec::new();
         for (k, v) in inherited {
-            if dropped(k.as_bytes()) {
+            if ours(k.as_bytes()) || theirs(k.as_bytes()) {
                 changed = true;
                 continue;
             }
-            let mut kv = k.as_bytes().to_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            // The environment cannot hold a NUL; skip rather than fail.
-            if let Ok(c) = CString::new(kv) {
-                vars.push(c);
-            }
+            push_var(&mut vars, &k, &v);
         }
         if !changed {
             return Ok(None);
+        }
+        // The last --setenv or --unsetenv of a name decides.
+        for (i, (k, v)) in changes.caller.iter().enumerate() {
+            let later = changes.caller[i + 1..].iter().any(|(l, _)| l == k);
+            if let (Some(v), false, false) = (v, later, ours(k.as_bytes())) {
+                push_var(&mut vars, k, v);
+            }
         }
         for (k, v) in &changes.set {
             let c = CString::new(format!("{k}={v}"))
@@ -165,6 +183,7 @@ mod tests {
         pids: &[&'static str],
     ) -> EnvChanges {
         EnvChanges {
+            caller: Vec::new(),
             set: set.iter().map(|(k, v)| (*k, v.to_string())).collect(),
             remove: remove.to_vec(),
             pids: pids.to_vec(),
@@ -266,6 +285,41 @@ mod tests {
         assert!(Env::new(Vec::new(), &EnvChanges::default())
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn the_callers_edits_go_first_and_the_last_one_decides() {
+        use std::os::unix::ffi::OsStringExt;
+        let raw = |b: &[u8]| OsString::from_vec(b.to_vec());
+        let mut c = changes(&[("LISTEN_FDS", "1")], &[], &[]);
+        c.caller = vec![
+            (raw(b"BIN"), Some(raw(b"\xff\xfe=\n"))),
+            (raw(b"HOME"), None),
+            (raw(b"TWICE"), Some(raw(b"first"))),
+            (raw(b"TWICE"), Some(raw(b"second"))),
+            (raw(b"GONE"), Some(raw(b"x"))),
+            (raw(b"GONE"), None),
+            (raw(b"LISTEN_FDS"), Some(raw(b"9"))),
+        ];
+        let env = Env::new(inherited(&[("HOME", "/root"), ("A", "b")]), &c)
+            .unwrap()
+            .unwrap();
+        let bytes: Vec<Vec<u8>> = env
+            .ptrs
+            .iter()
+            .take_while(|p| !p.is_null())
+            // SAFETY: NUL-terminated strings owned by `env` (test only).
+            .map(|&p| unsafe { CStr::from_ptr(p) }.to_bytes().to_vec())
+            .collect();
+        let expected: [&[u8]; 4] = [b"A=b", b"BIN=\xff\xfe=\n", b"TWICE=second", b"LISTEN_FDS=1"];
+        assert_eq!(bytes, expected);
+        // Only an --unsetenv: an environment of our own all the same.
+        let c = EnvChanges {
+            caller: vec![(raw(b"HOME"), None)],
+            ..EnvChanges::default()
+        };
+        let env = Env::new(inherited(&[("HOME", "/root")]), &c).unwrap();
+        assert_eq!(env.as_ref().map(strings), Some(vec![]));
     }
 
     #[test]

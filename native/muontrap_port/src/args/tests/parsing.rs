@@ -253,3 +253,40 @@ fn usage_states_the_defaults_and_bounds() {
     assert!(u.contains("output limit (default 10240, min 16)"), "{u}");
     assert!(!u.contains('{'), "{u}");
 }
+
+#[test]
+fn environment_edits_keep_their_bytes_and_order() {
+    use std::os::unix::ffi::OsStringExt;
+    let raw = |b: &[u8]| OsString::from_vec(b.to_vec());
+    let a = vec![
+        raw(b"--setenv"),
+        raw(b"BIN=\xff\n=x"),
+        raw(b"--unsetenv=HOME"),
+        raw(b"--setenv=EMPTY="),
+        raw(b"prog"),
+    ];
+    let Ok(Parsed::Run(c)) = parse(&a) else {
+        panic!("should parse")
+    };
+    assert_eq!(
+        c.env,
+        [
+            (raw(b"BIN"), Some(raw(b"\xff\n=x"))),
+            (raw(b"HOME"), None),
+            (raw(b"EMPTY"), Some(raw(b""))),
+        ]
+    );
+    assert!(run(&["prog"]).env.is_empty());
+    for bad in [
+        ["--setenv", "NOVALUE"],
+        ["--setenv", "=x"],
+        ["--unsetenv", "A=b"],
+        ["--unsetenv", ""],
+    ] {
+        let e = err(&[bad[0], bad[1], "prog"]).to_string();
+        assert!(
+            e.starts_with(&format!("invalid {} '{}'", bad[0], bad[1])),
+            "{e}"
+        );
+    }
+}
