@@ -245,19 +245,6 @@ impl Layout {
         }
         self.v2.as_ref().or_else(|| self.tracking())
     }
-
-    /// Controllers bound to v1 hierarchies.
-    pub fn v1_controller_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .v1
-            .iter()
-            .flat_map(|h| h.controllers.iter().cloned())
-            .filter(|c| !c.starts_with("name="))
-            .collect();
-        names.sort();
-        names.dedup();
-        names
-    }
 }
 
 #[cfg(test)]
@@ -337,10 +324,6 @@ mod tests {
         );
         assert_eq!(l.hierarchy_for_file("cgroup.procs"), l.v2.as_ref());
         assert_eq!(l.hierarchy_for_file("io.pressure"), l.v2.as_ref());
-        assert_eq!(
-            l.v1_controller_names(),
-            ["cpu", "cpuacct", "cpuset", "freezer", "memory", "pids"]
-        );
     }
 
     #[test]
@@ -376,6 +359,36 @@ mod tests {
         let l = Layout::from_texts(V2_CONTAINER_MOUNTS, "0::/elsewhere\n");
         assert_eq!(l.v2.as_ref().unwrap().own, None);
         assert_eq!(l.v2.as_ref().unwrap().dir("a", true), None);
+    }
+
+    #[test]
+    fn prefers_sys_fs_cgroup_over_earlier_cgroup2_mounts() {
+        let text = "\
+50 1 0:40 / /mnt/other\\040cg rw - cgroup2 none rw
+51 1 0:41 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+";
+        let l = Layout::from_texts(text, "");
+        assert_eq!(l.v2.unwrap().mount_point, Path::new("/sys/fs/cgroup"));
+    }
+
+    #[test]
+    fn else_takes_the_first_cgroup2_mount() {
+        let text = "\
+31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+50 1 0:40 / /mnt/my\\040cg rw - cgroup2 none rw
+51 1 0:41 / /mnt/second rw - cgroup2 none rw
+";
+        let l = Layout::from_texts(text, "");
+        assert_eq!(l.v2.unwrap().mount_point, Path::new("/mnt/my cg"));
+    }
+
+    #[test]
+    fn detects_this_host() {
+        // Only the plumbing: CI hosts may have no cgroup filesystem at all.
+        let l = Layout::detect().unwrap();
+        for h in l.v2.iter().chain(&l.v1) {
+            assert!(h.mount_point.is_absolute());
+        }
     }
 
     #[test]

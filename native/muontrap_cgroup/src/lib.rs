@@ -1,6 +1,6 @@
 //! cgroup (v2 and v1) helpers shared by the MuonTrap port binary and the NIF.
 //!
-//! Everything here is std-only and, apart from [`mount::cgroup2_mount`] and [`layout::Layout::detect`],
+//! Everything here is std-only and, apart from [`layout::Layout::detect`],
 //! pure so it can be unit tested without a real cgroup hierarchy.
 
 pub mod knobs;

@@ -1,16 +1,11 @@
-//! Locating the cgroup2 hierarchy from `/proc/self/mountinfo`.
-//!
-//! Hybrid hosts mount cgroup2 somewhere under `/sys/fs/cgroup` (often
-//! `/sys/fs/cgroup/unified`) next to the v1 controllers, so the mount point
-//! can't be hard coded.
+//! Parsing `/proc/self/mountinfo`, from which `layout` finds the cgroup
+//! hierarchies: hybrid hosts mount cgroup2 somewhere under `/sys/fs/cgroup`
+//! (often `/sys/fs/cgroup/unified`) next to the v1 controllers, so no mount
+//! point can be hard coded.
 
 use std::ffi::OsString;
-use std::io;
 use std::os::unix::ffi::OsStringExt;
-use std::path::{Path, PathBuf};
-
-/// Where cgroup2 lives on pure-v2 (and systemd "unified") hosts.
-const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
+use std::path::PathBuf;
 
 /// One line of `/proc/<pid>/mountinfo` (see proc(5)); only the fields the
 /// cgroup code needs.
@@ -22,8 +17,6 @@ pub struct MountEntry {
     pub mount_point: PathBuf,
     /// Filesystem type, e.g. `cgroup2`.
     pub fs_type: String,
-    /// Mount source, e.g. `cgroup2` or `/dev/vda` (escapes decoded).
-    pub source: String,
     /// Per-superblock options, e.g. `rw,nsdelegate`.
     pub super_options: String,
 }
@@ -37,20 +30,20 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
 fn parse_line(line: &str) -> Option<MountEntry> {
     let fields: Vec<&str> = line.split_whitespace().collect();
     // Fields 1-6 are fixed, then zero or more optional fields end with "-",
-    // then fstype, source and super options.
+    // then fstype, source (unused) and super options.
     if fields.len() < 10 {
         return None;
     }
     let sep = fields.iter().skip(6).position(|f| *f == "-")? + 6;
     let fs_type = *fields.get(sep + 1)?;
-    let source = *fields.get(sep + 2)?;
+    // A line without its source field is cut short: skip it.
+    fields.get(sep + 2)?;
     // Super options are normally present; tolerate their absence.
     let super_options = fields.get(sep + 3).copied().unwrap_or("");
     Some(MountEntry {
         root: PathBuf::from(OsString::from_vec(unescape(fields[3]))),
         mount_point: PathBuf::from(OsString::from_vec(unescape(fields[4]))),
         fs_type: fs_type.to_string(),
-        source: String::from_utf8_lossy(&unescape(source)).into_owned(),
         super_options: super_options.to_string(),
     })
 }
@@ -87,33 +80,10 @@ fn octal_byte(digits: &[u8]) -> Option<u8> {
     u8::try_from(value).ok()
 }
 
-/// Picks the cgroup2 mount from mountinfo text: `/sys/fs/cgroup` if that is
-/// cgroup2, otherwise the first cgroup2 mount listed.
-pub fn cgroup2_mount_in(text: &str) -> Option<PathBuf> {
-    let v2: Vec<MountEntry> = parse_mountinfo(text)
-        .into_iter()
-        .filter(|m| m.fs_type == "cgroup2")
-        .collect();
-    v2.iter()
-        .find(|m| m.mount_point == Path::new(DEFAULT_CGROUP_ROOT))
-        .or_else(|| v2.first())
-        .map(|m| m.mount_point.clone())
-}
-
-/// Finds this process's cgroup2 mount point.
-pub fn cgroup2_mount() -> io::Result<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
-    cgroup2_mount_in(&text).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            "no cgroup2 filesystem is mounted (checked /proc/self/mountinfo)",
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     /// Debian host with v1 controllers plus cgroup2 at .../unified.
     const HYBRID: &str = "\
@@ -141,12 +111,8 @@ mod tests {
         let last = entries.last().unwrap();
         assert_eq!(last.mount_point, Path::new("/sys/fs/cgroup/unified"));
         assert_eq!(last.fs_type, "cgroup2");
-        assert_eq!(last.source, "cgroup2");
         assert_eq!(last.super_options, "rw");
-        assert_eq!(
-            cgroup2_mount_in(HYBRID),
-            Some(PathBuf::from("/sys/fs/cgroup/unified"))
-        );
+        assert_eq!(entries[4].super_options, "rw,cpu");
     }
 
     #[test]
@@ -158,32 +124,7 @@ mod tests {
             entries[2].super_options,
             "rw,nsdelegate,memory_recursiveprot"
         );
-        assert_eq!(
-            cgroup2_mount_in(PURE_V2),
-            Some(PathBuf::from("/sys/fs/cgroup"))
-        );
-    }
-
-    #[test]
-    fn prefers_sys_fs_cgroup_over_earlier_mounts() {
-        let text = "\
-50 1 0:40 / /mnt/other\\040cg rw - cgroup2 none rw
-51 1 0:41 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
-";
-        assert_eq!(
-            cgroup2_mount_in(text),
-            Some(PathBuf::from("/sys/fs/cgroup"))
-        );
-    }
-
-    #[test]
-    fn falls_back_to_first_cgroup2_mount() {
-        let text = "\
-31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw
-50 1 0:40 / /mnt/my\\040cg rw - cgroup2 none rw
-51 1 0:41 / /mnt/second rw - cgroup2 none rw
-";
-        assert_eq!(cgroup2_mount_in(text), Some(PathBuf::from("/mnt/my cg")));
+        assert_eq!(entries[2].mount_point, Path::new("/sys/fs/cgroup"));
     }
 
     #[test]
@@ -192,7 +133,7 @@ mod tests {
         let e = &parse_mountinfo(text)[0];
         assert_eq!(e.root, Path::new("/a\\b"));
         assert_eq!(e.mount_point, Path::new("/mnt/tab\tx\ny z"));
-        assert_eq!(e.source, "my src");
+        assert_eq!(e.super_options, "rw");
     }
 
     #[test]
@@ -204,19 +145,13 @@ mod tests {
     }
 
     #[test]
-    fn no_cgroup2_mount() {
-        let text = "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
-        assert_eq!(cgroup2_mount_in(text), None);
-        assert_eq!(cgroup2_mount_in(""), None);
-    }
-
-    #[test]
     fn skips_malformed_lines() {
         let text = "\
 garbage
 1 2 3 4 5 6 7 8 9 10
 41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2
 42 31 0:38 / /x rw - cgroup2 cgroup2 rw
+43 31 0:38 / /y rw a b - cgroup2
 ";
         let entries = parse_mountinfo(text);
         assert_eq!(entries.len(), 1);
@@ -227,17 +162,8 @@ garbage
     fn truncated_input_never_panics() {
         for end in 0..=HYBRID.len() {
             if HYBRID.is_char_boundary(end) {
-                let _ = cgroup2_mount_in(&HYBRID[..end]);
+                let _ = parse_mountinfo(&HYBRID[..end]);
             }
-        }
-    }
-
-    #[test]
-    fn reads_this_host() {
-        // Only checks the plumbing: CI hosts may have no cgroup2 at all.
-        match cgroup2_mount() {
-            Ok(p) => assert!(p.is_absolute()),
-            Err(e) => assert_eq!(e.kind(), io::ErrorKind::NotFound),
         }
     }
 }

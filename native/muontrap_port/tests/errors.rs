@@ -220,7 +220,8 @@ fn runs_as_another_user() {
 }
 
 fn cgroup2_mount() -> Option<PathBuf> {
-    muontrap_cgroup::mount::cgroup2_mount().ok()
+    let layout = muontrap_cgroup::layout::Layout::detect().ok()?;
+    Some(layout.v2?.mount_point)
 }
 
 #[test]
