@@ -6,56 +6,36 @@ defmodule MuonTrap.Cgroup do
 
   Keys mirror the v2 interface files with `.` replaced by `_`, so the map
   returned by `MuonTrap.Daemon.cgroup_config/1` can be passed back in.
+
+  The table of those keys, their files, the values they take and their v1
+  equivalents is kept once, in Rust (`native/muontrap_cgroup`, modules
+  `knobs`, `settings` and `v1`), and this module asks the NIF for it. The
+  NIF has to have it anyway: `cgroup_config/1` reads a group's settings
+  back through it on every call, and the v1 conversions (such as
+  `cpu.weight` ↔ `cpu.shares`) are only exact inverses if both directions
+  are written side by side. A copy here would be a second table to keep in
+  step; what is left here is turning the NIF's answer into `ArgumentError`
+  messages.
   """
 
-  # key => {controller, interface file, value kind}
-  @knobs %{
-    cpu_weight: {"cpu", "cpu.weight", {:range, 1, 10_000}},
-    cpu_max: {"cpu", "cpu.max", :cpu_max},
-    cpu_idle: {"cpu", "cpu.idle", :boolean},
-    memory_min: {"memory", "memory.min", :bytes},
-    memory_low: {"memory", "memory.low", :bytes},
-    memory_high: {"memory", "memory.high", :bytes_or_max},
-    memory_max: {"memory", "memory.max", :bytes_or_max},
-    memory_swap_max: {"memory", "memory.swap.max", :bytes_or_max},
-    memory_oom_group: {"memory", "memory.oom.group", :boolean},
-    pids_max: {"pids", "pids.max", :bytes_or_max},
-    io_weight: {"io", "io.weight", {:range, 1, 10_000}},
-    cpuset_cpus: {"cpuset", "cpuset.cpus", :cpu_list},
-    cpuset_mems: {"cpuset", "cpuset.mems", :cpu_list}
-  }
+  alias MuonTrap.Nif
 
   @typedoc "The `:cgroup` settings map; see `MuonTrap.Daemon.cgroup_config/1`."
   @type settings :: %{optional(atom()) => term()}
 
   @doc "The keys accepted in the `:cgroup` settings map."
   @spec keys() :: [atom()]
-  def keys, do: Map.keys(@knobs) |> Enum.sort()
-
-  # key => v1 controller, for the keys with a cgroup v1 equivalent.
-  @v1_controller %{
-    cpu_weight: "cpu",
-    cpu_max: "cpu",
-    memory_max: "memory",
-    memory_swap_max: "memory",
-    pids_max: "pids",
-    io_weight: "blkio",
-    cpuset_cpus: "cpuset",
-    cpuset_mems: "cpuset"
-  }
+  def keys, do: Enum.sort(Nif.cgroup_keys(false))
 
   @doc """
   Turn a settings map into the controllers to enable and the
   `{file, value}` writes to make, in a stable order.
 
   `v1_controllers` lists the controllers bound to cgroup v1 hierarchies on
-  the host (see `v1_controllers/0`); settings for those are written to the
-  v1 files (`memory_max` → `memory.limit_in_bytes`, `cpu_max` →
-  `cpu.cfs_period_us` and `cpu.cfs_quota_us`, `cpu_weight` → `cpu.shares`
-  (weight × 1024 / 100), `pids_max` → `pids.max`, `io_weight` →
-  `blkio.weight` (10..1000), `cpuset_*` → `cpuset.*`, `memory_swap_max` →
-  `memory.memsw.limit_in_bytes` (memory + swap, so it needs an integer
-  `memory_max`)).
+  the host (see `v1_controllers/0`); settings for those go to their v1
+  files instead, as the README lists (for example `cpu_weight` →
+  `cpu.shares`; `memory_swap_max` needs an integer `memory_max` there, as
+  v1 limits memory and swap together).
 
   Raises `ArgumentError` for an unknown key, a value of the wrong shape, or
   a key with no v1 equivalent whose controller is bound to v1.
@@ -71,85 +51,33 @@ defmodule MuonTrap.Cgroup do
   def to_writes(settings, v1_controllers \\ [])
 
   def to_writes(settings, v1_controllers) when is_map(settings) do
-    writes =
-      settings
-      |> Enum.sort()
-      |> Enum.map(fn {key, value} ->
-        case Map.fetch(@knobs, key) do
-          {:ok, {controller, file, kind}} ->
-            encoded = encode!(key, kind, value)
-            v1 = Map.get(@v1_controller, key)
-
-            cond do
-              v1 != nil and v1 in v1_controllers ->
-                {v1, v1_writes(key, value, settings)}
-
-              controller in v1_controllers ->
-                raise ArgumentError,
-                      "the :cgroup setting #{inspect(key)} has no cgroup v1 equivalent, and the " <>
-                        "#{controller} controller is bound to cgroup v1 on this host; " <>
-                        "settings available on v1: #{inspect(Map.keys(@v1_controller) |> Enum.sort())}"
-
-              true ->
-                {controller, [{file, encoded}]}
-            end
-
-          :error ->
-            raise ArgumentError,
-                  "unknown cgroup config field #{inspect(key)}; expected one of #{inspect(keys())}"
-        end
-      end)
-
-    controllers = writes |> Enum.map(&elem(&1, 0)) |> Enum.uniq()
-
-    # cpu.stat's usage comes from cpuacct on v1.
-    controllers =
-      if "cpu" in controllers and "cpu" in v1_controllers and "cpuacct" in v1_controllers,
-        do: ["cpuacct" | controllers],
-        else: controllers
-
-    {controllers |> Enum.uniq() |> Enum.sort(), Enum.flat_map(writes, &elem(&1, 1))}
+    case Nif.cgroup_writes(Enum.sort(settings), v1_controllers) do
+      {:ok, writes} -> writes
+      {:error, reason} -> raise ArgumentError, message(reason)
+    end
   end
 
   def to_writes(other, _v1_controllers) do
     raise ArgumentError, "the :cgroup option must be a map, got: #{inspect(other)}"
   end
 
-  defp v1_writes(:cpu_weight, w, _), do: [{"cpu.shares", Integer.to_string(div(w * 1024, 100))}]
-  defp v1_writes(:cpu_max, :max, _), do: [{"cpu.cfs_quota_us", "-1"}]
+  defp message({:unknown_key, key}),
+    do: "unknown cgroup config field #{inspect(key)}; expected one of #{inspect(keys())}"
 
-  defp v1_writes(:cpu_max, {quota, period}, _),
-    do: [
-      {"cpu.cfs_period_us", Integer.to_string(period)},
-      {"cpu.cfs_quota_us", Integer.to_string(quota)}
-    ]
+  defp message({:bad_value, key, value, expected}),
+    do:
+      "invalid value for :cgroup setting #{inspect(key)}: #{inspect(value)}, expected #{expected}"
 
-  defp v1_writes(:memory_max, :max, _), do: [{"memory.limit_in_bytes", "-1"}]
-  defp v1_writes(:memory_max, n, _), do: [{"memory.limit_in_bytes", Integer.to_string(n)}]
-  defp v1_writes(:memory_swap_max, :max, _), do: [{"memory.memsw.limit_in_bytes", "-1"}]
-
-  defp v1_writes(:memory_swap_max, n, settings) do
-    case Map.get(settings, :memory_max) do
-      m when is_integer(m) ->
-        [{"memory.memsw.limit_in_bytes", Integer.to_string(m + n)}]
-
-      _ ->
-        raise ArgumentError,
-              "on cgroup v1, :memory_swap_max needs an integer :memory_max " <>
-                "(v1 limits memory and swap together, in memory.memsw.limit_in_bytes)"
-    end
+  defp message({:no_v1_equivalent, key, controller}) do
+    "the :cgroup setting #{inspect(key)} has no cgroup v1 equivalent, and the " <>
+      "#{controller} controller is bound to cgroup v1 on this host; " <>
+      "settings available on v1: #{inspect(Enum.sort(Nif.cgroup_keys(true)))}"
   end
 
-  defp v1_writes(:pids_max, v, _), do: [{"pids.max", to_string(v)}]
-
-  defp v1_writes(:io_weight, w, _) when w in 10..1000,
-    do: [{"blkio.weight", Integer.to_string(w)}]
-
-  defp v1_writes(:io_weight, w, _),
-    do: bad_value!(:io_weight, w, "an integer in 10..1000 on cgroup v1 (blkio.weight)")
-
-  defp v1_writes(:cpuset_cpus, v, _), do: [{"cpuset.cpus", v}]
-  defp v1_writes(:cpuset_mems, v, _), do: [{"cpuset.mems", v}]
+  defp message(:swap_needs_memory_max) do
+    "on cgroup v1, :memory_swap_max needs an integer :memory_max " <>
+      "(v1 limits memory and swap together, in memory.memsw.limit_in_bytes)"
+  end
 
   @doc """
   The host's cgroup layout, detected once from `/proc/self/mountinfo` and
@@ -194,45 +122,6 @@ defmodule MuonTrap.Cgroup do
   end
 
   def cleanup(_options), do: :ok
-
-  defp encode!(_key, {:range, lo, hi}, v) when is_integer(v) and v >= lo and v <= hi,
-    do: Integer.to_string(v)
-
-  defp encode!(_key, :cpu_max, :max), do: "max"
-
-  defp encode!(_key, :cpu_max, {quota, period})
-       when is_integer(quota) and quota > 0 and is_integer(period) and period > 0,
-       do: "#{quota} #{period}"
-
-  defp encode!(_key, :boolean, true), do: "1"
-  defp encode!(_key, :boolean, false), do: "0"
-
-  defp encode!(_key, kind, v) when kind in [:bytes, :bytes_or_max] and is_integer(v) and v >= 0,
-    do: Integer.to_string(v)
-
-  defp encode!(_key, :bytes_or_max, :max), do: "max"
-
-  defp encode!(key, :cpu_list, v) when is_binary(v) do
-    if v =~ ~r/\A[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*\z/ do
-      v
-    else
-      bad_value!(key, v, "a range string such as \"0-3,5\"")
-    end
-  end
-
-  defp encode!(key, kind, v), do: bad_value!(key, v, describe(kind))
-
-  defp describe({:range, lo, hi}), do: "an integer in #{lo}..#{hi}"
-  defp describe(:cpu_max), do: ":max or {quota_us, period_us} with positive integers"
-  defp describe(:boolean), do: "a boolean"
-  defp describe(:bytes), do: "a non-negative integer"
-  defp describe(:bytes_or_max), do: "a non-negative integer or :max"
-  defp describe(:cpu_list), do: "a range string such as \"0-3,5\""
-
-  defp bad_value!(key, value, expected) do
-    raise ArgumentError,
-          "invalid value for :cgroup setting #{inspect(key)}: #{inspect(value)}, expected #{expected}"
-  end
 
   @doc """
   Check that `path` is a relative cgroup path that stays inside the cgroup

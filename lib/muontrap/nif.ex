@@ -20,6 +20,10 @@ defmodule MuonTrap.Nif do
   def cleanup(_path, _beneath_own), do: :erlang.nif_error(:nif_not_loaded)
   def layout, do: :erlang.nif_error(:nif_not_loaded)
 
+  # The :cgroup option's table (native/muontrap_nif/src/settings.rs), used by MuonTrap.Cgroup.
+  def cgroup_writes(_sorted_settings, _v1_controllers), do: :erlang.nif_error(:nif_not_loaded)
+  def cgroup_keys(_v1_only), do: :erlang.nif_error(:nif_not_loaded)
+
   # A command's BEAM-owned stdio (native/muontrap_nif/src/stdio.rs), used by MuonTrap.Stdio.
   def stdio_open(_window, _streams, _listeners), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_handover(_stdio, _port_os_pid, _select_ref), do: :erlang.nif_error(:nif_not_loaded)

@@ -8,5 +8,6 @@ pub mod layout;
 pub mod mount;
 pub mod parse;
 pub mod path;
+pub mod settings;
 pub mod stats;
 pub mod v1;

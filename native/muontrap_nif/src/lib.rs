@@ -23,6 +23,7 @@ mod errno;
 mod handover;
 mod listeners;
 mod pipe;
+mod settings;
 mod stdio;
 
 use cgroup_fs::{Failure, Group, OpenFiles, Root};
@@ -33,7 +34,10 @@ use rustler::{Atom, Binary, Encoder, Env, NifResult, ResourceArc, Term};
 use std::time::Instant;
 
 mod atoms {
-    rustler::atoms! { ok, error, no_cgroup, max, kind, v1, v2, mount, controllers, own }
+    rustler::atoms! {
+        ok, error, no_cgroup, max, kind, v1, v2, mount, controllers, own,
+        unknown_key, bad_value, no_v1_equivalent, swap_needs_memory_max,
+    }
 }
 
 fn error_term<'a>(env: Env<'a>, failure: Failure) -> NifResult<Term<'a>> {
