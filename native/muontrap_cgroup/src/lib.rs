@@ -1,7 +1,8 @@
 //! cgroup (v2 and v1) helpers shared by the MuonTrap port binary and the NIF.
 //!
-//! Everything here is std-only and, apart from [`layout::Layout::detect`],
-//! pure so it can be unit tested without a real cgroup hierarchy.
+//! Everything here is std-only (and libc's kill(2)) and, apart from
+//! [`layout::Layout::detect`] and [`teardown`], pure so it can be unit
+//! tested without a real cgroup hierarchy.
 
 pub mod knobs;
 pub mod layout;
@@ -10,4 +11,5 @@ pub mod parse;
 pub mod path;
 pub mod settings;
 pub mod stats;
+pub mod teardown;
 pub mod v1;

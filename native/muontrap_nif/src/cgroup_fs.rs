@@ -10,10 +10,10 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
 use muontrap_cgroup::layout::{Hierarchy, Kind, Layout};
 use muontrap_cgroup::path as cgpath;
+use muontrap_cgroup::teardown::{self, Tracking};
 
 use crate::errno;
 
@@ -247,73 +247,26 @@ fn read_from_start(file: &File, buf: &mut Vec<u8>) -> Option<usize> {
     }
 }
 
-fn procs(dir: &Path) -> Vec<i32> {
-    read_text(dir, "cgroup.procs")
-        .map(|s| {
-            s.split_ascii_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Kills every process left in the group, in every hierarchy, and removes
-/// its directories: what the port binary does at exit, for when it was
-/// killed before it could. Returns the directories that remain.
+/// Kills every process left in the group and removes its directories in
+/// every hierarchy, as the port binary does at exit (`teardown`, the same
+/// policy), for when it was killed before it could. Returns the
+/// directories that remain.
 pub fn kill_and_remove(group: Option<Group>) -> Result<Vec<PathBuf>, Failure> {
-    const ROUNDS: u32 = 200;
     let resolved = resolve(group, Root::Deny)?;
     let layout = layout()?;
-    let dirs: Vec<PathBuf> = layout
+    if let Some(h) = layout.tracking() {
+        if let Some(dir) = resolved.dir_in(h) {
+            // What is left in use fails to be removed and is returned.
+            let _ = Tracking::new(&dir, h.version, &h.controllers).kill_all();
+        }
+    }
+    let left = layout
         .v2
         .iter()
         .chain(layout.v1.iter())
         .filter_map(|h| resolved.dir_in(h))
-        .filter(|d| d.is_dir())
+        .filter(|dir| teardown::remove_dir(dir).is_err())
         .collect();
-    for _ in 0..ROUNDS {
-        let mut any = false;
-        for dir in &dirs {
-            // Atomic against forks where the kernel has it (v2, 5.14+).
-            let _ = OpenOptions::new()
-                .write(true)
-                .open(dir.join("cgroup.kill"))
-                .and_then(|mut f| f.write_all(b"1"));
-            for pid in procs(dir) {
-                any = true;
-                // SAFETY: kill(2) with integers; a pid in the group's
-                // cgroup.procs is a process of the group (or already gone).
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-        if !any {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mut left = Vec::new();
-    for dir in dirs {
-        let mut removed = false;
-        for _ in 0..ROUNDS {
-            match std::fs::remove_dir(&dir) {
-                Ok(()) => {
-                    removed = true;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    removed = true;
-                    break;
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                Err(_) => break,
-            }
-        }
-        if !removed {
-            left.push(dir);
-        }
-    }
     Ok(left)
 }
 

@@ -8,21 +8,15 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, ErrorKind, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::thread::sleep;
-use std::time::Duration;
 
 use muontrap_cgroup::layout::{Hierarchy, Layout};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use muontrap_cgroup::teardown::{self, Tracking};
 
 use crate::args::CgroupConfig;
 
 mod parents;
 #[cfg(test)]
 mod tests;
-
-const RETRY_PAUSE: Duration = Duration::from_millis(10);
-const RETRIES: u32 = 100;
 
 /// The group's directory in one hierarchy.
 struct Member {
@@ -38,8 +32,6 @@ struct Member {
     /// The hierarchy's controllers (v1; empty on v2), as
     /// `/proc/<pid>/cgroup` lists them.
     controllers: Vec<String>,
-    /// The v1 freezer hierarchy, used to stop a fork bomb while killing.
-    freezer: bool,
 }
 
 pub struct Cgroup {
@@ -183,7 +175,6 @@ impl Cgroup {
             created: Vec::new(),
             version: h.version,
             controllers: h.controllers.clone(),
-            freezer: h.version == 1 && h.has("freezer"),
         });
         let last = self.members.len() - 1;
         let m = &mut self.members[last];
@@ -233,48 +224,23 @@ impl Cgroup {
             .collect()
     }
 
-    fn tracking(&self) -> Option<&Member> {
-        self.members.first()
+    /// The group in the tracking hierarchy, through which it is killed.
+    fn tracking(&self) -> Option<Tracking<'_>> {
+        let m = self.members.first()?;
+        Some(Tracking::new(&m.leaf, m.version, &m.controllers))
     }
 
     /// The tracking hierarchy as `/proc/<pid>/cgroup` names it: (version,
     /// controllers), to tell whether a process is in the group.
     pub fn tracking_hierarchy(&self) -> Option<(u8, Vec<String>)> {
-        self.tracking().map(|m| (m.version, m.controllers.clone()))
+        let m = self.members.first()?;
+        Some((m.version, m.controllers.clone()))
     }
 
-    fn procs(&self) -> Vec<i32> {
-        let Some(m) = self.tracking() else {
-            return Vec::new();
-        };
-        fs::read_to_string(m.leaf.join("cgroup.procs"))
-            .map(|s| {
-                s.split_ascii_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// SIGKILLs every process in the group once: `cgroup.kill` (v2, 5.14+)
-    /// is atomic against forks, and so is a pass over a frozen v1 freezer
-    /// group; the fallback is a single pass over the list.
+    /// SIGKILLs every process in the group once (see `teardown`); true if
+    /// that was atomic against forks.
     pub fn kill_once(&self) -> bool {
-        let Some(m) = self.tracking() else {
-            return true;
-        };
-        if m.version == 2 && write_file(&m.leaf.join("cgroup.kill"), "1").is_ok() {
-            return true;
-        }
-        let frozen = m.freezer && freeze(&m.leaf);
-        for pid in self.procs() {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        if m.freezer {
-            // Thawed, the killed tasks die; frozen or not, always thaw.
-            let _ = write_file(&m.leaf.join("freezer.state"), "THAWED");
-        }
-        frozen
+        self.tracking().is_none_or(|t| t.kill_once())
     }
 
     /// Kills everything left in the group and removes the leaves, then
@@ -284,59 +250,23 @@ impl Cgroup {
             return;
         }
         self.removed = true;
-        let atomic = self.kill_once();
-        for _ in 0..RETRIES {
-            if self.procs().is_empty() {
-                break;
-            }
-            if !atomic {
-                // A forking process can outrun one unfrozen pass.
-                self.kill_once();
-            }
-            sleep(RETRY_PAUSE);
+        if let Some(t) = self.tracking() {
+            // A group still in use fails to be removed below, which says so.
+            let _ = t.kill_all();
         }
         for m in self.members.iter().rev() {
             if m.made {
-                remove_dir(&m.leaf);
+                remove_leaf(&m.leaf);
             }
             parents::remove_parents(&m.parents, &m.created);
         }
     }
 }
 
-/// Freezes a v1 freezer group and waits (briefly) until it is frozen.
-fn freeze(leaf: &Path) -> bool {
-    let state = leaf.join("freezer.state");
-    if write_file(&state, "FROZEN").is_err() {
-        return false;
-    }
-    for _ in 0..RETRIES {
-        match fs::read_to_string(&state) {
-            Ok(s) if s.trim() == "FROZEN" => return true,
-            Ok(_) => sleep(Duration::from_millis(1)),
-            Err(_) => return false,
-        }
-    }
-    false
-}
-
-/// Killed tasks leave the group asynchronously: EBUSY for a moment.
-fn remove_dir(leaf: &Path) {
-    for attempt in 0..=RETRIES {
-        match fs::remove_dir(leaf) {
-            Ok(()) => {
-                tracing::debug!(path = %leaf.display(), "removed cgroup");
-                return;
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => return,
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < RETRIES => {
-                sleep(RETRY_PAUSE)
-            }
-            Err(e) => {
-                tracing::warn!(path = %leaf.display(), error = %e, "could not remove cgroup");
-                return;
-            }
-        }
+fn remove_leaf(leaf: &Path) {
+    match teardown::remove_dir(leaf) {
+        Ok(()) => tracing::debug!(path = %leaf.display(), "removed cgroup"),
+        Err(e) => tracing::warn!(path = %leaf.display(), error = %e, "could not remove cgroup"),
     }
 }
 
