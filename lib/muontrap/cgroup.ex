@@ -80,17 +80,23 @@ defmodule MuonTrap.Cgroup do
   end
 
   @doc """
-  The host's cgroup layout, detected once from `/proc/self/mountinfo` and
+  The host's cgroup layout, from `/proc/self/mountinfo` and
   `/proc/self/cgroup`:
   `%{kind: :v2 | :hybrid | :v1 | :none, v2: hierarchy | nil, v1: [hierarchy]}`,
   each hierarchy `%{mount: path, controllers: [name], own: path_of_the_beam | nil}`.
+
+  Once a cgroup filesystem is found, the layout is kept for the VM's life;
+  `:none` is looked up again on the next call, so a cgroup filesystem
+  mounted after the VM started is seen.
   """
   @spec layout() :: map()
   def layout do
     case :persistent_term.get({__MODULE__, :layout}, nil) do
       nil ->
-        layout = MuonTrap.Nif.layout()
-        :persistent_term.put({__MODULE__, :layout}, layout)
+        # The NIF caches by the same rule (native/muontrap_nif/src/cgroup_fs.rs),
+        # so this copy only saves a dirty-scheduler call and never disagrees.
+        layout = Nif.layout()
+        if layout.kind != :none, do: :persistent_term.put({__MODULE__, :layout}, layout)
         layout
 
       layout ->
@@ -114,7 +120,7 @@ defmodule MuonTrap.Cgroup do
   """
   @spec cleanup(map()) :: :ok | {:error, term()}
   def cleanup(%{cgroup_path: path} = options) do
-    case MuonTrap.Nif.cleanup(path, Map.get(options, :cgroup_beneath_beam, false)) do
+    case Nif.cleanup(path, Map.get(options, :cgroup_beneath_beam, false)) do
       {:ok, []} -> :ok
       {:ok, left} -> {:error, {:not_removed, left}}
       {:error, reason} -> {:error, reason}

@@ -49,10 +49,17 @@ pub struct Group<'a> {
     pub beneath_own: bool,
 }
 
-/// Only a layout with some cgroup filesystem is cached, so one mounted
-/// after the first call is still found.
+/// The host's layout, the BEAM side's one cache of it (`MuonTrap.Cgroup`
+/// keeps a copy of what `layout` returns from here). The BEAM runs for as
+/// long as the system does, so a layout without any cgroup filesystem is
+/// detected again on the next call: a mount that appears later (a board's
+/// init mounting cgroup2 after the VM started) is then seen. Once found,
+/// a layout is kept: hierarchies are not remounted elsewhere while the
+/// system runs, and reading mountinfo for every daemon call would cost
+/// more than the call itself.
 static LAYOUT: OnceLock<Layout> = OnceLock::new();
 
+/// The cached layout (see [`LAYOUT`]); `enoent` without cgroupfs.
 pub fn layout() -> Result<&'static Layout, Failure> {
     if let Some(l) = LAYOUT.get() {
         return Ok(l);

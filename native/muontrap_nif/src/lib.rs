@@ -229,10 +229,12 @@ fn cleanup<'a>(env: Env<'a>, path: Option<Binary<'a>>, beneath_own: bool) -> Nif
 }
 
 /// `layout() :: %{kind: :v2 | :hybrid | :v1 | :none, v2: hierarchy | nil, v1: [hierarchy]}`
-/// with `hierarchy :: %{mount: String.t, controllers: [String.t], own: String.t | nil}`.
+/// with `hierarchy :: %{mount: String.t, controllers: [String.t], own: String.t | nil}`:
+/// the layout the other functions use, cached as `cgroup_fs::layout` says.
 #[rustler::nif(schedule = "DirtyIo")]
 fn layout(env: Env) -> NifResult<Term> {
-    let layout = Layout::detect().unwrap_or_default();
+    let none = Layout::default();
+    let layout = cgroup_fs::layout().unwrap_or(&none);
     let hierarchy = |h: &Hierarchy| -> NifResult<Term> {
         Term::map_new(env)
             .map_put(atoms::mount(), h.mount_point.to_string_lossy().as_ref())?

@@ -224,6 +224,8 @@ fn start(cfg: &Config, handover: Handover) -> Result<Started, String> {
     let cgroup = match &cfg.cgroup {
         None => None,
         Some(c) => {
+            // Detected afresh: the port binary runs once per command, so
+            // each command sees the host's hierarchies as they are now.
             let layout = muontrap_cgroup::layout::Layout::detect()
                 .map_err(|e| format!("cannot use cgroup {}: {e}", c.path))?;
             Some(Cgroup::create(&layout, c)?)
