@@ -44,8 +44,10 @@ defmodule MuonTrap do
       see `MuonTrap.Daemon.cgroup_config/1` for every key
     * `:cgroup_base` - run the command in a new random sub-group of this cgroup
     * `:cgroup_path` - run the command in this cgroup (created, then removed at exit)
-    * `:cgroup_beneath_beam` - `true` to make cgroup paths relative to the BEAM's own cgroup
-      in each hierarchy (for a BEAM that is not at a hierarchy's root)
+    * `:beneath_own_cgroup` - `true` to make cgroup paths relative to the BEAM's own cgroup
+      in each hierarchy (for a BEAM that is not at a hierarchy's root); the port binary's
+      flag of the same name does this. `:cgroup_beneath_beam`, its former name, is still
+      accepted
     * `:delay_to_sigkill` - milliseconds between the stop signal and SIGKILL (default 500)
     * `:stop_signal` - the first signal when the command is stopped (at a timeout,
       when the caller dies or halts a stream): `:sigterm` (default), or e.g.
@@ -66,7 +68,7 @@ defmodule MuonTrap do
       that the caller reads directly, at most this many bytes at a time
 
   Cgroup paths are relative to the root of each cgroup hierarchy (v2, or v1
-  on v1 and hybrid hosts), or beneath the BEAM's own group with `:cgroup_beneath_beam`.
+  on v1 and hybrid hosts), or beneath the BEAM's own group with `:beneath_own_cgroup`.
 
       iex> MuonTrap.cmd("echo", ["hello"])
       {"hello\n", 0}

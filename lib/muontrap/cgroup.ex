@@ -120,7 +120,7 @@ defmodule MuonTrap.Cgroup do
   """
   @spec cleanup(map()) :: :ok | {:error, term()}
   def cleanup(%{cgroup_path: path} = options) do
-    case Nif.cleanup(path, Map.get(options, :cgroup_beneath_beam, false)) do
+    case Nif.cleanup(path, Map.get(options, :beneath_own_cgroup, false)) do
       {:ok, []} -> :ok
       {:ok, left} -> {:error, {:not_removed, left}}
       {:error, reason} -> {:error, reason}

@@ -2,7 +2,7 @@ defmodule MuonTrap.Nif do
   @moduledoc false
   # Cgroup file access in Rust (native/muontrap_nif). Each cgroup function
   # takes a cgroup path relative to each hierarchy's root (or, when
-  # beneath_own is true, to the BEAM's own cgroup in it), or nil when there
+  # beneath_own_cgroup is true, to the BEAM's own cgroup in it), or nil when there
   # is no cgroup; see the crate's docs for which run on dirty schedulers.
   @on_load :load
 
@@ -12,12 +12,15 @@ defmodule MuonTrap.Nif do
     :erlang.load_nif(String.to_charlist(path), 0)
   end
 
-  def cgget(_path, _beneath_own, _file), do: :erlang.nif_error(:nif_not_loaded)
-  def cgset(_path, _beneath_own, _file, _value), do: :erlang.nif_error(:nif_not_loaded)
-  def cgroup_config(_path, _beneath_own, _open_files), do: :erlang.nif_error(:nif_not_loaded)
-  def statistics(_path, _beneath_own, _open_files), do: :erlang.nif_error(:nif_not_loaded)
+  def cgget(_path, _beneath_own_cgroup, _file), do: :erlang.nif_error(:nif_not_loaded)
+  def cgset(_path, _beneath_own_cgroup, _file, _value), do: :erlang.nif_error(:nif_not_loaded)
+
+  def cgroup_config(_path, _beneath_own_cgroup, _open_files),
+    do: :erlang.nif_error(:nif_not_loaded)
+
+  def statistics(_path, _beneath_own_cgroup, _open_files), do: :erlang.nif_error(:nif_not_loaded)
   def open_files, do: :erlang.nif_error(:nif_not_loaded)
-  def cleanup(_path, _beneath_own), do: :erlang.nif_error(:nif_not_loaded)
+  def cleanup(_path, _beneath_own_cgroup), do: :erlang.nif_error(:nif_not_loaded)
   def layout, do: :erlang.nif_error(:nif_not_loaded)
 
   # The :cgroup option's table (native/muontrap_nif/src/settings.rs), used by MuonTrap.Cgroup.

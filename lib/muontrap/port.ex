@@ -161,7 +161,7 @@ defmodule MuonTrap.Port do
     {controllers, writes} =
       Cgroup.to_writes(Map.get(options, :cgroup, %{}), Cgroup.v1_controllers())
 
-    beneath = if options[:cgroup_beneath_beam], do: ["--beneath-own-cgroup"], else: []
+    beneath = if options[:beneath_own_cgroup], do: ["--beneath-own-cgroup"], else: []
 
     # A group with no controller still contains and kills everything in it.
     controller_args =

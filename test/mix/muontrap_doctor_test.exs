@@ -29,9 +29,13 @@ defmodule Mix.Tasks.Muontrap.DoctorTest do
     assert text =~ ~r/base .*muontrap: (writable|absent, will be created)/
   end
 
-  test "the task prints the report" do
-    out = capture_io(fn -> Mix.Tasks.Muontrap.Doctor.run(["--beneath-beam"]) end)
-    assert out =~ "cgroup layout:"
-    assert out =~ "No problems found."
+  test "the task prints the report; --beneath-beam is the old name of --beneath-own-cgroup" do
+    for flag <- ["--beneath-own-cgroup", "--beneath-beam"] do
+      out = capture_io(fn -> Mix.Tasks.Muontrap.Doctor.run([flag]) end)
+      assert out =~ "cgroup layout:"
+      assert out =~ "No problems found."
+      # The note that suggests the flag is left out once it is given.
+      refute out =~ "pass beneath_own_cgroup: true"
+    end
   end
 end

@@ -3,7 +3,7 @@ defmodule MuonTrap.CgroupLimitsTest do
   # v1 and hybrid hosts (this development machine: v1 controllers plus an
   # empty cgroup2 at /sys/fs/cgroup/unified) and pure v2 (scripts/vm_test).
   # Groups go beneath the BEAM's own cgroup in every hierarchy
-  # (:cgroup_beneath_beam), never beside it.
+  # (:beneath_own_cgroup), never beside it.
   use ExUnit.Case, async: true
 
   import ExUnit.CaptureLog
@@ -25,7 +25,7 @@ defmodule MuonTrap.CgroupLimitsTest do
   end
 
   defp opts(base, settings),
-    do: [cgroup_base: base, cgroup_beneath_beam: true, cgroup: settings]
+    do: [cgroup_base: base, beneath_own_cgroup: true, cgroup: settings]
 
   # The group's directory in every hierarchy of this host.
   defp dirs(path) do
@@ -196,6 +196,7 @@ defmodule MuonTrap.CgroupLimitsTest do
               "#{helper()} daemonize #{m}; #{helper()} fork_many 3 #{m} & exec #{helper()} sleep #{m}"
             ],
             cgroup_path: path,
+            # The option's old name, to run it end to end.
             cgroup_beneath_beam: true,
             cgroup: %{pids_max: 100},
             into: %Collect{to: parent}

@@ -93,7 +93,7 @@ defmodule MuonTrap.CgroupParentsTest do
         fn i ->
           MuonTrap.cmd("sh", ["-c", "sleep 0.0#{i}; echo #{i}"],
             cgroup_base: "#{base}/pool",
-            cgroup_beneath_beam: true,
+            beneath_own_cgroup: true,
             cgroup: %{pids_max: 20}
           )
         end,
@@ -114,7 +114,7 @@ defmodule MuonTrap.CgroupParentsTest do
     assert {"x\n", 0} =
              MuonTrap.cmd("echo", ["x"],
                cgroup_base: base,
-               cgroup_beneath_beam: true,
+               beneath_own_cgroup: true,
                cgroup: %{pids_max: 5}
              )
 

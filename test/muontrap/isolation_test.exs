@@ -139,7 +139,7 @@ defmodule MuonTrap.IsolationTest do
 
     storm(100,
       cgroup_base: base,
-      cgroup_beneath_beam: true,
+      beneath_own_cgroup: true,
       cgroup: %{pids_max: 100}
     )
 

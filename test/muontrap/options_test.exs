@@ -183,7 +183,7 @@ defmodule MuonTrap.OptionsTest do
     opts =
       Options.validate(:cmd, "echo", [],
         cgroup_path: "g",
-        cgroup_beneath_beam: true,
+        beneath_own_cgroup: true,
         cgroup: %{memory_max: :max, pids_max: 10, cpu_weight: 50}
       )
 
@@ -199,6 +199,15 @@ defmodule MuonTrap.OptionsTest do
 
     for e <- expected, do: assert(e in args)
     assert Enum.filter(args, &(&1 in ["cpu", "memory", "pids"])) == ["cpu", "memory", "pids"]
+  end
+
+  test ":cgroup_beneath_beam is the old name of :beneath_own_cgroup" do
+    for value <- [true, false] do
+      opts = Options.validate(:cmd, "echo", [], cgroup_path: "g", cgroup_beneath_beam: value)
+      assert opts.beneath_own_cgroup == value
+      refute Map.has_key?(opts, :cgroup_beneath_beam)
+      assert "--beneath-own-cgroup" in MuonTrap.Port.args(opts, :output) == value
+    end
   end
 
   test "v2 and v1 mappings" do
@@ -277,6 +286,7 @@ defmodule MuonTrap.OptionsTest do
           cd: ~c"/tmp",
           arg0: ~c"x",
           parallelism: :yes,
+          beneath_own_cgroup: "true",
           cgroup_beneath_beam: "true"
         ] do
       error =

@@ -7,11 +7,12 @@ defmodule Mix.Tasks.Muontrap.Doctor do
   whether `cgroup.kill` and pidfds exist, and for every problem the
   command that fixes it.
 
-      mix muontrap.doctor [--base muontrap] [--beneath-beam]
+      mix muontrap.doctor [--base muontrap] [--beneath-own-cgroup]
 
     * `--base` - the `:cgroup_base` to check (default `muontrap`)
-    * `--beneath-beam` - check it as `cgroup_beneath_beam: true` would
+    * `--beneath-own-cgroup` - check it as `beneath_own_cgroup: true` would
       place it: beneath the BEAM's own cgroup in every hierarchy
+      (`--beneath-beam`, its former name, is still accepted)
 
   Exits with status 1 when a problem was found.
   """
@@ -23,9 +24,17 @@ defmodule Mix.Tasks.Muontrap.Doctor do
 
   @impl Mix.Task
   def run(argv) do
-    {opts, _} = OptionParser.parse!(argv, strict: [base: :string, beneath_beam: :boolean])
+    {opts, _} =
+      OptionParser.parse!(argv,
+        strict: [base: :string, beneath_own_cgroup: :boolean, beneath_beam: :boolean]
+      )
+
     Mix.Task.run("compile")
-    report = report(Keyword.get(opts, :base, "muontrap"), Keyword.get(opts, :beneath_beam, false))
+
+    beneath =
+      Keyword.get(opts, :beneath_own_cgroup, false) or Keyword.get(opts, :beneath_beam, false)
+
+    report = report(Keyword.get(opts, :base, "muontrap"), beneath)
     Enum.each(report.lines, &Mix.shell().info/1)
 
     case report.problems do
@@ -51,7 +60,7 @@ defmodule Mix.Tasks.Muontrap.Doctor do
           lines: [String.t()],
           problems: [{String.t(), String.t()}]
         }
-  def report(base, beneath_beam) do
+  def report(base, beneath_own_cgroup) do
     layout = Cgroup.layout()
     {lines, problems} = {["cgroup layout: #{layout.kind} (#{describe(layout.kind)})"], []}
 
@@ -66,12 +75,14 @@ defmodule Mix.Tasks.Muontrap.Doctor do
         for h <- layout.v1 do
           "cgroup v1 #{Enum.join(h.controllers, ",")} at #{h.mount}; the BEAM is in #{own(h)}"
         end ++
-        for h <- List.wrap(layout.v2) ++ layout.v1, h.own not in [nil, ""], not beneath_beam do
-          "note: the BEAM is not at the root of #{h.mount}: pass cgroup_beneath_beam: true " <>
-            "to keep commands beneath its own group (check with --beneath-beam)"
+        for h <- List.wrap(layout.v2) ++ layout.v1,
+            h.own not in [nil, ""],
+            not beneath_own_cgroup do
+          "note: the BEAM is not at the root of #{h.mount}: pass beneath_own_cgroup: true " <>
+            "to keep commands beneath its own group (check with --beneath-own-cgroup)"
         end
 
-    {lines, problems} = base_checks(layout, base, beneath_beam, lines, problems)
+    {lines, problems} = base_checks(layout, base, beneath_own_cgroup, lines, problems)
     pidfd = pidfd?()
 
     lines =
@@ -134,7 +145,7 @@ defmodule Mix.Tasks.Muontrap.Doctor do
     mount |> Path.join("*/cgroup.kill") |> Path.wildcard() |> Enum.any?()
   end
 
-  defp base_checks(layout, base, beneath_beam, lines, problems) do
+  defp base_checks(layout, base, beneath_own_cgroup, lines, problems) do
     v1 = Cgroup.v1_controllers()
 
     # The hierarchies a group with cpu, memory and pids limits spans.
@@ -147,7 +158,7 @@ defmodule Mix.Tasks.Muontrap.Doctor do
     hierarchies = hierarchies |> Enum.reject(&is_nil/1) |> Enum.uniq()
 
     Enum.reduce(hierarchies, {lines, problems}, fn h, {lines, problems} ->
-      check_base(h, base, beneath_beam, v1, layout, lines, problems)
+      check_base(h, base, beneath_own_cgroup, v1, layout, lines, problems)
     end)
   end
 
@@ -161,12 +172,12 @@ defmodule Mix.Tasks.Muontrap.Doctor do
      problems ++
        [
          {"the BEAM's own group in #{h.mount} is outside the mount",
-          "use --base without --beneath-beam"}
+          "use --base without --beneath-own-cgroup"}
        ]}
   end
 
-  defp check_base(h, base, beneath_beam, v1, layout, lines, problems) do
-    parent = if beneath_beam, do: Path.join(h.mount, h.own), else: h.mount
+  defp check_base(h, base, beneath_own_cgroup, v1, layout, lines, problems) do
+    parent = if beneath_own_cgroup, do: Path.join(h.mount, h.own), else: h.mount
     dir = Path.join(parent, base)
     who = System.get_env("USER") || "$(whoami)"
 

@@ -147,7 +147,7 @@ defmodule MuonTrap.Daemon.Server do
   end
 
   defp cgroup_ref(state),
-    do: {state.options[:cgroup_path], Map.get(state.options, :cgroup_beneath_beam, false)}
+    do: {state.options[:cgroup_path], Map.get(state.options, :beneath_own_cgroup, false)}
 
   @impl GenServer
   def handle_info({:muontrap_ready_timeout, tag}, state) do

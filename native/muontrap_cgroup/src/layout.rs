@@ -79,11 +79,11 @@ impl Hierarchy {
         self.controllers.iter().any(|c| c == controller)
     }
 
-    /// Directory of `path`, relative to the mount or (with `beneath_own`)
+    /// Directory of `path`, relative to the mount or (with `beneath_own_cgroup`)
     /// to this process's own group. `None` if the own group is unknown.
-    pub fn dir(&self, path: &str, beneath_own: bool) -> Option<PathBuf> {
+    pub fn dir(&self, path: &str, beneath_own_cgroup: bool) -> Option<PathBuf> {
         let mut dir = self.mount_point.clone();
-        if beneath_own {
+        if beneath_own_cgroup {
             let own = self.own.as_deref()?;
             if !own.is_empty() {
                 dir.push(own);

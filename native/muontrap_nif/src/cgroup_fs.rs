@@ -42,11 +42,11 @@ pub enum Root {
 }
 
 /// A group as the Elixir side names it: a path relative to each
-/// hierarchy's root, or (`beneath_own`) to the BEAM's own cgroup in it.
+/// hierarchy's root, or (`beneath_own_cgroup`) to the BEAM's own cgroup in it.
 #[derive(Debug, Clone, Copy)]
 pub struct Group<'a> {
     pub path: &'a [u8],
-    pub beneath_own: bool,
+    pub beneath_own_cgroup: bool,
 }
 
 /// The host's layout, the BEAM side's one cache of it (`MuonTrap.Cgroup`
@@ -100,14 +100,14 @@ pub fn file_name(file: &[u8]) -> Result<&str, Failure> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     rel: String,
-    beneath_own: bool,
+    beneath_own_cgroup: bool,
 }
 
 impl Resolved {
     /// The group's directory in `h` (`None` if the BEAM's own group in it
     /// is unknown).
     pub fn dir_in(&self, h: &Hierarchy) -> Option<PathBuf> {
-        h.dir(&self.rel, self.beneath_own)
+        h.dir(&self.rel, self.beneath_own_cgroup)
     }
 
     /// The directory holding interface file `file`: the v1 hierarchy of its
@@ -122,7 +122,7 @@ pub fn resolve(group: Option<Group>, root: Root) -> Result<Resolved, Failure> {
     let rel = relative_dir(group.path, root)?;
     Ok(Resolved {
         rel: rel.to_string_lossy().into_owned(),
-        beneath_own: group.beneath_own,
+        beneath_own_cgroup: group.beneath_own_cgroup,
     })
 }
 
@@ -372,7 +372,7 @@ mod tests {
     fn g(path: &[u8]) -> Option<Group<'_>> {
         Some(Group {
             path,
-            beneath_own: false,
+            beneath_own_cgroup: false,
         })
     }
 

@@ -48,22 +48,22 @@ fn error_term<'a>(env: Env<'a>, failure: Failure) -> NifResult<Term<'a>> {
     Ok((atoms::error(), reason).encode(env))
 }
 
-fn group<'b>(path: &'b Option<Binary<'_>>, beneath_own: bool) -> Option<Group<'b>> {
+fn group<'b>(path: &'b Option<Binary<'_>>, beneath_own_cgroup: bool) -> Option<Group<'b>> {
     path.as_ref().map(|p| Group {
         path: p.as_slice(),
-        beneath_own,
+        beneath_own_cgroup,
     })
 }
 
-/// `cgget(path | nil, beneath_own, file) :: {:ok, binary} | {:error, posix | :no_cgroup}`
+/// `cgget(path | nil, beneath_own_cgroup, file) :: {:ok, binary} | {:error, posix | :no_cgroup}`
 #[rustler::nif(schedule = "DirtyIo")]
 fn cgget<'a>(
     env: Env<'a>,
     path: Option<Binary<'a>>,
-    beneath_own: bool,
+    beneath_own_cgroup: bool,
     file: Binary<'a>,
 ) -> NifResult<Term<'a>> {
-    match cgroup_fs::read(group(&path, beneath_own), &file) {
+    match cgroup_fs::read(group(&path, beneath_own_cgroup), &file) {
         Ok(bytes) => {
             let mut bin = NewBinary::new(env, bytes.len());
             bin.as_mut_slice().copy_from_slice(&bytes);
@@ -74,16 +74,16 @@ fn cgget<'a>(
     }
 }
 
-/// `cgset(path | nil, beneath_own, file, value) :: :ok | {:error, posix | :no_cgroup}`
+/// `cgset(path | nil, beneath_own_cgroup, file, value) :: :ok | {:error, posix | :no_cgroup}`
 #[rustler::nif(schedule = "DirtyIo")]
 fn cgset<'a>(
     env: Env<'a>,
     path: Option<Binary<'a>>,
-    beneath_own: bool,
+    beneath_own_cgroup: bool,
     file: Binary<'a>,
     value: Binary<'a>,
 ) -> NifResult<Term<'a>> {
-    match cgroup_fs::write(group(&path, beneath_own), &file, &value) {
+    match cgroup_fs::write(group(&path, beneath_own_cgroup), &file, &value) {
         Ok(()) => Ok(atoms::ok().encode(env)),
         Err(failure) => error_term(env, failure),
     }
@@ -93,9 +93,9 @@ fn cgset<'a>(
 /// the caller) without a cgroup, for an invalid path, or without cgroupfs.
 fn readable(
     path: &Option<Binary<'_>>,
-    beneath_own: bool,
+    beneath_own_cgroup: bool,
 ) -> Option<(cgroup_fs::Resolved, &'static Layout)> {
-    let group = cgroup_fs::resolve(group(path, beneath_own), Root::Allow).ok()?;
+    let group = cgroup_fs::resolve(group(path, beneath_own_cgroup), Root::Allow).ok()?;
     Some((group, cgroup_fs::layout().ok()?))
 }
 
@@ -136,7 +136,7 @@ fn read_with(
     }
 }
 
-/// `cgroup_config(path | nil, beneath_own, open_files | nil) :: %{atom => term}`;
+/// `cgroup_config(path | nil, beneath_own_cgroup, open_files | nil) :: %{atom => term}`;
 /// unreadable or unparseable knobs are omitted, and an invalid path gives
 /// `%{}` just like a missing cgroup. On v1 hierarchies the v1 files are
 /// read and reported under the v2 keys. With `open_files`, files stay open.
@@ -144,12 +144,12 @@ fn read_with(
 fn cgroup_config<'a>(
     env: Env<'a>,
     path: Option<Binary<'a>>,
-    beneath_own: bool,
+    beneath_own_cgroup: bool,
     files: Option<ResourceArc<OpenFiles>>,
 ) -> NifResult<Term<'a>> {
     let _slice = Timeslice::start(env);
     let mut map = Term::map_new(env);
-    let Some((group, layout)) = readable(&path, beneath_own) else {
+    let Some((group, layout)) = readable(&path, beneath_own_cgroup) else {
         return Ok(map);
     };
     let read = |file: &str| read_with(&files, &group, layout.hierarchy_for_file(file), file);
@@ -180,19 +180,19 @@ fn open_files() -> ResourceArc<OpenFiles> {
     ResourceArc::new(OpenFiles::default())
 }
 
-/// `statistics(path | nil, beneath_own, open_files | nil) :: %{String.t => term}`;
+/// `statistics(path | nil, beneath_own_cgroup, open_files | nil) :: %{String.t => term}`;
 /// missing or unparseable files are omitted. v1 figures are reported under
 /// the v2 file names. With `open_files`, files stay open between calls.
 #[rustler::nif]
 fn statistics<'a>(
     env: Env<'a>,
     path: Option<Binary<'a>>,
-    beneath_own: bool,
+    beneath_own_cgroup: bool,
     files: Option<ResourceArc<OpenFiles>>,
 ) -> NifResult<Term<'a>> {
     let _slice = Timeslice::start(env);
     let mut map = Term::map_new(env);
-    let Some((group, layout)) = readable(&path, beneath_own) else {
+    let Some((group, layout)) = readable(&path, beneath_own_cgroup) else {
         return Ok(map);
     };
     let read = |file: &str| read_with(&files, &group, layout.hierarchy_for_file(file), file);
@@ -211,12 +211,16 @@ fn statistics<'a>(
     Ok(map)
 }
 
-/// `cleanup(path, beneath_own) :: {:ok, [leftover_dir]} | {:error, reason}`:
+/// `cleanup(path, beneath_own_cgroup) :: {:ok, [leftover_dir]} | {:error, reason}`:
 /// SIGKILLs whatever is left in the group in every hierarchy and removes
 /// its directories (after the port binary died without doing it).
 #[rustler::nif(schedule = "DirtyIo")]
-fn cleanup<'a>(env: Env<'a>, path: Option<Binary<'a>>, beneath_own: bool) -> NifResult<Term<'a>> {
-    match cgroup_fs::kill_and_remove(group(&path, beneath_own)) {
+fn cleanup<'a>(
+    env: Env<'a>,
+    path: Option<Binary<'a>>,
+    beneath_own_cgroup: bool,
+) -> NifResult<Term<'a>> {
+    match cgroup_fs::kill_and_remove(group(&path, beneath_own_cgroup)) {
         Ok(left) => {
             let left: Vec<String> = left
                 .iter()

@@ -130,14 +130,14 @@ pub enum Capture {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CgroupConfig {
-    /// Relative to each hierarchy's root (or, with `beneath_own`, to
+    /// Relative to each hierarchy's root (or, with `beneath_own_cgroup`, to
     /// muontrap's own cgroup in it); already validated.
     pub path: String,
     pub controllers: Vec<String>,
     /// `(file, value)`; file names already validated.
     pub settings: Vec<(String, String)>,
     /// `--beneath-own-cgroup`.
-    pub beneath_own: bool,
+    pub beneath_own_cgroup: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

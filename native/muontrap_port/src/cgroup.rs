@@ -88,7 +88,7 @@ fn inherit_cpuset(dir: &Path) -> Result<(), String> {
 
 /// The directory below which the group goes in `h`.
 fn base_of(h: &Hierarchy, cfg: &CgroupConfig) -> Result<PathBuf, String> {
-    h.dir("", cfg.beneath_own).ok_or_else(|| {
+    h.dir("", cfg.beneath_own_cgroup).ok_or_else(|| {
         format!(
             "cannot place the cgroup beneath muontrap's own: /proc/self/cgroup puts it \
              outside the mounted {}",

@@ -31,7 +31,7 @@ pub(super) struct Seen {
     cap_err_only: bool,
     framed: bool,
     no_controllers: bool,
-    beneath_own: bool,
+    beneath_own_cgroup: bool,
     notify: bool,
     watchdog: Option<u32>,
     attrs: SeenAttrs,
@@ -109,7 +109,7 @@ impl Seen {
             Opt::CaptureStderrOnly => &mut self.cap_err_only,
             Opt::Framed => &mut self.framed,
             Opt::NoControllers => &mut self.no_controllers,
-            Opt::BeneathOwn => &mut self.beneath_own,
+            Opt::BeneathOwn => &mut self.beneath_own_cgroup,
             Opt::Notify => &mut self.notify,
             // `parse` returns at --help before recording anything.
             Opt::Help => return Ok(()),
@@ -148,7 +148,7 @@ impl Seen {
     /// `--beneath-own-cgroup` agree.
     fn cgroup(&mut self) -> Result<Option<CgroupConfig>, ArgError> {
         let has_controllers = !self.controllers.is_empty();
-        if self.beneath_own && self.cgroup_path.is_none() {
+        if self.beneath_own_cgroup && self.cgroup_path.is_none() {
             return Err(ArgError::BeneathOwnWithoutCgroup);
         }
         if self.no_controllers && (self.cgroup_path.is_none() || has_controllers) {
@@ -167,7 +167,7 @@ impl Seen {
             path,
             controllers: std::mem::take(&mut self.controllers),
             settings: std::mem::take(&mut self.settings),
-            beneath_own: self.beneath_own,
+            beneath_own_cgroup: self.beneath_own_cgroup,
         }))
     }
 

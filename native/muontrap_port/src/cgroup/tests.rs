@@ -21,7 +21,7 @@ fn cfg(path: &str, controllers: &[&str]) -> CgroupConfig {
         path: path.into(),
         controllers: controllers.iter().map(|c| c.to_string()).collect(),
         settings: vec![],
-        beneath_own: false,
+        beneath_own_cgroup: false,
     }
 }
 
@@ -52,7 +52,7 @@ fn hybrid_creates_a_leaf_per_hierarchy_and_removes_them() {
         v1: vec![hierarchy(1, &mem, &["memory"])],
     };
     let mut c = cfg("mt/x", &["memory"]);
-    c.beneath_own = true;
+    c.beneath_own_cgroup = true;
     let group = Cgroup::create(&layout, &c).unwrap();
     assert!(v2.join("own/mt/x").is_dir());
     assert!(mem.join("own/mt/x").is_dir());

@@ -87,7 +87,7 @@ fn short_options() {
                 ("memory.max".into(), "1M".into()),
                 ("pids.max".into(), String::new())
             ],
-            beneath_own: false,
+            beneath_own_cgroup: false,
         })
     );
 }
