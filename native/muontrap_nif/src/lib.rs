@@ -22,13 +22,15 @@ mod encode;
 mod errno;
 mod handover;
 mod listeners;
+mod open_files;
 mod pipe;
 mod settings;
 mod stdio;
 
-use cgroup_fs::{Failure, Group, OpenFiles, Root};
+use cgroup_fs::{Failure, Group, Root};
 use muontrap_cgroup::layout::{Hierarchy, Layout};
 use muontrap_cgroup::{knobs, stats, v1};
+use open_files::OpenFiles;
 use rustler::types::binary::NewBinary;
 use rustler::{Atom, Binary, Encoder, Env, NifResult, ResourceArc, Term};
 use std::time::Instant;

@@ -62,6 +62,20 @@ fn os_error(e: &io::Error) -> String {
     }
 }
 
+/// "cannot set FILE to 'VALUE': why", and why a file may be missing.
+fn setting_error(path: &Path, value: &str, e: &io::Error) -> String {
+    let mut msg = format!(
+        "cannot set {} to '{}': {}",
+        path.display(),
+        value,
+        os_error(e)
+    );
+    if e.kind() == ErrorKind::NotFound {
+        msg.push_str(" (this kernel does not provide that file)");
+    }
+    msg
+}
+
 /// A new v1 cpuset group starts with no CPUs and no memory nodes, and no
 /// task can join it: copy the parent's.
 fn inherit_cpuset(dir: &Path) -> Result<(), String> {
@@ -97,8 +111,10 @@ fn base_of(h: &Hierarchy, cfg: &CgroupConfig) -> Result<PathBuf, String> {
     })
 }
 
-/// Hierarchy → controllers to use in it, the tracking hierarchy first.
-type Plan<'a> = Vec<(&'a Hierarchy, Vec<String>)>;
+/// A hierarchy and the controllers to use in it.
+type Step<'a> = (&'a Hierarchy, Vec<String>);
+/// Every hierarchy the group needs, the tracking hierarchy first.
+type Plan<'a> = Vec<Step<'a>>;
 
 fn plan<'a>(layout: &'a Layout, cfg: &CgroupConfig) -> Result<Plan<'a>, String> {
     let tracking = layout.tracking().ok_or(
@@ -136,25 +152,32 @@ impl Cgroup {
             members: Vec::new(),
             removed: false,
         };
-        for (h, controllers) in &plan {
-            group.add_member(h, cfg, controllers)?;
-        }
-        for (file, value) in &cfg.settings {
-            let path = group.member_for(layout, &plan, file).join(file);
-            write_file(&path, value).map_err(|e| {
-                let mut msg = format!(
-                    "cannot set {} to '{}': {}",
-                    path.display(),
-                    value,
-                    os_error(&e)
-                );
-                if e.kind() == ErrorKind::NotFound {
-                    msg.push_str(" (this kernel does not provide that file)");
-                }
-                msg
-            })?;
-        }
+        group.make_members(&plan, cfg)?;
+        group.apply_settings(layout, &plan, &cfg.settings)?;
         Ok(group)
+    }
+
+    /// One member per hierarchy of the plan, the tracking one first.
+    fn make_members(&mut self, plan: &[Step<'_>], cfg: &CgroupConfig) -> Result<(), String> {
+        for (h, controllers) in plan {
+            self.add_member(h, cfg, controllers)?;
+        }
+        Ok(())
+    }
+
+    /// Writes each `(file, value)` into the member whose hierarchy has
+    /// the file, before the program joins.
+    fn apply_settings(
+        &self,
+        layout: &Layout,
+        plan: &[Step<'_>],
+        settings: &[(String, String)],
+    ) -> Result<(), String> {
+        for (file, value) in settings {
+            let path = self.member_for(layout, plan, file).join(file);
+            write_file(&path, value).map_err(|e| setting_error(&path, value, &e))?;
+        }
+        Ok(())
     }
 
     /// Creates the group's directory (and missing parents) in `h` and
@@ -192,7 +215,7 @@ impl Cgroup {
 
     /// The leaf a setting's file lives in: the v1 hierarchy of its
     /// controller, else cgroup2, else the tracking group.
-    fn member_for(&self, layout: &Layout, plan: &[(&Hierarchy, Vec<String>)], file: &str) -> &Path {
+    fn member_for(&self, layout: &Layout, plan: &[Step<'_>], file: &str) -> &Path {
         let controller = file.split('.').next().unwrap_or("");
         let index = plan
             .iter()
