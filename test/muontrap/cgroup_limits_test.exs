@@ -1,9 +1,11 @@
 defmodule MuonTrap.CgroupLimitsTest do
-  # Real limits through the same :cgroup map on whatever layout the host has:
-  # v1 and hybrid hosts (this development machine: v1 controllers plus an
-  # empty cgroup2 at /sys/fs/cgroup/unified) and pure v2 (scripts/vm_test).
-  # Groups go beneath the BEAM's own cgroup in every hierarchy
-  # (:beneath_own_cgroup), never beside it.
+  # Real limits, statistics, cgroup_config and cgget/cgset through the same
+  # :cgroup map on whatever layout the host has: v1 and hybrid hosts (this
+  # development machine: v1 controllers plus an empty cgroup2 at
+  # /sys/fs/cgroup/unified) and pure v2 (scripts/vm_test). Groups go beneath
+  # the BEAM's own cgroup in every hierarchy (:beneath_own_cgroup), never
+  # beside it. The group's own life (creation, containment, removal) is in
+  # cgroup_test.exs.
   use ExUnit.Case, async: true
 
   import ExUnit.CaptureLog
@@ -107,9 +109,25 @@ defmodule MuonTrap.CgroupLimitsTest do
     end)
   end
 
-  test "statistics move, and cgroup_config reports the settings under the v2 keys", %{
-    base: base
-  } do
+  # The group's file in the v2 hierarchy, where statistics/1 reads the
+  # files that have no v1 equivalent (pressure, cgroup.stat).
+  defp v2_file(path, file) do
+    case Cgroup.layout().v2 do
+      %{own: own} = v2 when own != nil -> Path.join([v2.mount, own, path, file])
+      _ -> nil
+    end
+  end
+
+  # Whether the kernel provides the file statistics/1 reads for memory.peak
+  # (Linux 5.19+ on v2; memory.max_usage_in_bytes on v1).
+  defp memory_peak_file?(daemon) do
+    file = if v1?("memory"), do: "memory.max_usage_in_bytes", else: "memory.peak"
+    match?({:ok, _}, Daemon.cgget(daemon, file))
+  end
+
+  test "statistics report the group's figures under the v2 names", %{base: base} do
+    # A setting for each controller, so that each counts the group (on v1,
+    # a hierarchy is joined only for a controller in use).
     settings = %{memory_max: 200 * 1024 * 1024, pids_max: 100, cpu_weight: 50}
 
     capture_log(fn ->
@@ -121,20 +139,51 @@ defmodule MuonTrap.CgroupLimitsTest do
         "3 processes"
       )
 
+      path = Daemon.cgroup_path(pid)
       stats = Daemon.statistics(pid).cgroup
-      assert stats["memory.current"] > 0
-      assert stats["memory.peak"] >= stats["memory.current"]
-      assert %{"usage_usec" => u} = stats["cpu.stat"]
-      assert is_integer(u)
+      current = stats["memory.current"]
+      assert is_integer(current) and current > 0
+
+      if memory_peak_file?(pid) do
+        peak = stats["memory.peak"]
+        assert is_integer(peak) and peak >= current, "memory.peak #{inspect(peak)}"
+      end
+
+      # Three processes were started: some CPU time was spent.
+      assert %{"usage_usec" => usage} = stats["cpu.stat"]
+      assert is_integer(usage) and usage > 0, "usage_usec #{inspect(usage)}"
       assert %{"max" => 0} = stats["pids.events"]
 
+      if v2_file(path, "cgroup.stat") do
+        assert %{"nr_descendants" => 0} = stats["cgroup.stat"]
+      end
+
+      if (file = v2_file(path, "memory.pressure")) && File.exists?(file) do
+        assert %{"some" => %{"avg10" => avg, "total" => total}} = stats["memory.pressure"]
+        assert is_float(avg) and is_integer(total)
+      end
+
+      GenServer.stop(pid)
+      assert_removed(path)
+    end)
+  end
+
+  test "cgroup_config reports the settings under the v2 keys, and starts a twin", %{base: base} do
+    # memory.oom.group has no v1 equivalent.
+    settings =
+      Map.merge(
+        %{memory_max: 200 * 1024 * 1024, pids_max: 100, cpu_weight: 50},
+        if(v1?("memory"), do: %{}, else: %{memory_oom_group: true})
+      )
+
+    capture_log(fn ->
+      {:ok, pid} = Daemon.start_link(helper(), ["sleep"], opts(base, settings))
       config = Daemon.cgroup_config(pid)
       assert Map.take(config, Map.keys(settings)) == settings
       assert config.cpu_max == :max
 
-      # It starts a twin with the same settings.
       {:ok, twin} = Daemon.start_link(helper(), ["sleep"], opts(base, config))
-      assert Map.take(Daemon.cgroup_config(twin), Map.keys(settings)) == settings
+      assert Daemon.cgroup_config(twin) == config
 
       for daemon <- [twin, pid] do
         path = Daemon.cgroup_path(daemon)
@@ -149,6 +198,8 @@ defmodule MuonTrap.CgroupLimitsTest do
       {:ok, pid} =
         Daemon.start_link(helper(), ["sleep"], opts(base, %{memory_max: 100 * 1024 * 1024}))
 
+      path = Daemon.cgroup_path(pid)
+      assert String.starts_with?(path, base <> "/")
       file = if v1?("memory"), do: "memory.limit_in_bytes", else: "memory.max"
       assert {:ok, "104857600\n"} = Daemon.cgget(pid, file)
       # cgroup_config/1 keeps its files open between calls: still fresh.
@@ -158,8 +209,10 @@ defmodule MuonTrap.CgroupLimitsTest do
       assert Daemon.cgroup_config(pid).memory_max == 209_715_200
       assert {:ok, procs} = Daemon.cgget(pid, "cgroup.procs")
       assert String.trim(procs) == "#{Daemon.command_os_pid(pid)}"
+      assert {:error, :enoent} = Daemon.cgget(pid, "no.such.file")
       assert {:error, :einval} = Daemon.cgget(pid, "../cgroup.procs")
-      path = Daemon.cgroup_path(pid)
+      assert {:error, :einval} = Daemon.cgget(pid, "../../../etc/passwd")
+      assert {:error, :einval} = Daemon.cgset(pid, "../cgroup.procs", "1")
       GenServer.stop(pid)
       assert_removed(path)
     end)

@@ -1,6 +1,9 @@
 defmodule MuonTrap.CgroupTest do
-  # Real cgroup v2 tests: run where /sys/fs/cgroup is a v2 mount with the
-  # cpu, memory and pids controllers (scripts/vm_test runs them in a VM).
+  # The group's life on real cgroup v2: created where asked, holding every
+  # process, removed with them. Run where /sys/fs/cgroup is a v2 mount with
+  # the cpu, memory and pids controllers (scripts/vm_test runs them in a
+  # VM). Limits, statistics, cgroup_config and cgget/cgset are in
+  # cgroup_limits_test.exs, which runs on every layout.
   use ExUnit.Case, async: true
 
   import ExUnit.CaptureLog
@@ -82,29 +85,6 @@ defmodule MuonTrap.CgroupTest do
     wait_until(fn -> not File.exists?(dir(path)) end, 5_000, "the group to be removed")
   end
 
-  test "a memory limit gets an allocating command OOM-killed" do
-    {out, status} =
-      MuonTrap.cmd(helper(), ["alloc", "256"],
-        cgroup_base: base(),
-        cgroup: %{memory_max: 32 * 1024 * 1024}
-      )
-
-    assert {out, status} == {"", 128 + 9}
-    # The same command fits without the limit.
-    assert {"done 256\n", 0} = MuonTrap.cmd(helper(), ["alloc", "256"], cgroup_base: base())
-  end
-
-  test "pids_max stops a fork loop" do
-    {out, status} =
-      MuonTrap.cmd(helper(), ["fork_many", "50", "exit"],
-        cgroup_base: base(),
-        cgroup: %{pids_max: 5}
-      )
-
-    assert status == 3
-    assert length(String.split(out)) < 5
-  end
-
   test "an existing :cgroup_path is refused with a clear error" do
     path = fresh_path()
     File.mkdir_p!(dir(path))
@@ -115,83 +95,6 @@ defmodule MuonTrap.CgroupTest do
       end
     after
       File.rmdir!(dir(path))
-    end
-  end
-
-  describe "Daemon cgroup functions" do
-    setup do
-      {:ok, pid} =
-        Daemon.start_link(helper(), ["fork_many", "2"],
-          cgroup_base: base(),
-          cgroup: %{
-            memory_max: 209_715_200,
-            pids_max: 100,
-            cpu_weight: 50,
-            memory_oom_group: true
-          }
-        )
-
-      wait_until(fn -> is_integer(Daemon.command_os_pid(pid)) end)
-      path = Daemon.cgroup_path(pid)
-
-      on_exit(fn ->
-        wait_until(
-          fn -> not File.exists?(dir(path)) end,
-          5_000,
-          "the daemon's group to be removed"
-        )
-      end)
-
-      %{daemon: pid, path: path}
-    end
-
-    test "cgroup_path, cgget and cgset", %{daemon: pid, path: path} do
-      assert String.starts_with?(path, base() <> "/")
-      assert File.dir?(dir(path))
-      assert {:ok, "209715200\n"} = Daemon.cgget(pid, "memory.max")
-      assert :ok = Daemon.cgset(pid, "memory.max", "314572800")
-      assert {:ok, "314572800\n"} = Daemon.cgget(pid, "memory.max")
-      assert {:error, :enoent} = Daemon.cgget(pid, "no.such.file")
-      assert {:error, :einval} = Daemon.cgget(pid, "../../../etc/passwd")
-      assert {:error, :einval} = Daemon.cgset(pid, "../cgroup.procs", "1")
-      GenServer.stop(pid)
-    end
-
-    test "cgroup_config round-trips into another daemon", %{daemon: pid} do
-      config = Daemon.cgroup_config(pid)
-
-      assert %{memory_max: 209_715_200, pids_max: 100, cpu_weight: 50, memory_oom_group: true} =
-               config
-
-      assert config.cpu_max == :max
-
-      {:ok, twin} = Daemon.start_link(helper(), ["sleep"], cgroup_base: base(), cgroup: config)
-      assert Daemon.cgroup_config(twin) == config
-      GenServer.stop(twin)
-      GenServer.stop(pid)
-    end
-
-    test "statistics report real figures", %{daemon: pid} do
-      wait_until(
-        fn -> Daemon.statistics(pid).cgroup["pids.current"] == 3 end,
-        5_000,
-        "3 processes"
-      )
-
-      stats = Daemon.statistics(pid).cgroup
-      assert stats["memory.current"] > 0
-      assert is_integer(stats["memory.peak"] || 0)
-      assert %{"usage_usec" => usage} = stats["cpu.stat"]
-      assert usage >= 0
-      assert %{"max" => 0} = stats["pids.events"]
-      assert %{"nr_descendants" => 0} = stats["cgroup.stat"]
-
-      if psi = stats["memory.pressure"] do
-        assert %{"some" => %{"avg10" => avg, "total" => total}} = psi
-        assert is_float(avg) and is_integer(total)
-      end
-
-      GenServer.stop(pid)
     end
   end
 
