@@ -10,10 +10,10 @@
 //! they open files by path. `statistics` and `cgroup_config` run on a
 //! normal scheduler: they re-read a daemon's already open interface files
 //! (see `OpenFiles`), which the kernel generates from memory, so a whole
-//! call stays far inside the 1 ms a NIF may hold a scheduler, and a trip
-//! to a dirty scheduler and back would cost more than the call itself
-//! (figures in docs/performance.md, "Figures moved from code comments").
-//! They report the time they took with `enif_consume_timeslice`. Nothing here should panic; should it
+//! call stays far inside the 1 ms a NIF may hold a scheduler, and handing
+//! it to a dirty scheduler and back would cost more than the call (figures
+//! in docs/performance.md, "cgroup reads"). They report the time they took
+//! with `enif_consume_timeslice`. Nothing here should panic; should it
 //! anyway, the `release-nif` profile unwinds so rustler raises an Erlang
 //! exception instead of aborting the VM.
 

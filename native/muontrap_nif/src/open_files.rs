@@ -14,11 +14,11 @@ use crate::cgroup_fs::Resolved;
 /// A daemon's statistics and knob files, opened once and re-read in place.
 ///
 /// cgroupfs files are generated on every read from offset 0, so an open
-/// file can be read again with `pread` at 0. Opening and closing one costs
-/// ~8 µs here (path walk, kernfs open and release), reading an open one
-/// about 1 µs: the twelve-odd files of `statistics/1` go from ~100 µs to
-/// ~14 µs of syscalls (README, "Performance"); `cgroup_config/1` reads
-/// through it too. A file is found again by its hierarchy and name, so a
+/// file can be read again with `pread` at 0. Opening and closing one (a
+/// path walk, a kernfs open and release) costs several times what reading
+/// an open one does, and `statistics/1` reads a dozen files (figures in
+/// docs/performance.md, "cgroup reads"); `cgroup_config/1` reads through
+/// it too. A file is found again by its hierarchy and name, so a
 /// hit builds no path, and one buffer serves every read.
 /// Missing files are remembered as missing.
 /// Once the group is removed, reads fail (ENODEV) and entries are omitted.

@@ -2,8 +2,8 @@
 //! the Erlang terms in and out of `muontrap_cgroup::settings`, the one
 //! table of the knobs (see its docs for why the table lives in Rust).
 //!
-//! Both run on a normal scheduler: they touch no file and take a few
-//! microseconds for the dozen settings a map can hold.
+//! Both run on a normal scheduler: they touch no file, and a map holds at
+//! most the table's dozen settings.
 
 use muontrap_cgroup::knobs::{KnobValue, KNOBS};
 use muontrap_cgroup::settings::{self, SettingError};
