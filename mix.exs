@@ -1,4 +1,7 @@
-# The mix compiler that builds the Rust workspace (see the file).
+# The mix compiler that builds the Rust workspace (see the files).
+for file <- ~w(target toolchain),
+    do: Code.require_file("mix/muontrap_native/#{file}.exs", __DIR__)
+
 Code.require_file("mix/compile.muontrap_native.exs", __DIR__)
 
 defmodule MuonTrap.MixProject do

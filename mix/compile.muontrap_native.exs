@@ -9,9 +9,11 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
   # in Mix's VM and is never compiled into the muontrap application.
   use Mix.Task.Compiler
 
+  alias Mix.Tasks.Compile.MuontrapNative.{Target, Toolchain}
+
   @root Path.expand("..", __DIR__)
   @manifest "compile.muontrap_native"
-  @stamp_version 1
+  @stamp_version 2
 
   # What an older version of this compiler put in the source tree's priv/.
   @old_priv_files ~w(muontrap libmuontrap_nif.so muontrap.tmp libmuontrap_nif.so.tmp)
@@ -19,7 +21,8 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
   # Environment that changes what cargo builds (besides CARGO_TARGET_* and
   # CARGO_PROFILE_*), including what Nerves exports for MIX_TARGET=<board>.
   @env_keys ~w(CARGO_BUILD_TARGET CARGO_BUILD_RUSTFLAGS CARGO_ENCODED_RUSTFLAGS RUSTFLAGS
-               RUSTC RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER RUSTUP_TOOLCHAIN MUONTRAP_PLAIN_LINK
+               CARGO RUSTC RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER RUSTUP_TOOLCHAIN
+               MUONTRAP_PLAIN_LINK MUONTRAP_CARGO_TARGET NERVES_SDK_SYSROOT
                TARGET_ARCH TARGET_CPU TARGET_OS TARGET_ABI CROSSCOMPILE CC)
 
   @impl true
@@ -48,7 +51,8 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
 
   @impl true
   def clean do
-    for {_src, dest} <- artifacts(target_dir(), triple()), file <- [dest, dest <> ".tmp"] do
+    # Where the artifacts are installed does not depend on the target.
+    for {_src, dest} <- artifacts(target_dir(), nil), file <- [dest, dest <> ".tmp"] do
       File.rm(file)
     end
 
@@ -86,33 +90,13 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
 
   defp app_priv, do: Path.join(Mix.Project.app_path(), "priv")
 
-  # The cargo target triple, or nil for the host: CARGO_BUILD_TARGET, else the
-  # one Nerves describes for MIX_TARGET=<board> (TARGET_ARCH=aarch64,
-  # TARGET_OS=linux, TARGET_ABI=gnu: aarch64-unknown-linux-gnu).
+  # The cargo target triple, or nil for the host (Target.rust_triple/2).
   defp triple do
-    case System.get_env("CARGO_BUILD_TARGET") do
-      triple when triple in [nil, ""] -> nerves_triple()
-      triple -> triple
+    case Target.rust_triple(System.get_env(), Mix.target()) do
+      {:ok, triple} -> triple
+      {:error, message} -> Mix.raise(message)
     end
   end
-
-  defp nerves_triple do
-    arch = System.get_env("TARGET_ARCH")
-    os = System.get_env("TARGET_OS")
-
-    if Mix.target() != :host and arch not in [nil, ""] and os not in [nil, ""] do
-      abi = System.get_env("TARGET_ABI", "")
-
-      Enum.join([rust_arch(arch, System.get_env("TARGET_CPU")), "unknown", os, abi], "-")
-      |> String.trim_trailing("-")
-    end
-  end
-
-  # Nerves names the architecture as gcc does; Rust's triples say more.
-  defp rust_arch("arm", "arm1176jzf_s"), do: "arm"
-  defp rust_arch("arm", _cpu), do: "armv7"
-  defp rust_arch("riscv64", _cpu), do: "riscv64gc"
-  defp rust_arch(arch, _cpu), do: arch
 
   # The NIF gets its own profile (panic = "unwind"), hence two cargo runs.
   defp cargo_runs do
@@ -155,7 +139,7 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
       mix_target: Mix.target(),
       triple: triple(),
       runs: cargo_runs(),
-      cargo: System.find_executable("cargo"),
+      cargo: Toolchain.cargo(System.get_env()),
       toolchain: toolchain,
       env:
         Enum.sort(
@@ -191,11 +175,11 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
   # rustc found in PATH, rustup's settings and toolchains, rust-toolchain
   # files), not on every no-op `mix compile`.
   defp toolchain(stamp) do
-    rustc = System.get_env("RUSTC") || System.find_executable("rustc")
+    rustc = Toolchain.rustc(System.get_env())
     rustup_home = System.get_env("RUSTUP_HOME") || Path.expand("~/.rustup")
 
     files =
-      [System.find_executable("cargo"), rustc, Path.join(rustup_home, "settings.toml")] ++
+      [Toolchain.cargo(System.get_env()), rustc, Path.join(rustup_home, "settings.toml")] ++
         Path.wildcard(Path.join(rustup_home, "toolchains/*/bin/rustc")) ++
         toolchain_files(@root)
 
@@ -252,17 +236,25 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
   end
 
   defp build(keys, facts) do
-    cargo =
-      keys.cargo ||
-        Mix.raise("cargo not found in PATH: muontrap needs Rust (README, Prerequisites)")
-
+    env = System.get_env()
+    cargo = keys.cargo
     triple = keys.triple
-    target_dir = target_dir()
+    host = host_triple(keys.toolchain)
+
+    unless cargo && File.regular?(cargo) do
+      Mix.raise(Toolchain.no_cargo_message(env, cargo))
+    end
+
+    if triple not in [nil, host] do
+      with {:error, message} <- Toolchain.check_std(Toolchain.rustc(env), triple, @root) do
+        Mix.raise(message)
+      end
+    end
 
     if Mix.target() != :host and triple == nil do
       Mix.shell().info(
-        "muontrap: MIX_TARGET=#{Mix.target()} but neither CARGO_BUILD_TARGET nor Nerves' " <>
-          "TARGET_ARCH/TARGET_OS is set: building for the host"
+        "muontrap: MIX_TARGET=#{Mix.target()} but neither MUONTRAP_CARGO_TARGET, " <>
+          "CARGO_BUILD_TARGET nor Nerves' TARGET_ARCH or CROSSCOMPILE is set: building for the host"
       )
     end
 
@@ -272,55 +264,72 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
 
     # Files changed from now on are newer than the build.
     built_at = System.os_time(:second)
-    env = [{"CARGO_TARGET_DIR", target_dir} | cross_linker(triple, keys.toolchain)]
 
-    status =
-      Enum.reduce_while(cargo_runs(), 0, fn {profile, packages}, 0 ->
-        args =
-          ["build", "--quiet", "--profile=#{profile}"] ++
-            if(triple, do: ["--target", triple], else: []) ++
-            Enum.flat_map(packages, &["-p", &1])
-
-        opts = [cd: @root, env: env, stderr_to_stdout: true, into: IO.stream(:stdio, :line)]
-
-        case System.cmd(cargo, args, opts) do
-          {_, 0} -> {:cont, 0}
-          {_, status} -> {:halt, status}
-        end
-      end)
-
-    case status do
+    case run_cargo(cargo, triple, cargo_env(env, triple, host)) do
       0 ->
-        install(artifacts(target_dir, triple))
+        install(artifacts(target_dir(), triple))
         write_stamp(%{keys: keys, facts: facts, built_at: built_at})
         :ok
 
       status ->
-        diagnostic = %Mix.Task.Compiler.Diagnostic{
-          compiler_name: "muontrap_native",
-          file: Path.join(@root, "Cargo.toml"),
-          message: "cargo build failed with status #{status}",
-          position: nil,
-          severity: :error
-        }
-
-        Mix.shell().error(diagnostic.message)
-        {:error, [diagnostic]}
+        cargo_failed(status, triple)
     end
   end
 
-  # Cross builds under Nerves link with its gcc unless a linker is configured
-  # for the triple in the environment.
-  defp cross_linker(nil, _toolchain), do: []
+  defp run_cargo(cargo, triple, env) do
+    Enum.reduce_while(cargo_runs(), 0, fn {profile, packages}, 0 ->
+      args =
+        ["build", "--quiet", "--profile=#{profile}"] ++
+          if(triple, do: ["--target", triple], else: []) ++
+          Enum.flat_map(packages, &["-p", &1])
 
-  defp cross_linker(triple, toolchain) do
-    var = "CARGO_TARGET_#{triple |> String.upcase() |> String.replace("-", "_")}_LINKER"
-    cross = System.get_env("CROSSCOMPILE")
-    host? = is_binary(toolchain) and toolchain =~ "\nhost: #{triple}\n"
+      run_env =
+        if profile == "release-nif",
+          do: env ++ Target.nif_rustflags(System.get_env(), triple),
+          else: env
 
-    if host? or System.get_env(var) != nil or cross in [nil, ""],
-      do: [],
-      else: [{var, cross <> "-gcc"}]
+      opts = [cd: @root, env: run_env, stderr_to_stdout: true, into: IO.stream(:stdio, :line)]
+
+      case System.cmd(cargo, args, opts) do
+        {_, 0} -> {:cont, 0}
+        {_, status} -> {:halt, status}
+      end
+    end)
+  end
+
+  # What cargo needs beyond the user's environment: the shared target dir,
+  # the cross linker (Target.linker/3) and the rustc that belongs to CARGO.
+  defp cargo_env(env, triple, host) do
+    linker = Target.linker(env, triple, host)
+    rustc = Toolchain.rustc_override(env)
+
+    [{"CARGO_TARGET_DIR", target_dir()}] ++
+      if(linker, do: [{Target.linker_var(triple), linker}], else: []) ++
+      if(rustc, do: [{"RUSTC", rustc}], else: [])
+  end
+
+  defp host_triple(toolchain) when is_binary(toolchain) do
+    case Regex.run(~r/^host: (\S+)$/m, toolchain) do
+      [_, host] -> host
+      nil -> nil
+    end
+  end
+
+  defp host_triple(_toolchain), do: nil
+
+  defp cargo_failed(status, triple) do
+    target = if triple, do: " --target #{triple}", else: ""
+
+    diagnostic = %Mix.Task.Compiler.Diagnostic{
+      compiler_name: "muontrap_native",
+      file: Path.join(@root, "Cargo.toml"),
+      message: "cargo build#{target} failed with status #{status} (its output is above)",
+      position: nil,
+      severity: :error
+    }
+
+    Mix.shell().error(diagnostic.message)
+    {:error, [diagnostic]}
   end
 
   defp install(artifacts) do
