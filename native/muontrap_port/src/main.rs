@@ -22,7 +22,7 @@ mod log;
 mod main_process;
 #[cfg(all(
     panic = "abort",
-    target_arch = "x86_64",
+    any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm"),
     target_os = "linux",
     target_env = "gnu"
 ))]
