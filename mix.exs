@@ -19,6 +19,10 @@ defmodule MuonTrap.MixProject do
       elixirc_paths: elixirc_paths(Mix.env()),
       deps: [],
       aliases: aliases(),
+      description:
+        "Keep programs, daemons and applications launched from Erlang and Elixir " <>
+          "contained and well-behaved (MuonTrap 2.0's API, in Rust)",
+      package: package(),
       docs: [main: "readme", extras: ["README.md"]],
       dialyzer: [plt_add_apps: [:mix]]
     ]
@@ -30,6 +34,20 @@ defmodule MuonTrap.MixProject do
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]
   defp elixirc_paths(_), do: ["lib"]
+
+  # What a user building from the package needs (test/build/package_test.exs
+  # builds a tree of exactly these): the Rust sources without any target dir,
+  # the mix compiler and docs/ (MuonTrap.Daemon's moduledoc), never priv/
+  # (built for the user's own target).
+  defp package do
+    [
+      licenses: ["Apache-2.0"],
+      links: %{"MuonTrap 2.0 (C), the original" => "https://github.com/fhunleth/muontrap"},
+      files:
+        ~w(lib mix native/*/Cargo.toml native/*/build.rs native/*/src native/*/tests docs) ++
+          ~w(Cargo.toml Cargo.lock mix.exs README.md LICENSE CHANGELOG.md)
+    ]
+  end
 
   defp aliases do
     [demo: ["run demo/contained.exs"]]
