@@ -227,7 +227,7 @@ defmodule MuonTrap do
   `--help` for the options.
   """
   @spec muontrap_path() :: String.t()
-  def muontrap_path, do: MuonTrap.Port.path()
+  def muontrap_path, do: MuonTrap.PortBinary.path()
 
   # A binary is appended to as chunks arrive (the runtime grows it in
   # place) instead of collecting iodata and copying it all at the end, as

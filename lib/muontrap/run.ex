@@ -64,7 +64,7 @@ defmodule MuonTrap.Run do
   """
   @spec start(MuonTrap.Options.t()) :: t()
   def start(options) do
-    window = MuonTrap.Port.window(options)
+    window = MuonTrap.PortBinary.window(options)
     reading = if options[:stderr] == :separate, do: [:output, :stderr], else: [:output]
     input = options[:input]
     streams = if input, do: reading ++ [:stdin], else: reading
@@ -86,7 +86,7 @@ defmodule MuonTrap.Run do
   end
 
   defp open_port(options, handover_args, stdio) do
-    MuonTrap.Port.open(options, :output, handover_args)
+    MuonTrap.PortBinary.open(options, :output, handover_args)
   rescue
     e ->
       Stdio.close(stdio)
@@ -339,7 +339,7 @@ defmodule MuonTrap.Run do
   # Every process is gone: what is left in the pipes is the end of the
   # output, read before the exit is returned.
   defp exited(run, status) do
-    MuonTrap.Port.close(run.port)
+    MuonTrap.PortBinary.close(run.port)
     run = end_input(%{run | port: nil})
     deadline = System.monotonic_time(:millisecond) + @drain_grace
     %{run | status: status, deadline: deadline, ready: run.reading}
@@ -375,7 +375,7 @@ defmodule MuonTrap.Run do
   def stop(run) do
     cancel_timer(run.timer)
     halt_input(run)
-    MuonTrap.Port.close(run.port)
+    MuonTrap.PortBinary.close(run.port)
     Stdio.close(run.stdio)
   end
 

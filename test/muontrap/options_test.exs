@@ -3,7 +3,7 @@ defmodule MuonTrap.OptionsTest do
   doctest MuonTrap.Options
   doctest MuonTrap.Cgroup
   doctest MuonTrap.Protocol
-  doctest MuonTrap.Port
+  doctest MuonTrap.PortBinary
 
   alias MuonTrap.Options
 
@@ -187,7 +187,7 @@ defmodule MuonTrap.OptionsTest do
         cgroup: %{memory_max: :max, pids_max: 10, cpu_weight: 50}
       )
 
-    args = MuonTrap.Port.args(opts, :output)
+    args = MuonTrap.PortBinary.args(opts, :output)
 
     assert Enum.chunk_every(args, 2, 1) |> Enum.member?(["-g", "g"])
     assert "--beneath-own-cgroup" in args
@@ -206,7 +206,7 @@ defmodule MuonTrap.OptionsTest do
       opts = Options.validate(:cmd, "echo", [], cgroup_path: "g", cgroup_beneath_beam: value)
       assert opts.beneath_own_cgroup == value
       refute Map.has_key?(opts, :cgroup_beneath_beam)
-      assert "--beneath-own-cgroup" in MuonTrap.Port.args(opts, :output) == value
+      assert "--beneath-own-cgroup" in MuonTrap.PortBinary.args(opts, :output) == value
     end
   end
 
@@ -254,7 +254,7 @@ defmodule MuonTrap.OptionsTest do
 
   test "both stderr options at once are accepted, as in MuonTrap 2.0; stderr only wins" do
     opts = Options.validate(:cmd, "echo", [], stderr_to_stdout: true, capture_stderr_only: true)
-    args = MuonTrap.Port.args(opts, :output)
+    args = MuonTrap.PortBinary.args(opts, :output)
     assert "--capture-stderr-only" in args
     refute "--capture-output" in args
   end

@@ -7,17 +7,17 @@ defmodule MuonTrap.PortDefaultsTest do
   alias MuonTrap.Options
 
   defp port_help do
-    {help, 0} = System.cmd(MuonTrap.Port.path(), ["--help"])
+    {help, 0} = System.cmd(MuonTrap.PortBinary.path(), ["--help"])
     help
   end
 
   test "the library's :delay_to_sigkill default is the port binary's" do
     # The library passes --delay-to-sigkill only when the option is given.
     assert ["--framed", "--", _] =
-             MuonTrap.Port.args(Options.validate(:cmd, "true", [], []), :none)
+             MuonTrap.PortBinary.args(Options.validate(:cmd, "true", [], []), :none)
 
     [_, default] = Regex.run(~r/--delay-to-sigkill MS .*\(default (\d+)\)/, port_help())
-    assert String.to_integer(default) == MuonTrap.Port.default_delay_to_sigkill()
+    assert String.to_integer(default) == MuonTrap.PortBinary.default_delay_to_sigkill()
   end
 
   test ":stdio_window has the port binary's minimum" do

@@ -7,7 +7,7 @@ defmodule MuonTrap.StdioTest do
 
   defp open_port(args, handover_args) do
     options = Options.validate(:cmd, "echo", args, [])
-    port = MuonTrap.Port.open(options, :output, handover_args)
+    port = MuonTrap.PortBinary.open(options, :output, handover_args)
     {port, options}
   end
 

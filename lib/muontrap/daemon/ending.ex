@@ -41,7 +41,7 @@ defmodule MuonTrap.Daemon.Ending do
   """
   @spec await(port(), map(), Pipes.t()) :: :ok
   def await(port, options, pipes) do
-    delay = MuonTrap.Port.delay_to_sigkill(options)
+    delay = MuonTrap.PortBinary.delay_to_sigkill(options)
     await(port, options, pipes, System.monotonic_time(:millisecond) + delay + @exit_grace)
   end
 

@@ -36,7 +36,7 @@ defmodule MuonTrap.Daemon.Pipes do
   """
   @spec open(t(), map(), Listeners.t() | nil) :: {t(), map(), :output | :none, [String.t()]}
   def open(pipes, options, listeners \\ nil) do
-    window = MuonTrap.Port.window(options)
+    window = MuonTrap.PortBinary.window(options)
     reading = Output.streams(pipes.output)
     stdin = if pipes.stdin && Stdin.open?(pipes.stdin), do: [:stdin], else: []
     streams = reading ++ stdin

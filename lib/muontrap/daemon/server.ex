@@ -58,7 +58,7 @@ defmodule MuonTrap.Daemon.Server do
     {pipes, port_options, capture, handover_args} =
       Pipes.open(state.pipes, state.options, state.listeners)
 
-    port = MuonTrap.Port.open(port_options, capture, handover_args)
+    port = MuonTrap.PortBinary.open(port_options, capture, handover_args)
 
     os_pid =
       case Port.info(port, :os_pid) do
