@@ -32,7 +32,10 @@ defmodule MuonTrap.MixProject do
     [extra_applications: [:logger]]
   end
 
-  defp elixirc_paths(:test), do: ["lib", "test/support"]
+  # bench/lib holds `mix muontrap.bench`, for this repository only: a
+  # dependency is compiled in :prod, so it never reaches a user's app.
+  defp elixirc_paths(:test), do: ["lib", "bench/lib", "test/support"]
+  defp elixirc_paths(:dev), do: ["lib", "bench/lib"]
   defp elixirc_paths(_), do: ["lib"]
 
   # What a user building from the package needs (test/build/package_test.exs

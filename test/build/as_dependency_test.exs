@@ -37,6 +37,8 @@ defmodule MuonTrap.Build.AsDependencyTest do
     script = """
     IO.puts("PRIV " <> to_string(:code.priv_dir(:muontrap)))
     IO.puts("RESULT " <> inspect(MuonTrap.cmd("echo", ["hi"])))
+    tasks = [Mix.Tasks.Muontrap.Doctor, Mix.Tasks.Muontrap.Bench]
+    IO.puts("TASKS " <> inspect(Enum.map(tasks, &Code.ensure_loaded?/1)))
     """
 
     {output, status} =
@@ -57,6 +59,8 @@ defmodule MuonTrap.Build.AsDependencyTest do
 
     assert status == 0, output
     assert output =~ ~s(RESULT {"hi\\n", 0}), output
+    # mix muontrap.doctor is for users; the benchmark (bench/lib) is not shipped.
+    assert output =~ "TASKS [true, false]\n", output
 
     # The artifacts are in the fresh project's build dir, a real directory
     # (not a link into our source tree), where :code.priv_dir/1 finds them.

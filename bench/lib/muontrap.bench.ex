@@ -18,8 +18,11 @@ defmodule Mix.Tasks.Muontrap.Bench do
   Every output byte is counted; the run ends by checking `/proc` that no
   port binary or command it started is left.
 
-  The sections, measurement helpers (`Measure`, `Procs`) and the output
-  (`Report`) are modules under `lib/mix/tasks/muontrap.bench/`.
+  A task of this repository, not of the library: it lives in `bench/lib/`,
+  compiled only in this project's own `:dev` and `:test` environments
+  (`elixirc_paths` in `mix.exs`), never when MuonTrap is a dependency. The
+  sections, measurement helpers (`Measure`, `Procs`) and the output
+  (`Report`) are modules under `bench/lib/muontrap.bench/`.
   """
   use Mix.Task
 

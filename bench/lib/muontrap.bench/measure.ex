@@ -132,7 +132,7 @@ defmodule Mix.Tasks.Muontrap.Bench.Measure do
   def floor_rows(%{floor: floor}, fun), do: [fun.(floor)]
 
   def build_floor do
-    src = Path.expand("../../../../bench/floor.c", __DIR__)
+    src = Path.expand("../../floor.c", __DIR__)
     out = Path.join(System.tmp_dir!(), "muontrap_bench_floor")
 
     with cc when is_binary(cc) <- System.find_executable("cc"),
