@@ -4,16 +4,21 @@ defmodule Mix.Tasks.Muontrap.Bench do
   Runs MuonTrap and `System.cmd/3` (the bare BEAM port) side by side in one
   BEAM and prints min/median/max figures and ratios.
 
-      mix muontrap.bench [--quick] [--gb] [--only SECTION] [--out DIR]
+      mix muontrap.bench [--quick] [--gb] [--only SECTION] [--write | --output DIR]
 
     * `--quick` - fewer repetitions, 200 daemons instead of 1,000, no 100 MB
       window sweep, 10 MB instead of 100 MB of `:input` (about 30 s)
     * `--gb` - add the 1 GB throughput cases
     * `--only latency|throughput|input|concurrency|timeout|daemon|cgroup|many|binary` - one section
       (`cgroup` is the cgroup v2 cases of sections 4 and 5; without cgroup v2
-      controllers, section 5 on a v1 memory group beneath the BEAM's own)
-    * `--out DIR` - where `results.md` and `throughput.svg` go (default
-      `bench/`; nothing is written with `--only`)
+      controllers, section 5 on a v1 memory group beneath the BEAM's own);
+      nothing is written
+    * `--write` - replace the committed `bench/results.md` and
+      `bench/throughput.svg` (a full run only: not with `--quick`)
+    * `--output DIR` - write `results.md` and `throughput.svg` to `DIR`
+
+  Without `--write` or `--output`, the two files go to `_build/bench/`,
+  which git ignores, so a run leaves the working tree as it was.
 
   Every output byte is counted; the run ends by checking `/proc` that no
   port binary or command it started is left.
@@ -41,8 +46,10 @@ defmodule Mix.Tasks.Muontrap.Bench do
   def run(argv) do
     {opts, _} =
       OptionParser.parse!(argv,
-        strict: [quick: :boolean, gb: :boolean, only: :string, out: :string]
+        strict: [quick: :boolean, gb: :boolean, only: :string, write: :boolean, output: :string]
       )
+
+    out = output_dir(opts)
 
     Mix.Task.run("compile")
     Logger.configure(level: :warning)
@@ -52,7 +59,8 @@ defmodule Mix.Tasks.Muontrap.Bench do
       quick: opts[:quick] || false,
       gb: opts[:gb] || false,
       reps: if(opts[:quick], do: 3, else: 7),
-      floor: Measure.build_floor()
+      floor: Measure.build_floor(),
+      load_start: Procs.load_average()
     }
 
     only = opts[:only]
@@ -65,7 +73,8 @@ defmodule Mix.Tasks.Muontrap.Bench do
 
     IO.puts(
       "MuonTrap benchmark: #{System.schedulers_online()} schedulers, OTP #{System.otp_release()}, " <>
-        "Elixir #{System.version()}#{if cfg.quick, do: " (--quick)", else: ""}\n"
+        "Elixir #{System.version()}, load #{cfg.load_start}" <>
+        if(cfg.quick, do: " (--quick)\n", else: "\n")
     )
 
     rows = Enum.flat_map(@sections, &if(only in [nil, &1], do: run_section(&1, cfg), else: []))
@@ -73,8 +82,33 @@ defmodule Mix.Tasks.Muontrap.Bench do
     leftovers = Procs.leftovers()
     IO.puts("left behind: #{if leftovers == [], do: "nothing", else: inspect(leftovers)}")
 
-    if only == nil, do: write(opts[:out] || "bench", rows, cfg, leftovers)
+    if out, do: write(out, rows, cfg, leftovers)
     if leftovers != [], do: Mix.raise("processes left behind: #{inspect(leftovers)}")
+  end
+
+  # Where results.md and throughput.svg go: nowhere for one section; the
+  # committed files in bench/ only when asked, from a full run, since a
+  # partial one would drop rows and plotted series.
+  defp output_dir(opts) do
+    cond do
+      opts[:write] && opts[:output] ->
+        Mix.raise("--write writes bench/; --output names another directory: pass one of them")
+
+      opts[:only] && (opts[:write] || opts[:output]) ->
+        Mix.raise("--only runs one section and writes nothing: drop --write/--output")
+
+      opts[:write] && opts[:quick] ->
+        Mix.raise("--write replaces the committed results: run it without --quick")
+
+      opts[:only] ->
+        nil
+
+      opts[:write] ->
+        "bench"
+
+      true ->
+        opts[:output] || Path.join("_build", "bench")
+    end
   end
 
   defp run_section(s, cfg) do

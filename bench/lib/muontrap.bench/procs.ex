@@ -17,6 +17,17 @@ defmodule Mix.Tasks.Muontrap.Bench.Procs do
     end
   end
 
+  @doc """
+  The machine's 1-minute load average as text, from /proc/loadavg: on a
+  shared machine it says how far a run's figures can be trusted.
+  """
+  def load_average do
+    case File.read("/proc/loadavg") do
+      {:ok, text} -> text |> String.split() |> hd()
+      {:error, _} -> "?"
+    end
+  end
+
   @doc "True if `pid` exists and is not a zombie."
   def alive?(pid) when is_integer(pid) do
     case File.read("/proc/#{pid}/stat") do

@@ -1,12 +1,12 @@
 defmodule Mix.Tasks.Muontrap.Bench.Report do
   @moduledoc false
-  # Rows and their output: the terminal lines, bench/results.md and
-  # bench/throughput.svg.
+  # Rows and their output: the terminal lines, results.md and
+  # throughput.svg.
   #
   # A row: %{section, name, unit, stats: {min, med, max}, base: {min, med, max} | nil,
   #          higher_better: bool, extra: string, mem: map, size: ..., window: ...}
 
-  alias Mix.Tasks.Muontrap.Bench.Measure
+  alias Mix.Tasks.Muontrap.Bench.{Measure, Procs}
 
   @mb 1_000_000
 
@@ -61,7 +61,8 @@ defmodule Mix.Tasks.Muontrap.Bench.Report do
     # MuonTrap benchmark results
 
     `mix muontrap.bench#{if cfg.quick, do: " --quick", else: ""}#{if cfg.gb, do: " --gb", else: ""}` on
-    #{System.schedulers_online()} schedulers, OTP #{System.otp_release()}, Elixir #{System.version()}.
+    #{System.schedulers_online()} schedulers, OTP #{System.otp_release()}, Elixir #{System.version()},
+    #{Date.utc_today()}; load average #{cfg.load_start} at the start, #{Procs.load_average()} at the end.
     Figures are min / median / max; the ratio is MuonTrap's median over System.cmd/3's
     (rates: higher is better; times: lower is better), or over the base a case names
     ("ratio vs cmd/3"). Left behind after the run:
@@ -79,99 +80,139 @@ defmodule Mix.Tasks.Muontrap.Bench.Report do
       end)
   end
 
-  # -- bench/throughput.svg ------------------------------------------------
+  # -- throughput.svg ------------------------------------------------------
 
-  @geometry %{w: 640, h: 400, l: 60, b: 50}
-  @colors ["#1f77b4", "#d62728", "#2ca02c"]
+  # The plot area, with room on the right for the legend so that neither
+  # the last x label nor a series label overlaps the lines.
+  @geometry %{w: 760, h: 420, left: 70, right: 540, top: 48, bottom: 360, pad: 24}
+  @colors ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
 
-  # Throughput against window size, one line per output size, with System.cmd/3 dashed.
+  # What a user compares: MuonTrap.cmd/3's median throughput over
+  # System.cmd/3's for the same output, per window, one line per output
+  # size; ×1 is System.cmd/3's speed.
   def svg(rows) do
-    %{w: w, h: h, l: l, b: b} = @geometry
+    %{w: w, h: h, left: l, right: r, top: t, bottom: b} = @geometry
 
     series =
       rows
       |> Enum.filter(&(&1.section == "throughput" and is_integer(Map.get(&1, :window))))
-      |> Enum.group_by(& &1.size)
+      |> Enum.group_by(& &1.size, &{&1.window, ratio(&1)})
+      |> Enum.sort()
+      |> Enum.zip(@colors)
 
-    bases =
-      for r <- rows, r.section == "throughput", r.base == nil, into: %{}, do: {r.size, r.stats}
-
-    all =
-      Enum.flat_map(Map.values(series), fn rs -> Enum.map(rs, &elem(&1.stats, 1)) end) ++
-        Enum.map(Map.values(bases), &elem(&1, 1))
-
-    scale = scale(Enum.max([1.0 | all]) * 1.1)
+    ratios = for {{_size, points}, _} <- series, {_, ratio} <- points, do: ratio
+    scale = scale(y_max([1.0 | ratios]))
 
     """
     <svg xmlns="http://www.w3.org/2000/svg" width="#{w}" height="#{h}" font-family="sans-serif">
     <rect width="100%" height="100%" fill="white"/>
-    <text x="#{w / 2}" y="16" text-anchor="middle" font-size="14">Output throughput (MB/s, median) against --stdio-window</text>
+    <text x="#{(l + r) / 2}" y="20" text-anchor="middle" font-size="14">MuonTrap.cmd/3 throughput over System.cmd/3's (medians), by :stdio_window</text>
     #{yticks(scale)}
     #{xticks(scale)}
-    <line x1="#{l}" y1="#{h - b}" x2="#{w - 20}" y2="#{h - b}" stroke="black"/>
-    <line x1="#{l}" y1="20" x2="#{l}" y2="#{h - b}" stroke="black"/>
-    <text x="#{w / 2}" y="#{h - 12}" text-anchor="middle" font-size="12">window (log scale); the library default is 256 KiB</text>
-    #{lines(series, bases, scale)}
+    <line x1="#{l}" y1="#{b}" x2="#{r}" y2="#{b}" stroke="black"/>
+    <line x1="#{l}" y1="#{t}" x2="#{l}" y2="#{b}" stroke="black"/>
+    <text x="#{(l + r) / 2}" y="#{b + 40}" text-anchor="middle" font-size="12">:stdio_window (log scale)</text>
+    <text transform="translate(18 #{(t + b) / 2}) rotate(-90)" text-anchor="middle" font-size="12">ratio to System.cmd/3 (higher is faster)</text>
+    #{reference_lines(scale)}
+    #{Enum.map_join(series, "\n", fn {{_size, points}, color} -> series_line(points, color, scale) end)}
+    #{legend(series)}
     </svg>
     """
   end
 
-  # The x (window, log scale) and y (MB/s) mappings.
+  # Room above the highest ratio, and never less than ×1.25 so that the ×1
+  # line is always inside the plot; a multiple of the tick step.
+  defp y_max(ratios) do
+    top = max(Enum.max(ratios) * 1.1, 1.25)
+    step = y_step(top)
+    Float.ceil(top / step) * step
+  end
+
+  defp y_step(top) when top <= 2, do: 0.25
+  defp y_step(top) when top <= 4, do: 0.5
+  defp y_step(_top), do: 1.0
+
+  # The x (window, log scale) and y (ratio) mappings.
   defp scale(ymax) do
-    %{w: w, h: h, l: l, b: b} = @geometry
+    %{left: l, right: r, top: t, bottom: b, pad: pad} = @geometry
     xs = Enum.map(Measure.windows(), &:math.log2/1)
     {x0, x1} = {Enum.min(xs), Enum.max(xs)}
 
     %{
       ymax: ymax,
-      px: fn win -> l + (:math.log2(win) - x0) / (x1 - x0) * (w - l - 20) end,
-      py: fn v -> h - b - v / ymax * (h - b - 20) end
+      px: fn win ->
+        Float.round(l + pad + (:math.log2(win) - x0) / (x1 - x0) * (r - l - 2 * pad), 1)
+      end,
+      py: fn v -> Float.round(b - v / ymax * (b - t), 1) end
     }
   end
 
-  defp lines(series, bases, scale) do
-    series
-    |> Enum.sort()
-    |> Enum.zip(@colors)
-    |> Enum.map_join("\n", fn {{size, rs}, color} -> line(size, rs, bases[size], color, scale) end)
+  # ×1 (System.cmd/3's speed) and the library's default window.
+  defp reference_lines(%{px: px, py: py}) do
+    %{left: l, right: r, top: t, bottom: b} = @geometry
+    x = px.(MuonTrap.PortBinary.default_window())
+
+    ~s[<line x1="#{l}" x2="#{r}" y1="#{py.(1.0)}" y2="#{py.(1.0)}" stroke="black" stroke-dasharray="6 4"/>\n] <>
+      ~s[<line x1="#{x}" x2="#{x}" y1="#{t}" y2="#{b}" stroke="#999" stroke-dasharray="2 3"/>\n] <>
+      ~s[<text x="#{x}" y="#{t - 4}" text-anchor="middle" font-size="11" fill="#666">default</text>]
   end
 
-  defp line(size, rs, base, color, %{px: px, py: py}) do
-    %{w: w, l: l} = @geometry
-    rs = Enum.sort_by(rs, & &1.window)
-    pts = Enum.map_join(rs, " ", fn r -> "#{px.(r.window)},#{py.(elem(r.stats, 1))}" end)
+  defp series_line(points, color, %{px: px, py: py}) do
+    points = Enum.sort(points)
+    coords = Enum.map(points, fn {win, ratio} -> {px.(win), py.(ratio)} end)
+    line = Enum.map_join(coords, " ", fn {x, y} -> "#{x},#{y}" end)
 
-    base =
-      case base do
-        {_, m, _} ->
-          ~s[<line x1="#{l}" x2="#{w - 20}" y1="#{py.(m)}" y2="#{py.(m)}" stroke="#{color}" stroke-dasharray="6 4"/>]
-
-        nil ->
-          ""
-      end
-
-    label = "#{div(size, @mb)} MB"
-
-    ~s[<polyline fill="none" stroke="#{color}" stroke-width="2" points="#{pts}"/>\n#{base}\n] <>
-      ~s[<text x="#{w - 20}" y="#{py.(elem(List.last(rs).stats, 1)) - 6}" text-anchor="end" fill="#{color}" font-size="12">MuonTrap.cmd #{label} (dashed: System.cmd)</text>]
+    ~s[<polyline fill="none" stroke="#{color}" stroke-width="2" points="#{line}"/>\n] <>
+      Enum.map_join(coords, "\n", fn {x, y} ->
+        ~s[<circle cx="#{x}" cy="#{y}" r="3" fill="#{color}"/>]
+      end)
   end
+
+  defp legend(series) do
+    %{right: r, top: t} = @geometry
+    x = r + 20
+
+    entries =
+      Enum.map(series, fn {{size, _}, color} -> {color, "", "#{fmt_size(size)} of output"} end) ++
+        [{"black", "6 4", "System.cmd/3 (×1)"}]
+
+    entries
+    |> Enum.with_index()
+    |> Enum.map_join("\n", fn {{color, dash, text}, i} ->
+      y = t + 10 + i * 20
+
+      ~s[<line x1="#{x}" x2="#{x + 24}" y1="#{y}" y2="#{y}" stroke="#{color}" stroke-width="2" stroke-dasharray="#{dash}"/>] <>
+        ~s[<text x="#{x + 30}" y="#{y + 4}" font-size="12">#{text}</text>]
+    end)
+  end
+
+  defp fmt_size(size) when size >= 1000 * @mb, do: "#{div(size, 1000 * @mb)} GB"
+  defp fmt_size(size), do: "#{div(size, @mb)} MB"
 
   defp xticks(%{px: px}) do
-    %{h: h, b: b} = @geometry
+    %{bottom: b} = @geometry
 
     Enum.map_join(Measure.windows(), "\n", fn win ->
-      ~s[<text x="#{px.(win)}" y="#{h - b + 18}" text-anchor="middle" font-size="11">#{if win >= 1024, do: "#{div(win, 1024)} KiB", else: win}</text>]
+      ~s[<text x="#{px.(win)}" y="#{b + 18}" text-anchor="middle" font-size="11">#{fmt_window(win)}</text>]
     end)
   end
+
+  defp fmt_window(win) when win >= 1_048_576, do: "#{div(win, 1_048_576)} MiB"
+  defp fmt_window(win) when win >= 1024, do: "#{div(win, 1024)} KiB"
+  defp fmt_window(win), do: "#{win} B"
 
   defp yticks(%{ymax: ymax, py: py}) do
-    %{w: w, l: l} = @geometry
+    %{left: l, right: r} = @geometry
+    step = y_step(ymax)
 
-    Enum.map_join(0..4, "\n", fn i ->
-      v = ymax / 1.1 * i / 4
+    Enum.map_join(0..round(ymax / step), "\n", fn i ->
+      v = i * step
 
-      ~s[<text x="#{l - 6}" y="#{py.(v) + 4}" text-anchor="end" font-size="11">#{round(v)}</text>] <>
-        ~s[<line x1="#{l}" x2="#{w - 20}" y1="#{py.(v)}" y2="#{py.(v)}" stroke="#ddd"/>]
+      ~s[<text x="#{l - 6}" y="#{py.(v) + 4}" text-anchor="end" font-size="11">×#{fmt_ratio(v)}</text>] <>
+        ~s[<line x1="#{l}" x2="#{r}" y1="#{py.(v)}" y2="#{py.(v)}" stroke="#ddd"/>]
     end)
   end
+
+  defp fmt_ratio(v) when v == trunc(v), do: Integer.to_string(trunc(v))
+  defp fmt_ratio(v), do: :erlang.float_to_binary(v * 1.0, [:compact, decimals: 2])
 end
