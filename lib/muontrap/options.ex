@@ -193,11 +193,10 @@ defmodule MuonTrap.Options do
   # unchanged (no :env entry for it) and has only absolute entries (so :cd
   # cannot change the result). A failed exec comes back as EXEC_ERROR and
   # cmd/3 raises :enoent then. The BEAM's own lookup runs file operations
-  # on a dirty IO scheduler, which cost about 0.3 ms of CPU per call; the
-  # difference between 0.6x and 0.8x System.cmd/3's rate for many short
-  # commands (README, "Performance"). Absolute paths are not looked up,
-  # as in System.cmd/3 (validate/4 checks that they exist: System.cmd/3
-  # raises :enoent for a missing one when it opens the port).
+  # on a dirty IO scheduler, and waking one is a large share of the cost
+  # of a short command (docs/performance.md, round 3). Absolute paths are
+  # not looked up, as in System.cmd/3 (validate/4 checks that they exist:
+  # System.cmd/3 raises :enoent for a missing one when it opens the port).
   defp resolve_command(lookup, command, options) do
     cond do
       Path.type(command) == :absolute ->

@@ -29,7 +29,7 @@ defmodule MuonTrap.Run do
 
   # The most one write to stdin moves: a write that fills the whole pipe
   # wakes the reader only once it is done, so the two take turns instead
-  # of overlapping (README, "Performance").
+  # of overlapping (docs/performance.md, "`:input` and `stream!/3`").
   @max_write 65_536
 
   @enforce_keys [:port, :stdio, :options, :window]
