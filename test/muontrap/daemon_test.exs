@@ -99,20 +99,46 @@ defmodule MuonTrap.DaemonTest do
     assert log =~ "[x] ABC"
   end
 
-  test "invalid UTF-8 never crashes the logger" do
-    log =
-      capture_log(fn ->
-        {:ok, pid} = Daemon.start_link("printf", ["ok\\n\\377\\376bad\\n"], log_output: :error)
-        ref = Process.monitor(pid)
-        assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 5_000
-      end)
+  # An Erlang :logger handler that forwards what a daemon hands Logger,
+  # before any formatter: Logger's console formatter replaces invalid
+  # UTF-8 by itself, so the captured log cannot show whether the daemon's
+  # own :log_transform ran.
+  defmodule RawLog do
+    def log(%{msg: {:string, text}}, %{config: %{test: test, prefix: prefix}}) do
+      text = IO.iodata_to_binary(text)
+      if String.starts_with?(text, prefix), do: send(test, {:raw_log, text})
+    end
 
-    assert log =~ "printf: ok"
+    def log(_event, _config), do: :ok
+  end
 
-    # Elixir 1.16+ replaces the invalid bytes; older versions log what MuonTrap 2.0 logs.
+  test "invalid UTF-8 never reaches the logger: the default :log_transform replaces it" do
+    prefix = "utf8-#{System.unique_integer([:positive])}: "
+    id = String.to_atom(prefix)
+    :ok = :logger.add_handler(id, RawLog, %{config: %{test: self(), prefix: prefix}})
+    on_exit(fn -> :logger.remove_handler(id) end)
+
+    capture_log(fn ->
+      {:ok, pid} =
+        Daemon.start_link("printf", ["ok\\n\\377\\376bad\\n"],
+          log_output: :error,
+          log_prefix: prefix
+        )
+
+      ref = Process.monitor(pid)
+      assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 5_000
+    end)
+
+    assert_receive {:raw_log, ok}
+    assert ok == prefix <> "ok"
+    assert_receive {:raw_log, bad}
+    assert String.valid?(bad)
+
+    # Elixir 1.16+ puts U+FFFD in place of the invalid bytes; older
+    # versions log what MuonTrap 2.0 logs.
     if function_exported?(String, :replace_invalid, 1),
-      do: assert(log =~ "bad"),
-      else: assert(log =~ "** MuonTrap filtered 5 non-UTF8 bytes **")
+      do: assert(bad == prefix <> apply(String, :replace_invalid, [<<0xFF, 0xFE, "bad">>])),
+      else: assert(bad == prefix <> "** MuonTrap filtered 5 non-UTF8 bytes **")
   end
 
   test "stderr_to_stdout and capture_stderr_only" do
@@ -136,15 +162,16 @@ defmodule MuonTrap.DaemonTest do
   end
 
   test "a very long unterminated line is cut to a bounded size" do
+    # 100,000 bytes and no newline: pieces of 16 KiB, the rest at exit.
     {:ok, pid} =
-      Daemon.start_link(helper(), ["print_bytes", "100000"], logger_fun: forward_lines())
+      Daemon.start_link(helper(), ["repeat", "abcde", "100000"], logger_fun: forward_lines())
 
     ref = Process.monitor(pid)
     assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 5_000
     lines = collect_lines([])
-    assert Enum.all?(lines, &(byte_size(&1) <= 16_384))
-    # Lines are split at the pattern's newlines (byte 10) and cut beyond that: all bytes arrive.
-    assert IO.iodata_length(lines) + length(lines) - 1 >= (100_000 - 100_000) |> div(251)
+    assert Enum.map(lines, &byte_size/1) == List.duplicate(16_384, 6) ++ [100_000 - 6 * 16_384]
+    # Nothing is lost or reordered at the cuts.
+    assert IO.iodata_to_binary(lines) == String.duplicate("abcde", 20_000)
   end
 
   defp collect_lines(acc) do
