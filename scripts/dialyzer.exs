@@ -1,9 +1,13 @@
-# Runs dialyzer on the compiled app, without dialyxir (hex is unreachable):
-#   mix run scripts/dialyzer.exs
-# The PLT (erts, kernel, stdlib, compiler, elixir, logger, mix) is built once
-# into _build/dialyzer.plt; that takes several minutes on two cores.
-plt = Path.join(Mix.Project.build_path() |> Path.dirname(), "dialyzer.plt") |> to_charlist()
-apps = [:erts, :kernel, :stdlib, :compiler, :elixir, :logger, :mix]
+# Runs OTP's dialyzer on the compiled app, without dialyxir (hex is
+# unreachable); .ci/run runs it and fails on any warning:
+#   mix run --no-start scripts/dialyzer.exs
+# The PLT (erts, kernel, stdlib, elixir, logger, mix) is built on first use
+# into _build/, named by the OTP and Elixir versions it was built from, so
+# an upgrade builds a new one instead of reading a stale one.
+apps = [:erts, :kernel, :stdlib, :elixir, :logger, :mix]
+
+name = "dialyzer-otp#{System.otp_release()}-elixir#{System.version()}.plt"
+plt = Path.join(Path.dirname(Mix.Project.build_path()), name) |> to_charlist()
 
 unless File.exists?(plt) do
   IO.puts("building #{plt}")
