@@ -21,6 +21,7 @@ defmodule Mix.Tasks.Muontrap.Bench.Procs do
   The machine's 1-minute load average as text, from /proc/loadavg: on a
   shared machine it says how far a run's figures can be trusted.
   """
+  @spec load_average() :: String.t()
   def load_average do
     case File.read("/proc/loadavg") do
       {:ok, text} -> text |> String.split() |> hd()

@@ -56,6 +56,8 @@ defmodule Mix.Tasks.Muontrap.Bench.Report do
     )
   end
 
+  @doc "results.md: how the run was made (load included), then a table row per row."
+  @spec markdown([map()], map(), [term()]) :: String.t()
   def markdown(rows, cfg, leftovers) do
     header = """
     # MuonTrap benchmark results
@@ -87,9 +89,12 @@ defmodule Mix.Tasks.Muontrap.Bench.Report do
   @geometry %{w: 760, h: 420, left: 70, right: 540, top: 48, bottom: 360, pad: 24}
   @colors ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
 
-  # What a user compares: MuonTrap.cmd/3's median throughput over
-  # System.cmd/3's for the same output, per window, one line per output
-  # size; ×1 is System.cmd/3's speed.
+  @doc """
+  throughput.svg: what a user compares, MuonTrap.cmd/3's median
+  throughput over System.cmd/3's for the same output, per window, one
+  line per output size; ×1 is System.cmd/3's speed.
+  """
+  @spec svg([map()]) :: String.t()
   def svg(rows) do
     %{w: w, h: h, left: l, right: r, top: t, bottom: b} = @geometry
 
