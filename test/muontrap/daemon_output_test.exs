@@ -65,6 +65,17 @@ defmodule MuonTrap.DaemonOutputTest do
     assert_receive {:line, "next"}, 5_000
   end
 
+  test "an unterminated line longer than 16 KiB is cut too, the rest handed over at exit" do
+    {:ok, pid} =
+      Daemon.start_link(helper(), ["repeat", "abcde", "100000"], logger_fun: forward_lines())
+
+    ref = Process.monitor(pid)
+    assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 5_000
+    lines = lines_so_far()
+    assert Enum.map(lines, &byte_size/1) == List.duplicate(16_384, 6) ++ [100_000 - 6 * 16_384]
+    assert IO.iodata_to_binary(lines) == String.duplicate("abcde", 20_000)
+  end
+
   test "a chatty daemon that cannot keep up pauses its command, never buffers" do
     parent = self()
     window = 65_536

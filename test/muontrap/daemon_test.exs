@@ -99,23 +99,13 @@ defmodule MuonTrap.DaemonTest do
     assert log =~ "[x] ABC"
   end
 
-  # An Erlang :logger handler that forwards what a daemon hands Logger,
-  # before any formatter: Logger's console formatter replaces invalid
-  # UTF-8 by itself, so the captured log cannot show whether the daemon's
-  # own :log_transform ran.
-  defmodule RawLog do
-    def log(%{msg: {:string, text}}, %{config: %{test: test, prefix: prefix}}) do
-      text = IO.iodata_to_binary(text)
-      if String.starts_with?(text, prefix), do: send(test, {:raw_log, text})
-    end
-
-    def log(_event, _config), do: :ok
-  end
-
   test "invalid UTF-8 never reaches the logger: the default :log_transform replaces it" do
     prefix = "utf8-#{System.unique_integer([:positive])}: "
     id = String.to_atom(prefix)
-    :ok = :logger.add_handler(id, RawLog, %{config: %{test: self(), prefix: prefix}})
+
+    :ok =
+      :logger.add_handler(id, MuonTrap.Test.RawLog, %{config: %{test: self(), prefix: prefix}})
+
     on_exit(fn -> :logger.remove_handler(id) end)
 
     capture_log(fn ->
@@ -159,27 +149,6 @@ defmodule MuonTrap.DaemonTest do
 
     assert_receive {:line, "E2"}
     refute_received {:line, "O2"}
-  end
-
-  test "a very long unterminated line is cut to a bounded size" do
-    # 100,000 bytes and no newline: pieces of 16 KiB, the rest at exit.
-    {:ok, pid} =
-      Daemon.start_link(helper(), ["repeat", "abcde", "100000"], logger_fun: forward_lines())
-
-    ref = Process.monitor(pid)
-    assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 5_000
-    lines = collect_lines([])
-    assert Enum.map(lines, &byte_size/1) == List.duplicate(16_384, 6) ++ [100_000 - 6 * 16_384]
-    # Nothing is lost or reordered at the cuts.
-    assert IO.iodata_to_binary(lines) == String.duplicate("abcde", 20_000)
-  end
-
-  defp collect_lines(acc) do
-    receive do
-      {:line, l} -> collect_lines([l | acc])
-    after
-      0 -> Enum.reverse(acc)
-    end
   end
 
   test "non-zero exit stops with :error_exit_status or the mapped reason" do
