@@ -138,7 +138,9 @@ defmodule MuonTrap.HostileInputTest do
     budget = arg_budget()
     python = System.find_executable("python3")
     # The port binary's path, flags and the program's own arguments.
-    overhead = 4096 + byte_size(MuonTrap.PortBinary.path()) + byte_size(python) + byte_size(@count_args)
+    overhead =
+      4096 + byte_size(MuonTrap.PortBinary.path()) + byte_size(python) + byte_size(@count_args)
+
     args = args_of(budget - overhead)
     {out, 0} = MuonTrap.cmd(python, ["-c", @count_args | args])
     assert out == "#{length(args)} #{args |> Enum.map(&byte_size/1) |> Enum.sum()}\n"
