@@ -93,8 +93,8 @@ defmodule MuonTrap.Daemon.Output do
   def ready_seen?(%__MODULE__{seen?: seen?}), do: seen?
 
   # Lines are split off at most @slice bytes at a time: a chunk's list of
-  # lines then stays small, where one list for a whole 256 KiB chunk cost
-  # more than twice as much as two for 128 KiB (heap growth and GC).
+  # lines then stays small: one list for a whole chunk costs more than
+  # the same bytes in smaller slices (heap growth and GC).
   @slice 65_536
 
   defp log_slices(log, watch, buffer, data) when byte_size(data) > @slice do

@@ -42,7 +42,8 @@ defmodule MuonTrap.Daemon.Server do
       # Held from here to the stop: every command launched gets them.
       listeners: if(entries = options[:listen_sockets], do: Listeners.take!(entries)),
       # The group's statistics and knob files stay open between calls of
-      # statistics/1 and cgroup_config/1 (a NIF resource): ~7x cheaper reads.
+      # statistics/1 and cgroup_config/1 (a NIF resource): re-reading an open
+      # file is far cheaper than opening it (docs/performance.md, "cgroup reads").
       open_files: if(options[:cgroup_path], do: Nif.open_files()),
       error: nil
     }
