@@ -37,6 +37,13 @@ mod spawn;
 mod tree;
 mod watchdog;
 
+/// The property tests' bounds on what a parser allocates are measured with
+/// this (docs/reliability.md, "Fuzzing"); the shipped binary keeps the
+/// system allocator.
+#[cfg(test)]
+#[global_allocator]
+static PEAK_ALLOC: muontrap_peak_alloc::PeakAlloc = muontrap_peak_alloc::PeakAlloc;
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::IntoRawFd;

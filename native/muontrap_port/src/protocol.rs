@@ -207,4 +207,6 @@ impl Window {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
