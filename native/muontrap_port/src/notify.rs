@@ -16,6 +16,8 @@ use crate::watchdog::{Reason, Watchdog};
 
 mod coalesce;
 mod parse;
+#[cfg(test)]
+mod props;
 pub mod sender;
 mod socket;
 

@@ -28,7 +28,7 @@ pub enum Key {
 const KEYS: usize = 7;
 
 impl Key {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Key::Ready => "READY",
             Key::Reloading => "RELOADING",
