@@ -7,6 +7,8 @@ use std::fmt;
 mod attrs;
 mod error;
 mod listen;
+#[cfg(test)]
+mod props;
 mod seen;
 #[cfg(test)]
 mod tests;

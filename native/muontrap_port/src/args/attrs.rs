@@ -33,7 +33,7 @@ pub enum Resource {
 }
 
 /// Every resource by its `--rlimit` name: `RLIMIT_*` in lower case.
-const RESOURCES: [(&str, Resource); 16] = [
+pub(super) const RESOURCES: [(&str, Resource); 16] = [
     ("as", Resource::As),
     ("core", Resource::Core),
     ("cpu", Resource::Cpu),
@@ -150,7 +150,7 @@ impl SeenAttrs {
 
 /// Signal names without `SIG`: those `kill -l` prints (but STKFLT, which
 /// MIPS lacks) and the aliases IOT, CLD and POLL.
-const SIGNALS: [(&str, libc::c_int); 33] = [
+pub(super) const SIGNALS: [(&str, libc::c_int); 33] = [
     ("HUP", libc::SIGHUP),
     ("INT", libc::SIGINT),
     ("QUIT", libc::SIGQUIT),
