@@ -51,9 +51,19 @@ pub fn descendants() -> Vec<(i32, i32)> {
 
 /// `(ppid, pgrp)` from `/proc/<pid>/stat`.
 pub(crate) fn parent_and_process_group(pid: i32) -> Option<(i32, i32)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and ')', so parse after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
+    // Bytes, not a String: the command name is whatever the process chose
+    // (prctl PR_SET_NAME, or a file name cut at 15 bytes, maybe inside a
+    // UTF-8 character), and a process whose stat could not be read would
+    // never be signalled: it would outlive the port's stop sequence.
+    parse_stat(&fs::read(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// `(ppid, pgrp)` from the text of a `/proc/<pid>/stat`: `pid (comm) state
+/// ppid pgrp ...`. The command name may contain anything but NUL, spaces
+/// and `)` included, so the fields are read after the last `)`.
+fn parse_stat(stat: &[u8]) -> Option<(i32, i32)> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
     let mut f = rest.split_ascii_whitespace();
     let _state = f.next()?;
     let ppid = f.next()?.parse().ok()?;
@@ -197,4 +207,48 @@ mod tests {
         assert_eq!(pgrp, nix::unistd::getpgrp().as_raw());
         assert_eq!(parent_and_process_group(-5), None);
     }
+
+    /// Found while adding the property in `props.rs`: a command name that is not
+    /// UTF-8 made the whole stat unreadable, so a daemonized descendant
+    /// with such a name was never signalled and the port waited for it
+    /// for ever (without a cgroup).
+    #[test]
+    fn stat_of_a_command_name_that_is_not_utf8() {
+        let tail = b" S 41 42 42 0 -1 4194304 98 0 0 0 0 0 0 0 20 0 1 0 7 1 1\n";
+        for comm in [&b"\xff\xfe"[..], b"abcdefghijklmn\xc3", b"a) S 1 1 (b", b""] {
+            let stat = [&b"7 ("[..], comm, b")", tail].concat();
+            assert_eq!(parse_stat(&stat), Some((41, 42)), "{comm:?}");
+        }
+        assert_eq!(parse_stat(b"7 (x"), None);
+        assert_eq!(parse_stat(b"7 (x) S"), None);
+        assert_eq!(parse_stat(b"7 (x) S \xff 42"), None);
+    }
+
+    /// The same name on a real process: the port's own child, renamed.
+    #[test]
+    fn stat_of_a_live_process_renamed_to_bytes() {
+        // The shell renames itself, then waits on its stdin (a builtin:
+        // an exec would rename it back).
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "printf '\\377\\376' > /proc/self/comm; read x"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let pid = child.id() as i32;
+        let renamed = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with(b"\xff"))
+        });
+        let parsed = parent_and_process_group(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(renamed, "the child never renamed itself");
+        assert_eq!(
+            parsed.map(|(ppid, _)| ppid),
+            Some(std::process::id() as i32)
+        );
+    }
 }
+
+#[cfg(test)]
+mod props;

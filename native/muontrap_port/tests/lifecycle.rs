@@ -68,6 +68,26 @@ fn escaped_and_orphaned_descendants_are_killed() {
     assert_gone(orphan);
 }
 
+/// A descendant may name itself anything (here bytes that are no UTF-8,
+/// as a file name cut at 15 bytes inside a character also gives): its
+/// /proc stat must still be understood, or it is never signalled and the
+/// port waits for it for ever.
+#[test]
+fn a_descendant_named_in_bytes_is_killed_too() {
+    // The renamed shell forks its sleeps (an exec would rename it back).
+    let script = r#"(setsid sh -c 'printf "\377\376" > /proc/self/comm; while :; do sleep 1; done' & echo $! $$); exec sleep 1000"#;
+    let mut port = Port::spawn(&["--capture-output", "-k", "100", "sh", "-c", script]);
+    let (renamed, child) = two_pids(&mut port);
+    assert!(wait_until(TIMEOUT, || std::fs::read(format!(
+        "/proc/{renamed}/comm"
+    ))
+    .is_ok_and(|c| c.starts_with(b"\xff"))));
+    port.close_stdin();
+    assert_eq!(port.wait(), 143);
+    assert_gone(child);
+    assert_gone(renamed);
+}
+
 #[test]
 fn killing_the_port_kills_the_program() {
     // PR_SET_PDEATHSIG covers the case where the port gets no chance to
