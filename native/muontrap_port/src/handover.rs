@@ -8,6 +8,8 @@
 //! capture flags and `--listen-fdnames`); `handover/socket.rs` is the
 //! rendezvous itself. See `docs/protocol.md`, "Descriptor hand-over".
 
+#[cfg(test)]
+mod props;
 mod socket;
 #[cfg(test)]
 mod tests;
