@@ -28,7 +28,13 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
 }
 
 fn parse_line(line: &str) -> Option<MountEntry> {
-    let fields: Vec<&str> = line.split_whitespace().collect();
+    // Single spaces, as the kernel writes them: it escapes only space, tab,
+    // newline and backslash in a path, so splitting on any other
+    // whitespace (a vertical tab, U+00A0...) would read one field of a
+    // path someone chose as several, and such a path can spell out fields
+    // of its own (`x\u{a0}-\u{a0}cgroup2...`: a FUSE mount posing as a
+    // cgroup hierarchy).
+    let fields: Vec<&str> = line.split(' ').collect();
     // Fields 1-6 are fixed, then zero or more optional fields end with "-",
     // then fstype, source (unused) and super options.
     if fields.len() < 10 {
@@ -156,6 +162,23 @@ garbage
         let entries = parse_mountinfo(text);
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].mount_point, Path::new("/x"));
+    }
+
+    /// Found by the mountinfo round trip in tests/props_layout.rs.
+    #[test]
+    fn whitespace_the_kernel_leaves_unescaped_stays_in_its_field() {
+        let text = "50 27 0:50 / /home/u/x\u{a0}a\u{a0}b\u{a0}-\u{a0}cgroup2\u{a0}none\u{a0}rw \
+                    rw,nosuid - fuse.sshfs u@h:/ rw\n\
+                    51 27 0:51 /\u{b} /m\u{c}n rw - ext4 /dev/x rw\n";
+        let e = parse_mountinfo(text);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].fs_type, "fuse.sshfs");
+        assert_eq!(
+            e[0].mount_point,
+            Path::new("/home/u/x\u{a0}a\u{a0}b\u{a0}-\u{a0}cgroup2\u{a0}none\u{a0}rw")
+        );
+        assert_eq!(e[1].root, Path::new("/\u{b}"));
+        assert_eq!(e[1].mount_point, Path::new("/m\u{c}n"));
     }
 
     #[test]
