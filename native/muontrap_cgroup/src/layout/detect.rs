@@ -1,7 +1,7 @@
 //! Reading the layout from `/proc/self/mountinfo` and `/proc/self/cgroup`.
 
 use std::io;
-use std::path::Path;
+use std::path::{Component, Path};
 
 use super::{Hierarchy, Layout};
 use crate::mount::{parse_mountinfo, MountEntry};
@@ -58,9 +58,15 @@ fn v1_controllers(super_options: &str) -> Vec<String> {
 }
 
 /// `own` relative to the mount, given the mount's root within the
-/// hierarchy (non-`/` in containers and for bind mounts).
+/// hierarchy (non-`/` in containers and for bind mounts). `None` when it
+/// is not below the root: also for a `..` in it, which a cgroup namespace
+/// shows for a group outside the namespace's root (`0::/../sibling`), and
+/// which would put a group beneath it outside the hierarchy.
 fn relative_own(own: &str, mount_root: &Path) -> Option<String> {
     let rel = Path::new(own).strip_prefix(mount_root).ok()?;
+    if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return None;
+    }
     Some(rel.to_string_lossy().trim_matches('/').to_string())
 }
 

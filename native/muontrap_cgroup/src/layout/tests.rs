@@ -111,6 +111,21 @@ fn own_group_outside_the_mount_is_unknown() {
     assert_eq!(l.v2.as_ref().unwrap().dir("a", true), None);
 }
 
+/// Found by tests/props_layout.rs: a cgroup namespace shows a group
+/// outside its root with `..`, which a group beneath it would follow out
+/// of the hierarchy (`/sys/fs/cgroup/../x/a`).
+#[test]
+fn own_group_above_the_namespace_root_is_unknown() {
+    let mounts = "35 24 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+    for own in ["0::/../x\n", "0::/..\n", "0::/a/../../b\n"] {
+        let l = Layout::from_texts(mounts, own);
+        assert_eq!(l.v2.as_ref().unwrap().own, None, "{own:?}");
+        assert_eq!(l.v2.as_ref().unwrap().dir("a", true), None, "{own:?}");
+    }
+    let l = Layout::from_texts(V2_CONTAINER_MOUNTS, "0::/docker/abc/../x\n");
+    assert_eq!(l.v2.unwrap().own, None);
+}
+
 #[test]
 fn prefers_sys_fs_cgroup_over_earlier_cgroup2_mounts() {
     let text = "\
