@@ -32,8 +32,10 @@ const V1_CONTROLLERS: &[&str] = &[
 type ProcCgroup = [(u32, Vec<String>, String)];
 
 /// Parses `/proc/<pid>/cgroup`: `(hierarchy id, controllers, path)`.
+/// Lines end at `\n` only (not `lines()`, which would also take a `\r`
+/// that ends a group's name): the kernel writes the path unescaped.
 pub fn parse_proc_cgroup(text: &str) -> Vec<(u32, Vec<String>, String)> {
-    text.lines()
+    text.split('\n')
         .filter_map(|line| {
             let mut parts = line.splitn(3, ':');
             let id = parts.next()?.parse().ok()?;

@@ -111,6 +111,19 @@ fn own_group_outside_the_mount_is_unknown() {
     assert_eq!(l.v2.as_ref().unwrap().dir("a", true), None);
 }
 
+/// Found by tests/props_layout.rs: a group whose name ends in `\r` is
+/// not the group above it.
+#[test]
+fn own_group_ending_in_a_carriage_return() {
+    assert_eq!(
+        parse_proc_cgroup("0::/a\r\n1:cpu:/\r\n"),
+        vec![
+            (0, vec![], "/a\r".to_string()),
+            (1, vec!["cpu".into()], "/\r".to_string())
+        ]
+    );
+}
+
 /// Found by tests/props_layout.rs: a cgroup namespace shows a group
 /// outside its root with `..`, which a group beneath it would follow out
 /// of the hierarchy (`/sys/fs/cgroup/../x/a`).
