@@ -89,10 +89,29 @@ impl Layout {
 
     /// Reads this process's layout.
     pub fn detect() -> io::Result<Layout> {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-        let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        Ok(Layout::from_texts(&mountinfo, &cgroup))
+        let mountinfo = std::fs::read("/proc/self/mountinfo")?;
+        let cgroup = std::fs::read("/proc/self/cgroup").unwrap_or_default();
+        Ok(Layout::from_texts(
+            &utf8_lines(&mountinfo),
+            &utf8_lines(&cgroup),
+        ))
     }
+}
+
+/// The lines of `bytes` that are UTF-8. The paths here are `&str`, so a
+/// mount or group whose path is not (a USB stick's label, a FUSE mount
+/// anyone may make) is one we could not name anyway; reading the whole
+/// file as UTF-8 refused all of it for one such line, and with it every
+/// cgroup (`stream did not contain valid UTF-8`).
+pub(super) fn utf8_lines(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for line in bytes.split(|&b| b == b'\n') {
+        if let Ok(line) = std::str::from_utf8(line) {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text
 }
 
 /// The cgroup2 mount: `/sys/fs/cgroup` if that is one, else the first.

@@ -191,3 +191,15 @@ fn proc_cgroup_lines() {
         ]
     );
 }
+
+/// `Layout::detect` reads the files as bytes and keeps their UTF-8 lines.
+#[test]
+fn lines_that_are_not_utf8_are_left_out() {
+    let text = b"1 1 0:1 / /media/\xff rw - vfat /dev/sdb1 rw\n\
+                 35 24 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+    let own = detect::utf8_lines(b"0::/\xff\n0::/a\n");
+    let l = Layout::from_texts(&detect::utf8_lines(text), &own);
+    let v2 = l.v2.expect("cgroup2");
+    assert_eq!(v2.mount_point, Path::new("/sys/fs/cgroup"));
+    assert_eq!(v2.own.as_deref(), Some("a"));
+}
