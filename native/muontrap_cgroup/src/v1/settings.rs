@@ -8,12 +8,16 @@ use super::{int, parse_limit, UNLIMITED};
 
 /// `cpu.shares` for a v2 `cpu.weight` (default 100 ↔ 1024).
 pub fn shares_from_weight(weight: u64) -> u64 {
-    weight * 1024 / 100
+    // Saturating: weights are checked (1..10000) before, but this is pub.
+    weight.saturating_mul(1024) / 100
 }
 
 /// The v2 `cpu.weight` for `cpu.shares`; inverts [`shares_from_weight`].
 pub fn weight_from_shares(shares: u64) -> u64 {
-    (shares * 100).div_ceil(1024).clamp(1, 10_000)
+    // `shares` is read from a file: saturating, a huge one is the largest
+    // weight (the clamp), not an overflow (a panic in debug builds, a
+    // wrapped tiny weight in release ones).
+    shares.saturating_mul(100).div_ceil(1024).clamp(1, 10_000)
 }
 
 /// The v1 controller whose hierarchy holds setting `key`, for the settings
@@ -157,6 +161,18 @@ mod tests {
         assert_eq!(shares_from_weight(100), 1024);
         assert_eq!(weight_from_shares(2), 1);
         assert_eq!(weight_from_shares(262_144), 10_000);
+    }
+
+    /// Found by tests/props_v1.rs: a `cpu.shares` above u64::MAX / 100
+    /// overflowed.
+    #[test]
+    fn huge_shares_are_the_largest_weight() {
+        assert_eq!(weight_from_shares(u64::MAX), 10_000);
+        assert_eq!(weight_from_shares(u64::MAX / 100 + 1), 10_000);
+        assert_eq!(shares_from_weight(u64::MAX), u64::MAX / 100);
+        let f = files(&[("cpu.shares", "18446744073709551615\n")]);
+        let read = |name: &str| f.get(name).cloned();
+        assert_eq!(read_knob("cpu_weight", &read), Some(KnobValue::Int(10_000)));
     }
 
     #[test]
