@@ -141,10 +141,13 @@ mod tests {
 
     #[test]
     fn a_closed_number_is_ebadf() {
+        // A number far above any other test thread's descriptors: one just
+        // closed could be reused by a concurrent test before `take` runs.
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let fd = listener.as_raw_fd();
-        drop(listener);
-        let (_, e) = take(&[fd]).unwrap_err();
+        let high = unsafe { libc::fcntl(listener.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 900) };
+        assert!(high >= 900);
+        unsafe { libc::close(high) };
+        let (_, e) = take(&[high]).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EBADF));
     }
 
