@@ -144,8 +144,10 @@ mod tests {
         // A number far above any other test thread's descriptors: one just
         // closed could be reused by a concurrent test before `take` runs.
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        // SAFETY (test): a duplicate of our own listener, closed at once.
         let high = unsafe { libc::fcntl(listener.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 900) };
         assert!(high >= 900);
+        // SAFETY (test): `high` is ours and nothing else uses it.
         unsafe { libc::close(high) };
         let (_, e) = take(&[high]).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EBADF));
