@@ -125,8 +125,10 @@ defmodule MuonTrap do
         Run.stop(run)
         {acc, status}
 
-      {:timeout, [{_stream, chunks}], run} ->
+      # No stream left when the command closed its stdout before the deadline.
+      {:timeout, queued, run} ->
         Run.stop(run)
+        chunks = Enum.flat_map(queued, fn {_stream, chunks} -> chunks end)
         {Enum.reduce(chunks, acc, &collector.(&2, {:cont, &1})), :timeout}
 
       {:error, error, run} ->

@@ -1,0 +1,243 @@
+defmodule MuonTrap.Test.Faults do
+  @moduledoc false
+  # Helpers of the fault-injection tests (test/muontrap/faults_*_test.exs):
+  # signals to OS processes, the BEAM's descriptor count, cgroup directories
+  # seen from outside, commands that announce their stop, and child BEAMs
+  # that run MuonTrap from this build.
+
+  import ExUnit.Assertions
+  import MuonTrap.Test.OSProcess
+
+  alias MuonTrap.Cgroup
+
+  @doc "Send `signal` (\"KILL\", \"STOP\", ...) to OS process `pid`."
+  def signal(pid, signal) do
+    {_, 0} = System.cmd("kill", ["-#{signal}", "#{pid}"], stderr_to_stdout: true)
+    :ok
+  end
+
+  @doc "OS pids of muontrap port binaries whose command line contains `needle`."
+  def port_binaries_matching(needle) do
+    for "/proc/" <> pid <- Path.wildcard("/proc/[0-9]*"),
+        {:ok, exe} <- [File.read_link("/proc/#{pid}/exe")],
+        Path.basename(exe) == "muontrap",
+        {:ok, cmdline} <- [File.read("/proc/#{pid}/cmdline")],
+        String.contains?(cmdline, needle),
+        pid = String.to_integer(pid),
+        alive?(pid),
+        do: pid
+  end
+
+  @doc "The one port binary running `needle`, once it runs."
+  def port_binary(needle) do
+    wait_until(
+      fn ->
+        case port_binaries_matching(needle) do
+          [pid] -> pid
+          _ -> nil
+        end
+      end,
+      15_000,
+      "the port binary of #{needle}"
+    )
+  end
+
+  @doc "How many descriptors OS process `pid` (default: this BEAM) has open."
+  def fd_count(pid \\ System.pid()), do: length(File.ls!("/proc/#{pid}/fd"))
+
+  @doc """
+  Wait until this BEAM has no more descriptors open than `baseline`
+  (something else may close one meanwhile, never open one for good).
+  """
+  def assert_fds_back(baseline) do
+    wait_until(fn -> fd_count() <= baseline end, 10_000, fn ->
+      "the BEAM's descriptors back to #{baseline}, have #{fd_count()}"
+    end)
+  end
+
+  @doc "Wait until nothing with `needle` in its command line is left, port binaries included."
+  def assert_nothing_left(needle) do
+    wait_until(fn -> all_pids_matching(needle) == [] end, 15_000, fn ->
+      "every process of #{needle} to be gone: #{inspect(all_pids_matching(needle))}"
+    end)
+  end
+
+  @doc """
+  A marker (`OSProcess.marker/0`) whose processes are SIGKILLed at the end
+  of the test if any are left: a failed test must not leave a stopped
+  port binary holding `mix test`'s output open.
+  """
+  def fault_marker do
+    m = marker()
+
+    ExUnit.Callbacks.on_exit(fn ->
+      for pid <- all_pids_matching(m),
+          do: System.cmd("kill", ["-KILL", "#{pid}"], stderr_to_stdout: true)
+    end)
+
+    m
+  end
+
+  @doc "The sub-groups of the cgroup2 group `path` (names, not paths)."
+  def cgroup2_children(path) do
+    dir = cgroup2_dir(path)
+    for name <- File.ls!(dir), File.dir?(Path.join(dir, name)), do: name
+  end
+
+  @doc "True if OS process `pid` is stopped (state T)."
+  def stopped?(pid) do
+    case File.read("/proc/#{pid}/stat") do
+      {:ok, stat} ->
+        stat |> String.split(") ", parts: 2) |> List.last() |> String.starts_with?("T")
+
+      _ ->
+        false
+    end
+  end
+
+  @doc """
+  A shell script that prints `up`, then writes `file` when SIGTERM arrives
+  and lives on until SIGKILL: the port's stop sequence has begun once
+  `file` exists. Its command line holds `file`'s name (from `tmp_file/1`,
+  so the test's marker).
+  """
+  def stopping_command(file) do
+    # No "Terminated" from the shell when the stop signal hits its sleep.
+    "exec 2>/dev/null; trap 'echo term > #{file}' TERM; echo up; while :; do sleep 0.02; done"
+  end
+
+  @doc "A fresh path for a file a command writes."
+  def tmp_file(needle), do: Path.join(System.tmp_dir!(), "muontrap_faults_#{needle}")
+
+  ## cgroups
+
+  @doc """
+  True when a cgroup2 hierarchy has this BEAM's group, with cgroup.freeze
+  and cgroup.kill (Linux 5.14), to make groups without controllers in.
+  """
+  def cgroup2_usable? do
+    case Cgroup.layout().v2 do
+      %{mount: mount, own: own} when own != nil ->
+        probe = Path.join([mount, own, "muontrap_probe_#{marker()}"])
+
+        with :ok <- File.mkdir(probe) do
+          usable? = Enum.all?(~w(cgroup.freeze cgroup.kill), &File.exists?(Path.join(probe, &1)))
+          File.rmdir(probe)
+          usable?
+        else
+          _ -> false
+        end
+
+      _ ->
+        false
+    end
+  end
+
+  @doc "The group `path`'s directory in every hierarchy, beneath this BEAM's own cgroup."
+  def cgroup_dirs(path) do
+    layout = Cgroup.layout()
+
+    for h <- List.wrap(layout.v2) ++ layout.v1,
+        h.own != nil,
+        do: Path.join([h.mount, h.own, path])
+  end
+
+  @doc "The group `path`'s directory in the cgroup2 hierarchy, beneath this BEAM's own cgroup."
+  def cgroup2_dir(path) do
+    %{mount: mount, own: own} = Cgroup.layout().v2
+    Path.join([mount, own, path])
+  end
+
+  @doc "Wait until the group `path` is gone from every hierarchy."
+  def assert_cgroup_removed(path) do
+    wait_until(
+      fn -> Enum.all?(cgroup_dirs(path), &(not File.exists?(&1))) end,
+      15_000,
+      fn ->
+        "#{path} to be removed: #{inspect(Enum.filter(cgroup_dirs(path), &File.exists?/1))}"
+      end
+    )
+  end
+
+  @doc "Freeze (`true`) or thaw the cgroup2 group `path` through its cgroup.freeze."
+  def freeze(path, frozen?) do
+    :ok =
+      File.write(Path.join(cgroup2_dir(path), "cgroup.freeze"), if(frozen?, do: "1", else: "0"))
+  end
+
+  @doc "The OS pids in the cgroup2 group `path` (none if it is gone)."
+  def cgroup_procs(path) do
+    case File.read(Path.join(cgroup2_dir(path), "cgroup.procs")) do
+      {:ok, text} -> text |> String.split() |> Enum.map(&String.to_integer/1)
+      {:error, _} -> []
+    end
+  end
+
+  @doc """
+  A cgroup base made by the test in cgroup2 (and nowhere else), removed at
+  the end of the test with whatever is left beneath it.
+  """
+  def make_cgroup2_base(needle) do
+    base = "muontrap_faults_#{needle}"
+    :ok = File.mkdir(cgroup2_dir(base))
+    ExUnit.Callbacks.on_exit(fn -> remove_tree(cgroup2_dir(base)) end)
+    base
+  end
+
+  # Thawed first: a frozen group's processes would keep it busy.
+  defp remove_tree(dir) do
+    if File.dir?(dir) do
+      File.write(Path.join(dir, "cgroup.freeze"), "0")
+
+      for sub <- File.ls!(dir),
+          File.dir?(Path.join(dir, sub)),
+          do: remove_tree(Path.join(dir, sub))
+
+      File.write(Path.join(dir, "cgroup.kill"), "1")
+      wait_until(fn -> File.rmdir(dir) in [:ok, {:error, :enoent}] end, 5_000, "#{dir} removed")
+    end
+  end
+
+  ## Child BEAMs
+
+  @doc """
+  Start another BEAM running `script` (Elixir code, with this build's
+  muontrap on its code path), under `sh -c PREFIX; exec elixir ...` so
+  that a `prefix` such as `ulimit -n 64` applies to it. Returns the port,
+  to read the lines it prints with `child_line/2`; the child BEAM is
+  SIGKILLed at the end of the test if it is still there.
+  """
+  def start_child_beam(script, prefix \\ ":") do
+    ebin = Path.join([Mix.Project.build_path(), "lib", "muontrap", "ebin"])
+    script = "IO.puts(\"beam \" <> System.pid())\n" <> script
+    elixir = System.find_executable("elixir")
+    file = Path.join(System.tmp_dir!(), "muontrap_child_#{marker()}.exs")
+    File.write!(file, script)
+    ExUnit.Callbacks.on_exit(fn -> File.rm(file) end)
+
+    port =
+      Port.open({:spawn_executable, "/bin/sh"}, [
+        :binary,
+        :exit_status,
+        :stderr_to_stdout,
+        {:line, 65_536},
+        args: ["-c", "#{prefix}; exec #{elixir} -pa #{ebin} #{file}"]
+      ])
+
+    "beam " <> beam = child_line(port, 60_000)
+
+    ExUnit.Callbacks.on_exit(fn -> System.cmd("kill", ["-KILL", beam], stderr_to_stdout: true) end)
+
+    {port, String.to_integer(beam)}
+  end
+
+  @doc "The next line the child BEAM prints (lines without a known prefix are skipped)."
+  def child_line(port, timeout \\ 30_000) do
+    receive do
+      {^port, {:data, {:eol, line}}} -> line
+      {^port, {:exit_status, status}} -> flunk("the child BEAM exited with status #{status}")
+    after
+      timeout -> flunk("no line from the child BEAM within #{timeout} ms")
+    end
+  end
+end
