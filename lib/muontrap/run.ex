@@ -10,11 +10,12 @@ defmodule MuonTrap.Run do
   Input is written between reads, never blocking, so a command that fills
   its output while it waits for input cannot deadlock the caller.
 
-  The caller owns the port and the pipes: if it dies, the port binary
-  terminates the command's tree and the NIF closes the pipes.
+  The caller owns the pipes, a `MuonTrap.PortReaper` the port: if the
+  caller dies, the port binary terminates the command's tree (the reaper
+  sees to it), and the NIF closes the pipes.
   """
 
-  alias MuonTrap.{Input, Lines, Protocol, Stdio}
+  alias MuonTrap.{Input, Lines, PortReaper, Protocol, Stdio}
 
   # Linux errno values, the same on every architecture.
   @enoent 2
@@ -38,6 +39,8 @@ defmodule MuonTrap.Run do
     :stdio,
     :options,
     :window,
+    # Owns the port for the caller, and sees it finish (MuonTrap.PortReaper).
+    reaper: nil,
     timer: nil,
     # Output streams not at EOF yet, and those that may have data now.
     reading: [],
@@ -74,6 +77,7 @@ defmodule MuonTrap.Run do
     %__MODULE__{
       port: port,
       stdio: Stdio.attach(stdio, port),
+      reaper: PortReaper.adopt(port, options),
       options: options,
       window: window,
       timer: start_timer(Map.get(options, :timeout, :infinity)),
@@ -339,15 +343,15 @@ defmodule MuonTrap.Run do
   # Every process is gone: what is left in the pipes is the end of the
   # output, read before the exit is returned.
   defp exited(run, status) do
-    MuonTrap.PortBinary.close(run.port)
+    PortReaper.release(run.reaper, run.port)
     run = end_input(%{run | port: nil})
     deadline = System.monotonic_time(:millisecond) + @drain_grace
     %{run | status: status, deadline: deadline, ready: run.reading}
   end
 
-  # What the command wrote before the deadline is in the pipes; closing
+  # What the command wrote before the deadline is in the pipes; releasing
   # the port (in stop/1) makes the port binary terminate and reap the
-  # command and remove its cgroup on its own.
+  # command and remove its cgroup on its own, or the reaper do it.
   defp timed_out(run) do
     {queued, run} =
       Enum.map_reduce(run.reading, run, fn stream, run ->
@@ -375,7 +379,7 @@ defmodule MuonTrap.Run do
   def stop(run) do
     cancel_timer(run.timer)
     halt_input(run)
-    MuonTrap.PortBinary.close(run.port)
+    PortReaper.release(run.reaper, run.port)
     Stdio.close(run.stdio)
   end
 

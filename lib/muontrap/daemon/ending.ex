@@ -37,7 +37,7 @@ defmodule MuonTrap.Daemon.Ending do
   After TERMINATE was sent: wait until the port reports that every
   process is gone (reading the pipes meanwhile), so the daemon's stop
   means the OS processes are gone; after `:delay_to_sigkill` and a grace,
-  close the port, which makes the port binary finish the kill on its own.
+  SIGKILL the port binary, which is stuck, and clean up the cgroup.
   """
   @spec await(port(), map(), Pipes.t()) :: :ok
   def await(port, options, pipes) do
@@ -69,9 +69,8 @@ defmodule MuonTrap.Daemon.Ending do
           :unknown -> await(port, options, pipes, deadline)
         end
     after
-      timeout ->
-        Port.close(port)
-        :ok
+      # A stopped port binary never finishes on its own.
+      timeout -> MuonTrap.PortReaper.kill(port, options)
     end
   end
 
