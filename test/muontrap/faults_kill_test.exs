@@ -116,10 +116,17 @@ defmodule MuonTrap.FaultsKillTest do
       file = tmp_file(m)
       on_exit(fn -> File.rm(file) end)
       fds = fd_count()
+      parent = self()
 
       capture_log(fn ->
         {:ok, daemon} =
-          Daemon.start_link("sh", ["-c", stopping_command(file)], delay_to_sigkill: @stop_delay)
+          Daemon.start_link("sh", ["-c", stopping_command(file)],
+            delay_to_sigkill: @stop_delay,
+            logger_fun: &send(parent, {:line, &1})
+          )
+
+        # Its SIGTERM trap is set.
+        assert_receive {:line, "up"}, 15_000
 
         command_pid(daemon)
         port = Daemon.os_pid(daemon)
@@ -166,10 +173,17 @@ defmodule MuonTrap.FaultsKillTest do
       file = tmp_file(m)
       on_exit(fn -> File.rm(file) end)
       fds = fd_count()
+      parent = self()
 
       capture_log(fn ->
         {:ok, daemon} =
-          Daemon.start_link("sh", ["-c", stopping_command(file)], delay_to_sigkill: @stop_delay)
+          Daemon.start_link("sh", ["-c", stopping_command(file)],
+            delay_to_sigkill: @stop_delay,
+            logger_fun: &send(parent, {:line, &1})
+          )
+
+        # Its SIGTERM trap is set.
+        assert_receive {:line, "up"}, 15_000
 
         command = command_pid(daemon)
         stop = Task.async(fn -> :timer.tc(fn -> GenServer.stop(daemon) end) end)
