@@ -115,19 +115,55 @@ defmodule MuonTrap.Cgroup do
 
   @doc """
   Kill whatever is left in the group of validated `options` and remove its
-  directories in every hierarchy; for when the port binary died (e.g. was
-  SIGKILLed) before doing it. Returns `:ok` without a group.
+  directories in every hierarchy, and then the parent levels a port binary
+  made that are now empty, as the port binary does; for when it died
+  (e.g. was SIGKILLed) before doing it. Returns `:ok` without a group.
   """
   @spec cleanup(map()) :: :ok | {:error, term()}
   def cleanup(%{cgroup_path: path} = options) do
-    case Nif.cleanup(path, Map.get(options, :beneath_own_cgroup, false)) do
-      {:ok, []} -> :ok
+    beneath? = Map.get(options, :beneath_own_cgroup, false)
+
+    case Nif.cleanup(path, beneath?) do
+      {:ok, []} -> remove_parents(path, beneath?)
       {:ok, left} -> {:error, {:not_removed, left}}
       {:error, reason} -> {:error, reason}
     end
   end
 
   def cleanup(_options), do: :ok
+
+  # The port binary marks each parent level it creates with the sticky bit
+  # and removes marked levels, deepest first, up to the first one that is
+  # unmarked (someone else's) or still holds a group (docs/protocol.md,
+  # "Cgroup parents").
+  @mark 0o1000
+
+  defp remove_parents(path, beneath?) do
+    parents = path |> Path.split() |> Enum.drop(-1) |> Enum.scan(&Path.join(&2, &1))
+
+    for h <- List.wrap(layout().v2) ++ layout().v1,
+        root = if(beneath?, do: h.own && Path.join(h.mount, h.own), else: h.mount),
+        root != nil do
+      Enum.reduce_while(Enum.reverse(parents), :ok, fn level, :ok ->
+        remove_marked(Path.join(root, level))
+      end)
+    end
+
+    :ok
+  end
+
+  defp remove_marked(dir) do
+    case File.lstat(dir) do
+      {:ok, %File.Stat{mode: mode}} when Bitwise.band(mode, @mark) != 0 ->
+        if File.rmdir(dir) in [:ok, {:error, :enoent}], do: {:cont, :ok}, else: {:halt, :ok}
+
+      {:error, :enoent} ->
+        {:cont, :ok}
+
+      _unmarked ->
+        {:halt, :ok}
+    end
+  end
 
   @doc """
   Check that `path` is a relative cgroup path that stays inside the cgroup
