@@ -204,7 +204,7 @@ defmodule MuonTrap.Test.Faults do
   Start another BEAM running `script` (Elixir code, with this build's
   muontrap on its code path), under `sh -c PREFIX; exec elixir ...` so
   that a `prefix` such as `ulimit -n 64` applies to it. Returns the port,
-  to read the lines it prints with `child_line/2`; the child BEAM is
+  to read the lines it prints with `child_line/3`, and its OS pid; it is
   SIGKILLed at the end of the test if it is still there.
   """
   def start_child_beam(script, prefix \\ ":") do
@@ -224,20 +224,33 @@ defmodule MuonTrap.Test.Faults do
         args: ["-c", "#{prefix}; exec #{elixir} -pa #{ebin} #{file}"]
       ])
 
-    "beam " <> beam = child_line(port, 60_000)
+    beam = child_line(port, "beam ", 60_000)
 
     ExUnit.Callbacks.on_exit(fn -> System.cmd("kill", ["-KILL", beam], stderr_to_stdout: true) end)
 
     {port, String.to_integer(beam)}
   end
 
-  @doc "The next line the child BEAM prints (lines without a known prefix are skipped)."
-  def child_line(port, timeout \\ 30_000) do
+  @doc """
+  The next line the child BEAM prints that starts with `prefix`, without
+  it; other lines (a log line, a warning) are skipped.
+  """
+  def child_line(port, prefix, timeout \\ 30_000, skipped \\ []) do
     receive do
-      {^port, {:data, {:eol, line}}} -> line
-      {^port, {:exit_status, status}} -> flunk("the child BEAM exited with status #{status}")
+      {^port, {:data, {:eol, line}}} ->
+        if String.starts_with?(line, prefix),
+          do: String.replace_prefix(line, prefix, ""),
+          else: child_line(port, prefix, timeout, [line | skipped])
+
+      {^port, {:exit_status, status}} ->
+        flunk("the child BEAM exited with status #{status}:\n#{said(skipped)}")
     after
-      timeout -> flunk("no line from the child BEAM within #{timeout} ms")
+      timeout ->
+        flunk(
+          "no line \"#{prefix}...\" from the child BEAM within #{timeout} ms:\n#{said(skipped)}"
+        )
     end
   end
+
+  defp said(skipped), do: skipped |> Enum.reverse() |> Enum.join("\n")
 end
