@@ -62,6 +62,9 @@ defmodule MuonTrap.PortBinary do
   `:none`. `extra_args` go before the program (the `--handover` arguments
   of `MuonTrap.Stdio.open/1`, through which the port receives the pipe that
   captured output goes into).
+
+  Raises `MuonTrap.Error` when the BEAM is out of descriptors or cannot
+  fork (`"muontrap: cannot start the port binary: too many open files"`).
   """
   @spec open(Options.t(), :output | :none, [String.t()]) :: port()
   def open(options, capture, extra_args \\ []) do
@@ -77,7 +80,19 @@ defmodule MuonTrap.PortBinary do
         Enum.flat_map([:cd, :parallelism], &port_option(options, &1))
 
     Port.open({:spawn_executable, path()}, port_opts)
+  rescue
+    e in ErlangError -> open_error(e, __STACKTRACE__)
   end
+
+  # Out of descriptors or processes: the BEAM's reason alone (`ErlangError`
+  # `:emfile`) would not say what failed.
+  defp open_error(%ErlangError{original: reason}, _stacktrace)
+       when reason in [:emfile, :enfile, :eagain] do
+    raise MuonTrap.Error,
+      message: "muontrap: cannot start the port binary: #{:file.format_error(reason)}"
+  end
+
+  defp open_error(e, stacktrace), do: reraise(e, stacktrace)
 
   @doc """
   The port binary's command line for `options`, without the program.

@@ -1,0 +1,117 @@
+defmodule MuonTrap.FaultsResourcesTest do
+  # Running out of resources: descriptors in the BEAM (EMFILE), processes
+  # in the command's cgroup (EAGAIN from fork), and memory where the port
+  # binary itself lives (it is OOM-killed). Each command gets a clear error
+  # or succeeds; none hangs, and nothing is left.
+  use ExUnit.Case, async: true
+
+  import MuonTrap.Test.{Faults, OSProcess}
+
+  alias MuonTrap.Test.Notify
+
+  @moduletag timeout: 180_000
+
+  describe "EMFILE: a BEAM with ulimit -n 64" do
+    # 60 commands, a few ms apart, each holding ~6 descriptors for 0.2 s:
+    # the first ones run, many of the later ones find none left.
+    @script ~S"""
+    # As a release does: out of descriptors, the code server cannot load a
+    # module either (the call fails with :undef), whoever calls it.
+    :ok = Application.load(:muontrap)
+    {:ok, modules} = :application.get_key(:muontrap, :modules)
+    Enum.each(modules ++ [String.Chars.List, :erl_posix_msg], &Code.ensure_loaded!/1)
+    m = System.get_env("MT_MARKER")
+    fds = fn -> length(File.ls!("/proc/self/fd")) end
+    before = fds.()
+
+    run = fn i ->
+      Process.sleep(i * 3)
+      args = ["-c", "sleep 0.2; echo #{m}-#{i}"]
+
+      try do
+        case rem(i, 2) do
+          0 -> MuonTrap.cmd("sh", args)
+          1 -> {Enum.join(MuonTrap.stream!("sh", args)), 0}
+        end
+      rescue
+        e in MuonTrap.Error -> {:error, e.message}
+      catch
+        kind, reason -> {:other, kind, reason}
+      end
+    end
+
+    results =
+      0..59
+      |> Enum.map(fn i -> {i, Task.async(fn -> run.(i) end)} end)
+      |> Enum.map(fn {i, task} -> {i, Task.await(task, 60_000)} end)
+
+    summary =
+      Enum.frequencies_by(results, fn
+        {i, {out, 0}} -> if out == "#{m}-#{i}\n", do: :ok, else: {:wrong, i, out}
+        {_i, {:error, message}} -> {:error, message}
+        {_i, other} -> other
+      end)
+
+    # Descriptors are closed by now, and a command runs again.
+    Process.sleep(200)
+    IO.puts("summary " <> inspect(summary))
+    IO.puts("fds #{before} #{fds.()}")
+    IO.puts("after " <> inspect(MuonTrap.cmd("echo", [m])))
+    """
+
+    test "many concurrent commands each succeed or raise MuonTrap.Error, and none hangs" do
+      m = fault_marker()
+      {port, _beam} = start_child_beam(@script, "ulimit -n 64; export MT_MARKER=#{m}")
+      {summary, []} = Code.eval_string(child_line(port, "summary ", 90_000))
+
+      [before, later] =
+        child_line(port, "fds ") |> String.split() |> Enum.map(&String.to_integer/1)
+
+      assert child_line(port, "after ") == inspect({"#{m}\n", 0})
+
+      assert Enum.all?(
+               Map.keys(summary),
+               &(&1 == :ok or match?({:error, "muontrap: " <> _}, &1))
+             ),
+             inspect(summary)
+
+      assert summary[:ok] > 0, inspect(summary)
+      assert summary[:ok] < 60, "no command ran out of descriptors: #{inspect(summary)}"
+      assert later <= before
+      assert_nothing_left(m)
+    end
+  end
+
+  describe "EAGAIN: fork in a group with pids_max: 1" do
+    @describetag :cgroup_limits
+
+    setup do
+      base = "muontrap_faults_#{marker()}"
+      on_exit(fn -> for dir <- cgroup_dirs(base), File.dir?(dir), do: File.rmdir(dir) end)
+      %{base: base, opts: [cgroup_base: base, cgroup_beneath_beam: true, cgroup: %{pids_max: 1}]}
+    end
+
+    # The port made the base, and removes it with the group.
+    defp assert_no_group(base), do: assert_cgroup_removed(base)
+
+    test "the command sees fork fail with EAGAIN; its exit status comes back",
+         %{opts: opts} = c do
+      # The interpreter itself: pyenv's shim is a shell script that forks.
+      script = "try:\n    os.fork()\nexcept OSError as e:\n    print(e.errno)\n"
+      {python, args} = Notify.python(script, marker())
+      assert {"11\n", 0} = MuonTrap.cmd(python, args, opts)
+      assert_no_group(c.base)
+    end
+
+    test "a shell that cannot fork fails cleanly, and nothing is left", %{opts: opts} = c do
+      m = marker()
+      script = "#{helper()} sleep #{m} & wait; echo after"
+      assert {out, status} = MuonTrap.cmd("sh", ["-c", script], [stderr_to_stdout: true] ++ opts)
+      # dash: "sh: 0: Cannot fork", status 2.
+      assert status != 0
+      assert out =~ ~r/fork/i
+      assert pids_matching(m) == []
+      assert_no_group(c.base)
+    end
+  end
+end
