@@ -11,6 +11,8 @@ defmodule MuonTrap.FaultsResourcesTest do
 
   @moduletag timeout: 180_000
 
+  @port_died "muontrap: port binary exited unexpectedly with status 137"
+
   describe "EMFILE: a BEAM with ulimit -n 64" do
     # 60 commands, a few ms apart, each holding ~6 descriptors for 0.2 s:
     # the first ones run, many of the later ones find none left.
@@ -79,6 +81,62 @@ defmodule MuonTrap.FaultsResourcesTest do
       assert summary[:ok] < 60, "no command ran out of descriptors: #{inspect(summary)}"
       assert later <= before
       assert_nothing_left(m)
+    end
+  end
+
+  describe "the port binary OOM-killed in a memory-limited group" do
+    @describetag :cgroup_limits
+
+    # The child BEAM runs in the limited group, and the command's shell
+    # makes the port binary the OOM killer's first choice (an adjustment of
+    # 1000 outweighs any process's share of the limit; raising one needs no
+    # privilege): the command's allocations then get the port binary killed.
+    @script ~S"""
+    [helper, m, base] = System.argv()
+    script = "echo 1000 > /proc/$PPID/oom_score_adj; exec #{helper} alloc 4096 #{m}"
+
+    result =
+      try do
+        MuonTrap.cmd("sh", ["-c", script], cgroup_base: base, cgroup_beneath_beam: true)
+      rescue
+        e in MuonTrap.Error -> {:error, e.message}
+      end
+
+    layout = MuonTrap.Cgroup.layout()
+    v1 = Enum.find(layout.v1, &("memory" in &1.controllers))
+
+    kills =
+      if v1,
+        do: File.read!(Path.join([v1.mount, v1.own, "memory.oom_control"])),
+        else: File.read!(Path.join([layout.v2.mount, layout.v2.own, "memory.events"]))
+
+    [_, kills] = Regex.run(~r/oom_kill (\d+)/, kills)
+    IO.puts("result " <> inspect(result))
+    IO.puts("oom_kill " <> kills)
+    """
+
+    test "the caller gets a clear error, and the command and its group are gone" do
+      m = marker()
+      base = "muontrap_faults_#{m}"
+      on_exit(fn -> for dir <- cgroup_dirs(base), File.dir?(dir), do: File.rmdir(dir) end)
+      file = Path.join(System.tmp_dir!(), "muontrap_oom_#{m}.exs")
+      File.write!(file, @script)
+      on_exit(fn -> File.rm(file) end)
+      ebin = Path.join([Mix.Project.build_path(), "lib", "muontrap", "ebin"])
+
+      {out, 0} =
+        MuonTrap.cmd(System.find_executable("elixir"), ["-pa", ebin, file, helper(), m, base],
+          cgroup_base: base,
+          cgroup_beneath_beam: true,
+          cgroup: %{memory_max: 400 * 1024 * 1024},
+          stderr_to_stdout: true
+        )
+
+      assert out =~ "result " <> inspect({:error, @port_died}), out
+      assert [_, kills] = Regex.run(~r/^oom_kill (\d+)$/m, out)
+      assert String.to_integer(kills) >= 1
+      assert pids_matching(m) == []
+      assert_cgroup_removed(base)
     end
   end
 
