@@ -74,11 +74,11 @@ defmodule MuonTrap.FaultsBeamKillTest do
     base = make_cgroup2_base(m)
     frozen = make_cgroup2_base(m <> "f")
     freeze(frozen, true)
-    opts = [cgroup_base: "#{base}/pool", cgroup_beneath_beam: true]
+    opts = [cgroup_base: "#{base}/pool", beneath_own_cgroup: true]
 
     hold = """
     spawn(fn ->
-      MuonTrap.cmd(helper, ["sleep", m], cgroup_base: #{inspect(frozen)}, cgroup_beneath_beam: true)
+      MuonTrap.cmd(helper, ["sleep", m], cgroup_base: #{inspect(frozen)}, beneath_own_cgroup: true)
     end)
     """
 

@@ -22,7 +22,7 @@ defmodule MuonTrap.FaultsCgroupTest do
   end
 
   defp opts(pool, more),
-    do: Keyword.merge([cgroup_base: pool, cgroup_beneath_beam: true, delay_to_sigkill: 100], more)
+    do: Keyword.merge([cgroup_base: pool, beneath_own_cgroup: true, delay_to_sigkill: 100], more)
 
   # A daemonized grandchild, then `then`; `$1` is the marker.
   defp escaping(then), do: "#{helper()} daemonize \"$1\" >/dev/null; #{then}"

@@ -34,7 +34,7 @@ defmodule MuonTrap.FaultsKillCgroupTest do
   end
 
   defp opts(pool, more \\ []),
-    do: Keyword.merge([cgroup_base: pool, cgroup_beneath_beam: true, delay_to_sigkill: 100], more)
+    do: Keyword.merge([cgroup_base: pool, beneath_own_cgroup: true, delay_to_sigkill: 100], more)
 
   defp cmd_task(m, script, opts) do
     Task.async(fn ->

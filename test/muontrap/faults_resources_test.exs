@@ -97,7 +97,7 @@ defmodule MuonTrap.FaultsResourcesTest do
 
     result =
       try do
-        MuonTrap.cmd("sh", ["-c", script], cgroup_base: base, cgroup_beneath_beam: true)
+        MuonTrap.cmd("sh", ["-c", script], cgroup_base: base, beneath_own_cgroup: true)
       rescue
         e in MuonTrap.Error -> {:error, e.message}
       end
@@ -127,7 +127,7 @@ defmodule MuonTrap.FaultsResourcesTest do
       {out, 0} =
         MuonTrap.cmd(System.find_executable("elixir"), ["-pa", ebin, file, helper(), m, base],
           cgroup_base: base,
-          cgroup_beneath_beam: true,
+          beneath_own_cgroup: true,
           cgroup: %{memory_max: 400 * 1024 * 1024},
           stderr_to_stdout: true
         )
@@ -146,7 +146,7 @@ defmodule MuonTrap.FaultsResourcesTest do
     setup do
       base = "muontrap_faults_#{marker()}"
       on_exit(fn -> for dir <- cgroup_dirs(base), File.dir?(dir), do: File.rmdir(dir) end)
-      %{base: base, opts: [cgroup_base: base, cgroup_beneath_beam: true, cgroup: %{pids_max: 1}]}
+      %{base: base, opts: [cgroup_base: base, beneath_own_cgroup: true, cgroup: %{pids_max: 1}]}
     end
 
     # The port made the base, and removes it with the group.

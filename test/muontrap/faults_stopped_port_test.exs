@@ -84,7 +84,7 @@ defmodule MuonTrap.FaultsStoppedPortTest do
           timeout: 1_000,
           delay_to_sigkill: 100,
           cgroup_base: base,
-          cgroup_beneath_beam: true
+          beneath_own_cgroup: true
         )
 
       [group] = cgroup2_children(base)
