@@ -17,11 +17,15 @@ defmodule MuonTrap.FaultsResourcesTest do
     # 60 commands, a few ms apart, each holding ~6 descriptors for 0.2 s:
     # the first ones run, many of the later ones find none left.
     @script ~S"""
-    # As a release does: out of descriptors, the code server cannot load a
-    # module either (the call fails with :undef), whoever calls it.
-    :ok = Application.load(:muontrap)
-    {:ok, modules} = :application.get_key(:muontrap, :modules)
-    Enum.each(modules ++ [String.Chars.List, :erl_posix_msg], &Code.ensure_loaded!/1)
+    # Every module loaded first, as a release does: out of descriptors, the
+    # code server cannot load one either (the call fails with :undef),
+    # whoever calls it.
+    for app <- [:kernel, :stdlib, :elixir, :muontrap] do
+      Application.load(app)
+      {:ok, modules} = :application.get_key(app, :modules)
+      Enum.each(modules, &Code.ensure_loaded/1)
+    end
+
     m = System.get_env("MT_MARKER")
     fds = fn -> length(File.ls!("/proc/self/fd")) end
     before = fds.()
