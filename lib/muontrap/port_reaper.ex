@@ -51,6 +51,8 @@ defmodule MuonTrap.PortReaper do
   @spec adopt(port(), map()) :: pid() | nil
   def adopt(port, options) do
     caller = self()
+    # Only what it needs: an :input's iodata would be copied to its heap.
+    options = Map.take(options, [:cgroup_path, :beneath_own_cgroup, :delay_to_sigkill, :timeout])
     reaper = spawn_link(fn -> init(caller, port, options) end)
 
     try do
@@ -106,10 +108,10 @@ defmodule MuonTrap.PortReaper do
   """
   @spec kill(port(), map()) :: :ok
   def kill(port, options) do
-    kill_os_process(port)
+    _ = kill_os_process(port)
 
     # An EXIT that got out first means the port binary finished after all.
-    if await_death(port, @kill_wait) != :exit, do: _ = MuonTrap.Cgroup.cleanup(options)
+    _ = if await_death(port, @kill_wait) != :exit, do: MuonTrap.Cgroup.cleanup(options)
     close(port)
   end
 
@@ -118,10 +120,11 @@ defmodule MuonTrap.PortReaper do
   defp init(caller, port, options) do
     Process.flag(:trap_exit, true)
 
-    case Map.get(options, :timeout, :infinity) do
-      :infinity -> :ok
-      ms -> Process.send_after(self(), :deadline, ms + @caller_grace)
-    end
+    _ =
+      case Map.get(options, :timeout, :infinity) do
+        :infinity -> nil
+        ms -> Process.send_after(self(), :deadline, ms + @caller_grace)
+      end
 
     forward(%{caller: caller, port: port, options: options, exited: false})
   end
@@ -163,7 +166,7 @@ defmodule MuonTrap.PortReaper do
   # how it ends.
   defp finish(%{port: port, options: options}) do
     command(port, Protocol.terminate())
-    delay = Map.get(options, :delay_to_sigkill, 500)
+    delay = MuonTrap.Port.delay_to_sigkill(options)
 
     case await_death(port, delay + @kill_grace) do
       :exit ->
@@ -232,14 +235,17 @@ defmodule MuonTrap.PortReaper do
     e -> Logger.error("muontrap: could not kill a stuck port binary: #{Exception.message(e)}")
   end
 
+  # The port may have closed meanwhile (its exit status is on its way).
   defp command(port, data) do
-    Port.command(port, data)
+    true = Port.command(port, data)
+    :ok
   rescue
     ArgumentError -> :ok
   end
 
   defp close(port) do
-    Port.close(port)
+    true = Port.close(port)
+    :ok
   rescue
     ArgumentError -> :ok
   end
