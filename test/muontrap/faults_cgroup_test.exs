@@ -98,8 +98,7 @@ defmodule MuonTrap.FaultsCgroupTest do
       group = leaf(c.pool)
       frozen!(group)
       # What was written before the freeze, then nothing.
-      Process.sleep(100)
-      flush_collected()
+      wait_until(&quiet?/0, 10_000, "the output to stop")
       refute_receive {:collected, _}, 300
       freeze(group, false)
       assert_receive {:collected, "tick\n"}, 5_000
@@ -113,7 +112,7 @@ defmodule MuonTrap.FaultsCgroupTest do
       task = cmd_task(c, escaping("echo up; exec #{helper()} sleep \"$1\""), timeout: 1_000)
       group = leaf(c.pool)
       assert {:error, :ebusy} = File.rmdir(cgroup2_dir(group))
-      assert length(cgroup_procs(group)) == 2
+      assert length(cgroup_procs(group)) >= 2
       assert {{%Collect{}, :timeout}, _} = Task.await(task, 30_000)
       assert_all_gone(c)
     end
@@ -145,11 +144,12 @@ defmodule MuonTrap.FaultsCgroupTest do
     end
   end
 
-  defp flush_collected do
+  # No output for 100 ms.
+  defp quiet? do
     receive do
-      {:collected, _} -> flush_collected()
+      {:collected, _} -> false
     after
-      0 -> :ok
+      100 -> true
     end
   end
 end

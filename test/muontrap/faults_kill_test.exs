@@ -3,8 +3,9 @@ defmodule MuonTrap.FaultsKillTest do
   # cgroup: before STARTED (the port waits for its pipes), while the output
   # streams, while the port stops the command. Each ends with a clear error
   # or a clean exit, nothing left in /proc, and the BEAM's descriptors back
-  # to their baseline (so not async). With a cgroup:
-  # faults_kill_cgroup_test.exs; the BEAM itself: faults_beam_kill_test.exs.
+  # to their baseline (so not async). Without a cgroup the command cannot
+  # be held before STARTED (it runs microseconds after its spawn); with one
+  # it can: faults_kill_cgroup_test.exs. The BEAM: faults_beam_kill_test.exs.
   use ExUnit.Case, async: false
 
   import ExUnit.CaptureLog
