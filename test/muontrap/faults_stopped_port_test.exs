@@ -88,7 +88,7 @@ defmodule MuonTrap.FaultsStoppedPortTest do
         )
 
       [group] = cgroup2_children(base)
-      assert length(cgroup_procs("#{base}/#{group}")) == 2
+      assert length(cgroup_procs("#{base}/#{group}")) >= 2
       assert_timed_out_promptly(task, 1_000)
       wait_all_dead([port], @reaped_within)
       assert_nothing_left(m)
