@@ -74,10 +74,10 @@ defmodule MuonTrap.FaultsCgroupTest do
 
   describe "frozen from outside" do
     test "cmd/3's :timeout holds, and the stop's SIGKILL ends the frozen tree", c do
-      task = cmd_task(c, escaping("echo up; exec #{helper()} sleep \"$1\""), timeout: 1_500)
+      task = cmd_task(c, escaping("echo up; exec #{helper()} sleep \"$1\""), timeout: 3_000)
       frozen!(leaf(c.pool))
       assert {{%Collect{}, :timeout}, elapsed} = Task.await(task, 30_000)
-      assert elapsed >= 1_500 and elapsed < 1_500 + 3_000, "returned after #{elapsed} ms"
+      assert elapsed >= 3_000 and elapsed < 3_000 + 3_000, "returned after #{elapsed} ms"
       assert_all_gone(c)
     end
 
@@ -109,11 +109,12 @@ defmodule MuonTrap.FaultsCgroupTest do
 
   describe "removed from outside" do
     test "while it holds processes: rmdir fails (EBUSY), the command goes on", c do
-      task = cmd_task(c, escaping("echo up; exec #{helper()} sleep \"$1\""), timeout: 1_000)
+      task = cmd_task(c, escaping("echo up; exec #{helper()} sleep \"$1\""), [])
       group = leaf(c.pool)
       assert {:error, :ebusy} = File.rmdir(cgroup2_dir(group))
       assert length(cgroup_procs(group)) >= 2
-      assert {{%Collect{}, :timeout}, _} = Task.await(task, 30_000)
+      assert Task.yield(task, 200) == nil
+      Task.shutdown(task, :brutal_kill)
       assert_all_gone(c)
     end
 
