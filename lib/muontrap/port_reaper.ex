@@ -69,10 +69,23 @@ defmodule MuonTrap.PortReaper do
   end
 
   @doc """
-  The caller is done with `port`: after EXIT (or the port's death) it is
-  closed; before, the reaper makes the port binary finish, as above, on
-  its own. Either way the caller gets no more of the port's messages.
-  Returns at once; idempotent.
+  The caller got the port's EXIT, or its exit status: the reaper, which
+  closed the port before passing that on, just goes. Returns at once.
+  """
+  @spec done(pid() | nil, port() | nil) :: :ok
+  def done(nil, port), do: MuonTrap.Port.close(port)
+
+  def done(reaper, port) do
+    Process.unlink(reaper)
+    send(reaper, :done)
+    flush(reaper, port)
+  end
+
+  @doc """
+  The caller lets go of `port` before its EXIT: the reaper makes the port
+  binary finish, as above, on its own. After `done/2` (or an EXIT the
+  reaper saw) it only closes the port. Either way the caller gets no more
+  of the port's messages. Returns at once; idempotent.
   """
   @spec release(pid() | nil, port() | nil) :: :ok
   def release(nil, port), do: MuonTrap.Port.close(port)
@@ -133,14 +146,20 @@ defmodule MuonTrap.PortReaper do
   defp forward(%{port: port, caller: caller} = s) do
     receive do
       {^port, message} = forwarded ->
+        exited = s.exited or exit_message?(message)
+        # Closed before the caller hears of the end: nothing can follow it.
+        if exited, do: close(port)
         send(caller, forwarded)
-        forward(%{s | exited: s.exited or exit_message?(message)})
+        forward(%{s | exited: exited})
 
       {:release, from, ref} ->
-        # Closed before answering: nothing of the port can follow the answer.
-        if s.exited, do: close(port)
         send(from, {ref, :released})
-        unless s.exited, do: finish(s)
+        if s.exited, do: close(port), else: finish(s)
+
+      # The caller had the end, perhaps straight from the port before
+      # adopt/2 connected it.
+      :done ->
+        close(port)
 
       {:EXIT, ^caller, _reason} ->
         if s.exited, do: close(port), else: finish(s)

@@ -343,8 +343,8 @@ defmodule MuonTrap.Run do
   # Every process is gone: what is left in the pipes is the end of the
   # output, read before the exit is returned.
   defp exited(run, status) do
-    PortReaper.release(run.reaper, run.port)
-    run = end_input(%{run | port: nil})
+    PortReaper.done(run.reaper, run.port)
+    run = end_input(%{run | port: nil, reaper: nil})
     deadline = System.monotonic_time(:millisecond) + @drain_grace
     %{run | status: status, deadline: deadline, ready: run.reading}
   end

@@ -74,11 +74,11 @@ defmodule MuonTrap.FaultsPipeTest do
       fds = fd_count()
       caller = unquote(start)(m, timeout: 1_000, delay_to_sigkill: 100)
       command = assert_paused(caller, m)
-      port = port_binary(m)
-      # The deadline, the caller's grace, then the port's own stop.
+      # The deadline, the caller's grace, then the port's own stop, and its
+      # EXIT: the caller still blocks, but nothing is left of the command.
       wait_all_dead([command], 10_000)
-      # The port binary waits for its stuck owner, having sent EXIT.
-      assert alive?(port)
+      assert_nothing_left(m)
+      assert Process.alive?(caller)
       {:messages, messages} = Process.info(caller, :messages)
       assert length(messages) <= 5, inspect(messages)
       Process.exit(caller, :kill)
