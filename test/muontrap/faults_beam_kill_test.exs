@@ -61,9 +61,10 @@ defmodule MuonTrap.FaultsBeamKillTest do
 
   test "without a cgroup" do
     m = fault_marker()
-    # No step taken: the port binary waits for its pipes.
+    # No step taken: the port binary waits for its pipes. Kept referenced:
+    # a collected stdio resource would close the listener.
     hold =
-      "_run = MuonTrap.Run.start(MuonTrap.Options.validate(:cmd, helper, [\"sleep\", m], []))"
+      "Process.put(:held, MuonTrap.Run.start(MuonTrap.Options.validate(:cmd, helper, [\"sleep\", m], [])))"
 
     ports = kill_beam_and_check(m, script(m, hold, []))
     wait_all_dead(ports, 15_000)
