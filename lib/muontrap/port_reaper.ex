@@ -73,7 +73,7 @@ defmodule MuonTrap.PortReaper do
   closed the port before passing that on, just goes. Returns at once.
   """
   @spec done(pid() | nil, port() | nil) :: :ok
-  def done(nil, port), do: MuonTrap.Port.close(port)
+  def done(nil, port), do: MuonTrap.PortBinary.close(port)
 
   def done(reaper, port) do
     Process.unlink(reaper)
@@ -88,7 +88,7 @@ defmodule MuonTrap.PortReaper do
   of the port's messages. Returns at once; idempotent.
   """
   @spec release(pid() | nil, port() | nil) :: :ok
-  def release(nil, port), do: MuonTrap.Port.close(port)
+  def release(nil, port), do: MuonTrap.PortBinary.close(port)
 
   def release(reaper, port) do
     Process.unlink(reaper)
@@ -185,7 +185,7 @@ defmodule MuonTrap.PortReaper do
   # how it ends.
   defp finish(%{port: port, options: options}) do
     command(port, Protocol.terminate())
-    delay = MuonTrap.Port.delay_to_sigkill(options)
+    delay = MuonTrap.PortBinary.delay_to_sigkill(options)
 
     case await_death(port, delay + @kill_grace) do
       :exit ->
