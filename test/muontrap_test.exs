@@ -221,8 +221,10 @@ defmodule MuonTrapTest do
     test "the timer is cleaned up and unrelated messages are kept" do
       send(self(), :unrelated)
       send(self(), {:timeout, make_ref(), :muontrap_timeout})
-      assert {"x\n", 0} = MuonTrap.cmd("echo", ["x"], timeout: 50)
-      Process.sleep(100)
+      # Long enough for echo on a loaded machine; then past the deadline,
+      # where a timer left behind would have fired.
+      assert {"x\n", 0} = MuonTrap.cmd("echo", ["x"], timeout: 500)
+      Process.sleep(600)
       assert_received :unrelated
       assert_received {:timeout, _, :muontrap_timeout}
       refute_received {:timeout, _, _}
