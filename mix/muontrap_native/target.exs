@@ -212,7 +212,9 @@ defmodule Mix.Tasks.Compile.MuontrapNative.Target do
   @doc "Debian's architecture name for a target triple, or nil if Debian has none."
   def debian_arch(triple), do: Map.get(@debian_arch, triple)
 
-  defp present(env, name) do
+  @doc false
+  # A variable that is set and not empty (Nerves and shells leave empty ones).
+  def present(env, name) do
     case Map.get(env, name) do
       value when value in [nil, ""] -> nil
       value -> value

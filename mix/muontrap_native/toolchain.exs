@@ -150,10 +150,5 @@ defmodule Mix.Tasks.Compile.MuontrapNative.Toolchain do
     end
   end
 
-  defp present(env, name) do
-    case Map.get(env, name) do
-      value when value in [nil, ""] -> nil
-      value -> value
-    end
-  end
+  defp present(env, name), do: Mix.Tasks.Compile.MuontrapNative.Target.present(env, name)
 end

@@ -6,11 +6,12 @@ defmodule MuonTrap.Build.AsDependencyTest do
   # tests measure timing.
   use ExUnit.Case, async: false
 
+  alias MuonTrap.Test.DependentApp
+
   # The dependency's cargo build reuses this project's cargo target dir, so
   # it is a no-op unless the Rust code changed since `mix test` built it; a
   # cold build takes a few minutes on two cores.
   @moduletag timeout: 900_000
-  @cmd_timeout_s 840
 
   @root Path.expand("../..", __DIR__)
 
@@ -41,21 +42,7 @@ defmodule MuonTrap.Build.AsDependencyTest do
     IO.puts("TASKS " <> inspect(Enum.map(tasks, &Code.ensure_loaded?/1)))
     """
 
-    {output, status} =
-      System.cmd("timeout", ["-k", "10", "#{@cmd_timeout_s}", "mix", "run", "-e", script],
-        cd: dir,
-        stderr_to_stdout: true,
-        env: [
-          {"MIX_ENV", "dev"},
-          {"CARGO_TARGET_DIR", Mix.Tasks.Compile.MuontrapNative.target_dir()},
-          {"HEX_OFFLINE", "1"}
-          | for(
-              var <-
-                ~w(MIX_EXS MIX_TARGET MIX_BUILD_PATH MIX_BUILD_ROOT MIX_DEPS_PATH MIX_LOCKFILE),
-              do: {var, nil}
-            )
-        ]
-      )
+    {output, status} = DependentApp.mix_run(dir, script)
 
     assert status == 0, output
     assert output =~ ~s(RESULT {"hi\\n", 0}), output

@@ -4,11 +4,12 @@ defmodule MuonTrap.Build.PackageTest do
   # and runs as a dependency. Not async: the build takes both cores.
   use ExUnit.Case, async: false
 
+  alias MuonTrap.Test.DependentApp
+
   # The tree lives at a fixed place (under _build) and keeps the sources'
   # mtimes, so cargo rebuilds its crates only when the Rust code changed;
   # a cold build of them takes a few minutes on two cores.
   @moduletag timeout: 900_000
-  @cmd_timeout_s 840
 
   @root Path.expand("../..", __DIR__)
 
@@ -64,21 +65,7 @@ defmodule MuonTrap.Build.PackageTest do
 
     script = ~S|IO.puts("RESULT " <> inspect(MuonTrap.cmd("echo", ["hi"])))|
 
-    {output, status} =
-      System.cmd("timeout", ["-k", "10", "#{@cmd_timeout_s}", "mix", "run", "-e", script],
-        cd: dir,
-        stderr_to_stdout: true,
-        env: [
-          {"MIX_ENV", "dev"},
-          {"CARGO_TARGET_DIR", Mix.Tasks.Compile.MuontrapNative.target_dir()},
-          {"HEX_OFFLINE", "1"}
-          | for(
-              var <-
-                ~w(MIX_EXS MIX_TARGET MIX_BUILD_PATH MIX_BUILD_ROOT MIX_DEPS_PATH MIX_LOCKFILE),
-              do: {var, nil}
-            )
-        ]
-      )
+    {output, status} = DependentApp.mix_run(dir, script)
 
     assert status == 0, output
     assert output =~ ~s(RESULT {"hi\\n", 0}), output
