@@ -10,18 +10,9 @@ use muontrap_cgroup::mount::{parse_mountinfo, MountEntry};
 use muontrap_peak_alloc::{measure, PeakAlloc};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
-/// Failures are kept beside this file (`props_layout.proptest-regressions`):
-/// proptest's default looks for a `lib.rs` above it, which tests/ lacks.
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+mod common;
+use common::config;
 
 /// The bounds below are measured with this.
 #[global_allocator]

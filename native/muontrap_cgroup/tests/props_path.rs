@@ -8,18 +8,9 @@ use muontrap_cgroup::layout::Hierarchy;
 use muontrap_cgroup::path::{validate_cgroup_path, validate_file_name};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
-/// Failures are kept beside this file (`props_path.proptest-regressions`):
-/// proptest's default looks for a `lib.rs` above it, which tests/ lacks.
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+mod common;
+use common::config;
 
 /// Characters worth checking: the separators and dots an escape needs,
 /// NUL, and a few others.

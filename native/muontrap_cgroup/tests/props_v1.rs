@@ -9,18 +9,9 @@ use muontrap_cgroup::stats::STATS;
 use muontrap_cgroup::v1::{read_knob, read_stat};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 
-/// Failures are kept beside this file (`props_v1.proptest-regressions`):
-/// proptest's default looks for a `lib.rs` above it, which tests/ lacks.
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        ..ProptestConfig::default()
-    }
-}
+mod common;
+use common::config;
 
 /// Every file the v1 readers open.
 const V1_FILES: &[&str] = &[
