@@ -88,6 +88,27 @@ defmodule MuonTrap do
   `ArgumentError` for bad arguments or options, and `MuonTrap.Error` when
   the command cannot be started or contained (a cgroup that cannot be
   created, an unknown user).
+
+  ## Timeouts
+
+  At the deadline `cmd/3` collects what the command wrote before it (what is
+  in the pipe), lets go of the port and returns `{output_so_far, :timeout}`
+  at once: it neither drains output written after the deadline nor waits
+  out `:delay_to_sigkill`. Containment then finishes on its own: the port
+  binary sends the stop signal, SIGKILL after `:delay_to_sigkill`, reaps
+  every descendant and removes the cgroup, as when the caller dies. So a
+  command that ignores SIGTERM may still be alive for up to
+  `:delay_to_sigkill` ms after `cmd/3` returned. A port binary that has not
+  finished `:delay_to_sigkill` + 2 s later (it was SIGSTOPped, say) is
+  SIGKILLed, and the cgroup of one that died on the way is cleaned up
+  through the NIF. A caller that does not come back to the command (a
+  collector that blocks) still has its command terminated 1 s after the
+  deadline, and gets `:timeout` when it returns.
+
+  With an explicit `:cgroup_path`, a second command started at once with
+  the same path fails with `MuonTrap.Error` ("cgroup ... already exists")
+  while the first group is still being removed; use `:cgroup_base` (a new
+  random sub-group each time) for commands that time out and run again.
   """
   @spec cmd(binary(), [binary()], keyword()) ::
           {Collectable.t(), non_neg_integer() | :timeout}

@@ -33,7 +33,7 @@ defmodule MuonTrap.Cgroup do
 
   `v1_controllers` lists the controllers bound to cgroup v1 hierarchies on
   the host (see `v1_controllers/0`); settings for those go to their v1
-  files instead, as the README lists (for example `cpu_weight` →
+  files instead, as docs/cgroups.md lists (for example `cpu_weight` →
   `cpu.shares`; `memory_swap_max` needs an integer `memory_max` there, as
   v1 limits memory and swap together).
 

@@ -1,7 +1,7 @@
 defmodule Mix.Tasks.Compile.MuontrapNative.Target do
   @moduledoc """
   Which Rust target `mix compile` builds muontrap for, and how cargo links
-  for it (README, "Nerves and cross-compiling").
+  for it (docs/nerves.md).
 
   Pure functions of the environment (a map of variable names to values) so
   that they can be tested without a cross toolchain.

@@ -1,6 +1,6 @@
 //! Link options for the port binary that shrink it without giving up PIE
 //! (ASLR); what each saves is in docs/performance.md, "Figures moved from
-//! code comments", and README, "Nerves and cross-compiling". Only for
+//! code comments", and docs/nerves.md, "Sizes". Only for
 //! glibc targets (`*-linux-gnu*`), native or cross, and only those options
 //! the linker is seen to accept.
 //!
