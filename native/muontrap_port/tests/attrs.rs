@@ -49,10 +49,12 @@ const NICE: &str = "sed 's/.*) //' /proc/self/stat | cut -d' ' -f17";
 fn nice() {
     let (out, status) = output_of(&["--nice", "5", "sh", "-c", NICE]);
     assert_eq!((out.as_str(), status), ("5\n", 0));
-    if !root() {
-        eprintln!("skipped the rest: not root");
-        return;
-    }
+}
+
+#[test]
+#[ignore = "needs root: run with --include-ignored (as CI does)"]
+fn nice_below_ours_with_cap_sys_nice() {
+    assert!(root(), "needs root");
     // Lower than ours: allowed with CAP_SYS_NICE, also for a program that
     // runs as another user (the value is set before the privilege drop).
     for extra in [&[][..], &["--uid", "nobody"]] {
@@ -157,11 +159,9 @@ fn rlimits_in_the_resources_units() {
 }
 
 #[test]
+#[ignore = "needs root: run with --include-ignored (as CI does)"]
 fn rlimits_are_set_before_the_privilege_drop() {
-    if !root() {
-        eprintln!("skipped: not root");
-        return;
-    }
+    assert!(root(), "needs root");
     // Raised above our own hard limit if we may, for a program that then
     // could not raise it itself.
     let n = if may_raise_hard_limits() {

@@ -88,11 +88,9 @@ fn run_concurrently(paths: Vec<String>) {
 }
 
 #[test]
+#[ignore = "cannot create groups beneath our own cgroup2 group: run with --include-ignored (as CI does)"]
 fn concurrent_ports_remove_the_base_they_created() {
-    let Some(own) = own_cgroup2() else {
-        eprintln!("skipped: cannot create groups beneath our own cgroup2 group");
-        return;
-    };
+    let own = own_cgroup2().expect("cannot create groups beneath our own cgroup2 group");
     let name = format!("muontrap_it_base_{}_{:x}", std::process::id(), random());
     let base = own.join(&name);
     let _cleanup = Cleanup(base.clone());
@@ -116,11 +114,9 @@ fn concurrent_ports_remove_the_base_they_created() {
 }
 
 #[test]
+#[ignore = "cannot create groups beneath our own cgroup2 group: run with --include-ignored (as CI does)"]
 fn a_base_that_was_there_already_is_kept() {
-    let Some(own) = own_cgroup2() else {
-        eprintln!("skipped: cannot create groups beneath our own cgroup2 group");
-        return;
-    };
+    let own = own_cgroup2().expect("cannot create groups beneath our own cgroup2 group");
     let name = format!("muontrap_it_kept_{}_{:x}", std::process::id(), random());
     let base = own.join(&name);
     let _cleanup = Cleanup(base.clone());

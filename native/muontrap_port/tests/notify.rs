@@ -80,12 +80,10 @@ fn a_python_sender() {
 }
 
 #[test]
+#[ignore = "needs /usr/bin/redis-server: run with --include-ignored (as CI does)"]
 fn redis_server_reports_ready() {
     let redis = "/usr/bin/redis-server";
-    if !std::path::Path::new(redis).exists() {
-        eprintln!("skipped: {redis} is not installed");
-        return;
-    }
+    assert!(std::path::Path::new(redis).exists(), "needs {redis}");
     let sock = format!(
         "/tmp/muontrap_redis_{}_{:x}.sock",
         std::process::id(),
@@ -155,11 +153,9 @@ fn senders_outside_the_process_tree_are_ignored() {
 }
 
 #[test]
+#[ignore = "cannot create groups beneath our own cgroup2 group: run with --include-ignored (as CI does)"]
 fn senders_outside_the_cgroup_are_ignored() {
-    let Some(own) = own_cgroup2_writable() else {
-        eprintln!("skipped: cannot create groups beneath our own cgroup2 group");
-        return;
-    };
+    let own = own_cgroup2_writable().expect("cannot create groups beneath our own cgroup2 group");
     let leaf = format!("muontrap_notify_{}_{:x}", std::process::id(), random());
     outsider_is_ignored(&["-g", &leaf, "--beneath-own-cgroup", "--no-controllers"]);
     assert!(!own.join(&leaf).exists(), "group left behind");
