@@ -40,8 +40,6 @@ defmodule MuonTrap.Options do
     :cgroup_base,
     :cgroup_path,
     :beneath_own_cgroup,
-    # The old name of :beneath_own_cgroup, still accepted (see aliased/1).
-    :cgroup_beneath_beam,
     :delay_to_sigkill,
     :uid,
     :gid,
@@ -136,7 +134,7 @@ defmodule MuonTrap.Options do
       opts
       |> Enum.reduce(%{args: args}, fn {key, value}, acc ->
         if key in allowed do
-          Map.put(acc, aliased(key), validate_option(context, key, value))
+          Map.put(acc, key, validate_option(context, key, value))
         else
           raise ArgumentError, "invalid option #{inspect(key)} for #{caller(context)}"
         end
@@ -225,11 +223,6 @@ defmodule MuonTrap.Options do
       Enum.all?(:binary.split(path, ":", [:global]), &String.starts_with?(&1, "/"))
   end
 
-  # An option's old name is validated (and named in errors) as given, and
-  # stored under the current one.
-  defp aliased(:cgroup_beneath_beam), do: :beneath_own_cgroup
-  defp aliased(key), do: key
-
   defp only(:cmd), do: @cmd_only
   defp only(:stream), do: @stream_only
   defp only(:daemon), do: @daemon_only
@@ -287,9 +280,7 @@ defmodule MuonTrap.Options do
   defp validate_option(_, key, v) when key in [:cgroup_base, :cgroup_path],
     do: Cgroup.validate_path!(v, key)
 
-  defp validate_option(_, key, v)
-       when key in [:beneath_own_cgroup, :cgroup_beneath_beam] and is_boolean(v),
-       do: v
+  defp validate_option(_, :beneath_own_cgroup, v) when is_boolean(v), do: v
 
   defp validate_option(_, :delay_to_sigkill, v) when v in 0..@u32_max, do: v
   defp validate_option(_, key, v) when key in [:uid, :gid], do: Values.id!(key, v)

@@ -201,12 +201,14 @@ defmodule MuonTrap.OptionsTest do
     assert Enum.filter(args, &(&1 in ["cpu", "memory", "pids"])) == ["cpu", "memory", "pids"]
   end
 
-  test ":cgroup_beneath_beam is the old name of :beneath_own_cgroup" do
+  test ":beneath_own_cgroup is passed to the port binary; its unreleased old name is refused" do
     for value <- [true, false] do
-      opts = Options.validate(:cmd, "echo", [], cgroup_path: "g", cgroup_beneath_beam: value)
-      assert opts.beneath_own_cgroup == value
-      refute Map.has_key?(opts, :cgroup_beneath_beam)
+      opts = Options.validate(:cmd, "echo", [], cgroup_path: "g", beneath_own_cgroup: value)
       assert "--beneath-own-cgroup" in MuonTrap.PortBinary.args(opts, :output) == value
+    end
+
+    assert_raise ArgumentError, ~r/invalid option :cgroup_beneath_beam for MuonTrap.cmd/, fn ->
+      Options.validate(:cmd, "echo", [], cgroup_path: "g", cgroup_beneath_beam: true)
     end
   end
 
@@ -286,8 +288,7 @@ defmodule MuonTrap.OptionsTest do
           cd: ~c"/tmp",
           arg0: ~c"x",
           parallelism: :yes,
-          beneath_own_cgroup: "true",
-          cgroup_beneath_beam: "true"
+          beneath_own_cgroup: "true"
         ] do
       error =
         assert_raise ArgumentError, fn -> Options.validate(:cmd, "echo", [], [{key, value}]) end
