@@ -92,6 +92,19 @@ defmodule MuonTrap.DaemonReportTest do
     summary = Report.summary(%{fake_state() | options: %{args: args}})
     assert summary.args =~ ~r/^argument-1 argument-2 .*\.\.\. \(1000 arguments\)$/
     assert byte_size(summary.args) < 250
+    refute Map.has_key?(summary, :cgroup_path) or Map.has_key?(summary, :relaunch_count)
+
+    summary =
+      Report.summary(%{
+        fake_state()
+        | options: %{args: [], cgroup_path: "muontrap/x"},
+          relaunch: %{count: 2},
+          startup: %{readiness: %{state: :relaunching}},
+          last_exit: {:exit_status, 137}
+      })
+
+    assert %{cgroup_path: "muontrap/x", relaunch_count: 2, state: :relaunching} = summary
+    assert summary.last_exit == {:exit_status, 137}
 
     from = {self(), make_ref()}
 
