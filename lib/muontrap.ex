@@ -46,8 +46,7 @@ defmodule MuonTrap do
     * `:cgroup_path` - run the command in this cgroup (created, then removed at exit)
     * `:beneath_own_cgroup` - `true` to make cgroup paths relative to the BEAM's own cgroup
       in each hierarchy (for a BEAM that is not at a hierarchy's root); the port binary's
-      flag of the same name does this. `:cgroup_beneath_beam`, its former name, is still
-      accepted
+      flag of the same name does this
     * `:delay_to_sigkill` - milliseconds between the stop signal and SIGKILL (default 500)
     * `:stop_signal` - the first signal when the command is stopped (at a timeout,
       when the caller dies or halts a stream): `:sigterm` (default), or e.g.

@@ -40,7 +40,7 @@ defmodule MuonTrap.Input do
       }
     else
       raise ArgumentError,
-            "invalid value for option :input: #{inspect(input)}, expected iodata or an Enumerable of iodata"
+            "invalid option :input with value #{inspect(input)}, expected iodata or an Enumerable of iodata"
     end
   end
 

@@ -21,7 +21,7 @@ defmodule MuonTrap.Options do
   | both of the above | `/dev/null` | `capture_stderr_only` wins, as in MuonTrap 2.0 |
   | `stderr: :separate` (`stream!/3` only) | `{:stdout, data}` | `{:stderr, data}`, on a pipe of its own; `ArgumentError` with either option above |
   | `log_stderr: level` (daemons only) | logged at `:log_output` | own pipe, logged at `level`; `ArgumentError` with `stderr_to_stdout`; with `capture_stderr_only`, stderr is logged at `level` |
-  | `logger_fun` (daemons only) | passed to it | passed to it when captured; the fun overrides every log level |
+  | `logger_fun` (daemons only) | passed to it (`{:tagged, fun}`: as `fun.(:stdout, line)`) | passed to it when captured (`{:tagged, fun}`: as `fun.(:stderr, line)`); the fun overrides every log level |
 
   A daemon's `:output_byte_count` counts every captured byte, of both streams.
   """
@@ -40,8 +40,6 @@ defmodule MuonTrap.Options do
     :cgroup_base,
     :cgroup_path,
     :beneath_own_cgroup,
-    # The old name of :beneath_own_cgroup, still accepted (see aliased/1).
-    :cgroup_beneath_beam,
     :delay_to_sigkill,
     :uid,
     :gid,
@@ -136,7 +134,7 @@ defmodule MuonTrap.Options do
       opts
       |> Enum.reduce(%{args: args}, fn {key, value}, acc ->
         if key in allowed do
-          Map.put(acc, aliased(key), validate_option(context, key, value))
+          Map.put(acc, key, validate_option(context, key, value))
         else
           raise ArgumentError, "invalid option #{inspect(key)} for #{caller(context)}"
         end
@@ -225,11 +223,6 @@ defmodule MuonTrap.Options do
       Enum.all?(:binary.split(path, ":", [:global]), &String.starts_with?(&1, "/"))
   end
 
-  # An option's old name is validated (and named in errors) as given, and
-  # stored under the current one.
-  defp aliased(:cgroup_beneath_beam), do: :beneath_own_cgroup
-  defp aliased(key), do: key
-
   defp only(:cmd), do: @cmd_only
   defp only(:stream), do: @stream_only
   defp only(:daemon), do: @daemon_only
@@ -287,9 +280,7 @@ defmodule MuonTrap.Options do
   defp validate_option(_, key, v) when key in [:cgroup_base, :cgroup_path],
     do: Cgroup.validate_path!(v, key)
 
-  defp validate_option(_, key, v)
-       when key in [:beneath_own_cgroup, :cgroup_beneath_beam] and is_boolean(v),
-       do: v
+  defp validate_option(_, :beneath_own_cgroup, v) when is_boolean(v), do: v
 
   defp validate_option(_, :delay_to_sigkill, v) when v in 0..@u32_max, do: v
   defp validate_option(_, key, v) when key in [:uid, :gid], do: Values.id!(key, v)
@@ -327,8 +318,10 @@ defmodule MuonTrap.Options do
        when is_atom(v) or (is_tuple(v) and elem(v, 0) in [:global, :via]),
        do: v
 
-  defp validate_option(:daemon, :logger_fun, f) when is_function(f, 1) or is_function(f, 2),
-    do: f
+  # As in MuonTrap 2.0: a 1-arity fun or an MFA. A fun told the stream has
+  # a shape of its own, so a 2-arity fun passed by mistake is refused.
+  defp validate_option(:daemon, :logger_fun, f) when is_function(f, 1), do: f
+  defp validate_option(:daemon, :logger_fun, {:tagged, f} = v) when is_function(f, 2), do: v
 
   defp validate_option(:daemon, :logger_fun, {m, f, a} = mfa)
        when is_atom(m) and is_atom(f) and is_list(a),
@@ -346,7 +339,7 @@ defmodule MuonTrap.Options do
 
   defp validate_option(_context, key, value) do
     raise ArgumentError,
-          "invalid value for option #{inspect(key)}: #{inspect(value)}, expected #{expected(key)}"
+          "invalid option #{inspect(key)} with value #{inspect(value)}, expected #{expected(key)}"
   end
 
   defp expected(:cd), do: "a directory as a string"
@@ -358,7 +351,9 @@ defmodule MuonTrap.Options do
   defp expected(:name), do: "an atom, {:global, term} or {:via, module, term}"
 
   defp expected(:logger_fun),
-    do: "a 1- or 2-arity function, {module, function} or {module, function, args}"
+    do:
+      "a 1-arity function, {module, function}, {module, function, args} " <>
+        "or {:tagged, fun} with a 2-arity fun called as fun.(stream, line)"
 
   defp expected(key) when key in [:log_output, :log_stderr],
     do: "a Logger level, one of #{inspect(@log_levels)}"

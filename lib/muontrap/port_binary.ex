@@ -4,8 +4,6 @@ defmodule MuonTrap.PortBinary do
 
   The port speaks the framed protocol (`MuonTrap.Protocol`); the process
   that calls `open/3` owns the port, so the command dies with it.
-
-  Formerly `MuonTrap.Port`; that name remains as a deprecated alias.
   """
 
   alias MuonTrap.{Cgroup, Options}

@@ -249,8 +249,7 @@ defmodule MuonTrap.CgroupLimitsTest do
               "#{helper()} daemonize #{m}; #{helper()} fork_many 3 #{m} & exec #{helper()} sleep #{m}"
             ],
             cgroup_path: path,
-            # The option's old name, to run it end to end.
-            cgroup_beneath_beam: true,
+            beneath_own_cgroup: true,
             cgroup: %{pids_max: 100},
             into: %Collect{to: parent}
           )

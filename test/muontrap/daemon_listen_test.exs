@@ -189,9 +189,11 @@ defmodule MuonTrap.DaemonListenTest do
     {socket, _port} = tcp_listener()
     :gen_tcp.close(socket)
 
-    assert_raise ArgumentError, ~r/:listen_sockets: #Port<[\d.]+> \(unknown\) is closed/, fn ->
-      Daemon.start_link("true", [], listen_sockets: [socket])
-    end
+    assert_raise ArgumentError,
+                 ~r/:listen_sockets with value #Port<[\d.]+> \(unknown\) is closed/,
+                 fn ->
+                   Daemon.start_link("true", [], listen_sockets: [socket])
+                 end
 
     {:ok, udp} = :gen_udp.open(0)
 
@@ -202,7 +204,7 @@ defmodule MuonTrap.DaemonListenTest do
     :gen_udp.close(udp)
 
     for bad <- [[], [:nope], [{"a:b", udp}], [{"", udp}], :nope] do
-      assert_raise ArgumentError, ~r/invalid value for option :listen_sockets/, fn ->
+      assert_raise ArgumentError, ~r/invalid option :listen_sockets with value/, fn ->
         Daemon.start_link("true", [], listen_sockets: bad)
       end
     end

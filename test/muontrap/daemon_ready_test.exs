@@ -15,7 +15,7 @@ defmodule MuonTrap.DaemonReadyTest do
 
   doctest MuonTrap.Daemon.Readiness
 
-  defp forward(pid), do: fn stream, line -> send(pid, {stream, line}) end
+  defp forward(pid), do: {:tagged, fn stream, line -> send(pid, {stream, line}) end}
 
   defp os_pids(daemon), do: [Daemon.os_pid(daemon), command_pid(daemon)]
 

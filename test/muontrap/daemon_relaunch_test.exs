@@ -248,7 +248,7 @@ defmodule MuonTrap.DaemonRelaunchTest do
           [retries: 1, backoff: 2],
           :yes
         ] do
-      assert_raise ArgumentError, ~r/invalid value for option :relaunch/, fn ->
+      assert_raise ArgumentError, ~r/invalid option :relaunch with value/, fn ->
         Daemon.start_link("true", [], relaunch: bad)
       end
     end

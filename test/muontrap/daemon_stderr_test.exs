@@ -1,7 +1,7 @@
 defmodule MuonTrap.DaemonStderrTest do
   # A daemon's stderr: with log_stderr on a pipe of its own and logged at
-  # its level, merged or alone as in MuonTrap 2.0 otherwise; logger_fun/2
-  # is told which stream each line came from. Real commands write real
+  # its level, merged or alone as in MuonTrap 2.0 otherwise; logger_fun:
+  # {:tagged, fun} is told which stream each line came from. Real commands write real
   # pipes; the descriptors the command holds are checked in /proc.
   use ExUnit.Case, async: true
 
@@ -15,7 +15,7 @@ defmodule MuonTrap.DaemonStderrTest do
     def line(line, pid, tag), do: send(pid, {tag, line})
   end
 
-  defp forward(pid \\ self()), do: fn stream, line -> send(pid, {stream, line}) end
+  defp forward(pid \\ self()), do: {:tagged, fn stream, line -> send(pid, {stream, line}) end}
 
   # A command that writes one line to each stream, then sleeps until
   # stopped (so its descriptors can be looked at). Each test has its own
@@ -136,7 +136,7 @@ defmodule MuonTrap.DaemonStderrTest do
       refute log =~ out
     end
 
-    test "logger_fun/2 gets {:stdout, line} and {:stderr, line} and nothing is logged" do
+    test "logger_fun: {:tagged, fun} gets {:stdout, line} and {:stderr, line} and nothing is logged" do
       {out, err} = words()
 
       log =
@@ -245,7 +245,7 @@ defmodule MuonTrap.DaemonStderrTest do
       {:ok, pid} =
         Daemon.start_link("sh", out_err_sleep("out", "err"),
           log_stderr: :debug,
-          logger_fun: fn _, _ -> :ok end
+          logger_fun: {:tagged, fn _, _ -> :ok end}
         )
 
       wait_until(fn -> Daemon.statistics(pid).output_byte_count == 8 end)
@@ -265,7 +265,10 @@ defmodule MuonTrap.DaemonStderrTest do
       end
 
       script = "#{helper()} print_bytes #{n} >&2 & #{helper()} print_bytes #{n}; wait"
-      {:ok, pid} = Daemon.start_link("sh", ["-c", script], log_stderr: :info, logger_fun: count)
+
+      {:ok, pid} =
+        Daemon.start_link("sh", ["-c", script], log_stderr: :info, logger_fun: {:tagged, count})
+
       await_normal_exit(pid)
       # Each stream's last partial line is handed over at exit, so both
       # counts come to n plus at most the newline added to that line.
@@ -275,7 +278,7 @@ defmodule MuonTrap.DaemonStderrTest do
   end
 
   describe "without log_stderr, as in MuonTrap 2.0" do
-    test "capture_stderr_only: logger_fun/2 lines are tagged :stderr" do
+    test "capture_stderr_only: {:tagged, fun} lines are tagged :stderr" do
       {out, err} = words()
 
       {:ok, pid} =

@@ -10,8 +10,8 @@ defmodule MuonTrap.DaemonStdinTest do
 
   alias MuonTrap.Daemon
 
-  # logger_fun/2 that forwards every line, tagged with its stream.
-  defp forward(pid \\ self()), do: fn stream, line -> send(pid, {stream, line}) end
+  # A {:tagged, fun} logger_fun that forwards every line, tagged with its stream.
+  defp forward(pid \\ self()), do: {:tagged, fn stream, line -> send(pid, {stream, line}) end}
 
   # The daemon's port binary and command, to check that they are gone at the end.
   defp os_pids(daemon), do: [Daemon.os_pid(daemon), command_pid(daemon)]
@@ -123,7 +123,7 @@ defmodule MuonTrap.DaemonStdinTest do
       :counters.add(lines, 2, byte_size(line))
     end
 
-    {:ok, pid} = Daemon.start_link("cat", [], stdin: :pipe, logger_fun: count)
+    {:ok, pid} = Daemon.start_link("cat", [], stdin: :pipe, logger_fun: {:tagged, count})
     pids = os_pids(pid)
     started = System.monotonic_time(:millisecond)
 

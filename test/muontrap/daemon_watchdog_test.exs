@@ -16,7 +16,7 @@ defmodule MuonTrap.DaemonWatchdogTest do
 
   alias MuonTrap.Daemon
 
-  defp forward(pid \\ self()), do: fn stream, line -> send(pid, {stream, line}) end
+  defp forward(pid \\ self()), do: {:tagged, fn stream, line -> send(pid, {stream, line}) end}
 
   # Nothing with the marker is left: command, descendants, port binary.
   defp assert_none_left(m),

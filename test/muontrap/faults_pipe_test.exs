@@ -141,7 +141,7 @@ defmodule MuonTrap.FaultsPipeTest do
           Daemon.start_link("sh", ["-c", script],
             log_output: :info,
             log_stderr: :error,
-            logger_fun: fn stream, line -> send(parent, {stream, line}) end
+            logger_fun: {:tagged, fn stream, line -> send(parent, {stream, line}) end}
           )
 
         assert_receive {:stdout, "out"}, 15_000

@@ -19,7 +19,7 @@ defmodule MuonTrap.HostileInputTest do
   say("fds %s %s" % (fds, kinds))
   """
 
-  defp forward(pid \\ self()), do: fn stream, line -> send(pid, {stream, line}) end
+  defp forward(pid \\ self()), do: {:tagged, fn stream, line -> send(pid, {stream, line}) end}
 
   defp assert_daemon_fds(extra_opts) do
     {:ok, socket} = :gen_tcp.listen(0, [:binary, active: false, ip: {127, 0, 0, 1}])

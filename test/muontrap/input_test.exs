@@ -174,7 +174,7 @@ defmodule MuonTrap.InputTest do
   end
 
   test "bad input raises ArgumentError, also for a bad element found mid-run" do
-    assert_raise ArgumentError, ~r/invalid value for option :input: :nope/, fn ->
+    assert_raise ArgumentError, ~r/invalid option :input with value :nope/, fn ->
       MuonTrap.cmd("cat", [], input: :nope)
     end
 

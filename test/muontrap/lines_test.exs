@@ -80,7 +80,7 @@ defmodule MuonTrap.LinesTest do
   test "a size that is not a positive integer is an ArgumentError" do
     for bad <- [0, -1, 1.5, :yes, 2 ** 32] do
       assert_raise ArgumentError,
-                   ~r/invalid value for option :lines: .*expected a buffer size/,
+                   ~r/invalid option :lines with value .*expected a buffer size/,
                    fn ->
                      MuonTrap.cmd("echo", [], lines: bad)
                    end

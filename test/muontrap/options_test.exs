@@ -99,7 +99,7 @@ defmodule MuonTrap.OptionsTest do
           daemon: {:log_stderr, :loud},
           daemon: {:logger_fun, fn _, _, _ -> :ok end}
         ] do
-      assert_raise ArgumentError, ~r/invalid value for option #{inspect(key)}/, fn ->
+      assert_raise ArgumentError, ~r/invalid option #{inspect(key)} with value/, fn ->
         Options.validate(context, "echo", [], [{key, value}])
       end
     end
@@ -201,12 +201,14 @@ defmodule MuonTrap.OptionsTest do
     assert Enum.filter(args, &(&1 in ["cpu", "memory", "pids"])) == ["cpu", "memory", "pids"]
   end
 
-  test ":cgroup_beneath_beam is the old name of :beneath_own_cgroup" do
+  test ":beneath_own_cgroup is passed to the port binary; its unreleased old name is refused" do
     for value <- [true, false] do
-      opts = Options.validate(:cmd, "echo", [], cgroup_path: "g", cgroup_beneath_beam: value)
-      assert opts.beneath_own_cgroup == value
-      refute Map.has_key?(opts, :cgroup_beneath_beam)
+      opts = Options.validate(:cmd, "echo", [], cgroup_path: "g", beneath_own_cgroup: value)
       assert "--beneath-own-cgroup" in MuonTrap.PortBinary.args(opts, :output) == value
+    end
+
+    assert_raise ArgumentError, ~r/invalid option :cgroup_beneath_beam for MuonTrap.cmd/, fn ->
+      Options.validate(:cmd, "echo", [], cgroup_path: "g", cgroup_beneath_beam: true)
     end
   end
 
@@ -286,8 +288,7 @@ defmodule MuonTrap.OptionsTest do
           cd: ~c"/tmp",
           arg0: ~c"x",
           parallelism: :yes,
-          beneath_own_cgroup: "true",
-          cgroup_beneath_beam: "true"
+          beneath_own_cgroup: "true"
         ] do
       error =
         assert_raise ArgumentError, fn -> Options.validate(:cmd, "echo", [], [{key, value}]) end
@@ -314,6 +315,32 @@ defmodule MuonTrap.OptionsTest do
   test "logger_fun {m, f} is normalised to {m, f, []}" do
     assert %{logger_fun: {IO, :puts, []}} =
              Options.validate(:daemon, "echo", [], logger_fun: {IO, :puts})
+  end
+
+  test "logger_fun takes MuonTrap 2.0's shapes, and {:tagged, fun} for a fun told the stream" do
+    tagged = fn _stream, _line -> :ok end
+
+    assert %{logger_fun: {:tagged, ^tagged}} =
+             Options.validate(:daemon, "echo", [], logger_fun: {:tagged, tagged})
+
+    # A bare 2-arity fun raises, as in MuonTrap 2.0; so does a tagged fun
+    # of another arity.
+    for bad <- [&DateTime.add/2, tagged, {:tagged, &IO.puts/1}] do
+      error =
+        assert_raise ArgumentError, fn ->
+          Options.validate(:daemon, "echo", [], logger_fun: bad)
+        end
+
+      assert error.message =~ ~r/\Ainvalid option :logger_fun with value .*\{:tagged, fun\}/
+    end
+  end
+
+  test "a :groups that is not a list: MuonTrap 2.0's message" do
+    error =
+      assert_raise ArgumentError, fn -> Options.validate(:cmd, "echo", [], groups: "audio") end
+
+    assert String.starts_with?(error.message, ~s(invalid option :groups with value "audio"))
+    assert error.message =~ "expected a list of group names or gids"
   end
 
   test "validation does not read the host's cgroup layout" do

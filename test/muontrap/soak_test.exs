@@ -82,7 +82,7 @@ defmodule MuonTrap.SoakTest do
   end
 
   defp cgroup_opts(i),
-    do: if(rem(i, 2) == 0, do: [cgroup_base: @base, cgroup_beneath_beam: true], else: [])
+    do: if(rem(i, 2) == 0, do: [cgroup_base: @base, beneath_own_cgroup: true], else: [])
 
   # One run of kind rem(i, 5): :ok when it did what it should.
   defp mixed(i, m) do

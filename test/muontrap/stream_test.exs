@@ -202,7 +202,7 @@ defmodule MuonTrap.StreamTest do
                  end
 
     assert_raise ArgumentError,
-                 ~r/invalid value for option :stderr: :merged, expected :separate/,
+                 ~r/invalid option :stderr with value :merged, expected :separate/,
                  fn ->
                    MuonTrap.stream!("echo", [], stderr: :merged)
                  end

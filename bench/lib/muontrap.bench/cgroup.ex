@@ -21,9 +21,9 @@ defmodule Mix.Tasks.Muontrap.Bench.CgroupSections do
           cgroup_calls(cfg, [], "v2 group")
 
       v1_memory?() ->
-        # v1 or hybrid: a group beneath the BEAM's own (see :cgroup_beneath_beam).
+        # v1 or hybrid: a group beneath the BEAM's own (see :beneath_own_cgroup).
         IO.puts("no cgroup v2 with controllers: v1 groups beneath the BEAM's own")
-        rows = cgroup_calls(cfg, [cgroup_beneath_beam: true], "v1 memory group")
+        rows = cgroup_calls(cfg, [beneath_own_cgroup: true], "v1 memory group")
 
         # The only cgroup v2 group such a host has: cgroup2 without controllers,
         # where statistics/1 finds cgroup.stat, cpu.stat and the pressure files.
@@ -32,7 +32,7 @@ defmodule Mix.Tasks.Muontrap.Bench.CgroupSections do
             do:
               stat_calls(
                 cfg,
-                [cgroup_beneath_beam: true],
+                [beneath_own_cgroup: true],
                 "cpu.stat",
                 "cgroup2 group, no controllers"
               ),

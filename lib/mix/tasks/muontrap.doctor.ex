@@ -12,7 +12,6 @@ defmodule Mix.Tasks.Muontrap.Doctor do
     * `--base` - the `:cgroup_base` to check (default `muontrap`)
     * `--beneath-own-cgroup` - check it as `beneath_own_cgroup: true` would
       place it: beneath the BEAM's own cgroup in every hierarchy
-      (`--beneath-beam`, its former name, is still accepted)
 
   Exits with status 1 when a problem was found.
   """
@@ -24,16 +23,11 @@ defmodule Mix.Tasks.Muontrap.Doctor do
 
   @impl Mix.Task
   def run(argv) do
-    {opts, _} =
-      OptionParser.parse!(argv,
-        strict: [base: :string, beneath_own_cgroup: :boolean, beneath_beam: :boolean]
-      )
+    {opts, _} = OptionParser.parse!(argv, strict: [base: :string, beneath_own_cgroup: :boolean])
 
     Mix.Task.run("compile")
 
-    beneath =
-      Keyword.get(opts, :beneath_own_cgroup, false) or Keyword.get(opts, :beneath_beam, false)
-
+    beneath = Keyword.get(opts, :beneath_own_cgroup, false)
     report = report(Keyword.get(opts, :base, "muontrap"), beneath)
     Enum.each(report.lines, &Mix.shell().info/1)
 

@@ -70,7 +70,7 @@ defmodule MuonTrap.Daemon.Listeners do
 
   defp bad!(value, expected) do
     raise ArgumentError,
-          "invalid value for option :listen_sockets: #{inspect(value)}, expected #{expected}"
+          "invalid option :listen_sockets with value #{inspect(value)}, expected #{expected}"
   end
 
   @doc """
@@ -116,7 +116,7 @@ defmodule MuonTrap.Daemon.Listeners do
   defp refused!(entry, reason), do: raise(ArgumentError, message(entry, reason))
 
   defp message({name, socket}, reason),
-    do: "invalid value for option :listen_sockets: #{inspect(socket)} (#{name}) #{why(reason)}"
+    do: "invalid option :listen_sockets with value #{inspect(socket)} (#{name}) #{why(reason)}"
 
   defp why(:closed), do: "is closed"
   defp why(:ebadf), do: "is closed"

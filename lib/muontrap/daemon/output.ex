@@ -170,7 +170,7 @@ defmodule MuonTrap.Daemon.Output do
           if level = Map.fetch!(levels, tag), do: Logger.log(level, [prefix, transform.(line)])
         end
 
-      fun when is_function(fun, 2) ->
+      {:tagged, fun} ->
         fun
 
       fun when is_function(fun, 1) ->

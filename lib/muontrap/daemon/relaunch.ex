@@ -75,7 +75,7 @@ defmodule MuonTrap.Daemon.Relaunch do
 
   defp bad!(value, expected) do
     raise ArgumentError,
-          "invalid value for option :relaunch: #{inspect(value)}, expected #{expected}"
+          "invalid option :relaunch with value #{inspect(value)}, expected #{expected}"
   end
 
   @doc "The state for a validated `:relaunch` option, or `nil` without one."

@@ -8,7 +8,8 @@ defmodule MuonTrap.Daemon.Server do
   require Logger
 
   alias MuonTrap.{Nif, Options, Protocol}
-  alias MuonTrap.Daemon.{Ending, Listeners, Output, Pipes, Readiness, Relaunch, Signals, Startup}
+  alias MuonTrap.Daemon.{Ending, Listeners, Output, Pipes, Readiness, Relaunch, Report}
+  alias MuonTrap.Daemon.{Signals, Startup}
 
   # The BEAM reports a port program it could not exec by the errno as exit
   # status: 7 is E2BIG, an argument list the kernel refuses.
@@ -45,7 +46,9 @@ defmodule MuonTrap.Daemon.Server do
       # statistics/1 and cgroup_config/1 (a NIF resource): re-reading an open
       # file is far cheaper than opening it (docs/performance.md, "cgroup reads").
       open_files: if(options[:cgroup_path], do: Nif.open_files()),
-      error: nil
+      error: nil,
+      # How the last command ended, for crash reports (Report).
+      last_exit: nil
     }
 
     case options[:wait_for] do
@@ -211,7 +214,13 @@ defmodule MuonTrap.Daemon.Server do
 
       {:exit, status} ->
         Port.close(port)
-        state = %{state | port: nil, pipes: Pipes.finish(state.pipes)}
+
+        state = %{
+          state
+          | port: nil,
+            pipes: Pipes.finish(state.pipes),
+            last_exit: {:exit_status, status}
+        }
 
         # A start that fails because the command never ran (the port
         # reported an ERROR, say an exec failure) fails with that error.
@@ -231,11 +240,13 @@ defmodule MuonTrap.Daemon.Server do
     # The port binary died without reporting the command's exit.
     Ending.cleanup_cgroup(state.options)
     reason = if status == @e2big, do: :e2big, else: {:muontrap_port_exited, status}
-    stop(%{state | port: nil, pipes: Pipes.close(state.pipes)}, reason)
+    last_exit = {:port_exit_status, status}
+    stop(%{state | port: nil, pipes: Pipes.close(state.pipes), last_exit: last_exit}, reason)
   end
 
   def handle_info({:EXIT, port, reason}, %{port: port} = state) do
-    stop(%{state | port: nil, pipes: Pipes.close(state.pipes)}, reason)
+    last_exit = {:port_exit, reason}
+    stop(%{state | port: nil, pipes: Pipes.close(state.pipes), last_exit: last_exit}, reason)
   end
 
   # A :wait_for that raises stops the daemon with the exception's own exit
@@ -316,6 +327,26 @@ defmodule MuonTrap.Daemon.Server do
       {:hold, startup} -> {:noreply, %{state | startup: startup}}
     end
   end
+
+  # Crash reports and :sys.get_status/1 show a summary of the state
+  # (Report), not its pipes and structs; :sys.get_state/1 is unchanged.
+  # OTP 25+ calls format_status/1 (a GenServer callback from Elixir 1.17 on).
+  if {:format_status, 1} in GenServer.behaviour_info(:callbacks), do: @impl(GenServer)
+
+  @doc false
+  def format_status(status) do
+    status
+    |> update_present(:state, &Report.summary/1)
+    |> update_present(:message, &Report.message/1)
+  end
+
+  defp update_present(map, key, fun),
+    do: if(Map.has_key?(map, key), do: Map.update!(map, key, fun), else: map)
+
+  # Older OTPs call format_status/2.
+  @impl GenServer
+  def format_status(:terminate, [_pdict, state]), do: Report.summary(state)
+  def format_status(_normal, [_pdict, state]), do: [data: [{~c"State", Report.summary(state)}]]
 
   @impl GenServer
   def terminate(_reason, %{port: port} = state) when is_port(port) do

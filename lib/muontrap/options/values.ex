@@ -25,7 +25,8 @@ defmodule MuonTrap.Options.Values do
   end
 
   def env!(other) do
-    raise ArgumentError, "invalid value for option :env: #{inspect(other)}"
+    raise ArgumentError,
+          "invalid option :env with value #{inspect(other)}, expected a map or a list of {name, value}"
   end
 
   @doc """
@@ -34,14 +35,9 @@ defmodule MuonTrap.Options.Values do
   attempted with root privileges), or `ArgumentError`.
   """
   @spec id!(atom(), term()) :: pos_integer() | String.t()
-  def id!(key, 0) do
-    what =
-      if key == :groups,
-        do: "invalid :groups entry",
-        else: "invalid value for option #{inspect(key)}"
-
-    raise ArgumentError, "#{what}: 0 (root) is refused, MuonTrap only drops privileges"
-  end
+  def id!(key, 0),
+    do:
+      raise(ArgumentError, "#{invalid(key, 0)} (root) is refused, MuonTrap only drops privileges")
 
   # (uid_t)-1 means "no change" to setuid/setgid: never an id to run as.
   def id!(_key, v) when v in 1..(@u32_max - 1), do: v
@@ -53,21 +49,20 @@ defmodule MuonTrap.Options.Values do
   def id!(key, v), do: bad_id!(key, v)
 
   defp bad_id!(key, v) do
-    what =
-      if key == :groups,
-        do: "invalid :groups entry",
-        else: "invalid value for option #{inspect(key)}"
-
     raise ArgumentError,
-          "#{what}: #{inspect(v)}, expected a name or an id in 1..#{@u32_max - 1}"
+          "#{invalid(key, v)}, expected a name or an id in 1..#{@u32_max - 1}"
   end
+
+  # MuonTrap 2.0's phrases: a :groups entry is named alone.
+  defp invalid(:groups, v), do: "invalid :groups entry: #{inspect(v)}"
+  defp invalid(key, v), do: "invalid option #{inspect(key)} with value #{inspect(v)}"
 
   @doc "A `:stop_signal`: any signal but SIGKILL and SIGSTOP, which cannot be handled."
   @spec stop_signal!(term()) :: MuonTrap.Signal.t()
   def stop_signal!(signal) do
     if MuonTrap.Signal.number(signal) in [9, 19] do
       raise ArgumentError,
-            "invalid value for option :stop_signal: #{inspect(signal)}, a stop signal must be " <>
+            "invalid option :stop_signal with value #{inspect(signal)}, a stop signal must be " <>
               "one the command can handle (not :sigkill or :sigstop; SIGKILL follows after :delay_to_sigkill)"
     end
 
@@ -111,7 +106,7 @@ defmodule MuonTrap.Options.Values do
 
   defp bad_rlimit!(what) do
     raise ArgumentError,
-          "invalid value for option :rlimits: #{inspect(what)}, expected a map or keyword of " <>
+          "invalid option :rlimits with value #{inspect(what)}, expected a map or keyword of " <>
             "#{Enum.map_join(@rlimits, ", ", &inspect/1)} to an integer, :infinity or " <>
             "{soft, hard} with soft <= hard"
   end
