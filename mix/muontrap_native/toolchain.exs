@@ -65,6 +65,7 @@ defmodule Mix.Tasks.Compile.MuontrapNative.Toolchain do
   cargo config file in `root` or above or in `CARGO_HOME`, or RUSTFLAGS,
   may choose the linker: cargo reads those, this does not.
   """
+  @spec missing_linker(map, String.t() | nil, String.t() | nil, Path.t()) :: String.t() | nil
   def missing_linker(env, triple, host, root) do
     unless linker_configured?(env, root) do
       cross = if triple not in [nil, host], do: [target_linker(env, triple, host)], else: []
