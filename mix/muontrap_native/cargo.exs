@@ -37,7 +37,8 @@ defmodule Mix.Tasks.Compile.MuontrapNative.Cargo do
   end
 
   defp open(cargo, dir, args, env) do
-    env = for {name, value} <- env, do: {to_charlist(name), value && to_charlist(value)}
+    # A nil value unsets the variable (`false` for a port).
+    env = for {name, value} <- env, do: {to_charlist(name), value != nil and to_charlist(value)}
 
     Port.open({:spawn_executable, cargo}, [
       :binary,
@@ -47,7 +48,7 @@ defmodule Mix.Tasks.Compile.MuontrapNative.Cargo do
       {:line, 16_384},
       {:args, args},
       {:cd, dir},
-      {:env, Enum.map(env, fn {name, value} -> {name, value || false} end)}
+      {:env, env}
     ])
   end
 
