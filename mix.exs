@@ -1,5 +1,5 @@
 # The mix compiler that builds the Rust workspace (see the files).
-for file <- ~w(target toolchain),
+for file <- ~w(target toolchain cargo),
     do: Code.require_file("mix/muontrap_native/#{file}.exs", __DIR__)
 
 Code.require_file("mix/compile.muontrap_native.exs", __DIR__)

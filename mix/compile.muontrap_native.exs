@@ -9,7 +9,7 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
   # in Mix's VM and is never compiled into the muontrap application.
   use Mix.Task.Compiler
 
-  alias Mix.Tasks.Compile.MuontrapNative.{Target, Toolchain}
+  alias Mix.Tasks.Compile.MuontrapNative.{Cargo, Target, Toolchain}
 
   @root Path.expand("..", __DIR__)
   @manifest "compile.muontrap_native"
@@ -98,7 +98,8 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
     end
   end
 
-  # The NIF gets its own profile (panic = "unwind"), hence two cargo runs.
+  # The NIF gets its own profile (panic = "unwind"), hence two cargo runs,
+  # side by side (Cargo.run/3).
   defp cargo_runs do
     port = ["muontrap_port"] ++ if(Mix.env() == :test, do: ["muontrap_test_helper"], else: [])
     [{"release", port}, {"release-nif", ["muontrap_nif"]}]
@@ -251,6 +252,8 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
       end
     end
 
+    if message = Toolchain.missing_linker(env, triple, host, @root), do: Mix.raise(message)
+
     if Mix.target() != :host and triple == nil do
       Mix.shell().info(
         "muontrap: MIX_TARGET=#{Mix.target()} but neither MUONTRAP_CARGO_TARGET, " <>
@@ -277,24 +280,33 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
   end
 
   defp run_cargo(cargo, triple, env) do
-    Enum.reduce_while(cargo_runs(), 0, fn {profile, packages}, 0 ->
-      args =
-        ["build", "--quiet", "--profile=#{profile}"] ++
-          if(triple, do: ["--target", triple], else: []) ++
-          Enum.flat_map(packages, &["-p", &1])
+    runs =
+      for {profile, packages} <- cargo_runs() do
+        args =
+          ["build", "--profile=#{profile}"] ++
+            color(System.get_env()) ++
+            if(triple, do: ["--target", triple], else: []) ++
+            Enum.flat_map(packages, &["-p", &1])
 
-      run_env =
-        if profile == "release-nif",
-          do: env ++ Target.nif_rustflags(System.get_env(), triple),
-          else: env
+        run_env =
+          if profile == "release-nif",
+            do: env ++ Target.nif_rustflags(System.get_env(), triple),
+            else: env
 
-      opts = [cd: @root, env: run_env, stderr_to_stdout: true, into: IO.stream(:stdio, :line)]
-
-      case System.cmd(cargo, args, opts) do
-        {_, 0} -> {:cont, 0}
-        {_, status} -> {:halt, status}
+        {args, run_env}
       end
-    end)
+
+    Cargo.run(cargo, @root, runs)
+  end
+
+  # Cargo colours only a terminal, and its output comes through a pipe: as
+  # Mix does, unless the user chose with CARGO_TERM_COLOR.
+  defp color(env) do
+    cond do
+      Target.present(env, "CARGO_TERM_COLOR") -> []
+      IO.ANSI.enabled?() -> ["--color=always"]
+      true -> ["--color=never"]
+    end
   end
 
   # What cargo needs beyond the user's environment: the shared target dir,

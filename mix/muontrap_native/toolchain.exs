@@ -55,6 +55,105 @@ defmodule Mix.Tasks.Compile.MuontrapNative.Toolchain do
   end
 
   @doc """
+  The message for a linker the build needs that cannot be found, or nil.
+  Cargo links with the C compiler: `cc` for the host (build scripts and
+  proc macros are host programs, in a cross build too) unless
+  `CARGO_TARGET_<HOST>_LINKER` names another; for a cross build also the
+  target's linker (`CARGO_TARGET_<TRIPLE>_LINKER`, else `Target.linker/3`'s
+  `CC` or `$CROSSCOMPILE-gcc`). Without one cargo fails after its first
+  build script with only "linker `cc` not found". Nil, not a guess, when a
+  cargo config file in `root` or above or in `CARGO_HOME`, or RUSTFLAGS,
+  may choose the linker: cargo reads those, this does not.
+  """
+  @spec missing_linker(map, String.t() | nil, String.t() | nil, Path.t()) :: String.t() | nil
+  def missing_linker(env, triple, host, root) do
+    unless linker_configured?(env, root) do
+      cross = if triple not in [nil, host], do: [target_linker(env, triple, host)], else: []
+
+      Enum.find_value([host_linker(env, host) | cross], fn {linker, from, for_triple} ->
+        unless executable?(linker), do: no_linker_message(linker, from, for_triple)
+      end)
+    end
+  end
+
+  defp host_linker(env, host) do
+    var = host && Target.linker_var(host)
+
+    case var && present(env, var) do
+      nil -> {"cc", :default, host}
+      linker -> {linker, var, host}
+    end
+  end
+
+  defp target_linker(env, triple, host) do
+    var = Target.linker_var(triple)
+
+    cond do
+      linker = present(env, var) -> {linker, var, triple}
+      linker = Target.linker(env, triple, host) -> {linker, linker_source(env), triple}
+      true -> {"cc", :default, triple}
+    end
+  end
+
+  defp linker_source(env) do
+    if present(env, "CC"), do: "CC", else: "CROSSCOMPILE, with -gcc appended"
+  end
+
+  defp linker_configured?(env, root) do
+    flags =
+      for {name, value} <- env,
+          name in ~w(RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS) or
+            (String.starts_with?(name, "CARGO_TARGET_") and String.ends_with?(name, "_RUSTFLAGS")),
+          do: value
+
+    cargo_home = present(env, "CARGO_HOME") || Path.expand("~/.cargo")
+
+    files =
+      for dir <- [cargo_home | Enum.map(ancestors(root), &Path.join(&1, ".cargo"))],
+          name <- ["config", "config.toml"],
+          do: Path.join(dir, name)
+
+    Enum.any?(flags, &(&1 =~ "linker")) or
+      Enum.any?(files, fn file ->
+        case File.read(file) do
+          {:ok, text} -> text =~ ~r/^\s*linker\s*=/m
+          {:error, _} -> false
+        end
+      end)
+  end
+
+  defp ancestors(dir) do
+    parent = Path.dirname(dir)
+    if parent == dir, do: [dir], else: [dir | ancestors(parent)]
+  end
+
+  # A path (CC=/opt/x-gcc) or a name looked up in PATH, as cargo runs it.
+  defp executable?(linker), do: System.find_executable(linker) != nil
+
+  @doc false
+  def no_linker_message(linker, :default, _triple) do
+    "muontrap: the C compiler `#{linker}` was not found in PATH, and cargo needs it to " <>
+      "link muontrap's Rust code: #{c_compiler_hint(:os.type())}"
+  end
+
+  def no_linker_message(linker, from, triple) do
+    "muontrap: the linker for #{triple}, `#{linker}` (from #{from}), was not found: " <>
+      "install the C compiler it names (for a Nerves board, its toolchain comes with " <>
+      "the Nerves system), or set #{Target.linker_var(triple)} to the linker to use"
+  end
+
+  @doc false
+  def c_compiler_hint({:unix, :darwin}),
+    do: "install Xcode's command line tools with `xcode-select --install`"
+
+  def c_compiler_hint({:unix, :linux}) do
+    "install one: on Debian or Ubuntu `apt-get install gcc` (or `build-essential`), " <>
+      "on Fedora `dnf install gcc`, on Alpine `apk add gcc musl-dev`"
+  end
+
+  def c_compiler_hint(_os), do: "install a C compiler whose driver is called `cc`"
+
+  @doc """
   `:ok` if `rustc` can build for `triple`, else `{:error, message}` naming
   the triple and the command that installs its standard library: `rustup
   target add` for a rustup toolchain, the Debian package of exactly the

@@ -69,6 +69,11 @@ defmodule MuonTrap.Build.PackageTest do
 
     assert status == 0, output
     assert output =~ ~s(RESULT {"hi\\n", 0}), output
+    # Cargo's own status lines come through (a first build takes a while
+    # and must not look hung): the port's run, then the NIF's.
+    assert output =~ ~r/^ +Finished `release` profile.*^ +Finished `release-nif` profile/ms,
+           output
+
     # Cargo found the lock file complete: it did not rewrite it.
     assert File.stat!(Path.join(tree, "Cargo.lock"), time: :posix).mtime == lock_mtime
     refute File.exists?(Path.join(tree, "priv"))

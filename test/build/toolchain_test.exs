@@ -59,6 +59,76 @@ defmodule MuonTrap.Build.ToolchainTest do
     end
   end
 
+  describe "missing_linker/4" do
+    @host "x86_64-unknown-linux-gnu"
+    @host_var "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER"
+    @arm "aarch64-unknown-linux-gnu"
+
+    # No cargo config of the user's (CARGO_HOME) may decide.
+    defp linker_env(dir, env), do: Map.merge(%{"CARGO_HOME" => dir}, env)
+
+    test "cc, or the host's linker variable, must be found", %{dir: dir} do
+      if System.find_executable("cc") do
+        assert Toolchain.missing_linker(linker_env(dir, %{}), nil, @host, dir) == nil
+      end
+
+      env = linker_env(dir, %{@host_var => "/nonexistent/ld"})
+      message = Toolchain.missing_linker(env, nil, @host, dir)
+      assert message =~ "the linker for #{@host}, `/nonexistent/ld` (from #{@host_var})"
+      assert Toolchain.missing_linker(env, @host, @host, dir) == message
+    end
+
+    test "a cross build's linker: CC, $CROSSCOMPILE-gcc or its variable", %{dir: dir} do
+      sh = System.find_executable("sh")
+
+      for {env, from} <- [
+            {%{"CC" => "/nonexistent/aarch64-linux-gnu-gcc"}, "(from CC)"},
+            {%{"CROSSCOMPILE" => "/nonexistent/aarch64-linux-gnu"}, "(from CROSSCOMPILE"},
+            {%{"CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER" => "no-such-gcc"},
+             "(from CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER)"}
+          ] do
+        env = linker_env(dir, Map.put(env, @host_var, sh))
+        message = Toolchain.missing_linker(env, @arm, @host, dir)
+        assert message =~ "the linker for #{@arm}, `", inspect(env)
+        assert message =~ from
+        assert message =~ "set CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER"
+      end
+
+      env = linker_env(dir, %{@host_var => sh, "CC" => sh})
+      assert Toolchain.missing_linker(env, @arm, @host, dir) == nil
+    end
+
+    test "nil when a cargo config or RUSTFLAGS may name the linker", %{dir: dir} do
+      env = linker_env(dir, %{@host_var => "/nonexistent/ld"})
+      assert Toolchain.missing_linker(env, nil, @host, dir) =~ "/nonexistent/ld"
+
+      rustflags = Map.put(env, "RUSTFLAGS", "-C linker=clang")
+      assert Toolchain.missing_linker(rustflags, nil, @host, dir) == nil
+
+      root = Path.join(dir, "app/deps/muontrap")
+      File.mkdir_p!(Path.join(dir, "app/.cargo"))
+      File.mkdir_p!(root)
+      assert Toolchain.missing_linker(env, nil, @host, root) =~ "/nonexistent/ld"
+
+      File.write!(Path.join(dir, "app/.cargo/config.toml"), """
+      [target.#{@host}]
+      linker = "clang"
+      """)
+
+      assert Toolchain.missing_linker(env, nil, @host, root) == nil
+    end
+
+    test "the message for a missing cc says how to install one" do
+      message = Toolchain.no_linker_message("cc", :default, @host)
+      assert message =~ "the C compiler `cc` was not found in PATH"
+
+      assert Toolchain.c_compiler_hint({:unix, :linux}) =~
+               "`apt-get install gcc` (or `build-essential`)"
+
+      assert Toolchain.c_compiler_hint({:unix, :darwin}) =~ "`xcode-select --install`"
+    end
+  end
+
   describe "check_std/3" do
     test "ok when the target's libdir has core", %{dir: dir} do
       libdir = Path.join(dir, "lib/rustlib/aarch64-unknown-linux-gnu/lib")
@@ -144,6 +214,48 @@ defmodule MuonTrap.Build.ToolchainTest do
       {output, status} = compile([{"MIX_BUILD_PATH", Path.join(dir, "build")} | env])
       assert status != 0
       assert one_message!(output) =~ "no Rust target is known for MIX_TARGET=myboard"
+    end
+
+    # PATH without cc: a directory of links to everything else in PATH.
+    test "no cc: one message saying how to install it, before cargo runs", %{dir: dir} do
+      bin = Path.join(dir, "bin")
+      File.mkdir_p!(bin)
+
+      for path_dir <- String.split(System.get_env("PATH"), ":", trim: true),
+          {:ok, names} <- [File.ls(path_dir)],
+          name <- names -- ["cc"],
+          not File.exists?(Path.join(bin, name)) do
+        File.ln_s(Path.join(path_dir, name), Path.join(bin, name))
+      end
+
+      env = [
+        {"PATH", bin},
+        {"MIX_BUILD_PATH", Path.join(dir, "build")},
+        {"CARGO_TARGET_DIR", nil}
+      ]
+
+      {output, status} = compile(env)
+      assert status != 0
+      assert one_message!(output) =~ "the C compiler `cc` was not found in PATH"
+      assert output =~ "apt-get install gcc"
+      refute File.exists?(Path.join(dir, "build/cargo"))
+    end
+
+    test "a cross build's linker missing: one message naming it", %{dir: dir} do
+      libdir = Path.join(dir, "lib/rustlib/aarch64-unknown-linux-gnu/lib")
+      File.mkdir_p!(libdir)
+      File.touch!(Path.join(libdir, "libcore-0123abcd.rlib"))
+
+      env = [
+        {"MUONTRAP_CARGO_TARGET", "aarch64-unknown-linux-gnu"},
+        {"RUSTC", fake_rustc(dir, dir, libdir)},
+        {"CC", "/nonexistent/aarch64-linux-gnu-gcc"},
+        {"MIX_BUILD_PATH", Path.join(dir, "build")}
+      ]
+
+      {output, status} = compile(env)
+      assert status != 0
+      assert one_message!(output) =~ "`/nonexistent/aarch64-linux-gnu-gcc` (from CC)"
     end
 
     test "no cargo" do
