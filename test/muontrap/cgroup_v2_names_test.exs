@@ -98,7 +98,18 @@ defmodule MuonTrap.CgroupV2NamesTest do
   # v2 takes each in one write.
   test "cpu.max changes the kernel checks beneath a parent's limit", %{base: base} do
     limited = base <> "/limited"
-    on_exit(fn -> remove_dirs(limited) end)
+
+    # After a failure the daemon's group may still be going when this runs.
+    on_exit(fn ->
+      wait_until(
+        fn ->
+          remove_dirs(limited)
+          not Enum.any?(dirs(limited), &File.exists?/1)
+        end,
+        5_000,
+        "#{limited} to be removed"
+      )
+    end)
 
     if v1?("cpu") do
       h = Enum.find(Cgroup.layout().v1, &("cpu" in &1.controllers))
