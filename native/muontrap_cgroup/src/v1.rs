@@ -1,6 +1,7 @@
 //! cgroup v1 files under their v2 names: the settings of the `:cgroup`
-//! option (written, and read back by `cgroup_config`) and the statistics
-//! reported by `statistics`.
+//! option (written, and read back by `cgroup_config`), the statistics
+//! reported by `statistics`, and both by v2 file name for `cgget` and
+//! `cgset` (`v2_names`).
 //!
 //! Both directions of every conversion live here, so each is the exact
 //! inverse of the other (`cpu.shares = weight * 1024 / 100` rounded down,
