@@ -128,10 +128,18 @@ defmodule MuonTrap.Daemon do
 
   @doc """
   Read a cgroup v2 interface file such as `"memory.current"` from the
-  daemon's cgroup.
+  daemon's cgroup, as the v2 file reads.
 
-  Returns `{:error, :no_cgroup}` without a cgroup and `{:error, :einval}`
-  for a file name that is not a plain name inside the group.
+  On cgroup v1 and hybrid hosts the v2 names that the `:cgroup` option and
+  `statistics/1` map to v1 files are read from those and converted
+  (`"memory.current"` from `memory.usage_in_bytes`, `"cpu.max"` from
+  `cpu.cfs_quota_us` and `cpu.cfs_period_us`, v1's unlimited as `max`);
+  other names, v1 ones included, are read as they are. See "cgroup files"
+  above.
+
+  Returns `{:error, :no_cgroup}` without a cgroup, `{:error, :enoent}` for
+  a file that exists in neither form, and `{:error, :einval}` for a file
+  name that is not a plain name inside the group.
   """
   @spec cgget(GenServer.server(), binary()) ::
           {:ok, String.t()} | {:error, File.posix() | :no_cgroup}
@@ -140,7 +148,16 @@ defmodule MuonTrap.Daemon do
     Nif.cgget(path, beneath, variable_name)
   end
 
-  @doc "Write `value` to a cgroup v2 interface file in the daemon's cgroup."
+  @doc """
+  Write `value` to a cgroup v2 interface file in the daemon's cgroup.
+
+  On cgroup v1 and hybrid hosts a v2 setting that the `:cgroup` option maps
+  to v1 files is converted and written there (`"cpu.weight"` to
+  `cpu.shares`, `"cpu.max"` to both CFS files in an order the kernel
+  accepts at each step); a value the option would refuse is
+  `{:error, :einval}`. Other names, v1 ones included, are written as they
+  are. See "cgroup files" above.
+  """
   @spec cgset(GenServer.server(), binary(), binary()) :: :ok | {:error, File.posix() | :no_cgroup}
   def cgset(server, variable_name, value),
     do:

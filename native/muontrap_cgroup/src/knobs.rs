@@ -71,6 +71,11 @@ pub fn by_key(key: &str) -> Option<&'static Knob> {
     KNOBS.iter().find(|k| k.key == key)
 }
 
+/// Looks up a knob by its v2 file name, e.g. `"memory.max"`.
+pub fn by_file(file: &str) -> Option<&'static Knob> {
+    KNOBS.iter().find(|k| k.file == file)
+}
+
 /// A parsed knob value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KnobValue {
@@ -172,9 +177,11 @@ mod tests {
         for k in KNOBS {
             assert_eq!(k.key, k.file.replace('.', "_"));
             assert_eq!(by_key(k.key), Some(k));
+            assert_eq!(by_file(k.file), Some(k));
             assert!(k.key.starts_with(k.controller()));
         }
         assert_eq!(by_key("nope"), None);
+        assert_eq!(by_file("memory_max"), None);
         assert_eq!(by_key("memory_swap_max").unwrap().controller(), "memory");
     }
 

@@ -129,6 +129,23 @@ pub fn parse_cpu_max(text: &str) -> Result<CpuMax, ParseError> {
     }
 }
 
+/// `cpu.max` as written: `"$QUOTA [$PERIOD]"`, quota `max` or an integer.
+/// Returns the quota (`None` for `max`) and the period, `None` when left
+/// out: the kernel then keeps the group's period.
+pub fn parse_cpu_max_write(text: &str) -> Result<(Option<u64>, Option<u64>), ParseError> {
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    let (quota, period) = match tokens.as_slice() {
+        [] => return Err(ParseError::Empty),
+        [quota] => (*quota, None),
+        [quota, period] => (*quota, Some(int_token(period)?)),
+        _ => return Err(ParseError::TrailingData),
+    };
+    match limit_token(quota)? {
+        Limit::Max => Ok((None, period)),
+        Limit::Value(q) => Ok((Some(q), period)),
+    }
+}
+
 /// A flat-keyed file (`"key value\n"` per line, e.g. `cpu.stat`), in file
 /// order. Blank lines are ignored; any other line that isn't exactly a key
 /// and an unsigned integer fails the whole parse.

@@ -59,6 +59,26 @@ impl StatKind {
     }
 }
 
+impl StatValue {
+    /// The value as its v2 file shows it.
+    pub fn to_file_text(&self) -> String {
+        match self {
+            StatValue::Int(v) => format!("{v}\n"),
+            StatValue::Flat(pairs) => pairs.iter().map(|(k, v)| format!("{k} {v}\n")).collect(),
+            StatValue::Pressure(psi) => [("some", &psi.some), ("full", &psi.full)]
+                .into_iter()
+                .filter_map(|(name, line)| {
+                    let l = line.as_ref()?;
+                    Some(format!(
+                        "{name} avg10={:.2} avg60={:.2} avg300={:.2} total={}\n",
+                        l.avg10, l.avg60, l.avg300, l.total
+                    ))
+                })
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +115,18 @@ mod tests {
             })
         ));
         assert!(StatKind::Int.parse("max\n").is_err());
+        // What the kernel writes reads back the same.
+        for (kind, text) in [
+            (StatKind::Int, "4096\n"),
+            (StatKind::FlatKeyed, "usage_usec 10\nuser_usec 7\n"),
+            (
+                StatKind::Pressure,
+                "some avg10=0.12 avg60=1.00 avg300=0.00 total=42\n\
+                 full avg10=0.00 avg60=0.00 avg300=0.00 total=7\n",
+            ),
+        ] {
+            assert_eq!(kind.parse(text).unwrap().to_file_text(), text);
+        }
         assert!(StatKind::Pressure.parse("").is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! cgroup v1 files under their v2 names: the settings of the `:cgroup`
-//! option (written, and read back by `cgroup_config`) and the statistics
-//! reported by `statistics`.
+//! option (written, and read back by `cgroup_config`), the statistics
+//! reported by `statistics`, and both by v2 file name for `cgget` and
+//! `cgset` (`v2_names`).
 //!
 //! Both directions of every conversion live here, so each is the exact
 //! inverse of the other (`cpu.shares = weight * 1024 / 100` rounded down,
@@ -9,12 +10,15 @@
 use crate::knobs::KnobValue;
 use crate::parse::ParseError;
 
+pub mod cpu_max;
 mod settings;
 mod stats;
+mod v2_names;
 
 pub use settings::WriteError;
 pub use settings::{knob_controller, read_knob, shares_from_weight, weight_from_shares, writes};
 pub use stats::{read_stat, stat_controller};
+pub use v2_names::{mapped_controller, read_v2_text, v2_writes, SetError};
 
 /// v1 reports "no limit" as the largest page-aligned counter value
 /// (`9223372036854771712` with 4 KiB pages); anything this big is `max`.

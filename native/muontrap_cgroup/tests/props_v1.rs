@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use muontrap_cgroup::knobs::KNOBS;
 use muontrap_cgroup::stats::STATS;
-use muontrap_cgroup::v1::{read_knob, read_stat};
+use muontrap_cgroup::v1::{read_knob, read_stat, read_v2_text, v2_writes};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -52,7 +52,8 @@ proptest! {
     #![proptest_config(config())]
 
     /// Any contents in any file: every setting and statistic reads back
-    /// (or not) without a panic, v2 and v1.
+    /// (or not) without a panic, v2 and v1; under their v2 names too, and
+    /// any value written to any of them (cgget/cgset on v1).
     #[test]
     fn any_file_contents_read_without_panic(
         texts in vec(prop::option::of(contents()), V1_FILES.len()),
@@ -67,10 +68,14 @@ proptest! {
         for k in KNOBS {
             let _ = k.kind.parse(&v2);
             let _ = read_knob(k.key, &read);
+            let _ = read_v2_text(k.file, &read);
+            let _ = v2_writes(k.file, &v2, &read);
         }
         for s in STATS {
             let _ = s.kind.parse(&v2);
             let _ = read_stat(s.file, &read);
+            let _ = read_v2_text(s.file, &read);
+            let _ = v2_writes(s.file, &v2, &read);
         }
     }
 }

@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use muontrap_cgroup::layout::{Hierarchy, Kind, Layout};
 use muontrap_cgroup::path as cgpath;
 use muontrap_cgroup::teardown::{self, Tracking};
+use muontrap_cgroup::v1::{self, SetError};
 
 use crate::errno;
 
@@ -126,26 +127,100 @@ pub fn resolve(group: Option<Group>, root: Root) -> Result<Resolved, Failure> {
     })
 }
 
-/// Absolute path of an interface file. Everything is validated before the
-/// layout lookup so bad input is always `einval`, whatever the host.
-fn file_path(group: Option<Group>, file: &[u8], root: Root) -> Result<PathBuf, Failure> {
+/// A validated group and file name, and the layout. Everything is
+/// validated before the layout lookup so bad input is always `einval`,
+/// whatever the host.
+fn target<'f>(
+    group: Option<Group>,
+    file: &'f [u8],
+    root: Root,
+) -> Result<(Resolved, &'f str, &'static Layout), Failure> {
     let resolved = resolve(group, root)?;
     let file = file_name(file)?;
-    let dir = resolved
-        .dir_for(layout()?, file)
-        .ok_or(Failure::Posix("enoent"))?;
-    Ok(dir.join(file))
+    Ok((resolved, file, layout()?))
 }
 
-/// Reads one interface file.
+impl Resolved {
+    /// Absolute path of interface file `file`.
+    fn path_of(&self, layout: &Layout, file: &str) -> Result<PathBuf, Failure> {
+        let dir = self.dir_for(layout, file).ok_or(Failure::Posix("enoent"))?;
+        Ok(dir.join(file))
+    }
+
+    /// Reads v1 file `file` (from its controller's hierarchy) as text.
+    fn read_v1(&self, layout: &Layout, file: &str) -> Option<String> {
+        read_text(&self.dir_for(layout, file)?, file)
+    }
+}
+
+/// Whether `file` is a v2 name that `muontrap_cgroup` maps to v1 files,
+/// and its controller is bound to v1 here.
+fn mapped_to_v1(layout: &Layout, file: &str) -> bool {
+    v1::mapped_controller(file).is_some_and(|c| layout.v1_for(c).is_some())
+}
+
+/// Reads one interface file: a v2 name mapped to v1 files (see
+/// `muontrap_cgroup::v1::read_v2_text`) as the v2 file would read, any
+/// other name as it is. A mapped name whose v1 files cannot be read is
+/// read as named too, so a missing group or file is still `enoent`.
 pub fn read(group: Option<Group>, file: &[u8]) -> Result<Vec<u8>, Failure> {
-    Ok(std::fs::read(file_path(group, file, Root::Allow)?)?)
+    let (resolved, file, layout) = target(group, file, Root::Allow)?;
+    if mapped_to_v1(layout, file) {
+        let read = |f: &str| resolved.read_v1(layout, f);
+        if let Some(text) = v1::read_v2_text(file, &read) {
+            return Ok(text.into_bytes());
+        }
+    }
+    Ok(std::fs::read(resolved.path_of(layout, file)?)?)
 }
 
-/// Writes one interface file. The value goes out in a single `write(2)`
-/// because cgroup files parse each write as a whole command.
+/// Writes one interface file: a v2 setting mapped to v1 files (see
+/// `muontrap_cgroup::v1::v2_writes`) to those files, converted, any other
+/// name as it is. A value the mapping refuses is `einval`.
 pub fn write(group: Option<Group>, file: &[u8], value: &[u8]) -> Result<(), Failure> {
-    let path = file_path(group, file, Root::Deny)?;
+    const EINVAL: Failure = Failure::Posix("einval");
+    let (resolved, file, layout) = target(group, file, Root::Deny)?;
+    if mapped_to_v1(layout, file) {
+        let text = std::str::from_utf8(value).map_err(|_| EINVAL)?;
+        let read = |f: &str| resolved.read_v1(layout, f);
+        match v1::v2_writes(file, text, &read) {
+            Ok(writes) => return write_in_order(&resolved, layout, &writes),
+            Err(SetError::Invalid) => return Err(EINVAL),
+            Err(SetError::NotMapped) => {}
+        }
+    }
+    write_file(&resolved.path_of(layout, file)?, value)
+}
+
+/// Makes `writes` one after the other. v2 sets a value in one write, so
+/// when a later one fails the earlier ones are undone (`cpu.max`'s quota
+/// when its period is refused): the group is left as it was.
+fn write_in_order(
+    resolved: &Resolved,
+    layout: &Layout,
+    writes: &[(&str, String)],
+) -> Result<(), Failure> {
+    let mut done: Vec<(PathBuf, String)> = Vec::new();
+    for (file, text) in writes {
+        let path = resolved.path_of(layout, file)?;
+        let old = std::fs::read_to_string(&path);
+        if let Err(failure) = write_file(&path, text.as_bytes()) {
+            for (path, old) in done.iter().rev() {
+                // Best effort: the old value was in force a moment ago.
+                let _ = write_file(path, old.trim().as_bytes());
+            }
+            return Err(failure);
+        }
+        if let Ok(old) = old {
+            done.push((path, old));
+        }
+    }
+    Ok(())
+}
+
+/// Writes an existing interface file. The value goes out in a single
+/// `write(2)` because cgroup files parse each write as a whole command.
+fn write_file(path: &Path, value: &[u8]) -> Result<(), Failure> {
     // No create/truncate: only existing interface files may be written.
     let mut f = OpenOptions::new().write(true).open(path)?;
     let written = f.write(value)?;

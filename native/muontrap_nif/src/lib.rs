@@ -57,7 +57,8 @@ fn group<'b>(path: &'b Option<Binary<'_>>, beneath_own_cgroup: bool) -> Option<G
     })
 }
 
-/// `cgget(path | nil, beneath_own_cgroup, file) :: {:ok, binary} | {:error, posix | :no_cgroup}`
+/// `cgget(path | nil, beneath_own_cgroup, file) :: {:ok, binary} | {:error, posix | :no_cgroup}`;
+/// a v2 name mapped to v1 files reads as the v2 file would (`cgroup_fs::read`).
 #[rustler::nif(schedule = "DirtyIo")]
 fn cgget<'a>(
     env: Env<'a>,
@@ -76,7 +77,8 @@ fn cgget<'a>(
     }
 }
 
-/// `cgset(path | nil, beneath_own_cgroup, file, value) :: :ok | {:error, posix | :no_cgroup}`
+/// `cgset(path | nil, beneath_own_cgroup, file, value) :: :ok | {:error, posix | :no_cgroup}`;
+/// a v2 setting mapped to v1 files is converted and written there (`cgroup_fs::write`).
 #[rustler::nif(schedule = "DirtyIo")]
 fn cgset<'a>(
     env: Env<'a>,

@@ -56,6 +56,21 @@ fn cpu_max() {
 }
 
 #[test]
+fn cpu_max_as_written() {
+    assert_eq!(parse_cpu_max_write("max\n"), Ok((None, None)));
+    assert_eq!(parse_cpu_max_write("max 50000"), Ok((None, Some(50000))));
+    assert_eq!(parse_cpu_max_write("20000"), Ok((Some(20000), None)));
+    assert_eq!(
+        parse_cpu_max_write(" 20000 100000\n"),
+        Ok((Some(20000), Some(100000)))
+    );
+    assert_eq!(parse_cpu_max_write(""), Err(ParseError::Empty));
+    for bad in ["-1", "max max", "1 2 3", "x", "1 x", "+5"] {
+        assert!(parse_cpu_max_write(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
 fn flat_keyed() {
     let text = "usage_usec 1234\nuser_usec 1000\nsystem_usec 234\n";
     assert_eq!(

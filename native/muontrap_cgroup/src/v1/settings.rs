@@ -4,7 +4,7 @@
 use crate::knobs::KnobValue;
 use crate::parse;
 
-use super::{int, parse_limit, UNLIMITED};
+use super::{cpu_max, parse_limit, UNLIMITED};
 
 /// `cpu.shares` for a v2 `cpu.weight` (default 100 ↔ 1024).
 pub fn shares_from_weight(weight: u64) -> u64 {
@@ -66,11 +66,11 @@ pub fn writes(
         ("cpu_weight", KnobValue::Int(w)) => {
             vec![("cpu.shares", shares_from_weight(*w).to_string())]
         }
-        ("cpu_max", KnobValue::Max) => vec![("cpu.cfs_quota_us", UNLIMITED.to_string())],
-        ("cpu_max", KnobValue::CpuQuota { quota, period }) => vec![
-            ("cpu.cfs_period_us", period.to_string()),
-            ("cpu.cfs_quota_us", quota.to_string()),
-        ],
+        // A new group has no quota yet.
+        ("cpu_max", KnobValue::Max) => cpu_max::writes(None, None, None),
+        ("cpu_max", KnobValue::CpuQuota { quota, period }) => {
+            cpu_max::writes(None, Some(*quota), Some(*period))
+        }
         ("memory_max", v) => vec![("memory.limit_in_bytes", limit_text(v))],
         ("memory_swap_max", KnobValue::Int(swap)) => match memory_max {
             // u128: the sum of two u64 limits does not overflow.
@@ -106,11 +106,13 @@ pub fn read_knob(key: &str, read: &dyn Fn(&str) -> Option<String>) -> Option<Kno
             Some(KnobValue::Int(weight_from_shares(shares)))
         }
         "cpu_max" => {
-            let quota = int(&read("cpu.cfs_quota_us")?).ok()?;
-            let period = parse::parse_u64(&read("cpu.cfs_period_us")?).ok()?;
-            Some(match u64::try_from(quota) {
-                Ok(quota) => KnobValue::CpuQuota { quota, period },
-                Err(_) => KnobValue::Max,
+            let cpu = cpu_max::read(read)?;
+            Some(match cpu.quota {
+                Some(quota) => KnobValue::CpuQuota {
+                    quota,
+                    period: cpu.period,
+                },
+                None => KnobValue::Max,
             })
         }
         "memory_max" => parse_limit(&read("memory.limit_in_bytes")?).ok(),
