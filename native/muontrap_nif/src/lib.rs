@@ -26,6 +26,7 @@ mod open_files;
 mod pipe;
 mod settings;
 mod stdio;
+mod wire;
 
 use cgroup_fs::{Failure, Group, Root};
 use muontrap_cgroup::layout::{Hierarchy, Layout};

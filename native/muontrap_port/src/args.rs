@@ -19,14 +19,14 @@ use seen::Seen;
 
 /// `--delay-to-sigkill`'s default, the C original's. The Elixir library
 /// passes the flag only when `:delay_to_sigkill` is given and relies on
-/// this being its own default too (`MuonTrap.Port.default_delay_to_sigkill/0`;
-/// `test/muontrap/port_defaults_test.exs` compares the two).
-pub const DEFAULT_DELAY_TO_SIGKILL_MS: u32 = 500;
+/// this being its own default too: `MuonTrap.PortBinary.default_delay_to_sigkill/0`
+/// reads the same constant through the NIF.
+pub use muontrap_wire::defaults::DELAY_TO_SIGKILL_MS as DEFAULT_DELAY_TO_SIGKILL_MS;
 
 /// `--stdio-window`'s default, the C original's, kept for hand-written
 /// invocations in plain mode: the only mode whose output is relayed under
 /// this window. The Elixir library's `:stdio_window` default differs
-/// (262144, `MuonTrap.Port.default_window/0`): it is the capacity of the
+/// (262144, `MuonTrap.PortBinary.default_window/0`): it is the capacity of the
 /// BEAM-owned pipes the program writes into, and the library never passes
 /// `--stdio-window` (framed mode relays nothing). This is the one place
 /// that says why the two differ.
