@@ -21,7 +21,7 @@ mod atoms {
     rustler::atoms! {
         ok, error, started, exit, exec_error, notify, watchdog, signaled,
         expired, triggered, not_running, refused, bad_frame,
-        signals, sigrtmax, rlimits, delay_to_sigkill,
+        signals, sigrtmax, rlimits, delay_to_sigkill, min_window,
         empty, absolute, dot_component, empty_component, nul, separator,
     }
 }
@@ -96,13 +96,14 @@ fn frame_signal(env: Env<'_>, number: u32) -> Term<'_> {
     binary(env, &ToPort::Signal(number).encode())
 }
 
-/// `constants() :: %{signals: [{atom, pos_integer}], sigrtmax: pos_integer,
-/// rlimits: [atom], delay_to_sigkill: non_neg_integer}`: the signal names
-/// (`:sighup`, ... `:sigrtmin`, `:sigrtmax`), the highest signal number,
-/// the rlimit resources and the port's `--delay-to-sigkill` default.
+/// `nif_constants() :: %{signals: [{atom, pos_integer}], sigrtmax: pos_integer,
+/// rlimits: [atom], delay_to_sigkill: non_neg_integer, min_window:
+/// pos_integer}`: the signal names (`:sighup`, ... `:sigrtmin`,
+/// `:sigrtmax`), the highest signal number, the rlimit resources, the
+/// port's `--delay-to-sigkill` default and `--stdio-window` minimum.
 /// Elixir fetches it once per VM (`MuonTrap.Nif.constants/0`).
 #[rustler::nif]
-fn constants(env: Env<'_>) -> NifResult<Term<'_>> {
+fn nif_constants(env: Env<'_>) -> NifResult<Term<'_>> {
     let mut named: Vec<(Atom, i32)> = Vec::new();
     let realtime = [
         ("RTMIN", signals::sigrtmin()),
@@ -120,7 +121,8 @@ fn constants(env: Env<'_>) -> NifResult<Term<'_>> {
         .map_put(atoms::signals(), named)?
         .map_put(atoms::sigrtmax(), signals::sigrtmax())?
         .map_put(atoms::rlimits(), rlimits)?
-        .map_put(atoms::delay_to_sigkill(), defaults::DELAY_TO_SIGKILL_MS)
+        .map_put(atoms::delay_to_sigkill(), defaults::DELAY_TO_SIGKILL_MS)?
+        .map_put(atoms::min_window(), defaults::MIN_WINDOW)
 }
 
 /// `errno_name(n) :: atom | nil`: the POSIX atom of errno `n` (the BEAM

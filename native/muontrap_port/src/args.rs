@@ -32,10 +32,10 @@ pub use muontrap_wire::defaults::DELAY_TO_SIGKILL_MS as DEFAULT_DELAY_TO_SIGKILL
 /// that says why the two differ.
 pub const DEFAULT_WINDOW: u32 = 10240;
 
-/// The smallest `--stdio-window`, checked once (`seen::parse_window`).
-/// `:stdio_window` has the same bound on the Elixir side
-/// (`MuonTrap.Options`), so a valid option is a valid flag.
-pub const MIN_WINDOW: u32 = 16;
+/// The smallest `--stdio-window`, checked once (`seen::parse_window`);
+/// `MuonTrap.Options` checks `:stdio_window` against the same constant,
+/// through the NIF, so a valid option is a valid flag.
+pub use muontrap_wire::defaults::MIN_WINDOW;
 
 /// The `--help` text, with the defaults and bounds above.
 pub fn usage() -> String {
