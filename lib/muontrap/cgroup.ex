@@ -62,6 +62,24 @@ defmodule MuonTrap.Cgroup do
     raise ArgumentError, "the :cgroup option must be a map, got: #{inspect(other)}"
   end
 
+  @doc false
+  # The :cgroup map's one translation per start (MuonTrap.Options): made
+  # for pure v2 when the options are validated (which checks every key and
+  # value, whatever the host), kept with the v1 controllers it was made for,
+  # and made again only for a host that binds controllers to v1
+  # (check_host!/1); the port binary's arguments use what is kept.
+  @spec translate(settings(), {[String.t()] | nil, term()} | nil) ::
+          {[String.t()], {[String.t()], [{String.t(), String.t()}]}}
+  def translate(settings, kept \\ nil)
+  def translate(settings, nil), do: {[], to_writes(settings, [])}
+
+  def translate(settings, {made_for, _writes} = kept) do
+    case v1_controllers() do
+      ^made_for -> kept
+      v1 -> {v1, to_writes(settings, v1)}
+    end
+  end
+
   defp message({:unknown_key, key}),
     do: "unknown cgroup config field #{inspect(key)}; expected one of #{inspect(keys())}"
 

@@ -148,13 +148,9 @@ defmodule MuonTrap.Options do
     )
   end
 
-  # The :cgroup map's one translation per start: validate/4 makes it for
-  # pure v2 (checking every key and value, whatever the host), kept with the
-  # v1 controllers it was made for; check_host!/1 makes it again only where
-  # this host binds controllers to v1, and the port binary's arguments
-  # (MuonTrap.PortBinary) use what is kept.
+  # The :cgroup map's one translation per start (MuonTrap.Cgroup.translate/2).
   defp translate_cgroup(options, :cgroup, settings),
-    do: Map.put(options, :cgroup_writes, {[], Cgroup.to_writes(settings, [])})
+    do: Map.put(options, :cgroup_writes, Cgroup.translate(settings))
 
   defp translate_cgroup(options, _key, _value), do: options
 
@@ -175,12 +171,8 @@ defmodule MuonTrap.Options do
     options
   end
 
-  defp check_cgroup!(%{cgroup: settings, cgroup_writes: {made_for, _writes}} = options) do
-    case Cgroup.v1_controllers() do
-      ^made_for -> options
-      v1 -> %{options | cgroup_writes: {v1, Cgroup.to_writes(settings, v1)}}
-    end
-  end
+  defp check_cgroup!(%{cgroup: settings, cgroup_writes: kept} = options),
+    do: %{options | cgroup_writes: Cgroup.translate(settings, kept)}
 
   defp check_cgroup!(options), do: options
 

@@ -195,12 +195,8 @@ defmodule MuonTrap.PortBinary do
   # The translation MuonTrap.Options.check_host!/1 kept for this host;
   # made here only for options that did not go through it.
   defp cgroup_writes(%{cgroup: settings} = options) do
-    v1 = Cgroup.v1_controllers()
-
-    case options do
-      %{cgroup_writes: {^v1, writes}} -> writes
-      _ -> Cgroup.to_writes(settings, v1)
-    end
+    {_made_for, writes} = Cgroup.translate(settings, Map.get(options, :cgroup_writes, {nil, nil}))
+    writes
   end
 
   defp cgroup_writes(_options), do: {[], []}
