@@ -112,8 +112,7 @@ defmodule MuonTrap do
   @spec cmd(binary(), [binary()], keyword()) ::
           {Collectable.t(), non_neg_integer() | :timeout}
   def cmd(command, args, opts \\ []) when is_binary(command) do
-    options = Options.validate_for_cmd(command, args, opts)
-    Options.check_host!(options)
+    options = command |> Options.validate_for_cmd(args, opts) |> Options.check_host!()
     {acc, collector} = into(Map.get(options, :into, ""))
     run = Run.start(options)
 
@@ -198,8 +197,7 @@ defmodule MuonTrap do
 
     Stream.resource(
       fn ->
-        Options.check_host!(options)
-        {Run.start(options), nil}
+        {Run.start(Options.check_host!(options)), nil}
       end,
       &stream_next(&1, call),
       fn {run, _raise} -> Run.stop(run) end

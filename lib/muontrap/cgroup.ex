@@ -2,7 +2,8 @@ defmodule MuonTrap.Cgroup do
   @moduledoc """
   Translates the `:cgroup` settings map into controllers and interface-file
   writes (cgroup v2, or v1 where the controller is bound to v1), detects
-  the host's cgroup layout, and builds cgroup paths.
+  the host's cgroup layout (once per VM), and checks and builds cgroup
+  paths.
 
   Keys mirror the v2 interface files with `.` replaced by `_`, so the map
   returned by `MuonTrap.Daemon.cgroup_config/1` can be passed back in.
@@ -61,6 +62,24 @@ defmodule MuonTrap.Cgroup do
     raise ArgumentError, "the :cgroup option must be a map, got: #{inspect(other)}"
   end
 
+  @doc false
+  # The :cgroup map's one translation per start (MuonTrap.Options): made
+  # for pure v2 when the options are validated (which checks every key and
+  # value, whatever the host), kept with the v1 controllers it was made for,
+  # and made again only for a host that binds controllers to v1
+  # (check_host!/1); the port binary's arguments use what is kept.
+  @spec translate(settings(), {[String.t()] | nil, term()} | nil) ::
+          {[String.t()], {[String.t()], [{String.t(), String.t()}]}}
+  def translate(settings, kept \\ nil)
+  def translate(settings, nil), do: {[], to_writes(settings, [])}
+
+  def translate(settings, {made_for, _writes} = kept) do
+    case v1_controllers() do
+      ^made_for -> kept
+      v1 -> {v1, to_writes(settings, v1)}
+    end
+  end
+
   defp message({:unknown_key, key}),
     do: "unknown cgroup config field #{inspect(key)}; expected one of #{inspect(keys())}"
 
@@ -90,24 +109,30 @@ defmodule MuonTrap.Cgroup do
   mounted after the VM started is seen.
   """
   @spec layout() :: map()
-  def layout do
-    case :persistent_term.get({__MODULE__, :layout}, nil) do
-      nil ->
-        # The NIF caches by the same rule (native/muontrap_nif/src/cgroup_fs.rs),
-        # so this copy only saves a dirty-scheduler call and never disagrees.
-        layout = Nif.layout()
-        if layout.kind != :none, do: :persistent_term.put({__MODULE__, :layout}, layout)
-        layout
-
-      layout ->
-        layout
-    end
-  end
+  def layout, do: host().layout
 
   @doc "The controllers bound to cgroup v1 hierarchies on this host (`[]` on pure v2)."
   @spec v1_controllers() :: [String.t()]
-  def v1_controllers do
-    layout().v1
+  def v1_controllers, do: host().v1_controllers
+
+  # The layout and what every start derives from it, kept once per VM.
+  # The NIF detects the layout once (native/muontrap_nif/src/cgroup_fs.rs,
+  # by the same rule); this copy saves a dirty-scheduler call per start.
+  defp host do
+    case :persistent_term.get({__MODULE__, :host}, nil) do
+      nil ->
+        layout = Nif.layout()
+        host = %{layout: layout, v1_controllers: v1_controllers(layout)}
+        if layout.kind != :none, do: :persistent_term.put({__MODULE__, :host}, host)
+        host
+
+      host ->
+        host
+    end
+  end
+
+  defp v1_controllers(layout) do
+    layout.v1
     |> Enum.flat_map(& &1.controllers)
     |> Enum.reject(&String.starts_with?(&1, "name="))
     |> Enum.sort()
@@ -116,54 +141,21 @@ defmodule MuonTrap.Cgroup do
   @doc """
   Kill whatever is left in the group of validated `options` and remove its
   directories in every hierarchy, and then the parent levels a port binary
-  made that are now empty, as the port binary does; for when it died
-  (e.g. was SIGKILLed) before doing it. Returns `:ok` without a group.
+  made that are now empty, as the port binary does (the NIF does both,
+  with the port binary's own code: `native/muontrap_cgroup`, modules
+  `teardown` and `parents`); for when it died (e.g. was SIGKILLed) before
+  doing it. Returns `:ok` without a group.
   """
   @spec cleanup(map()) :: :ok | {:error, term()}
   def cleanup(%{cgroup_path: path} = options) do
-    beneath? = Map.get(options, :beneath_own_cgroup, false)
-
-    case Nif.cleanup(path, beneath?) do
-      {:ok, []} -> remove_parents(path, beneath?)
+    case Nif.cleanup(path, Map.get(options, :beneath_own_cgroup, false)) do
+      {:ok, []} -> :ok
       {:ok, left} -> {:error, {:not_removed, left}}
       {:error, reason} -> {:error, reason}
     end
   end
 
   def cleanup(_options), do: :ok
-
-  # The port binary marks each parent level it creates with the sticky bit
-  # and removes marked levels, deepest first, up to the first one that is
-  # unmarked (someone else's) or still holds a group (docs/protocol.md,
-  # "Cgroup parents").
-  @mark 0o1000
-
-  defp remove_parents(path, beneath?) do
-    parents = path |> Path.split() |> Enum.drop(-1) |> Enum.scan(&Path.join(&2, &1))
-
-    for h <- List.wrap(layout().v2) ++ layout().v1,
-        root = if(beneath?, do: h.own && Path.join(h.mount, h.own), else: h.mount),
-        root != nil do
-      Enum.reduce_while(Enum.reverse(parents), :ok, fn level, :ok ->
-        remove_marked(Path.join(root, level))
-      end)
-    end
-
-    :ok
-  end
-
-  defp remove_marked(dir) do
-    case File.lstat(dir) do
-      {:ok, %File.Stat{mode: mode}} when Bitwise.band(mode, @mark) != 0 ->
-        if File.rmdir(dir) in [:ok, {:error, :enoent}], do: {:cont, :ok}, else: {:halt, :ok}
-
-      {:error, :enoent} ->
-        {:cont, :ok}
-
-      _unmarked ->
-        {:halt, :ok}
-    end
-  end
 
   @doc """
   Check that `path` is a relative cgroup path that stays inside the cgroup
@@ -174,19 +166,19 @@ defmodule MuonTrap.Cgroup do
   """
   @spec validate_path!(term(), atom()) :: String.t()
   def validate_path!(path, option) when is_binary(path) do
-    parts = String.split(path, "/")
+    # The check the port binary and the NIF make (native/muontrap_cgroup,
+    # module `path`), with the messages of this option.
+    case Nif.cgroup_path_check(path) do
+      :ok ->
+        path
 
-    cond do
-      path == "" or String.starts_with?(path, "/") ->
+      {:error, reason} when reason in [:empty, :absolute] ->
         raise ArgumentError,
               "#{inspect(option)} must be a path relative to the cgroup mount, got: #{inspect(path)}"
 
-      String.contains?(path, <<0>>) or Enum.any?(parts, &(&1 in ["", ".", ".."])) ->
+      {:error, _component_or_nul} ->
         raise ArgumentError,
               "#{inspect(option)} must not contain empty, \".\" or \"..\" components or NUL, got: #{inspect(path)}"
-
-      true ->
-        path
     end
   end
 

@@ -8,11 +8,6 @@ defmodule MuonTrap.Error do
   """
   defexception [:message]
 
-  # Linux errno values, the same on every architecture.
-  @enoent 2
-  @e2big 7
-  @eacces 13
-
   @doc """
   Raise what `error` means for `MuonTrap.cmd/3`'s caller: for a program
   that could not be exec'd, what `System.cmd/3` raises (`ErlangError`
@@ -28,9 +23,9 @@ defmodule MuonTrap.Error do
   # A bare name was looked up in PATH by the port, where System.cmd/3
   # would have found nothing (:enoent) also for a file without execute
   # permission.
-  defp exec_error_reason(@enoent, _command), do: :enoent
-  defp exec_error_reason(@e2big, _command), do: :e2big
+  defp exec_error_reason(:enoent, _command), do: :enoent
+  defp exec_error_reason(:e2big, _command), do: :e2big
 
-  defp exec_error_reason(@eacces, command),
+  defp exec_error_reason(:eacces, command),
     do: if(String.contains?(command, "/"), do: :eacces, else: :enoent)
 end

@@ -23,6 +23,34 @@ defmodule MuonTrap.Nif do
   def cleanup(_path, _beneath_own_cgroup), do: :erlang.nif_error(:nif_not_loaded)
   def layout, do: :erlang.nif_error(:nif_not_loaded)
 
+  # What the library and the port binary agree on (native/muontrap_wire through
+  # native/muontrap_nif/src/wire.rs): frames for MuonTrap.Protocol, the signal
+  # and rlimit tables and defaults (constants/0, fetched once: see constants/0
+  # below), errno names, cgroup path checks. Normal scheduler, microseconds.
+  def frame_decode(_frame), do: :erlang.nif_error(:nif_not_loaded)
+  def frame_terminate, do: :erlang.nif_error(:nif_not_loaded)
+  def frame_signal(_number), do: :erlang.nif_error(:nif_not_loaded)
+  def errno_name(_errno), do: :erlang.nif_error(:nif_not_loaded)
+  def cgroup_path_check(_path), do: :erlang.nif_error(:nif_not_loaded)
+
+  @doc false
+  # The NIF's tables, kept in :persistent_term after the first call: a
+  # module attribute cannot hold them, as the NIF loads at run time.
+  def constants do
+    case :persistent_term.get({__MODULE__, :constants}, nil) do
+      nil ->
+        constants = nif_constants()
+        :persistent_term.put({__MODULE__, :constants}, constants)
+        constants
+
+      constants ->
+        constants
+    end
+  end
+
+  # native/muontrap_nif/src/wire.rs, uncached.
+  def nif_constants, do: :erlang.nif_error(:nif_not_loaded)
+
   # The :cgroup option's table (native/muontrap_nif/src/settings.rs), used by MuonTrap.Cgroup.
   def cgroup_writes(_sorted_settings, _v1_controllers), do: :erlang.nif_error(:nif_not_loaded)
   def cgroup_keys(_v1_only), do: :erlang.nif_error(:nif_not_loaded)

@@ -74,12 +74,7 @@ defmodule MuonTrap.Options do
     :listen_sockets
   ]
 
-  # The port binary's bound for every number it takes (u32).
-  @u32_max 4_294_967_295
-
-  # The smallest `:stdio_window`: the bound of the port binary's
-  # `--stdio-window` too (MIN_WINDOW in native/muontrap_port/src/args.rs).
-  @min_window 16
+  @u32_max Values.u32_max()
 
   @log_levels [:emergency, :alert, :critical, :error, :warning, :warn, :notice, :info, :debug]
 
@@ -134,7 +129,9 @@ defmodule MuonTrap.Options do
       opts
       |> Enum.reduce(%{args: args}, fn {key, value}, acc ->
         if key in allowed do
-          Map.put(acc, key, validate_option(context, key, value))
+          acc
+          |> Map.put(key, validate_option(context, key, value))
+          |> translate_cgroup(key, value)
         else
           raise ArgumentError, "invalid option #{inspect(key)} for #{caller(context)}"
         end
@@ -149,27 +146,33 @@ defmodule MuonTrap.Options do
     )
   end
 
+  # The :cgroup map's one translation per start (MuonTrap.Cgroup.translate/2).
+  defp translate_cgroup(options, :cgroup, settings),
+    do: Map.put(options, :cgroup_writes, Cgroup.translate(settings))
+
+  defp translate_cgroup(options, _key, _value), do: options
+
   @doc """
   Check what depends on the host the command runs on, which `validate/4`
   leaves out so that the same options validate the same way on a build
-  machine and on the board. A `:cgroup` key with no cgroup v1 equivalent
-  whose controller is bound to v1 here raises `ArgumentError`; a `:cd`
-  that is not a directory raises `MuonTrap.Error` naming it (rather than
-  the BEAM failing to start the port).
+  machine and on the board, and return the options to start with. A
+  `:cgroup` key with no cgroup v1 equivalent whose controller is bound to
+  v1 here raises `ArgumentError` (the map is translated for this host
+  here, once, where that differs from pure v2); a `:cd` that is not a
+  directory raises `MuonTrap.Error` naming it (rather than the BEAM
+  failing to start the port).
   """
-  @spec check_host!(t()) :: :ok
+  @spec check_host!(t()) :: t()
   def check_host!(options) do
-    check_cgroup!(options)
+    options = check_cgroup!(options)
     if cd = options[:cd], do: check_cd!(cd)
-    :ok
+    options
   end
 
-  defp check_cgroup!(%{cgroup: settings}) do
-    _ = Cgroup.to_writes(settings, Cgroup.v1_controllers())
-    :ok
-  end
+  defp check_cgroup!(%{cgroup: settings, cgroup_writes: kept} = options),
+    do: %{options | cgroup_writes: Cgroup.translate(settings, kept)}
 
-  defp check_cgroup!(_options), do: :ok
+  defp check_cgroup!(options), do: options
 
   defp check_cd!(cd) do
     case File.stat(cd) do
@@ -270,12 +273,10 @@ defmodule MuonTrap.Options do
        when key in [:stderr_to_stdout, :capture_stderr_only, :parallelism] and is_boolean(v),
        do: v
 
-  defp validate_option(_, :cgroup, v) do
-    # Every key and value, as on pure v2: what this host's layout adds is
-    # checked when the command starts (check_host!/1).
-    _ = Cgroup.to_writes(v, [])
-    v
-  end
+  # Every key and value is checked by translating for pure v2
+  # (translate_cgroup/3); what this host's layout adds, when the command
+  # starts (check_host!/1).
+  defp validate_option(_, :cgroup, v), do: v
 
   defp validate_option(_, key, v) when key in [:cgroup_base, :cgroup_path],
     do: Cgroup.validate_path!(v, key)
@@ -285,7 +286,11 @@ defmodule MuonTrap.Options do
   defp validate_option(_, :delay_to_sigkill, v) when v in 0..@u32_max, do: v
   defp validate_option(_, key, v) when key in [:uid, :gid], do: Values.id!(key, v)
   defp validate_option(_, :groups, v) when is_list(v), do: Enum.map(v, &Values.id!(:groups, &1))
-  defp validate_option(_, :stdio_window, v) when v in @min_window..@u32_max, do: v
+  # The smallest `:stdio_window` is the port binary's `--stdio-window`
+  # bound (MIN_WINDOW in native/muontrap_wire), from the NIF.
+  defp validate_option(_, :stdio_window, v) when v in 1..@u32_max,
+    do: if(v >= min_window(), do: v, else: invalid!(:stdio_window, v))
+
   defp validate_option(_, :stop_signal, v), do: Values.stop_signal!(v)
 
   defp validate_option(:daemon, :reload_signal, v) do
@@ -337,15 +342,19 @@ defmodule MuonTrap.Options do
   defp validate_option(:daemon, :exit_status_to_reason, f) when is_function(f, 1), do: f
   defp validate_option(:daemon, :wait_for, f) when is_function(f, 0), do: f
 
-  defp validate_option(_context, key, value) do
+  defp validate_option(_context, key, value), do: invalid!(key, value)
+
+  defp invalid!(key, value) do
     raise ArgumentError,
           "invalid option #{inspect(key)} with value #{inspect(value)}, expected #{expected(key)}"
   end
 
+  defp min_window, do: MuonTrap.Nif.constants().min_window
+
   defp expected(:cd), do: "a directory as a string"
   defp expected(:arg0), do: "a string"
   defp expected(:delay_to_sigkill), do: "milliseconds, an integer in 0..#{@u32_max}"
-  defp expected(:stdio_window), do: "bytes, an integer in #{@min_window}..#{@u32_max}"
+  defp expected(:stdio_window), do: "bytes, an integer in #{min_window()}..#{@u32_max}"
   defp expected(:timeout), do: "milliseconds, an integer in 1..#{@u32_max}, or :infinity"
   defp expected(:groups), do: "a list of group names or gids"
   defp expected(:name), do: "an atom, {:global, term} or {:via, module, term}"

@@ -17,11 +17,6 @@ defmodule MuonTrap.Run do
 
   alias MuonTrap.{Input, Lines, PortReaper, Protocol, Stdio}
 
-  # Linux errno values, the same on every architecture.
-  @enoent 2
-  @e2big 7
-  @eacces 13
-
   # How long the pipes are read after EXIT (see MuonTrap.Stdio.drain/3).
   @drain_grace 1_000
 
@@ -59,7 +54,7 @@ defmodule MuonTrap.Run do
   @type t :: %__MODULE__{}
 
   @typedoc "Why a command could not run: an exec errno or a `muontrap:` message."
-  @type error :: {:exec_error, non_neg_integer()} | String.t()
+  @type error :: {:exec_error, :enoent | :eacces | :e2big} | String.t()
 
   @doc """
   Start the command for validated, host-checked `options`. With
@@ -335,7 +330,7 @@ defmodule MuonTrap.Run do
   # EXEC_ERROR, when sent, comes first and says more.
   defp handle_frame({:error, message}, run), do: %{run | error: run.error || message}
 
-  defp handle_frame({:exec_error, errno}, run) when errno in [@enoent, @eacces],
+  defp handle_frame({:exec_error, errno}, run) when errno in [:enoent, :eacces],
     do: %{run | error: {:exec_error, errno}}
 
   defp handle_frame(_other, run), do: run
@@ -366,10 +361,11 @@ defmodule MuonTrap.Run do
   # Before any frame, the status is the errno of the BEAM's failed exec of
   # the port binary: E2BIG for arguments the kernel refuses, which
   # System.cmd/3 would return as exit status 7.
-  defp port_exit_error(@e2big, %{started: false}), do: {:exec_error, @e2big}
-
-  defp port_exit_error(status, _run),
-    do: "muontrap: port binary exited unexpectedly with status #{status}"
+  defp port_exit_error(status, run) do
+    if not run.started and MuonTrap.Nif.errno_name(status) == :e2big,
+      do: {:exec_error, :e2big},
+      else: "muontrap: port binary exited unexpectedly with status #{status}"
+  end
 
   @doc """
   Stop the command (if it still runs, the port binary terminates its

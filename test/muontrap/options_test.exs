@@ -355,7 +355,53 @@ defmodule MuonTrap.OptionsTest do
         MuonTrap.cmd("echo", [], cgroup_path: "x", cgroup: %{memory_high: 1_000_000})
       end
     else
-      assert Options.check_host!(opts) == :ok
+      assert %{cgroup: %{memory_high: 1_000_000}} = Options.check_host!(opts)
+    end
+  end
+
+  describe "the :cgroup map is translated once per start" do
+    setup do
+      %{settings: %{pids_max: 10, cpu_weight: 50}, v1: MuonTrap.Cgroup.v1_controllers()}
+    end
+
+    test "validation keeps its pure-v2 translation, the host check one for this host",
+         %{settings: settings, v1: v1} do
+      opts = Options.validate(:cmd, "echo", [], cgroup_path: "x", cgroup: settings)
+      assert opts.cgroup_writes == {[], MuonTrap.Cgroup.to_writes(settings, [])}
+
+      host = Options.check_host!(opts)
+      assert host.cgroup_writes == {v1, MuonTrap.Cgroup.to_writes(settings, v1)}
+      # Already for this host: kept as is.
+      assert Options.check_host!(host) == host
+    end
+
+    test "the port binary's arguments use the kept translation", %{settings: settings, v1: v1} do
+      opts = Options.validate(:cmd, "echo", [], cgroup_path: "x", cgroup: settings)
+      kept = %{opts | cgroup_writes: {v1, {["kept"], [{"kept.file", "1"}]}}}
+      args = MuonTrap.PortBinary.args(kept, :none)
+
+      assert ["-g", "x", "-c", "kept", "-s", "kept.file=1", "--" | _] =
+               Enum.drop_while(args, &(&1 != "-g"))
+
+      # Without it (options that skipped check_host!/1), made here.
+      {controllers, writes} = MuonTrap.Cgroup.to_writes(settings, v1)
+      args = MuonTrap.PortBinary.args(Map.delete(opts, :cgroup_writes), :none)
+      assert Enum.all?(controllers, &(&1 in args))
+      assert Enum.all?(writes, fn {f, v} -> "#{f}=#{v}" in args end)
+    end
+
+    test "bad keys and values still raise when validated", %{settings: settings} do
+      assert_raise ArgumentError, ~r/unknown cgroup config field :nope/, fn ->
+        Options.validate(:cmd, "echo", [], cgroup: Map.put(settings, :nope, 1))
+      end
+
+      assert_raise ArgumentError, ~r/invalid value for :cgroup setting :pids_max/, fn ->
+        Options.validate(:cmd, "echo", [], cgroup: %{pids_max: -1})
+      end
+
+      assert_raise ArgumentError, ~r/must be a map/, fn ->
+        Options.validate(:cmd, "echo", [], cgroup: [pids_max: 1])
+      end
     end
   end
 

@@ -1,7 +1,9 @@
 defmodule MuonTrap.PortDefaultsTest do
-  # Facts the library and the port binary share without passing them: the
-  # port's `--help` states its defaults and bounds from the constants that
-  # apply them (native/muontrap_port/src/args.rs).
+  # Facts the library and the port binary share without passing them. Both
+  # read one constant (native/muontrap_wire/src/defaults.rs; the library
+  # through the NIF), so these check that each side applies it: the port's
+  # `--help` is rendered from the constants that apply them, and the library
+  # validates and defaults with what the NIF hands it.
   use ExUnit.Case, async: true
 
   alias MuonTrap.Options
@@ -18,6 +20,7 @@ defmodule MuonTrap.PortDefaultsTest do
 
     [_, default] = Regex.run(~r/--delay-to-sigkill MS .*\(default (\d+)\)/, port_help())
     assert String.to_integer(default) == MuonTrap.PortBinary.default_delay_to_sigkill()
+    assert MuonTrap.PortBinary.delay_to_sigkill(%{}) == MuonTrap.Nif.constants().delay_to_sigkill
   end
 
   test ":stdio_window has the port binary's minimum" do

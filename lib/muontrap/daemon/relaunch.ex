@@ -21,8 +21,7 @@ defmodule MuonTrap.Daemon.Relaunch do
   @default_delay 100
   @default_max_delay 30_000
 
-  # The port binary's bound for every number it takes (u32).
-  @u32_max 4_294_967_295
+  @u32_max MuonTrap.Options.Values.u32_max()
 
   defstruct retries: 0,
             delay: @default_delay,

@@ -11,10 +11,6 @@ defmodule MuonTrap.Daemon.Server do
   alias MuonTrap.Daemon.{Ending, Listeners, Output, Pipes, Readiness, Relaunch, Report}
   alias MuonTrap.Daemon.{Signals, Startup}
 
-  # The BEAM reports a port program it could not exec by the errno as exit
-  # status: 7 is E2BIG, an argument list the kernel refuses.
-  @e2big 7
-
   @impl GenServer
   def init({command, options}) do
     Process.flag(:trap_exit, true)
@@ -25,7 +21,7 @@ defmodule MuonTrap.Daemon.Server do
 
     # Joined, so the arguments show in formatted log lines.
     Logger.metadata(muontrap_cmd: command, muontrap_args: Enum.join(options.args, " "))
-    Options.check_host!(options)
+    options = Options.check_host!(options)
 
     state = %{
       command: command,
@@ -96,7 +92,7 @@ defmodule MuonTrap.Daemon.Server do
 
     kind =
       if state.options[:ready] == :notify,
-        do: {:reload, Map.get(state.options, :ready_timeout, 30_000)},
+        do: {:reload, Map.get(state.options, :ready_timeout, Startup.default_timeout())},
         else: :signal
 
     handle_call({:signal, number, kind}, from, state)
@@ -239,7 +235,11 @@ defmodule MuonTrap.Daemon.Server do
   def handle_info({port, {:exit_status, status}}, %{port: port} = state) do
     # The port binary died without reporting the command's exit.
     Ending.cleanup_cgroup(state.options)
-    reason = if status == @e2big, do: :e2big, else: {:muontrap_port_exited, status}
+    # The BEAM reports a port program it could not exec by the errno as
+    # exit status: E2BIG is an argument list the kernel refuses.
+    reason =
+      if Nif.errno_name(status) == :e2big, do: :e2big, else: {:muontrap_port_exited, status}
+
     last_exit = {:port_exit_status, status}
     stop(%{state | port: nil, pipes: Pipes.close(state.pipes), last_exit: last_exit}, reason)
   end

@@ -26,7 +26,13 @@ defmodule MuonTrap.Daemon.Startup do
 
   alias MuonTrap.Daemon.Readiness
 
+  # The one home of :ready_timeout's default: the port binary never sees
+  # it (readiness is judged here), so it needs no Rust home.
   @default_timeout 30_000
+
+  @doc "The `:ready_timeout` used when none is given, in milliseconds."
+  @spec default_timeout() :: pos_integer()
+  def default_timeout, do: @default_timeout
 
   defstruct readiness: nil,
             timeout: nil,

@@ -3,8 +3,14 @@ defmodule MuonTrap.Options.Values do
   # Checks of option values that take more than a guard: environment
   # pairs and user or group ids.
 
-  # The port binary's bound for every number it takes (u32).
+  # The port binary's bound for every number it takes (u32); the one home
+  # of this bound in Elixir: the other modules' guards read u32_max/0 into
+  # an attribute at compile time.
   @u32_max 4_294_967_295
+
+  @doc "The largest number the port binary takes for a millisecond or byte count (u32)."
+  @spec u32_max() :: pos_integer()
+  def u32_max, do: @u32_max
 
   @doc "An `:env` value as `{name, value | nil}` pairs, or `ArgumentError`."
   @spec env!(term()) :: [{String.t(), String.t() | nil}]
@@ -60,7 +66,9 @@ defmodule MuonTrap.Options.Values do
   @doc "A `:stop_signal`: any signal but SIGKILL and SIGSTOP, which cannot be handled."
   @spec stop_signal!(term()) :: MuonTrap.Signal.t()
   def stop_signal!(signal) do
-    if MuonTrap.Signal.number(signal) in [9, 19] do
+    number = MuonTrap.Signal.number(signal)
+
+    if number in [MuonTrap.Signal.number(:sigkill), MuonTrap.Signal.number(:sigstop)] do
       raise ArgumentError,
             "invalid option :stop_signal with value #{inspect(signal)}, a stop signal must be " <>
               "one the command can handle (not :sigkill or :sigstop; SIGKILL follows after :delay_to_sigkill)"
@@ -69,7 +77,6 @@ defmodule MuonTrap.Options.Values do
     signal
   end
 
-  @rlimits ~w(as core cpu data fsize locks memlock msgqueue nice nofile nproc rss rtprio rttime sigpending stack)a
   @u64_max 18_446_744_073_709_551_615
 
   @doc """
@@ -80,9 +87,14 @@ defmodule MuonTrap.Options.Values do
           atom() => {non_neg_integer() | :infinity, non_neg_integer() | :infinity}
         }
   def rlimits!(limits) when is_map(limits) or is_list(limits) do
+    rlimits = MuonTrap.Nif.constants().rlimits
+
     Map.new(limits, fn
-      {name, value} when name in @rlimits -> {name, rlimit!(name, value)}
-      other -> bad_rlimit!(other)
+      {name, value} = other ->
+        if name in rlimits, do: {name, rlimit!(name, value)}, else: bad_rlimit!(other)
+
+      other ->
+        bad_rlimit!(other)
     end)
   end
 
@@ -107,7 +119,7 @@ defmodule MuonTrap.Options.Values do
   defp bad_rlimit!(what) do
     raise ArgumentError,
           "invalid option :rlimits with value #{inspect(what)}, expected a map or keyword of " <>
-            "#{Enum.map_join(@rlimits, ", ", &inspect/1)} to an integer, :infinity or " <>
+            "#{Enum.map_join(MuonTrap.Nif.constants().rlimits, ", ", &inspect/1)} to an integer, :infinity or " <>
             "{soft, hard} with soft <= hard"
   end
 end

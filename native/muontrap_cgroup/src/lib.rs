@@ -7,6 +7,7 @@
 pub mod knobs;
 pub mod layout;
 pub mod mount;
+pub mod parents;
 pub mod parse;
 pub mod path;
 pub mod settings;

@@ -10,15 +10,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// Most descriptors one hand-over carries (the port's receive buffer).
-pub const MAX_FDS: usize = 32;
-
-/// The abstract socket name the port binary connects to:
-/// `muontrap-<beam pid>-<random hex>`. The pid lets the port check that
-/// the listener is the BEAM (its `SO_PEERCRED`), not a squatter.
-pub fn socket_name(beam_pid: u32, random: u64) -> String {
-    format!("muontrap-{beam_pid}-{random:016x}")
-}
+pub use muontrap_wire::handover::{socket_name, MAX_FDS};
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
@@ -185,11 +177,11 @@ mod tests {
 
     #[test]
     fn names_carry_the_pid_and_differ() {
-        assert_eq!(socket_name(42, 0xab), "muontrap-42-00000000000000ab");
         let (_a, n1) = listen().unwrap();
         let (_b, n2) = listen().unwrap();
         assert_ne!(n1, n2);
-        assert!(n1.starts_with(&format!("muontrap-{}-", std::process::id())));
+        let pid = muontrap_wire::handover::parse_name(&n1);
+        assert_eq!(pid, Some(std::process::id() as i32));
     }
 
     #[test]

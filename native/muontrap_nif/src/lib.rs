@@ -26,10 +26,11 @@ mod open_files;
 mod pipe;
 mod settings;
 mod stdio;
+mod wire;
 
 use cgroup_fs::{Failure, Group, Root};
 use muontrap_cgroup::layout::{Hierarchy, Layout};
-use muontrap_cgroup::{knobs, stats, v1};
+use muontrap_cgroup::{knobs, parents, stats, v1};
 use open_files::OpenFiles;
 use rustler::types::binary::NewBinary;
 use rustler::{Atom, Binary, Encoder, Env, NifResult, ResourceArc, Term};
@@ -215,9 +216,32 @@ fn statistics<'a>(
     Ok(map)
 }
 
+/// Removes the parent levels of group `path` that a port binary made and
+/// that are now empty, in every hierarchy, as the port binary does
+/// (`muontrap_cgroup::parents`: the same mark, the same walk).
+fn remove_parents(path: &[u8], beneath_own_cgroup: bool) {
+    let group = Group {
+        path,
+        beneath_own_cgroup,
+    };
+    let (Ok(group), Ok(layout)) = (
+        cgroup_fs::resolve(Some(group), Root::Deny),
+        cgroup_fs::layout(),
+    ) else {
+        return;
+    };
+    let depth = path.split(|&b| b == b'/').count();
+    for h in layout.v2.iter().chain(&layout.v1) {
+        if let Some(leaf) = group.dir_in(h) {
+            parents::remove(&parents::of_leaf(&leaf, depth), &[], &mut |_| {});
+        }
+    }
+}
+
 /// `cleanup(path, beneath_own_cgroup) :: {:ok, [leftover_dir]} | {:error, reason}`:
 /// SIGKILLs whatever is left in the group in every hierarchy and removes
-/// its directories (after the port binary died without doing it).
+/// its directories, then the parent levels a port binary made that are
+/// now empty (after the port binary died without doing it).
 #[rustler::nif(schedule = "DirtyIo")]
 fn cleanup<'a>(
     env: Env<'a>,
@@ -226,6 +250,9 @@ fn cleanup<'a>(
 ) -> NifResult<Term<'a>> {
     match cgroup_fs::kill_and_remove(group(&path, beneath_own_cgroup)) {
         Ok(left) => {
+            if let (true, Some(p)) = (left.is_empty(), &path) {
+                remove_parents(p.as_slice(), beneath_own_cgroup);
+            }
             let left: Vec<String> = left
                 .iter()
                 .map(|p| p.to_string_lossy().into_owned())

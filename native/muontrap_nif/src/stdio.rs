@@ -33,11 +33,8 @@ mod atoms {
     rustler::atoms! { eof, wait, closed, output, stderr, stdin }
 }
 
-/// Role bytes of the descriptors the port binary receives (docs/protocol.md).
-const ROLE_OUTPUT: u8 = 1;
-const ROLE_STDIN: u8 = 2;
-const ROLE_STDERR: u8 = 3;
-const ROLE_LISTEN: u8 = 5;
+// Role bytes of the descriptors the port binary receives (docs/protocol.md).
+use muontrap_wire::handover::{ROLE_LISTEN, ROLE_OUTPUT, ROLE_STDERR, ROLE_STDIN};
 
 pub struct State {
     /// Where the port binary connects; closed once it has its descriptors.

@@ -19,9 +19,9 @@ use seen::Seen;
 
 /// `--delay-to-sigkill`'s default, the C original's. The Elixir library
 /// passes the flag only when `:delay_to_sigkill` is given and relies on
-/// this being its own default too (`MuonTrap.PortBinary.default_delay_to_sigkill/0`;
-/// `test/muontrap/port_defaults_test.exs` compares the two).
-pub const DEFAULT_DELAY_TO_SIGKILL_MS: u32 = 500;
+/// this being its own default too: `MuonTrap.PortBinary.default_delay_to_sigkill/0`
+/// reads the same constant through the NIF.
+pub use muontrap_wire::defaults::DELAY_TO_SIGKILL_MS as DEFAULT_DELAY_TO_SIGKILL_MS;
 
 /// `--stdio-window`'s default, the C original's, kept for hand-written
 /// invocations in plain mode: the only mode whose output is relayed under
@@ -32,10 +32,10 @@ pub const DEFAULT_DELAY_TO_SIGKILL_MS: u32 = 500;
 /// that says why the two differ.
 pub const DEFAULT_WINDOW: u32 = 10240;
 
-/// The smallest `--stdio-window`, checked once (`seen::parse_window`).
-/// `:stdio_window` has the same bound on the Elixir side
-/// (`MuonTrap.Options`), so a valid option is a valid flag.
-pub const MIN_WINDOW: u32 = 16;
+/// The smallest `--stdio-window`, checked once (`seen::parse_window`);
+/// `MuonTrap.Options` checks `:stdio_window` against the same constant,
+/// through the NIF, so a valid option is a valid flag.
+pub use muontrap_wire::defaults::MIN_WINDOW;
 
 /// The `--help` text, with the defaults and bounds above.
 pub fn usage() -> String {

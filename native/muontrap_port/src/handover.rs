@@ -23,26 +23,9 @@ use nix::sys::signalfd::SignalFd;
 
 use crate::args::Capture;
 
-/// Most descriptors one hand-over may carry (the NIF sends at most as many).
-pub const MAX_FDS: usize = 32;
-/// Longest message body (one role byte per descriptor) we read.
-pub const MAX_BODY: usize = 64;
-
-/// The program's captured output (the merged stream with --capture-stderr).
-pub const ROLE_OUTPUT: u8 = 1;
-/// Read end of a pipe the BEAM writes: the program's stdin.
-pub const ROLE_STDIN: u8 = 2;
-/// Write end of a pipe of its own for the program's stderr.
-pub const ROLE_STDERR: u8 = 3;
-// Reserved: 4 = NOTIFY (sd_notify datagram socket); it would become one
-// more `Role` variant and `Handover` field.
-/// A listening socket for the program (repeatable): its fds 3, 4, ... in
-/// the order of the message.
-pub const ROLE_LISTEN: u8 = 5;
-
-const NAME_PREFIX: &str = "muontrap-";
-/// `sun_path` is 108 bytes and an abstract name starts with a NUL.
-const MAX_NAME: usize = 107;
+pub use muontrap_wire::handover::{
+    MAX_BODY, MAX_FDS, NAME_PREFIX, ROLE_LISTEN, ROLE_OUTPUT, ROLE_STDERR, ROLE_STDIN,
+};
 
 /// The descriptors received, by role. `F` is `OwnedFd` in the port; the
 /// parameter lets the sorting be tested with plain values.
@@ -182,17 +165,8 @@ impl fmt::Display for HandoverError {
 /// The BEAM's OS pid from a name `muontrap-<pid>-<suffix>`, parsed
 /// strictly: the pid is checked against the listener's SO_PEERCRED.
 pub fn parse_name(name: &str) -> Result<i32, HandoverError> {
-    let bad = || HandoverError::BadName(name.to_string());
-    let rest = name.strip_prefix(NAME_PREFIX).ok_or_else(bad)?;
-    let (pid, suffix) = rest.split_once('-').ok_or_else(bad)?;
-    let canonical = !pid.is_empty() && !pid.starts_with('0');
-    if !canonical || !pid.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    if suffix.is_empty() || name.len() > MAX_NAME {
-        return Err(bad());
-    }
-    pid.parse().map_err(|_| bad())
+    muontrap_wire::handover::parse_name(name)
+        .ok_or_else(|| HandoverError::BadName(name.to_string()))
 }
 
 fn place<F>(h: &mut Handover<F>, role: Role, fd: F) -> Result<(), HandoverError> {

@@ -2,29 +2,15 @@
 //! decoding and output window accounting. See `docs/protocol.md`.
 //!
 //! Framed mode carries no output (it goes into a handed-over pipe).
-//! Retired, as in `docs/protocol.md`: port -> Erlang tags 1 and 2 (DATA,
-//! DATA_STDERR) and 6 (READY) are never sent; Erlang -> port tags 1 (ACK),
-//! 2 and 3 (reserved for stdin bytes) are as unknown as any other.
+//! The tags and bodies themselves are `muontrap_wire::frame`'s, which the
+//! NIF decodes and encodes with for the Elixir side.
 
 use std::fmt;
 
-// Port -> Erlang tags.
-pub const TAG_STARTED: u8 = 3;
-pub const TAG_EXIT: u8 = 4;
-pub const TAG_ERROR: u8 = 5;
-/// `u32` errno of a failed exec of the program; ERROR and EXIT follow.
-pub const TAG_EXEC_ERROR: u8 = 7;
-/// sd_notify state changes: UTF-8 `KEY=VALUE` lines.
-pub const TAG_NOTIFY: u8 = 8;
-/// One byte, why the watchdog fired; termination and EXIT follow.
-pub const TAG_WATCHDOG: u8 = 9;
-/// One byte, the answer to a SIGNAL ([`Signaled`]).
-pub const TAG_SIGNALED: u8 = 10;
-
-// Erlang -> port tags.
-pub const TAG_TERMINATE: u8 = 4;
-/// `u32` signal number for the program's main process.
-pub const TAG_SIGNAL: u8 = 5;
+pub use muontrap_wire::frame::{
+    Signaled, ToPort as Inbound, TAG_ERROR, TAG_EXEC_ERROR, TAG_EXIT, TAG_NOTIFY, TAG_SIGNALED,
+    TAG_STARTED, TAG_WATCHDOG,
+};
 
 /// Length prefix plus tag.
 pub const HEADER_LEN: usize = 5;
@@ -88,25 +74,6 @@ pub fn encode(tag: u8, body: &[u8]) -> Vec<u8> {
     m
 }
 
-/// A decoded message from the Erlang side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Inbound {
-    Terminate,
-    /// Send this signal number to the program's main process.
-    Signal(u32),
-}
-
-/// The answer to a SIGNAL: the body byte of SIGNALED.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signaled {
-    Sent = 0,
-    /// The main process is gone, or the program exited or is being
-    /// terminated.
-    NotRunning = 1,
-    /// A bad signal number, or the kernel refused (EPERM, EINVAL).
-    Refused = 2,
-}
-
 /// SIGNALED with its one-byte body.
 pub fn encode_signaled(reply: Signaled) -> [u8; HEADER_LEN + 1] {
     let h = encode_header(TAG_SIGNALED, 1);
@@ -141,23 +108,17 @@ impl FrameDecoder {
         let Some(&tag) = self.buf.get(4) else {
             return Ok(None);
         };
-        let expected_len = match tag {
-            TAG_TERMINATE => 1,
-            TAG_SIGNAL => 5,
-            _ => return Err(ProtocolError::UnknownTag(tag)),
+        let Some(expected_len) = Inbound::frame_len(tag) else {
+            return Err(ProtocolError::UnknownTag(tag));
         };
         if len != expected_len {
             return Err(ProtocolError::BadLength { tag, len });
         }
         let total = 4 + len as usize;
-        let Some(body) = self.buf.get(5..total) else {
+        let Some(frame) = self.buf.get(4..total) else {
             return Ok(None);
         };
-        let msg = match (tag, <[u8; 4]>::try_from(body)) {
-            (TAG_SIGNAL, Ok(sig)) => Inbound::Signal(u32::from_be_bytes(sig)),
-            (TAG_SIGNAL, Err(_)) => return Err(ProtocolError::BadLength { tag, len }),
-            _ => Inbound::Terminate,
-        };
+        let msg = Inbound::decode(frame).ok_or(ProtocolError::BadLength { tag, len })?;
         self.buf.drain(..total);
         Ok(Some(msg))
     }

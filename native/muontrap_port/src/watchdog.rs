@@ -9,13 +9,7 @@
 use std::time::{Duration, Instant};
 
 /// Why the watchdog fired: the byte in the WATCHDOG frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// The interval passed without `WATCHDOG=1`.
-    Timeout = 1,
-    /// The program sent `WATCHDOG=trigger`.
-    Trigger = 2,
-}
+pub use muontrap_wire::frame::Watchdog as Reason;
 
 #[derive(Debug, Clone)]
 pub struct Watchdog {

@@ -1,90 +1,14 @@
 //! The stop signal and the process attributes the child applies before
 //! exec: `--stop-signal`, `--umask`, `--nice` and `--rlimit`. Pure, like
-//! the rest of the parser (signal numbers come from libc's constants, so
-//! they are right on every architecture).
+//! the rest of the parser. The signal and resource tables are
+//! `muontrap_wire`'s, which the NIF gives the Elixir library too.
 
 use std::fmt;
 
 use super::seen::set_once;
 use super::{ArgError, Opt};
 
-/// `RLIM_INFINITY` as `prlimit64(2)` takes it.
-pub const INFINITY: u64 = u64::MAX;
-
-/// A `setrlimit(2)` resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resource {
-    As,
-    Core,
-    Cpu,
-    Data,
-    Fsize,
-    Locks,
-    Memlock,
-    Msgqueue,
-    Nice,
-    Nofile,
-    Nproc,
-    Rss,
-    Rtprio,
-    Rttime,
-    Sigpending,
-    Stack,
-}
-
-/// Every resource by its `--rlimit` name: `RLIMIT_*` in lower case.
-pub(super) const RESOURCES: [(&str, Resource); 16] = [
-    ("as", Resource::As),
-    ("core", Resource::Core),
-    ("cpu", Resource::Cpu),
-    ("data", Resource::Data),
-    ("fsize", Resource::Fsize),
-    ("locks", Resource::Locks),
-    ("memlock", Resource::Memlock),
-    ("msgqueue", Resource::Msgqueue),
-    ("nice", Resource::Nice),
-    ("nofile", Resource::Nofile),
-    ("nproc", Resource::Nproc),
-    ("rss", Resource::Rss),
-    ("rtprio", Resource::Rtprio),
-    ("rttime", Resource::Rttime),
-    ("sigpending", Resource::Sigpending),
-    ("stack", Resource::Stack),
-];
-
-impl Resource {
-    pub fn name(self) -> &'static str {
-        RESOURCES
-            .iter()
-            .find(|(_, r)| *r == self)
-            .map_or("?", |(n, _)| n)
-    }
-
-    /// The `RLIMIT_*` number.
-    pub fn raw(self) -> libc::c_int {
-        let r = match self {
-            Resource::As => libc::RLIMIT_AS,
-            Resource::Core => libc::RLIMIT_CORE,
-            Resource::Cpu => libc::RLIMIT_CPU,
-            Resource::Data => libc::RLIMIT_DATA,
-            Resource::Fsize => libc::RLIMIT_FSIZE,
-            Resource::Locks => libc::RLIMIT_LOCKS,
-            Resource::Memlock => libc::RLIMIT_MEMLOCK,
-            Resource::Msgqueue => libc::RLIMIT_MSGQUEUE,
-            Resource::Nice => libc::RLIMIT_NICE,
-            Resource::Nofile => libc::RLIMIT_NOFILE,
-            Resource::Nproc => libc::RLIMIT_NPROC,
-            Resource::Rss => libc::RLIMIT_RSS,
-            Resource::Rtprio => libc::RLIMIT_RTPRIO,
-            Resource::Rttime => libc::RLIMIT_RTTIME,
-            Resource::Sigpending => libc::RLIMIT_SIGPENDING,
-            Resource::Stack => libc::RLIMIT_STACK,
-        };
-        // glibc types these as `__rlimit_resource_t` (unsigned), musl as
-        // `c_int`; all are small.
-        r as libc::c_int
-    }
-}
+pub use muontrap_wire::rlimit::{Resource, INFINITY, RESOURCES};
 
 /// One `--rlimit`: soft and hard limit in the resource's unit, `INFINITY`
 /// for none.
@@ -148,70 +72,10 @@ impl SeenAttrs {
     }
 }
 
-/// Signal names without `SIG`: those `kill -l` prints (but STKFLT, which
-/// MIPS lacks) and the aliases IOT, CLD and POLL.
-pub(super) const SIGNALS: [(&str, libc::c_int); 33] = [
-    ("HUP", libc::SIGHUP),
-    ("INT", libc::SIGINT),
-    ("QUIT", libc::SIGQUIT),
-    ("ILL", libc::SIGILL),
-    ("TRAP", libc::SIGTRAP),
-    ("ABRT", libc::SIGABRT),
-    ("IOT", libc::SIGIOT),
-    ("BUS", libc::SIGBUS),
-    ("FPE", libc::SIGFPE),
-    ("KILL", libc::SIGKILL),
-    ("USR1", libc::SIGUSR1),
-    ("SEGV", libc::SIGSEGV),
-    ("USR2", libc::SIGUSR2),
-    ("PIPE", libc::SIGPIPE),
-    ("ALRM", libc::SIGALRM),
-    ("TERM", libc::SIGTERM),
-    ("CHLD", libc::SIGCHLD),
-    ("CLD", libc::SIGCHLD),
-    ("CONT", libc::SIGCONT),
-    ("STOP", libc::SIGSTOP),
-    ("TSTP", libc::SIGTSTP),
-    ("TTIN", libc::SIGTTIN),
-    ("TTOU", libc::SIGTTOU),
-    ("URG", libc::SIGURG),
-    ("XCPU", libc::SIGXCPU),
-    ("XFSZ", libc::SIGXFSZ),
-    ("VTALRM", libc::SIGVTALRM),
-    ("PROF", libc::SIGPROF),
-    ("WINCH", libc::SIGWINCH),
-    ("IO", libc::SIGIO),
-    ("POLL", libc::SIGPOLL),
-    ("PWR", libc::SIGPWR),
-    ("SYS", libc::SIGSYS),
-];
-
-/// The highest signal number (64 on Linux).
-pub fn sigrtmax() -> libc::c_int {
-    libc::SIGRTMAX()
-}
+pub use muontrap_wire::signals::sigrtmax;
 
 fn digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// `RTMIN`, `RTMIN+N`, `RTMAX`, `RTMAX-N` (upper case, no `SIG`).
-fn realtime(name: &str) -> Option<libc::c_int> {
-    let (min, max) = (libc::SIGRTMIN(), sigrtmax());
-    let offset = |rest: &str| -> Option<libc::c_int> {
-        if rest.is_empty() {
-            return Some(0);
-        }
-        digits(rest).then(|| rest.parse().ok()).flatten()
-    };
-    let n = if let Some(rest) = name.strip_prefix("RTMIN") {
-        min.checked_add(offset(rest.strip_prefix('+').unwrap_or(rest))?)?
-    } else if let Some(rest) = name.strip_prefix("RTMAX") {
-        max.checked_sub(offset(rest.strip_prefix('-').unwrap_or(rest))?)?
-    } else {
-        return None;
-    };
-    (min..=max).contains(&n).then_some(n)
 }
 
 /// A signal number (1 to SIGRTMAX) or a name, with or without `SIG`, in
@@ -223,14 +87,7 @@ pub fn parse_signal(v: &str) -> Result<libc::c_int, ArgError> {
             _ => Err(ArgError::SignalOutOfRange(v.to_string())),
         };
     }
-    let upper = v.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    SIGNALS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|&(_, s)| s)
-        .or_else(|| realtime(name))
-        .ok_or_else(|| ArgError::UnknownSignal(v.to_string()))
+    muontrap_wire::signals::by_name(v).ok_or_else(|| ArgError::UnknownSignal(v.to_string()))
 }
 
 fn parse_stop_signal(v: &str) -> Result<libc::c_int, ArgError> {
@@ -295,17 +152,13 @@ fn parse_rlimit(arg: &str) -> Result<Rlimit, ArgError> {
     let (name, value) = arg
         .split_once('=')
         .ok_or_else(|| bad("expected NAME=VALUE, e.g. nofile=1024".into()))?;
-    let resource = RESOURCES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|&(_, r)| r)
-        .ok_or_else(|| {
-            let names: Vec<&str> = RESOURCES.iter().map(|(n, _)| *n).collect();
-            bad(format!(
-                "unknown resource '{name}', expected one of {}",
-                names.join(" ")
-            ))
-        })?;
+    let resource = Resource::by_name(name).ok_or_else(|| {
+        let names: Vec<&str> = RESOURCES.iter().map(|(n, _)| *n).collect();
+        bad(format!(
+            "unknown resource '{name}', expected one of {}",
+            names.join(" ")
+        ))
+    })?;
     let limits = match value.split_once(':') {
         Some((s, h)) => parse_limit(s).zip(parse_limit(h)),
         None => parse_limit(value).map(|n| (n, n)),

@@ -10,20 +10,15 @@
 //! An rmdir that finds a level still in use fails harmlessly; a mkdir that
 //! finds a level gone (another port just removed it) makes the chain again.
 
-use std::fs;
 use std::io::{self, ErrorKind};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::sys::stat::Mode;
 
 use super::os_error;
 
-/// The mark: set on the parent levels muontrap creates, never on leaves
-/// (each port removes its own leaf).
-const MARK: u32 = 0o1000;
-const PARENT_MODE: u32 = 0o755 | MARK;
-pub(super) const LEAF_MODE: u32 = 0o755;
+pub(super) use muontrap_cgroup::parents::LEAF_MODE;
+use muontrap_cgroup::parents::{self as shared, Step, PARENT_MODE};
 /// Tries at making the chain: each retry follows a removal by another port
 /// that raced us, which needs that port to empty the level in between.
 const CHAIN_ATTEMPTS: u32 = 10;
@@ -116,44 +111,20 @@ fn create_error(dir: &Path, e: &io::Error) -> String {
 
 /// Removes `parents` (shallowest first, as `levels` lists them) from the
 /// deepest up while they are muontrap's and empty: created by this port
-/// (`created`) or marked by another. Stops at the first that is not, as
-/// everything above it is in use or someone else's too.
+/// (`created`) or marked by another (`muontrap_cgroup::parents`, which
+/// the NIF's cleanup uses too).
 pub(super) fn remove_parents(parents: &[PathBuf], created: &[PathBuf]) {
-    for dir in parents.iter().rev() {
-        if !created.contains(dir) && !marked_or_gone(dir) {
-            tracing::debug!(path = %dir.display(), "kept parent cgroup: not created by muontrap");
-            return;
+    shared::remove(parents, created, &mut |step| match step {
+        Step::Removed(dir) => tracing::debug!(path = %dir.display(), "removed parent cgroup"),
+        Step::Gone(_) => {}
+        Step::NotOurs(dir) => {
+            tracing::debug!(path = %dir.display(), "kept parent cgroup: not created by muontrap")
         }
-        match fs::remove_dir(dir) {
-            Ok(()) => tracing::debug!(path = %dir.display(), "removed parent cgroup"),
-            // Another port that shared it got there first.
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) if in_use(&e) => {
-                // Its last user removes it.
-                tracing::debug!(path = %dir.display(), "kept parent cgroup: still in use");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(path = %dir.display(), error = %e, "could not remove parent cgroup");
-                return;
-            }
+        Step::InUse(dir) => {
+            tracing::debug!(path = %dir.display(), "kept parent cgroup: still in use")
         }
-    }
-}
-
-/// A gone level counts as marked: the one above may still be due.
-fn marked_or_gone(dir: &Path) -> bool {
-    match fs::symlink_metadata(dir) {
-        Ok(meta) => meta.permissions().mode() & MARK != 0,
-        Err(e) => e.kind() == ErrorKind::NotFound,
-    }
-}
-
-/// rmdir(2) of a group with a child (EBUSY in cgroupfs, ENOTEMPTY or
-/// EEXIST elsewhere).
-fn in_use(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EBUSY) | Some(libc::ENOTEMPTY) | Some(libc::EEXIST)
-    )
+        Step::Failed(dir, e) => {
+            tracing::warn!(path = %dir.display(), error = %e, "could not remove parent cgroup")
+        }
+    });
 }

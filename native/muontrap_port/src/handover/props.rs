@@ -9,6 +9,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::*;
+use muontrap_wire::handover::MAX_NAME;
 
 /// A descriptor stand-in that records being dropped (closed).
 #[derive(Debug, PartialEq, Eq)]

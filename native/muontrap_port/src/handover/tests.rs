@@ -1,6 +1,7 @@
 //! The pure part of the hand-over: names, roles, capture consistency.
 
 use super::*;
+use muontrap_wire::handover::MAX_NAME;
 use HandoverError::*;
 
 #[test]

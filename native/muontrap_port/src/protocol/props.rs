@@ -21,13 +21,10 @@ const LONGEST: usize = HEADER_LEN + 4;
 /// capacity (8,208), and while it moves the old block is live too.
 const DECODER_PEAK: usize = 3 * (READ + LONGEST - 1);
 
-/// A message as `lib/muontrap/protocol.ex` encodes it (`terminate/0`,
+/// A message as the NIF encodes it for `MuonTrap.Protocol` (`terminate/0`,
 /// `signal/1`), framed as Erlang's `{:packet, 4}` does.
 fn erlang_encode(m: &Inbound) -> Vec<u8> {
-    let body = match *m {
-        Inbound::Terminate => vec![TAG_TERMINATE],
-        Inbound::Signal(n) => [&[TAG_SIGNAL][..], &n.to_be_bytes()].concat(),
-    };
+    let body = m.encode();
     [&(body.len() as u32).to_be_bytes()[..], &body].concat()
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use muontrap_wire::frame::{TAG_SIGNAL, TAG_TERMINATE};
 
 #[test]
 fn encodes_messages() {

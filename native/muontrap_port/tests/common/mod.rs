@@ -246,23 +246,18 @@ impl Drop for Port {
     }
 }
 
-// Port -> test tags (1 and 2, DATA and DATA_STDERR, and 6, READY, are
-// retired).
-pub const STARTED: u8 = 3;
-pub const EXIT: u8 = 4;
-pub const ERROR: u8 = 5;
-pub const EXEC_ERROR: u8 = 7;
-pub const NOTIFY: u8 = 8;
-pub const WATCHDOG: u8 = 9;
-pub const SIGNALED: u8 = 10;
-// Test -> port tags (1 was ACK, now unknown).
-pub const TERMINATE: u8 = 4;
-pub const SIGNAL: u8 = 5;
-// Hand-over roles.
-pub const OUTPUT: u8 = 1;
-pub const STDIN: u8 = 2;
-pub const STDERR: u8 = 3;
-pub const LISTEN: u8 = 5;
+// Tags and roles from their one home (muontrap_wire, whose unit tests pin
+// their bytes), under the names these tests use.
+#[allow(unused_imports)]
+pub use muontrap_wire::frame::{
+    TAG_ERROR as ERROR, TAG_EXEC_ERROR as EXEC_ERROR, TAG_EXIT as EXIT, TAG_NOTIFY as NOTIFY,
+    TAG_SIGNAL as SIGNAL, TAG_SIGNALED as SIGNALED, TAG_STARTED as STARTED,
+    TAG_TERMINATE as TERMINATE, TAG_WATCHDOG as WATCHDOG,
+};
+#[allow(unused_imports)]
+pub use muontrap_wire::handover::{
+    ROLE_LISTEN as LISTEN, ROLE_OUTPUT as OUTPUT, ROLE_STDERR as STDERR, ROLE_STDIN as STDIN,
+};
 
 pub fn be_u32(b: &[u8]) -> u32 {
     assert_eq!(b.len(), 4, "u32 body");

@@ -7,10 +7,11 @@ use std::ffi::OsString;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use super::super::attrs::{INFINITY, SIGNALS};
+use super::super::attrs::INFINITY;
 use super::super::{
     Capture, CgroupConfig, Config, IdSpec, DEFAULT_DELAY_TO_SIGKILL_MS, DEFAULT_WINDOW, OPTIONS,
 };
+use muontrap_wire::signals::SIGNALS;
 
 /// How an option and its value are spelled.
 #[derive(Debug, Clone, Copy)]
