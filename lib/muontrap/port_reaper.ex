@@ -32,8 +32,8 @@ defmodule MuonTrap.PortReaper do
 
   alias MuonTrap.Protocol
 
-  # Beyond :delay_to_sigkill, how long a released port binary has to
-  # report EXIT before it is SIGKILLed (as MuonTrap.Daemon.Ending waits).
+  # Beyond :delay_to_sigkill, how long a port binary asked to terminate
+  # has to report EXIT before it is taken for stuck (stop_timeout/1).
   @kill_grace 2_000
 
   # How long after a SIGKILL the port's exit status may take to arrive.
@@ -115,6 +115,15 @@ defmodule MuonTrap.PortReaper do
   end
 
   @doc """
+  How long a port binary asked to terminate the command's tree may take
+  to report EXIT: `:delay_to_sigkill` and a grace. One that has not by
+  then is stuck (SIGSTOPped, say) and is SIGKILLed (`kill/2`), here for
+  a released port and in `MuonTrap.Engine.terminate/3` for a daemon's.
+  """
+  @spec stop_timeout(map()) :: non_neg_integer()
+  def stop_timeout(options), do: MuonTrap.PortBinary.delay_to_sigkill(options) + @kill_grace
+
+  @doc """
   For an owner that waited long enough for `port`'s EXIT (a daemon's
   stop): SIGKILL the port binary, wait for it to go, and clean up the
   cgroup of `options` through the NIF. Called by the port's owner.
@@ -185,9 +194,9 @@ defmodule MuonTrap.PortReaper do
   # how it ends.
   defp finish(%{port: port, options: options}) do
     command(port, Protocol.terminate())
-    delay = MuonTrap.PortBinary.delay_to_sigkill(options)
+    timeout = stop_timeout(options)
 
-    case await_death(port, delay + @kill_grace) do
+    case await_death(port, timeout) do
       :exit ->
         close(port)
 
@@ -197,7 +206,7 @@ defmodule MuonTrap.PortReaper do
 
       :timeout ->
         Logger.warning(
-          "muontrap: the port binary did not finish within #{delay + @kill_grace} ms " <>
+          "muontrap: the port binary did not finish within #{timeout} ms " <>
             "after its caller let go (stopped?); killing it and cleaning up"
         )
 

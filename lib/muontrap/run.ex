@@ -15,10 +15,7 @@ defmodule MuonTrap.Run do
   sees to it), and the NIF closes the pipes.
   """
 
-  alias MuonTrap.{Input, Lines, PortReaper, Protocol, Stdio}
-
-  # How long the pipes are read after EXIT (see MuonTrap.Stdio.drain/3).
-  @drain_grace 1_000
+  alias MuonTrap.{Engine, Input, Lines}
 
   # Writes to stdin per step before output is read and messages looked at.
   @writes_per_step 4
@@ -28,25 +25,15 @@ defmodule MuonTrap.Run do
   # of overlapping (docs/performance.md, "`:input` and `stream!/3`").
   @max_write 65_536
 
-  @enforce_keys [:port, :stdio, :options, :window]
+  @enforce_keys [:engine, :options, :window]
   defstruct [
-    :port,
-    :stdio,
+    :engine,
     :options,
     :window,
-    # Owns the port for the caller, and sees it finish (MuonTrap.PortReaper).
-    reaper: nil,
-    timer: nil,
-    # Output streams not at EOF yet, and those that may have data now.
-    reading: [],
-    ready: [],
     input: nil,
     pending: "",
     writable: false,
     lines: nil,
-    status: nil,
-    deadline: nil,
-    started: false,
     error: nil
   ]
 
@@ -62,34 +49,24 @@ defmodule MuonTrap.Run do
   """
   @spec start(MuonTrap.Options.t()) :: t()
   def start(options) do
-    window = MuonTrap.PortBinary.window(options)
     reading = if options[:stderr] == :separate, do: [:output, :stderr], else: [:output]
     input = options[:input]
-    streams = if input, do: reading ++ [:stdin], else: reading
-    {stdio, handover_args} = Stdio.open(window, streams)
-    port = open_port(options, handover_args, stdio)
+
+    engine =
+      Engine.start(options,
+        streams: reading,
+        stdin: input != nil,
+        reaper: true,
+        timeout: Map.get(options, :timeout, :infinity)
+      )
 
     %__MODULE__{
-      port: port,
-      stdio: Stdio.attach(stdio, port),
-      reaper: PortReaper.adopt(port, options),
+      engine: engine,
       options: options,
-      window: window,
-      timer: start_timer(Map.get(options, :timeout, :infinity)),
-      reading: reading,
-      ready: reading,
+      window: MuonTrap.PortBinary.window(options),
       input: input,
-      writable: input != nil,
       lines: if(options[:lines], do: Map.new(reading, &{&1, Lines.new()}))
     }
-  end
-
-  defp open_port(options, handover_args, stdio) do
-    MuonTrap.PortBinary.open(options, :output, handover_args)
-  rescue
-    e ->
-      Stdio.close(stdio)
-      reraise e, __STACKTRACE__
   end
 
   @doc """
@@ -105,91 +82,71 @@ defmodule MuonTrap.Run do
           | {:timeout, [{:output | :stderr, [binary()]}], t()}
           | {:error, error(), t()}
   def next(run) do
-    case receive_event(run, 0) do
+    case Engine.await(run.engine, 0) do
       :none -> step(run)
-      {:ok, run} -> next(run)
-      timeout -> timeout
-    end
-  end
-
-  # After EXIT, a pipe still written to once the grace is over is held by
-  # something outside the containment: it is not waited for.
-  defp step(%{status: status, ready: [_ | _]} = run) when status != nil do
-    if wait_time(run) == 0, do: finish(%{run | ready: []}), else: progress(run)
-  end
-
-  defp step(run), do: progress(run)
-
-  # The hand-over comes first; once it is done, every stream and stdin
-  # may move.
-  defp progress(%{stdio: %Stdio{handed_over: false}} = run) do
-    case Stdio.handover(run.stdio) do
-      {:ok, stdio} ->
-        progress(%{run | stdio: stdio, ready: run.reading, writable: run.input != nil})
-
-      # The port binary exited before connecting: nothing was written.
-      {:wait, stdio} when run.status != nil ->
-        finish(%{run | stdio: stdio, reading: [], ready: []})
-
-      {:wait, stdio} ->
-        wait(%{run | stdio: stdio, ready: [], writable: false})
-
-      # Nothing more to hand over: the port binary reports its side and exits.
-      {:error, message, stdio} ->
-        Stdio.close(stdio)
-        run = %{run | stdio: %{stdio | handed_over: true}, reading: [], ready: []}
-        progress(end_input(%{run | error: run.error || message}))
-    end
-  end
-
-  defp progress(run) do
-    run = guard(run, fn -> feed(run, @writes_per_step) end)
-
-    case run.ready do
-      [stream | rest] ->
-        read(%{run | ready: rest}, stream)
-
-      [] when run.writable ->
-        next(run)
-
-      [] ->
-        if finished?(run), do: finish(run), else: wait(run)
+      {events, engine} -> events(events, %{run | engine: engine}, &next/1)
     end
   end
 
   defp wait(run) do
-    case receive_event(run, wait_time(run)) do
+    case Engine.await(run.engine, Engine.wait_time(run.engine)) do
       :none -> step(run)
-      {:ok, run} -> step(run)
-      timeout -> timeout
+      {events, engine} -> events(events, %{run | engine: engine}, &step/1)
     end
   end
 
-  defp finished?(%{status: nil}), do: false
-  defp finished?(run), do: run.reading == [] or wait_time(run) == 0
+  # After EXIT, a pipe still written to once the drain's grace is over is
+  # held by something outside the containment: it is not waited for.
+  defp step(run), do: if(Engine.finished?(run.engine), do: finish(run), else: progress(run))
 
-  defp wait_time(%{deadline: nil}), do: :infinity
-  defp wait_time(run), do: max(run.deadline - System.monotonic_time(:millisecond), 0)
+  # Input is written between reads; the engine hands over first, then
+  # reads the streams in turn.
+  defp progress(run) do
+    run = guard(run, fn -> feed(run, @writes_per_step) end)
 
-  defp read(run, stream) do
-    case Stdio.next(run.stdio, stream) do
-      {:data, data, stdio} ->
-        # Round robin between stdout and stderr.
-        run = %{run | stdio: stdio, ready: run.ready ++ [stream]}
-        emit(split(run, stream, data), stream)
+    case Engine.read(run.engine) do
+      {[:handed_over], engine} ->
+        progress(%{run | engine: engine, writable: run.input != nil})
 
-      {:wait, stdio} ->
-        step(%{run | stdio: stdio})
+      {[{:data, stream, data}], engine} ->
+        emit(split(%{run | engine: engine}, stream, data), stream)
 
-      {:eof, stdio} ->
-        run = %{run | stdio: stdio, reading: List.delete(run.reading, stream)}
-        emit(flush(run, stream), stream)
+      {[{:eof, stream}], engine} ->
+        emit(flush(%{run | engine: engine}, stream), stream)
 
-      {:error, message, stdio} ->
-        Stdio.close(stdio)
-        step(%{run | stdio: stdio, reading: [], ready: [], error: run.error || message})
+      # Nothing more to hand over or read: the port binary reports its side
+      # and exits.
+      {[{:pipe_error, message}], engine} ->
+        step(end_input(%{run | engine: engine, error: run.error || message}))
+
+      {[], engine} ->
+        run = %{run | engine: engine}
+
+        cond do
+          engine.ready != [] -> progress(run)
+          run.writable -> next(run)
+          Engine.finished?(engine) -> finish(run)
+          true -> wait(run)
+        end
     end
   end
+
+  defp events([], run, then), do: then.(run)
+  defp events([:timeout | _], run, _then), do: timed_out(run)
+  defp events([event | rest], run, then), do: events(rest, event(event, run), then)
+
+  # Every process is gone: what is left in the pipes is the end of the
+  # output, read (the engine's drain) before the exit is returned.
+  defp event({:exit, _status}, run), do: end_input(run)
+  defp event({:port_died, _status, error}, run), do: end_input(%{run | error: run.error || error})
+  # EXEC_ERROR, when sent, comes first and says more.
+  defp event({:error, message}, run), do: %{run | error: run.error || message}
+
+  defp event({:exec_error, errno}, run) when errno in [:enoent, :eacces],
+    do: %{run | error: {:exec_error, errno}}
+
+  defp event(:writable, run), do: %{run | writable: run.input != nil}
+  defp event(_other, run), do: run
 
   defp emit({[], run}, _stream), do: step(run)
   defp emit({chunks, run}, stream), do: {:data, stream, chunks, run}
@@ -210,14 +167,14 @@ defmodule MuonTrap.Run do
 
   # Every process is gone and the pipes are read (or the grace is over):
   # the last partial lines, then the exit.
-  defp finish(%{reading: [stream | rest]} = run) do
-    case flush(%{run | reading: rest}, stream) do
+  defp finish(%{engine: %{reading: [stream | rest]} = engine} = run) do
+    case flush(%{run | engine: %{engine | reading: rest, ready: []}}, stream) do
       {[], run} -> finish(run)
       {chunks, run} -> {:data, stream, chunks, run}
     end
   end
 
-  defp finish(%{error: nil} = run), do: {:exit, run.status, run}
+  defp finish(%{error: nil} = run), do: {:exit, run.engine.status, run}
   defp finish(run), do: {:error, run.error, run}
 
   ## Input
@@ -230,22 +187,22 @@ defmodule MuonTrap.Run do
       {chunk, run} ->
         piece = binary_part(chunk, 0, min(byte_size(chunk), min(run.window, @max_write)))
 
-        case Stdio.write(run.stdio, piece) do
-          {:ok, written, stdio} ->
+        case Engine.write(run.engine, piece) do
+          {:ok, written, engine} ->
             rest = binary_part(chunk, written, byte_size(chunk) - written)
-            feed(%{run | stdio: stdio, pending: rest}, n - 1)
+            feed(%{run | engine: engine, pending: rest}, n - 1)
 
-          {:wait, stdio} ->
-            %{run | stdio: stdio, pending: chunk, writable: false}
+          {:wait, engine} ->
+            %{run | engine: engine, pending: chunk, writable: false}
 
           # The command closed its stdin: what it did not read is not
           # written, as in a shell pipeline.
-          {:error, :epipe, stdio} ->
-            end_input(%{run | stdio: stdio})
+          {:error, :epipe, engine} ->
+            end_input(%{run | engine: engine})
 
-          {:error, reason, stdio} ->
+          {:error, reason, engine} ->
             message = "muontrap: writing the command's stdin failed: #{inspect(reason)}"
-            end_input(%{run | stdio: stdio, error: run.error || message})
+            end_input(%{run | engine: engine, error: run.error || message})
         end
     end
   end
@@ -263,7 +220,7 @@ defmodule MuonTrap.Run do
 
   defp end_input(run) do
     halt_input(run)
-    Stdio.close_stdin(run.stdio)
+    Engine.close_stdin(run.engine)
     %{run | input: nil, pending: "", writable: false}
   end
 
@@ -287,84 +244,18 @@ defmodule MuonTrap.Run do
       :erlang.raise(kind, reason, __STACKTRACE__)
   end
 
-  ## Events
-
-  defp receive_event(run, timeout) do
-    %{port: port, timer: timer, stdio: %Stdio{resource: res}} = run
-
-    receive do
-      {^port, {:data, frame}} when port != nil ->
-        {:ok, handle_frame(Protocol.decode(frame), run)}
-
-      {^port, {:exit_status, status}} when port != nil ->
-        # The port binary died without reporting; nothing more will come.
-        # Finish its job: kill what is left in its cgroup and remove it.
-        _ = MuonTrap.Cgroup.cleanup(run.options)
-        {:ok, exited(%{run | error: run.error || port_exit_error(status, run)}, status)}
-
-      {:select, ^res, _ref, _mode} = notice ->
-        {:ok, handle_select(run, Stdio.stream_of(run.stdio, notice))}
-
-      {:timeout, ^timer, :muontrap_timeout} when timer != nil ->
-        timed_out(%{run | timer: nil})
-    after
-      timeout -> :none
-    end
-  end
-
-  # Before the hand-over the only notice is the port's connection, which
-  # progress/1 checks first.
-  defp handle_select(%{stdio: %Stdio{handed_over: false}} = run, _stream), do: run
-  defp handle_select(run, :stdin), do: %{run | writable: run.input != nil}
-  defp handle_select(run, nil), do: run
-
-  defp handle_select(run, stream) do
-    if stream in run.ready or stream not in run.reading,
-      do: run,
-      else: %{run | ready: run.ready ++ [stream]}
-  end
-
-  defp handle_frame({:exit, status}, run), do: exited(run, status)
-  defp handle_frame({:started, _pid}, run), do: %{run | started: true}
-
-  # EXEC_ERROR, when sent, comes first and says more.
-  defp handle_frame({:error, message}, run), do: %{run | error: run.error || message}
-
-  defp handle_frame({:exec_error, errno}, run) when errno in [:enoent, :eacces],
-    do: %{run | error: {:exec_error, errno}}
-
-  defp handle_frame(_other, run), do: run
-
-  # Every process is gone: what is left in the pipes is the end of the
-  # output, read before the exit is returned.
-  defp exited(run, status) do
-    PortReaper.done(run.reaper, run.port)
-    run = end_input(%{run | port: nil, reaper: nil})
-    deadline = System.monotonic_time(:millisecond) + @drain_grace
-    %{run | status: status, deadline: deadline, ready: run.reading}
-  end
-
   # What the command wrote before the deadline is in the pipes; releasing
   # the port (in stop/1) makes the port binary terminate and reap the
   # command and remove its cgroup on its own, or the reaper do it.
   defp timed_out(run) do
     {queued, run} =
-      Enum.map_reduce(run.reading, run, fn stream, run ->
-        {chunks, run} = split(run, stream, Stdio.read_queued(run.stdio, stream))
+      Enum.map_reduce(run.engine.reading, run, fn stream, run ->
+        {chunks, run} = split(run, stream, Engine.read_queued(run.engine, stream))
         {more, run} = flush(run, stream)
         {{stream, Enum.reject(chunks ++ more, &(&1 == ""))}, run}
       end)
 
     {:timeout, queued, run}
-  end
-
-  # Before any frame, the status is the errno of the BEAM's failed exec of
-  # the port binary: E2BIG for arguments the kernel refuses, which
-  # System.cmd/3 would return as exit status 7.
-  defp port_exit_error(status, run) do
-    if not run.started and MuonTrap.Nif.errno_name(status) == :e2big,
-      do: {:exec_error, :e2big},
-      else: "muontrap: port binary exited unexpectedly with status #{status}"
   end
 
   @doc """
@@ -373,24 +264,8 @@ defmodule MuonTrap.Run do
   """
   @spec stop(t()) :: :ok
   def stop(run) do
-    cancel_timer(run.timer)
     halt_input(run)
-    PortReaper.release(run.reaper, run.port)
-    Stdio.close(run.stdio)
-  end
-
-  defp start_timer(:infinity), do: nil
-  defp start_timer(ms), do: :erlang.start_timer(ms, self(), :muontrap_timeout)
-
-  defp cancel_timer(nil), do: :ok
-
-  defp cancel_timer(timer) do
-    _ = :erlang.cancel_timer(timer)
-
-    receive do
-      {:timeout, ^timer, :muontrap_timeout} -> :ok
-    after
-      0 -> :ok
-    end
+    _ = Engine.stop(run.engine)
+    :ok
   end
 end

@@ -87,7 +87,7 @@ defmodule MuonTrap.FaultsKillTest do
       fds = fd_count()
       run = Run.start(Options.validate(:cmd, helper(), ["sleep", m], []))
       # No step taken yet: the port binary waits for its pipes.
-      port = run.stdio.port_pid
+      port = run.engine.stdio.port_pid
       signal(port, "KILL")
       # Killed as the pipes go over, the hand-over itself fails (EPIPE).
       assert {:error, message, run} = drive(run)
