@@ -1,17 +1,10 @@
 defmodule MuonTrap.Daemon.Ending do
-  @moduledoc """
-  How a daemon's command ends: the stop reason its exit status maps to,
-  the wait at `terminate/2` until every process of its tree is gone, and
-  the cgroup cleanup when the port binary died without doing it.
-  """
+  @moduledoc false
+  # How a daemon's command ends: the stop reason its exit status maps to.
+  # The wait at the daemon's stop and the port binary's death are the
+  # engine's (MuonTrap.Engine).
 
   require Logger
-
-  alias MuonTrap.Daemon.Pipes
-  alias MuonTrap.Protocol
-
-  # Beyond :delay_to_sigkill, how long terminate/2 waits for the port's EXIT.
-  @exit_grace 2_000
 
   @doc """
   The stop reason for exit `status`: `:normal` for 0, the
@@ -32,57 +25,4 @@ defmodule MuonTrap.Daemon.Ending do
   end
 
   def reason(_status, %{error: message}), do: {:muontrap_error, message}
-
-  @doc """
-  After TERMINATE was sent: wait until the port reports that every
-  process is gone (reading the pipes meanwhile), so the daemon's stop
-  means the OS processes are gone; after `:delay_to_sigkill` and a grace,
-  SIGKILL the port binary, which is stuck, and clean up the cgroup.
-  """
-  @spec await(port(), map(), Pipes.t()) :: :ok
-  def await(port, options, pipes) do
-    delay = MuonTrap.PortBinary.delay_to_sigkill(options)
-    await(port, options, pipes, System.monotonic_time(:millisecond) + delay + @exit_grace)
-  end
-
-  defp await(port, options, pipes, deadline) do
-    timeout = max(deadline - System.monotonic_time(:millisecond), 0)
-
-    receive do
-      {^port, {:data, frame}} ->
-        case Protocol.decode(frame) do
-          {:exit, _status} ->
-            Port.close(port)
-            _ = Pipes.finish(pipes)
-            :ok
-
-          _other ->
-            await(port, options, pipes, deadline)
-        end
-
-      {^port, {:exit_status, _}} ->
-        cleanup_cgroup(options)
-
-      message ->
-        case Pipes.handle_message(pipes, message) do
-          {:ok, pipes} -> await(port, options, pipes, deadline)
-          :unknown -> await(port, options, pipes, deadline)
-        end
-    after
-      # A stopped port binary never finishes on its own.
-      timeout -> MuonTrap.PortReaper.kill(port, options)
-    end
-  end
-
-  @doc """
-  The port binary died without cleaning up (e.g. it was SIGKILLed): kill
-  what is left in its cgroup and remove the group.
-  """
-  @spec cleanup_cgroup(map()) :: :ok
-  def cleanup_cgroup(options) do
-    case MuonTrap.Cgroup.cleanup(options) do
-      :ok -> :ok
-      {:error, reason} -> Logger.error("could not clean up the cgroup: #{inspect(reason)}")
-    end
-  end
 end

@@ -10,6 +10,8 @@ defmodule MuonTrap.Daemon.Output do
 
   require Logger
 
+  alias MuonTrap.Lines
+
   @max_line_bytes 16_384
 
   defstruct log: nil,
@@ -26,7 +28,7 @@ defmodule MuonTrap.Daemon.Output do
           log: (:stdout | :stderr, binary() -> any()) | nil,
           streams: [:output | :stderr],
           tags: %{optional(:output | :stderr) => :stdout | :stderr},
-          buffers: %{optional(:output | :stderr) => binary()},
+          buffers: %{optional(:output | :stderr) => MuonTrap.Lines.t()},
           byte_count: non_neg_integer(),
           stderr_only?: boolean(),
           watch: String.t() | Regex.t() | nil,
@@ -57,7 +59,7 @@ defmodule MuonTrap.Daemon.Output do
       log: if(streams != [], do: log_fun(command, options)),
       streams: streams,
       tags: tags,
-      buffers: Map.new(streams, &{&1, ""}),
+      buffers: Map.new(streams, &{&1, Lines.new(@max_line_bytes)}),
       stderr_only?: stderr_only?,
       watch: watch
     }
@@ -107,7 +109,7 @@ defmodule MuonTrap.Daemon.Output do
   end
 
   defp log_slices(log, watch, buffer, data) do
-    {lines, rest} = split_lines(buffer <> data)
+    {lines, rest} = Lines.split(buffer, data)
     Enum.each(lines, log)
     {rest, watch != nil and Enum.any?(lines, &matches?(watch, &1))}
   end
@@ -118,43 +120,12 @@ defmodule MuonTrap.Daemon.Output do
   @doc "Handle the last, unterminated line of each stream, if any."
   @spec flush(t()) :: t()
   def flush(out) do
-    Enum.each(out.buffers, fn
-      {_stream, ""} -> :ok
-      {stream, line} -> out.log.(Map.fetch!(out.tags, stream), line)
+    Enum.each(out.buffers, fn {stream, lines} ->
+      Enum.each(Lines.flush(lines), &out.log.(Map.fetch!(out.tags, stream), &1))
     end)
 
-    %{out | buffers: Map.new(out.buffers, fn {stream, _} -> {stream, ""} end)}
+    %{out | buffers: Map.new(out.buffers, fn {stream, lines} -> {stream, Lines.new(lines.max)} end)}
   end
-
-  @doc """
-  Split complete lines off `data`, cutting overlong ones.
-
-      iex> MuonTrap.Daemon.Output.split_lines("a\\nb\\npartial")
-      {["a", "b"], "partial"}
-  """
-  @spec split_lines(binary()) :: {[binary()], binary()}
-  def split_lines(data) do
-    {lines, rest} = take_lines(String.split(data, "\n"), [])
-    {lines, rest} = cut_long(rest, lines)
-    {Enum.reverse(lines), rest}
-  end
-
-  defp take_lines([rest], acc), do: {acc, rest}
-  defp take_lines([line | more], acc), do: take_lines(more, cut_all(line, acc))
-
-  defp cut_all(line, acc) when byte_size(line) > @max_line_bytes do
-    <<head::binary-size(@max_line_bytes), tail::binary>> = line
-    cut_all(tail, [head | acc])
-  end
-
-  defp cut_all(line, acc), do: [line | acc]
-
-  defp cut_long(rest, acc) when byte_size(rest) > @max_line_bytes do
-    <<head::binary-size(@max_line_bytes), tail::binary>> = rest
-    cut_long(tail, [head | acc])
-  end
-
-  defp cut_long(rest, acc), do: {acc, rest}
 
   # logger_fun overrides every log level, as it overrides the other log
   # options; a level that is not set means that stream is not logged.

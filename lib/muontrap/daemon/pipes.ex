@@ -1,28 +1,29 @@
 defmodule MuonTrap.Daemon.Pipes do
-  @moduledoc """
-  A daemon's side of its command's pipes: which to open (`Output` says
-  what is captured, `Stdin` whether there is a stdin), reading them one
-  chunk per message, writing queued stdin, and the last reads at EXIT.
-
-  Nothing here blocks the daemon: every wait is a select notice or a
-  message to itself, handled by `handle_message/2`.
-  """
+  @moduledoc false
+  # A daemon's command, through the engine (`MuonTrap.Engine`), with the
+  # daemon's policies for its pipes: which to open (`Output` says what is
+  # captured, `Stdin` whether there is a stdin), output read one chunk per
+  # message and logged, queued stdin writes, and errors logged.
+  #
+  # Nothing here blocks the daemon but the drain at EXIT and the stop:
+  # every wait is a select notice or a message to itself, handled by
+  # handle_message/2.
 
   require Logger
 
-  alias MuonTrap.Daemon.{Listeners, Output, Stdin}
-  alias MuonTrap.Stdio
+  alias MuonTrap.Daemon.{Output, Stdin}
+  alias MuonTrap.{Engine, Stdio}
 
-  defstruct [:output, stdin: nil, stdio: nil]
+  defstruct [:output, stdin: nil, engine: nil]
 
-  @typedoc "The pipes, the output state and the stdin queue."
+  @typedoc "The command (once launched), the output state and the stdin queue."
   @type t :: %__MODULE__{
           output: Output.t(),
           stdin: Stdin.t() | nil,
-          stdio: Stdio.t() | nil
+          engine: Engine.t() | nil
         }
 
-  @doc "Nothing open yet, for a daemon's validated options."
+  @doc "Nothing launched yet, for a daemon's validated options."
   @spec new(binary(), map()) :: t()
   def new(command, options) do
     stdin = if options[:stdin] == :pipe, do: Stdin.new()
@@ -30,30 +31,24 @@ defmodule MuonTrap.Daemon.Pipes do
   end
 
   @doc """
-  Open the pipes, and the hand-over of the daemon's `listeners` if any.
-  Returns them, the options and capture to open the port with, and the
-  `--handover` arguments.
+  Launch the command: its pipes, the hand-over of the daemon's
+  `listeners` if any, its port binary.
   """
-  @spec open(t(), map(), Listeners.t() | nil) :: {t(), map(), :output | :none, [String.t()]}
-  def open(pipes, options, listeners \\ nil) do
-    window = MuonTrap.PortBinary.window(options)
-    reading = Output.streams(pipes.output)
-    stdin = if pipes.stdin && Stdin.open?(pipes.stdin), do: [:stdin], else: []
-    streams = reading ++ stdin
-
-    {stdio, handover_args} =
-      if streams != [] or listeners != nil,
-        do: Stdio.open(window, streams, listeners && listeners.resource),
-        else: {nil, []}
-
+  @spec start(t(), map(), map() | nil) :: t()
+  def start(pipes, options, listeners) do
     options =
       if Output.stderr_only?(pipes.output),
         do: Map.put(options, :capture_stderr_only, true),
         else: options
 
-    capture = if reading != [], do: :output, else: :none
-    args = handover_args ++ Listeners.port_args(listeners)
-    {%{pipes | stdio: stdio}, options, capture, args}
+    engine =
+      Engine.start(options,
+        streams: Output.streams(pipes.output),
+        stdin: pipes.stdin != nil and Stdin.open?(pipes.stdin),
+        listeners: listeners
+      )
+
+    pump(%{pipes | engine: engine})
   end
 
   @doc """
@@ -64,36 +59,73 @@ defmodule MuonTrap.Daemon.Pipes do
   @spec reset(t(), map()) :: t()
   def reset(pipes, options) do
     stdin = if options[:stdin] == :pipe, do: Stdin.new()
-    %{pipes | stdin: stdin, stdio: nil, output: Output.reset(pipes.output)}
+    %{pipes | stdin: stdin, engine: nil, output: Output.reset(pipes.output)}
   end
-
-  @doc "Serve only `port`'s binary, and start moving bytes once it connects."
-  @spec attach(t(), port()) :: t()
-  def attach(%__MODULE__{stdio: nil} = pipes, _port), do: pipes
-  def attach(pipes, port), do: all(%{pipes | stdio: Stdio.attach(pipes.stdio, port)})
 
   @doc "The bytes of output received, of every stream."
   @spec byte_count(t()) :: non_neg_integer()
   def byte_count(pipes), do: pipes.output.byte_count
 
   @doc """
-  Handle a message that is about the pipes: `{:ok, pipes}`, or `:unknown`
-  for any other message.
+  Handle a message about the command: `{events, pipes}` with the events
+  for the daemon (frames, the port's death: see `MuonTrap.Engine`), or
+  `:unknown` for any other message.
   """
-  @spec handle_message(t(), term()) :: {:ok, t()} | :unknown
-  def handle_message(%{stdio: %Stdio{resource: res}} = pipes, {:select, res, _, _} = notice),
-    do: {:ok, on_notice(pipes, Stdio.stream_of(pipes.stdio, notice))}
-
-  def handle_message(%{stdio: %Stdio{resource: res}} = pipes, {:muontrap_read, res, stream}),
-    do: {:ok, read(pipes, stream)}
-
-  def handle_message(%{stdio: %Stdio{resource: res}} = pipes, {:muontrap_write, res}),
-    do: {:ok, feed(pipes)}
-
+  @spec handle_message(t(), term()) :: {[Engine.event()], t()} | :unknown
   def handle_message(%{stdin: %Stdin{}} = pipes, {:muontrap_write_timeout, tag}),
-    do: {:ok, %{pipes | stdin: Stdin.expire(pipes.stdin, tag)}}
+    do: {[], %{pipes | stdin: Stdin.expire(pipes.stdin, tag)}}
+
+  def handle_message(%{engine: %Engine{stdio: %Stdio{resource: res}}} = pipes, {:muontrap_write, res}),
+    do: {[], feed(pipes)}
+
+  def handle_message(%{engine: %Engine{}} = pipes, message) do
+    case Engine.handle_message(pipes.engine, message) do
+      :unknown ->
+        :unknown
+
+      {events, engine} ->
+        {events, pipes} = policies(events, %{pipes | engine: engine})
+        # Only a message about the pipes moves them: one read each.
+        if events == [], do: {[], pump(pipes)}, else: {events, pipes}
+    end
+  end
 
   def handle_message(_pipes, _message), do: :unknown
+
+  # One read of a pipe per message handled, so calls are served between
+  # reads; a daemon that cannot keep up pauses its command (the pipe
+  # fills) instead of growing its mailbox or heap.
+  defp pump(pipes) do
+    {events, engine} = Engine.read(pipes.engine)
+    {[], pipes} = policies(events, %{pipes | engine: engine})
+    %{pipes | engine: Engine.read_on(pipes.engine)}
+  end
+
+  # The pipes' events are handled here; the others go to the daemon.
+  defp policies(events, pipes) do
+    Enum.flat_map_reduce(events, pipes, fn
+      {:data, stream, data}, pipes ->
+        {[], %{pipes | output: Output.handle(pipes.output, stream, data)}}
+
+      # At EOF the other stream may still have output; all is closed at EXIT.
+      {:eof, _stream}, pipes ->
+        {[], pipes}
+
+      {:pipe_error, message}, pipes ->
+        Logger.error(message)
+        {[], close(pipes)}
+
+      # Once handed over, every stream and stdin may move.
+      :handed_over, pipes ->
+        {[], pipes |> feed() |> pump()}
+
+      :writable, pipes ->
+        {[], feed(pipes)}
+
+      event, pipes ->
+        {[event], pipes}
+    end)
+  end
 
   @doc """
   Queue a write for `from`: `{:noreply, pipes}` (the answer comes
@@ -115,7 +147,7 @@ defmodule MuonTrap.Daemon.Pipes do
   @doc "Close the command's stdin: `:ok`, or `{:error, :no_stdin}` without one."
   @spec close_stdin(t()) :: {:ok | {:error, :no_stdin}, t()}
   def close_stdin(%{stdin: nil} = pipes), do: {{:error, :no_stdin}, pipes}
-  def close_stdin(pipes), do: {:ok, %{pipes | stdin: Stdin.close(pipes.stdin, pipes.stdio)}}
+  def close_stdin(pipes), do: {:ok, %{pipes | stdin: Stdin.close(pipes.stdin, pipes.engine)}}
 
   @doc """
   At EXIT: stdin is closed, what is left in the output pipes is read and
@@ -125,67 +157,37 @@ defmodule MuonTrap.Daemon.Pipes do
   @spec finish(t()) :: t()
   def finish(pipes) do
     {_, pipes} = close_stdin(pipes)
-    {output, error} = Stdio.drain(pipes.stdio, pipes.output, &Output.handle(&3, &1, &2))
-    if error, do: Logger.error(error)
-    %{pipes | stdio: nil, output: Output.flush(output)}
+    {pipes, engine} = Engine.drain(pipes.engine, pipes, &drained/2)
+    %{pipes | engine: engine, output: Output.flush(pipes.output)}
+  end
+
+  @doc """
+  The daemon stops: its command's tree is terminated and waited for
+  (`MuonTrap.Engine.terminate/3`), its output read and logged meanwhile.
+  """
+  @spec terminate(t()) :: t()
+  def terminate(pipes) do
+    {pipes, engine} = Engine.terminate(pipes.engine, pipes, &drained/2)
+    {_, pipes} = close_stdin(%{pipes | engine: engine})
+    %{pipes | output: Output.flush(pipes.output)}
+  end
+
+  defp drained(events, pipes) do
+    {_daemon_events, pipes} = policies(events -- [:handed_over], pipes)
+    pipes
   end
 
   @doc "Close everything without reading more (the port binary died)."
   @spec close(t()) :: t()
   def close(pipes) do
     {_, pipes} = close_stdin(pipes)
-    Stdio.close(pipes.stdio)
-    %{pipes | stdio: nil}
+    %{pipes | engine: pipes.engine && Engine.close(pipes.engine)}
   end
 
-  # Before the hand-over, a notice means the port binary connected.
-  defp on_notice(%{stdio: %Stdio{handed_over: false}} = pipes, _stream), do: all(pipes)
-  defp on_notice(pipes, nil), do: pipes
-  defp on_notice(pipes, :stdin), do: feed(pipes)
-  defp on_notice(pipes, stream), do: read(pipes, stream)
-
-  # The hand-over first; once done, every stream and stdin may move.
-  defp all(pipes) do
-    case Stdio.handover(pipes.stdio) do
-      {:ok, stdio} ->
-        pipes = %{pipes | stdio: stdio}
-        pipes = Enum.reduce(Output.streams(pipes.output), pipes, &read(&2, &1))
-        feed(pipes)
-
-      {:wait, stdio} ->
-        %{pipes | stdio: stdio}
-
-      {:error, message, _stdio} ->
-        Logger.error(message)
-        close(pipes)
-    end
-  end
-
-  defp feed(%{stdin: %Stdin{}, stdio: %Stdio{}} = pipes) do
-    {stdin, stdio} = Stdin.feed(pipes.stdin, pipes.stdio)
-    %{pipes | stdin: stdin, stdio: stdio}
+  defp feed(%{stdin: %Stdin{}, engine: %Engine{stdio: %Stdio{}}} = pipes) do
+    {stdin, engine} = Stdin.feed(pipes.stdin, pipes.engine)
+    %{pipes | stdin: stdin, engine: engine}
   end
 
   defp feed(pipes), do: pipes
-
-  # One read of a pipe per message handled, so calls are served between
-  # reads; a daemon that cannot keep up pauses its command (the pipe
-  # fills) instead of growing its mailbox or heap.
-  defp read(%{stdio: nil} = pipes, _stream), do: pipes
-
-  defp read(pipes, stream) do
-    case Stdio.next(pipes.stdio, stream) do
-      {:data, data, stdio} ->
-        send(self(), {:muontrap_read, stdio.resource, stream})
-        %{pipes | stdio: stdio, output: Output.handle(pipes.output, stream, data)}
-
-      # At EOF the other stream may still have output; all is closed at EXIT.
-      {wait_or_eof, stdio} when wait_or_eof in [:wait, :eof] ->
-        %{pipes | stdio: stdio}
-
-      {:error, message, _stdio} ->
-        Logger.error(message)
-        close(pipes)
-    end
-  end
 end

@@ -55,18 +55,8 @@ defmodule MuonTrap.Daemon.Server do
 
   @impl GenServer
   def handle_continue(:launch, state) do
-    {pipes, port_options, capture, handover_args} =
-      Pipes.open(state.pipes, state.options, state.listeners)
-
-    port = MuonTrap.PortBinary.open(port_options, capture, handover_args)
-
-    os_pid =
-      case Port.info(port, :os_pid) do
-        {:os_pid, pid} -> pid
-        nil -> :error
-      end
-
-    {:noreply, %{state | port: port, os_pid: os_pid, pipes: Pipes.attach(pipes, port)}}
+    pipes = Pipes.start(state.pipes, state.options, state.listeners)
+    {:noreply, %{state | port: pipes.engine.port, os_pid: pipes.engine.os_pid, pipes: pipes}}
   end
 
   @impl GenServer
@@ -180,75 +170,6 @@ defmodule MuonTrap.Daemon.Server do
     {:noreply, %{state | wait_task: nil}, {:continue, :launch}}
   end
 
-  def handle_info({port, {:data, frame}}, %{port: port} = state) do
-    case Protocol.decode(frame) do
-      {:started, pid} ->
-        state = update_startup(%{state | command_os_pid: pid}, &Readiness.started/1)
-
-        Enum.each(state.waiting, fn {from, what} ->
-          GenServer.reply(from, started_reply(what, state))
-        end)
-
-        {:noreply, %{state | waiting: []}}
-
-      {:error, message} ->
-        Logger.error(message)
-        {:noreply, %{state | error: message}}
-
-      {:notify, assignments} ->
-        signals = Signals.notify(state.signals, assignments)
-
-        {:noreply,
-         update_startup(%{state | signals: signals}, &Readiness.notify(&1, assignments))}
-
-      {:signaled, result} ->
-        {:noreply, %{state | signals: Signals.answered(state.signals, result)}}
-
-      {:watchdog, cause} ->
-        Logger.error("#{state.command}: watchdog timeout (#{watchdog_cause(cause)})")
-        {:noreply, %{state | startup: Startup.watchdog(state.startup)}}
-
-      {:exit, status} ->
-        Port.close(port)
-
-        state = %{
-          state
-          | port: nil,
-            pipes: Pipes.finish(state.pipes),
-            last_exit: {:exit_status, status}
-        }
-
-        # A start that fails because the command never ran (the port
-        # reported an ERROR, say an exec failure) fails with that error.
-        reason =
-          if Startup.starting?(state.startup) and state.error == nil,
-            do: {:exit_status, status},
-            else: Ending.reason(status, state)
-
-        ended(state, reason)
-
-      _other ->
-        {:noreply, state}
-    end
-  end
-
-  def handle_info({port, {:exit_status, status}}, %{port: port} = state) do
-    # The port binary died without reporting the command's exit.
-    Ending.cleanup_cgroup(state.options)
-    # The BEAM reports a port program it could not exec by the errno as
-    # exit status: E2BIG is an argument list the kernel refuses.
-    reason =
-      if Nif.errno_name(status) == :e2big, do: :e2big, else: {:muontrap_port_exited, status}
-
-    last_exit = {:port_exit_status, status}
-    stop(%{state | port: nil, pipes: Pipes.close(state.pipes), last_exit: last_exit}, reason)
-  end
-
-  def handle_info({:EXIT, port, reason}, %{port: port} = state) do
-    last_exit = {:port_exit, reason}
-    stop(%{state | port: nil, pipes: Pipes.close(state.pipes), last_exit: last_exit}, reason)
-  end
-
   # A :wait_for that raises stops the daemon with the exception's own exit
   # reason, {exception, stacktrace}, as a linked Task's crash does.
   def handle_info({:EXIT, pid, reason}, %{wait_task: %Task{pid: pid}} = state)
@@ -262,10 +183,82 @@ defmodule MuonTrap.Daemon.Server do
 
   def handle_info(message, state) do
     case Pipes.handle_message(state.pipes, message) do
-      {:ok, pipes} -> {:noreply, output_readiness(%{state | pipes: pipes})}
+      {events, pipes} -> handle_events(events, output_readiness(%{state | pipes: pipes}))
       :unknown -> {:noreply, state}
     end
   end
+
+  # The command's events, from its engine (MuonTrap.Engine), in order.
+  defp handle_events([], state), do: {:noreply, state}
+
+  defp handle_events([event | rest], state) do
+    case handle_event(event, state) do
+      {:noreply, state} -> handle_events(rest, state)
+      other -> other
+    end
+  end
+
+  defp handle_event({:started, pid}, state) do
+    state = update_startup(%{state | command_os_pid: pid}, &Readiness.started/1)
+
+    Enum.each(state.waiting, fn {from, what} ->
+      GenServer.reply(from, started_reply(what, state))
+    end)
+
+    {:noreply, %{state | waiting: []}}
+  end
+
+  defp handle_event({:error, message}, state) do
+    Logger.error(message)
+    {:noreply, %{state | error: message}}
+  end
+
+  defp handle_event({:notify, assignments}, state) do
+    signals = Signals.notify(state.signals, assignments)
+    {:noreply, update_startup(%{state | signals: signals}, &Readiness.notify(&1, assignments))}
+  end
+
+  defp handle_event({:signaled, result}, state),
+    do: {:noreply, %{state | signals: Signals.answered(state.signals, result)}}
+
+  defp handle_event({:watchdog, cause}, state) do
+    Logger.error("#{state.command}: watchdog timeout (#{watchdog_cause(cause)})")
+    {:noreply, %{state | startup: Startup.watchdog(state.startup)}}
+  end
+
+  defp handle_event({:exit, status}, state) do
+    state = %{
+      state
+      | port: nil,
+        pipes: Pipes.finish(state.pipes),
+        last_exit: {:exit_status, status}
+    }
+
+    # A start that fails because the command never ran (the port
+    # reported an ERROR, say an exec failure) fails with that error.
+    reason =
+      if Startup.starting?(state.startup) and state.error == nil,
+        do: {:exit_status, status},
+        else: Ending.reason(status, state)
+
+    ended(state, reason)
+  end
+
+  # The port binary died without reporting the command's exit (what was
+  # left of its cgroup is cleaned up); E2BIG is an argument list the
+  # kernel refused it.
+  defp handle_event({:port_died, status, error}, state) do
+    reason = if error == {:exec_error, :e2big}, do: :e2big, else: {:muontrap_port_exited, status}
+    last_exit = {:port_exit_status, status}
+    stop(%{state | port: nil, pipes: Pipes.close(state.pipes), last_exit: last_exit}, reason)
+  end
+
+  defp handle_event({:port_closed, reason}, state) do
+    last_exit = {:port_exit, reason}
+    stop(%{state | port: nil, pipes: Pipes.close(state.pipes), last_exit: last_exit}, reason)
+  end
+
+  defp handle_event(_other, state), do: {:noreply, state}
 
   defp output_readiness(state) do
     if Output.ready_seen?(state.pipes.output),
@@ -352,8 +345,8 @@ defmodule MuonTrap.Daemon.Server do
   def terminate(_reason, %{port: port} = state) when is_port(port) do
     # Ask for SIGTERM then SIGKILL, and wait until the port reports that every
     # process is gone, so the daemon's stop means the OS processes are gone.
-    Port.command(port, Protocol.terminate())
-    Ending.await(port, state.options, state.pipes)
+    _ = Pipes.terminate(state.pipes)
+    :ok
   end
 
   def terminate(_reason, %{wait_task: %Task{} = task}) do

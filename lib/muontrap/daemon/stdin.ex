@@ -8,7 +8,7 @@ defmodule MuonTrap.Daemon.Stdin do
   daemon goes on reading output and answering calls.
   """
 
-  alias MuonTrap.Stdio
+  alias MuonTrap.Engine
 
   # Writes per message handled, so a command that reads as fast as it is
   # fed cannot keep the daemon from its other messages.
@@ -43,41 +43,40 @@ defmodule MuonTrap.Daemon.Stdin do
   end
 
   @doc """
-  Write as much of the queue as fits now. Returns the stdin and the
-  stdio; a notice or a `{:muontrap_write, resource}` message says when to
-  call again. A command that no longer reads its stdin closes it.
+  Write as much of the queue as fits now into the command's stdin (its
+  `MuonTrap.Engine`). Returns the stdin and the engine; a notice or a
+  `{:muontrap_write, resource}` message says when to call again. A
+  command that no longer reads its stdin closes it.
   """
-  @spec feed(t(), Stdio.t() | nil) :: {t(), Stdio.t() | nil}
-  def feed(stdin, stdio), do: feed(stdin, stdio, @writes_per_turn)
+  @spec feed(t(), Engine.t()) :: {t(), Engine.t()}
+  def feed(stdin, engine), do: feed(stdin, engine, @writes_per_turn)
 
-  defp feed(stdin, nil, _turns), do: {stdin, nil}
-
-  defp feed(stdin, stdio, 0) do
-    send(self(), {:muontrap_write, stdio.resource})
-    {stdin, stdio}
+  defp feed(stdin, engine, 0) do
+    send(self(), {:muontrap_write, engine.stdio.resource})
+    {stdin, engine}
   end
 
-  defp feed(stdin, stdio, turns) do
+  defp feed(stdin, engine, turns) do
     case :queue.out(stdin.queue) do
       {:empty, _} ->
-        {stdin, stdio}
+        {stdin, engine}
 
       {{:value, {tag, from, data, timer} = entry}, rest} ->
-        case Stdio.write(stdio, data) do
-          {:ok, n, stdio} when n == byte_size(data) ->
+        case Engine.write(engine, data) do
+          {:ok, n, engine} when n == byte_size(data) ->
             answer(entry, :ok)
-            feed(%{stdin | queue: rest}, stdio, turns - 1)
+            feed(%{stdin | queue: rest}, engine, turns - 1)
 
-          {:ok, n, stdio} ->
+          {:ok, n, engine} ->
             left = binary_part(data, n, byte_size(data) - n)
             queue = :queue.in_r({tag, from, left, timer}, rest)
-            feed(%{stdin | queue: queue}, stdio, turns - 1)
+            feed(%{stdin | queue: queue}, engine, turns - 1)
 
-          {:wait, stdio} ->
-            {stdin, stdio}
+          {:wait, engine} ->
+            {stdin, engine}
 
-          {:error, _epipe_or_closed, stdio} ->
-            {close(stdin, stdio), stdio}
+          {:error, _epipe_or_closed, engine} ->
+            {close(stdin, engine), engine}
         end
     end
   end
@@ -94,10 +93,10 @@ defmodule MuonTrap.Daemon.Stdin do
   Close stdin (the command reads EOF) and answer every queued write with
   `{:error, :closed}`. Idempotent.
   """
-  @spec close(t(), Stdio.t() | nil) :: t()
-  def close(stdin, stdio) do
+  @spec close(t(), Engine.t() | nil) :: t()
+  def close(stdin, engine) do
     Enum.each(:queue.to_list(stdin.queue), &answer(&1, {:error, :closed}))
-    if stdio, do: Stdio.close_stdin(stdio)
+    if engine, do: Engine.close_stdin(engine)
     %__MODULE__{open?: false}
   end
 
