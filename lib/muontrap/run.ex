@@ -1,19 +1,18 @@
 defmodule MuonTrap.Run do
-  @moduledoc """
-  One command run from the calling process, the engine under
-  `MuonTrap.cmd/3` and `MuonTrap.stream!/3`: the port binary, the pipes
-  (`MuonTrap.Stdio`), the `:input` being written, the `:timeout` timer.
-
-  `next/1` moves the command on by one step and returns the next output,
-  pulling only as much as it returns, so a caller that does not ask for
-  more pauses the command (its pipe fills) instead of growing a mailbox.
-  Input is written between reads, never blocking, so a command that fills
-  its output while it waits for input cannot deadlock the caller.
-
-  The caller owns the pipes, a `MuonTrap.PortReaper` the port: if the
-  caller dies, the port binary terminates the command's tree (the reaper
-  sees to it), and the NIF closes the pipes.
-  """
+  @moduledoc false
+  # One command run from the calling process, under cmd/3 and stream!/3:
+  # cmd's policies over the engine (MuonTrap.Engine): the `:input` being
+  # written, `:lines`, the `:timeout`.
+  #
+  # next/1 moves the command on by one step and returns the next output,
+  # pulling only as much as it returns, so a caller that does not ask for
+  # more pauses the command (its pipe fills) instead of growing a mailbox.
+  # Input is written between reads, never blocking, so a command that fills
+  # its output while it waits for input cannot deadlock the caller.
+  #
+  # The caller owns the pipes, a MuonTrap.PortReaper the port: if the
+  # caller dies, the port binary terminates the command's tree (the reaper
+  # sees to it), and the NIF closes the pipes.
 
   alias MuonTrap.{Engine, Input, Lines}
 

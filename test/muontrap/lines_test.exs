@@ -10,9 +10,9 @@ defmodule MuonTrap.LinesTest do
 
   doctest MuonTrap.Lines
 
-  defp split_all(chunks) do
+  defp split_all(chunks, max \\ nil) do
     {lines, rest} =
-      Enum.flat_map_reduce(chunks, Lines.new(), fn chunk, acc -> Lines.split(acc, chunk) end)
+      Enum.flat_map_reduce(chunks, Lines.new(max), fn chunk, acc -> Lines.split(acc, chunk) end)
 
     lines ++ Lines.flush(rest)
   end
@@ -31,6 +31,45 @@ defmodule MuonTrap.LinesTest do
     for cut <- 0..byte_size(text) do
       <<a::binary-size(cut), b::binary>> = text
       assert split_all([a, b]) == want, "cut at #{cut}"
+    end
+  end
+
+  describe "with a max (a daemon's logging)" do
+    test "a longer line is cut into pieces of max bytes, its last piece a line too" do
+      assert split_all(["abcdefg\nhi\n"], 3) == ["abc", "def", "g", "hi"]
+      assert split_all(["abc\n\n"], 3) == ["abc", ""]
+      assert split_all(["abcdef"], 3) == ["abc", "def"]
+    end
+
+    test "an unterminated line never buffers more than max bytes" do
+      {lines, rest} =
+        Enum.reduce(1..100, {[], Lines.new(16)}, fn _, {acc, splitter} ->
+          {lines, splitter} = Lines.split(splitter, "0123456789")
+          {acc ++ lines, splitter}
+        end)
+
+      assert Enum.all?(lines, &(byte_size(&1) == 16))
+
+      assert IO.iodata_to_binary(lines ++ Lines.flush(rest)) ==
+               String.duplicate("0123456789", 100)
+
+      assert length(lines) == div(1000, 16)
+      assert [last] = Lines.flush(rest)
+      assert byte_size(last) == rem(1000, 16)
+    end
+
+    test "every way of cutting a text into chunks gives the same pieces" do
+      text = "one\ntwo-long-line\n\nthree\r\nfour-is-longer"
+      want = split_all([text], 4)
+
+      for cut1 <- 0..byte_size(text), cut2 <- cut1..byte_size(text) do
+        <<a::binary-size(cut1), b::binary-size(cut2 - cut1), c::binary>> = text
+        assert split_all([a, b, c], 4) == want, "cut at #{cut1}, #{cut2}"
+      end
+    end
+
+    test "a line of exactly max bytes is one line" do
+      assert split_all(["abc\ndef"], 3) == ["abc", "def"]
     end
   end
 

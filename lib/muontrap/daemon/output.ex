@@ -124,7 +124,10 @@ defmodule MuonTrap.Daemon.Output do
       Enum.each(Lines.flush(lines), &out.log.(Map.fetch!(out.tags, stream), &1))
     end)
 
-    %{out | buffers: Map.new(out.buffers, fn {stream, lines} -> {stream, Lines.new(lines.max)} end)}
+    %{
+      out
+      | buffers: Map.new(out.buffers, fn {stream, lines} -> {stream, Lines.new(lines.max)} end)
+    }
   end
 
   # logger_fun overrides every log level, as it overrides the other log

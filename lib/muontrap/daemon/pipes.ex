@@ -75,8 +75,11 @@ defmodule MuonTrap.Daemon.Pipes do
   def handle_message(%{stdin: %Stdin{}} = pipes, {:muontrap_write_timeout, tag}),
     do: {[], %{pipes | stdin: Stdin.expire(pipes.stdin, tag)}}
 
-  def handle_message(%{engine: %Engine{stdio: %Stdio{resource: res}}} = pipes, {:muontrap_write, res}),
-    do: {[], feed(pipes)}
+  def handle_message(
+        %{engine: %Engine{stdio: %Stdio{resource: res}}} = pipes,
+        {:muontrap_write, res}
+      ),
+      do: {[], feed(pipes)}
 
   def handle_message(%{engine: %Engine{}} = pipes, message) do
     case Engine.handle_message(pipes.engine, message) do
