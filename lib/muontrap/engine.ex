@@ -7,10 +7,9 @@ defmodule MuonTrap.Engine do
   # handles the port binary dying, and waits out the stop. The owners add
   # only their policies (what to do with output, stdin, readiness...).
   #
-  # The engine is a plain structure driven by its owner's messages: a
-  # GenServer passes them from handle_info/2 to handle_message/2; a
-  # caller's receive loop uses await/2. Nothing blocks but await/2,
-  # drain/3 and terminate/3.
+  # A plain structure driven by its owner's messages: a GenServer passes
+  # them to handle_message/2, a receive loop uses await/2. Only await/2,
+  # drain/3 and terminate/3 block.
   #
   # Events:
   #   * a frame, decoded (`MuonTrap.Protocol.decode/1`): {:started, pid},
@@ -158,12 +157,19 @@ defmodule MuonTrap.Engine do
     res = if engine.stdio, do: engine.stdio.resource
 
     receive do
-      {^port, _} = message when port != nil -> handle_message(engine, message)
-      {:EXIT, ^port, _} = message when port != nil -> handle_message(engine, message)
-      {:select, ^res, _, _} = message when res != nil -> handle_message(engine, message)
-      {:timeout, ^timer, :muontrap_timeout} = msg when timer != nil -> handle_message(engine, msg)
+      {^port, _} = message when port != nil -> handled(engine, message)
+      {:EXIT, ^port, _} = message when port != nil -> handled(engine, message)
+      {:select, ^res, _, _} = message when res != nil -> handled(engine, message)
+      {:timeout, ^timer, :muontrap_timeout} = msg when timer != nil -> handled(engine, msg)
     after
       timeout -> :none
+    end
+  end
+
+  defp handled(engine, message) do
+    case handle_message(engine, message) do
+      :unknown -> {[], engine}
+      handled -> handled
     end
   end
 
@@ -202,10 +208,9 @@ defmodule MuonTrap.Engine do
   def read(engine), do: {[], engine}
 
   @doc """
-  For an owner that reads one chunk per message it handles: after a read
-  that left a stream with data to come, send itself a reminder, so other
-  messages are served between reads and a slow owner pauses its command
-  (the pipe fills) instead of growing its mailbox.
+  After a read that left a stream with data to come, the owner sends
+  itself a reminder: one chunk per message it handles, so a slow owner
+  pauses its command (the pipe fills) instead of growing its mailbox.
   """
   @spec read_on(t()) :: t()
   def read_on(%{ready: [_ | _], stdio: %Stdio{resource: res}} = engine) do
@@ -239,7 +244,7 @@ defmodule MuonTrap.Engine do
     case read(engine) do
       {[], engine} ->
         cond do
-          finished?(engine) or engine.stdio == nil ->
+          finished?(engine) ->
             {acc, close(engine)}
 
           engine.ready != [] ->
@@ -281,7 +286,7 @@ defmodule MuonTrap.Engine do
     case await(engine, if(engine.ready != [] and left > 0, do: 0, else: left)) do
       {events, %{port: nil} = engine} ->
         acc = fun.(events, acc)
-        if died?(events), do: {acc, close(engine)}, else: drain(engine, acc, fun)
+        if died?(events, engine), do: {acc, close(engine)}, else: drain(engine, acc, fun)
 
       {events, engine} ->
         stopping(engine, fun.(events, acc), fun, deadline)
@@ -290,12 +295,25 @@ defmodule MuonTrap.Engine do
         stopping(engine, acc, fun, deadline)
 
       :none ->
+        Logger.warning(
+          "muontrap: the port binary did not finish within #{PortReaper.stop_timeout(engine.options)} ms " <>
+            "of being asked to stop (stopped?); killing it and cleaning up"
+        )
+
         PortReaper.kill(engine.port, engine.options)
         {acc, close(%{engine | port: nil})}
     end
   end
 
-  defp died?(events), do: Enum.any?(events, &match?({:port_died, _, _}, &1))
+  # The port binary is gone without EXIT: its exit status (the cgroup is
+  # cleaned up already), or its port closed (a write failed, EPIPE).
+  defp died?(events, engine) do
+    cond do
+      Enum.any?(events, &match?({:port_died, _, _}, &1)) -> true
+      Enum.any?(events, &match?({:port_closed, _}, &1)) -> cleanup_cgroup(engine.options) == :ok
+      true -> false
+    end
+  end
 
   @doc "What `stream`'s pipe holds now, without waiting (at a `:timeout`)."
   @spec read_queued(t(), :output | :stderr) :: binary()
@@ -356,13 +374,13 @@ defmodule MuonTrap.Engine do
       else: "muontrap: port binary exited unexpectedly with status #{status}"
   end
 
-  @doc "Kill what is left in the command's cgroup and remove it (the port binary died)."
-  @spec cleanup_cgroup(map()) :: :ok
-  def cleanup_cgroup(options) do
-    case Cgroup.cleanup(options) do
-      :ok -> :ok
-      {:error, reason} -> Logger.error("could not clean up the cgroup: #{inspect(reason)}")
-    end
+  # The port binary died without cleaning up (it was SIGKILLed, say):
+  # kill what is left in its cgroup and remove the group.
+  defp cleanup_cgroup(options) do
+    with {:error, reason} <- Cgroup.cleanup(options),
+         do: Logger.error("could not clean up the cgroup: #{inspect(reason)}")
+
+    :ok
   end
 
   defp start_timer(:infinity), do: nil

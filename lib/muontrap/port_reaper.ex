@@ -191,7 +191,9 @@ defmodule MuonTrap.PortReaper do
   defp exit_message?(_other), do: false
 
   # The caller let go before EXIT: terminate as a close would, but see
-  # how it ends.
+  # how it ends, with the grace of a daemon's stop (MuonTrap.Engine's
+  # terminate/3). Its own wait, not the engine's: it also answers a
+  # caller's repeated release/2 meanwhile.
   defp finish(%{port: port, options: options}) do
     command(port, Protocol.terminate())
     timeout = stop_timeout(options)
