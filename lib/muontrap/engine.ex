@@ -1,11 +1,9 @@
 defmodule MuonTrap.Engine do
   @moduledoc false
-  # One command's life, for every caller: `MuonTrap.Run` (under cmd/3 and
-  # stream!/3) and the daemon (`MuonTrap.Daemon.Pipes`). It starts the port
-  # binary and the pipes, hands the pipes over, turns the owner's messages
-  # into events, reads one chunk at a time, drains the pipes after EXIT,
-  # handles the port binary dying, and waits out the stop. The owners add
-  # only their policies (what to do with output, stdin, readiness...).
+  # One command's life, for MuonTrap.Run (cmd/3, stream!/3) and the
+  # daemon (MuonTrap.Daemon.Pipes): the port binary and pipes, the
+  # hand-over, events from messages, reads of one chunk, the drain after
+  # EXIT, the port binary dying, the stop. Owners add only their policies.
   #
   # A plain structure driven by its owner's messages: a GenServer passes
   # them to handle_message/2, a receive loop uses await/2. Only await/2,
@@ -48,7 +46,7 @@ defmodule MuonTrap.Engine do
   @typedoc "A command's port binary, pipes and progress."
   @type t :: %__MODULE__{}
 
-  @typedoc "Something that happened to the command (see the comment above)."
+  @typedoc "Something that happened to the command (above)."
   @type event :: term()
 
   @doc """
@@ -130,29 +128,25 @@ defmodule MuonTrap.Engine do
     do: handle_select(engine, Stdio.stream_of(engine.stdio, notice))
 
   # A reminder the owner sent itself (read_on/1): one more chunk to read.
-  def handle_message(%{stdio: %Stdio{resource: res}} = engine, {:muontrap_read, res}),
+  def handle_message(%{stdio: %Stdio{resource: r}} = engine, {:muontrap_read, r}),
     do: {[], engine}
 
   def handle_message(_engine, _message), do: :unknown
 
-  # Before the hand-over the only notice is the port's connection, which
-  # read/1 checks first.
-  defp handle_select(%{stdio: %Stdio{handed_over: false}} = engine, _stream), do: {[], engine}
-  defp handle_select(engine, :stdin), do: {[:writable], engine}
-  defp handle_select(engine, nil), do: {[], engine}
+  defp handle_select(%{stdio: %Stdio{handed_over: true}} = e, :stdin), do: {[:writable], e}
 
-  defp handle_select(engine, stream) do
-    if stream in engine.ready or stream not in engine.reading,
-      do: {[], engine},
-      else: {[], %{engine | ready: engine.ready ++ [stream]}}
+  defp handle_select(%{stdio: %Stdio{handed_over: true}} = engine, stream) do
+    if stream in engine.reading and stream not in engine.ready,
+      do: {[], %{engine | ready: engine.ready ++ [stream]}},
+      else: {[], engine}
   end
 
-  @doc """
-  Receive the next message about the command within `timeout`
-  milliseconds and handle it: `{events, engine}`, or `:none`.
-  """
-  @spec await(t(), timeout()) :: {[event()], t()} | :none
-  def await(engine, timeout) do
+  # Before the hand-over the only notice is the port's connection, which
+  # read/1 checks first.
+  defp handle_select(engine, _stream), do: {[], engine}
+
+  # The next message about the command within `timeout` ms, handled.
+  defp await(engine, timeout) do
     %{port: port, timer: timer} = engine
     res = if engine.stdio, do: engine.stdio.resource
 
@@ -220,45 +214,56 @@ defmodule MuonTrap.Engine do
 
   def read_on(engine), do: engine
 
-  @doc "True once the command is gone and its pipes are read (or the drain's grace is over)."
-  @spec finished?(t()) :: boolean()
-  def finished?(%{status: nil}), do: false
-  def finished?(%{stdio: %Stdio{handed_over: true}} = engine), do: drained?(engine)
-  def finished?(_engine), do: true
+  # The command is gone and its pipes are read (or the drain's grace is
+  # over); pipes never handed over had no writer.
+  defp finished?(%{status: nil}), do: false
+  defp finished?(%{stdio: %Stdio{handed_over: true}} = engine), do: drained?(engine)
+  defp finished?(_engine), do: true
 
   defp drained?(engine), do: engine.reading == [] or wait_time(engine) == 0
 
-  @doc "How long to wait for a message: until the drain's end after EXIT, else `:infinity`."
-  @spec wait_time(t()) :: timeout()
-  def wait_time(%{deadline: nil}), do: :infinity
-  def wait_time(engine), do: max(engine.deadline - System.monotonic_time(:millisecond), 0)
+  defp wait_time(%{deadline: nil}), do: :infinity
+  defp wait_time(engine), do: max(engine.deadline - System.monotonic_time(:millisecond), 0)
+
+  @doc """
+  One step of the command's life, for an owner that loops: a message
+  already in the mailbox first, else the hand-over or a read, else a wait
+  of at most `wait` milliseconds (and no later than the drain's end) for
+  the next message. `{events, engine}` (perhaps no events), or
+  `:finished` once the command is gone and its pipes are drained.
+  """
+  @spec step(t(), timeout()) :: {[event()], t()} | :finished
+  def step(engine, wait) do
+    case await(engine, 0) do
+      :none -> read_step(engine, wait)
+      handled -> handled
+    end
+  end
+
+  defp read_step(engine, wait) do
+    with false <- finished?(engine),
+         {[], engine} <- read(engine) do
+      cond do
+        engine.ready != [] -> read_step(engine, wait)
+        finished?(engine) -> :finished
+        true -> with :none <- await(engine, min(wait, wait_time(engine))), do: {[], engine}
+      end
+    else
+      true -> :finished
+      read -> read
+    end
+  end
 
   @doc """
   After EXIT (or the port's death): read every output pipe to EOF,
-  handing each event to `fun`, for at most the drain's grace, then close
-  everything. The same steps as `read/1` and `await/2` taken one at a
-  time, blocking.
+  handing the events to `fun`, for at most the drain's grace, then close
+  everything: `step/2` to the end.
   """
   @spec drain(t(), acc, ([event()], acc -> acc)) :: {acc, t()} when acc: term()
   def drain(engine, acc, fun) do
-    case read(engine) do
-      {[], engine} ->
-        cond do
-          finished?(engine) ->
-            {acc, close(engine)}
-
-          engine.ready != [] ->
-            drain(engine, acc, fun)
-
-          true ->
-            case await(engine, wait_time(engine)) do
-              :none -> drain(engine, acc, fun)
-              {events, engine} -> drain(engine, fun.(events, acc), fun)
-            end
-        end
-
-      {events, engine} ->
-        drain(engine, fun.(events, acc), fun)
+    case step(engine, :infinity) do
+      :finished -> {acc, close(engine)}
+      {events, engine} -> drain(engine, fun.(events, acc), fun)
     end
   end
 
@@ -279,29 +284,28 @@ defmodule MuonTrap.Engine do
   def terminate(engine, acc, fun), do: drain(engine, acc, fun)
 
   defp stopping(engine, acc, fun, deadline) do
-    {events, engine} = read(engine)
-    acc = fun.(events, acc)
     left = max(deadline - System.monotonic_time(:millisecond), 0)
 
-    case await(engine, if(engine.ready != [] and left > 0, do: 0, else: left)) do
+    case step(engine, left) do
       {events, %{port: nil} = engine} ->
         acc = fun.(events, acc)
         if died?(events, engine), do: {acc, close(engine)}, else: drain(engine, acc, fun)
 
-      {events, engine} ->
+      {events, engine} when left > 0 ->
         stopping(engine, fun.(events, acc), fun, deadline)
 
-      :none when left > 0 ->
-        stopping(engine, acc, fun, deadline)
-
-      :none ->
+      {events, engine} ->
         Logger.warning(
-          "muontrap: the port binary did not finish within #{PortReaper.stop_timeout(engine.options)} ms " <>
-            "of being asked to stop (stopped?); killing it and cleaning up"
+          "muontrap: the port binary did not finish within " <>
+            "#{PortReaper.stop_timeout(engine.options)} ms of being asked to stop " <>
+            "(stopped?); killing it and cleaning up"
         )
 
         PortReaper.kill(engine.port, engine.options)
-        {acc, close(%{engine | port: nil})}
+        {fun.(events, acc), close(%{engine | port: nil})}
+
+      :finished ->
+        {acc, close(engine)}
     end
   end
 

@@ -81,58 +81,20 @@ defmodule MuonTrap.Run do
           | {:timeout, [{:output | :stderr, [binary()]}], t()}
           | {:error, error(), t()}
   def next(run) do
-    case Engine.await(run.engine, 0) do
-      :none -> step(run)
-      {events, engine} -> events(events, %{run | engine: engine}, &next/1)
-    end
-  end
-
-  defp wait(run) do
-    case Engine.await(run.engine, Engine.wait_time(run.engine)) do
-      :none -> step(run)
-      {events, engine} -> events(events, %{run | engine: engine}, &step/1)
-    end
-  end
-
-  # After EXIT, a pipe still written to once the drain's grace is over is
-  # held by something outside the containment: it is not waited for.
-  defp step(run), do: if(Engine.finished?(run.engine), do: finish(run), else: progress(run))
-
-  # Input is written between reads; the engine hands over first, then
-  # reads the streams in turn.
-  defp progress(run) do
+    # Input is written between steps; while it can be, nothing is waited for.
     run = guard(run, fn -> feed(run, @writes_per_step) end)
 
-    case Engine.read(run.engine) do
-      {[:handed_over], engine} ->
-        progress(%{run | engine: engine, writable: run.input != nil})
-
-      {[{:data, stream, data}], engine} ->
-        emit(split(%{run | engine: engine}, stream, data), stream)
-
-      {[{:eof, stream}], engine} ->
-        emit(flush(%{run | engine: engine}, stream), stream)
-
-      # Nothing more to hand over or read: the port binary reports its side
-      # and exits.
-      {[{:pipe_error, message}], engine} ->
-        step(end_input(%{run | engine: engine, error: run.error || message}))
-
-      {[], engine} ->
-        run = %{run | engine: engine}
-
-        cond do
-          engine.ready != [] -> progress(run)
-          run.writable -> next(run)
-          Engine.finished?(engine) -> finish(run)
-          true -> wait(run)
-        end
+    case Engine.step(run.engine, if(run.writable, do: 0, else: :infinity)) do
+      :finished -> finish(run)
+      {events, engine} -> events(events, %{run | engine: engine})
     end
   end
 
-  defp events([], run, then), do: then.(run)
-  defp events([:timeout | _], run, _then), do: timed_out(run)
-  defp events([event | rest], run, then), do: events(rest, event(event, run), then)
+  defp events([], run), do: next(run)
+  defp events([:timeout | _], run), do: timed_out(run)
+  defp events([{:data, stream, data}], run), do: emit(split(run, stream, data), stream)
+  defp events([{:eof, stream}], run), do: emit(flush(run, stream), stream)
+  defp events([event | rest], run), do: events(rest, event(event, run))
 
   # Every process is gone: what is left in the pipes is the end of the
   # output, read (the engine's drain) before the exit is returned.
@@ -144,10 +106,15 @@ defmodule MuonTrap.Run do
   defp event({:exec_error, errno}, run) when errno in [:enoent, :eacces],
     do: %{run | error: {:exec_error, errno}}
 
-  defp event(:writable, run), do: %{run | writable: run.input != nil}
+  defp event(writable, run) when writable in [:handed_over, :writable],
+    do: %{run | writable: run.input != nil}
+
+  # Nothing more to hand over or read: the port binary reports its side
+  # and exits.
+  defp event({:pipe_error, message}, run), do: end_input(%{run | error: run.error || message})
   defp event(_other, run), do: run
 
-  defp emit({[], run}, _stream), do: step(run)
+  defp emit({[], run}, _stream), do: next(run)
   defp emit({chunks, run}, stream), do: {:data, stream, chunks, run}
 
   defp split(%{lines: nil} = run, _stream, data), do: {[data], run}
