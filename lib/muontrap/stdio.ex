@@ -6,9 +6,9 @@ defmodule MuonTrap.Stdio do
   `MuonTrap.Daemon`: the NIF creates a pipe for each stream asked for
   (`:output`, the captured stdout or merged stream; `:stderr`, a separate
   stderr; `:stdin`, the command's input) and a listening socket; the port
-  binary (started with the `--handover` arguments) connects, and the NIF
-  hands it the other ends with `SCM_RIGHTS`, after checking that the
-  peer's pid is the port's. The command then reads and writes the pipes
+  binary (started with `--beam` and the socket's name) connects, and the
+  NIF hands it the command (`command!/2`) and the other ends with
+  `SCM_RIGHTS`, after checking that the peer's pid is the port's. The command then reads and writes the pipes
   directly: no process relays the bytes, and each pipe's capacity is its
   flow-control window. See `docs/protocol.md`, "Descriptor hand-over".
 
@@ -32,7 +32,7 @@ defmodule MuonTrap.Stdio do
   @drain_grace 1_000
 
   @enforce_keys [:resource, :ref, :window, :refs]
-  defstruct [:resource, :ref, :window, :refs, port_pid: nil, handed_over: false]
+  defstruct [:resource, :ref, :window, :refs, name: nil, port_pid: nil, handed_over: false]
 
   @typedoc "A stream of the command: its captured output, a separate stderr, its stdin."
   @type stream :: :output | :stderr | :stdin
@@ -43,23 +43,26 @@ defmodule MuonTrap.Stdio do
           ref: reference(),
           window: pos_integer(),
           refs: %{optional(stream()) => reference()},
+          name: String.t() | nil,
           port_pid: non_neg_integer() | nil,
           handed_over: boolean()
         }
+
+  @typedoc "What `MuonTrap.PortBinary.open/3` needs to start the port binary on this stdio."
+  @opaque handover :: {:handover, t()}
 
   @doc """
   Create a pipe of about `window` bytes for each of `streams`, and the
   socket the port binary receives the other ends through, with a
   duplicate of each of a daemon's `listeners` (`MuonTrap.Daemon.Listeners`)
-  after them. Returns the stdio and the arguments that tell the port
-  binary where to connect.
+  after them. Returns the stdio, and the hand-over to open the port
+  binary with (`MuonTrap.PortBinary.open/3`).
 
   Raises `MuonTrap.Error` if the descriptors cannot be created (for
   example when the BEAM is out of file descriptors).
   """
-  @spec open(pos_integer(), [stream()], reference() | nil) :: {t(), [String.t()]}
-  def open(window, streams \\ [:output], listeners \\ nil)
-      when streams != [] or listeners != nil do
+  @spec open(pos_integer(), [stream()], reference() | nil) :: {t(), handover()}
+  def open(window, streams \\ [:output], listeners \\ nil) do
     case Nif.stdio_open(window, streams, listeners) do
       {resource, name} when is_binary(name) ->
         refs = Map.new(streams, &{&1, make_ref()})
@@ -67,12 +70,56 @@ defmodule MuonTrap.Stdio do
         # before anything can move on it.
         ref = if streams == [], do: make_ref(), else: Map.fetch!(refs, hd(streams))
 
-        {%__MODULE__{resource: resource, ref: ref, window: window, refs: refs},
-         ["--handover", name]}
+        stdio = %__MODULE__{resource: resource, ref: ref, window: window, refs: refs, name: name}
+        {stdio, {:handover, stdio}}
 
       {:error, reason} ->
         raise MuonTrap.Error,
           message: "muontrap: cannot create the command's pipes: #{:file.format_error(reason)}"
+    end
+  end
+
+  @doc """
+  Give the NIF the command (`MuonTrap.PortBinary.command/2`) that the port
+  binary receives with the descriptors; returns the stdio.
+  """
+  @spec command!(handover(), map()) :: t()
+  def command!({:handover, stdio}, command) do
+    case Nif.stdio_command(stdio.resource, command) do
+      :ok ->
+        stdio
+
+      {:error, reason} ->
+        raise MuonTrap.Error,
+          message: "muontrap: cannot hand the command to the port binary: #{inspect(reason)}"
+    end
+  end
+
+  @doc """
+  Attach `port` and wait until it has its command and descriptors, or
+  has exited before connecting (checked every `poll` ms). Returns what
+  `handover/1` did last. Once it has, `handover/1` returns `{:ok, stdio}`
+  at once for any copy of the stdio.
+  """
+  @spec await_handover(t(), port(), pos_integer()) ::
+          {:ok, t()} | {:wait, t()} | {:error, String.t(), t()}
+  def await_handover(stdio, port, poll) do
+    stdio = attach(stdio, port)
+    %__MODULE__{resource: res, ref: ref} = stdio
+
+    case handover(stdio) do
+      {:wait, %__MODULE__{port_pid: pid} = stdio} when pid != nil ->
+        receive do
+          {:select, ^res, ^ref, _} -> await_handover(stdio, port, poll)
+        after
+          poll ->
+            if Port.info(port) == nil,
+              do: {:wait, stdio},
+              else: await_handover(stdio, port, poll)
+        end
+
+      done ->
+        done
     end
   end
 

@@ -34,7 +34,8 @@ defmodule MuonTrap.Daemon.Pipes do
   Returns them, the options and capture to open the port with, and the
   `--handover` arguments.
   """
-  @spec open(t(), map(), Listeners.t() | nil) :: {t(), map(), :output | :none, [String.t()]}
+  @spec open(t(), map(), Listeners.t() | nil) ::
+          {t(), map(), :output | :none, Stdio.handover() | []}
   def open(pipes, options, listeners \\ nil) do
     window = MuonTrap.PortBinary.window(options)
     reading = Output.streams(pipes.output)
@@ -52,8 +53,7 @@ defmodule MuonTrap.Daemon.Pipes do
         else: options
 
     capture = if reading != [], do: :output, else: :none
-    args = handover_args ++ Listeners.port_args(listeners)
-    {%{pipes | stdio: stdio}, options, capture, args}
+    {%{pipes | stdio: stdio}, options, capture, handover_args}
   end
 
   @doc """

@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-use crate::args::sigrtmax;
+use muontrap_wire::signals::sigrtmax;
 use crate::pidfd;
 use crate::protocol::Signaled;
 

@@ -17,6 +17,9 @@ pub const ROLE_STDERR: u8 = 3;
 /// A listening socket for the program (repeatable): its fds 3, 4, ... in
 /// the order of the message.
 pub const ROLE_LISTEN: u8 = 5;
+/// A memfd holding the command's options in binary form
+/// (`muontrap_command::wire`), always sent: the port's argv holds none.
+pub const ROLE_COMMAND: u8 = 6;
 
 /// Every abstract socket name starts with this.
 pub const NAME_PREFIX: &str = "muontrap-";
@@ -79,7 +82,7 @@ mod tests {
 
     #[test]
     fn roles_are_distinct_and_fit_the_body() {
-        let roles = [ROLE_OUTPUT, ROLE_STDIN, ROLE_STDERR, ROLE_LISTEN];
+        let roles = [ROLE_OUTPUT, ROLE_STDIN, ROLE_STDERR, ROLE_LISTEN, ROLE_COMMAND];
         for (i, a) in roles.iter().enumerate() {
             assert!(roles[i + 1..].iter().all(|b| b != a));
         }
