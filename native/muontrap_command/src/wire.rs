@@ -14,8 +14,7 @@ use std::fmt;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use crate::{
-    Bytes, Capture, CgroupWrites, Command, IdSpec, Names, Notify, Resource, Rlimit, Rlimits,
-    Signal,
+    Bytes, Capture, CgroupWrites, Command, IdSpec, Names, Notify, Resource, Rlimit, Rlimits, Signal,
 };
 
 /// Bumped with any change of the format. The NIF and the port binary come

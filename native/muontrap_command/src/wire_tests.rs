@@ -101,7 +101,12 @@ proptest! {
 
 fn check_bounded(bytes: &[u8]) -> Result<(), TestCaseError> {
     let (result, peak) = measure(|| decode(bytes));
-    prop_assert!(peak <= bound(bytes.len()), "{} bytes for {} of input", peak, bytes.len());
+    prop_assert!(
+        peak <= bound(bytes.len()),
+        "{} bytes for {} of input",
+        peak,
+        bytes.len()
+    );
     if let Err(e) = result {
         prop_assert!(!e.to_string().is_empty());
     }

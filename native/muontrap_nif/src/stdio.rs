@@ -200,7 +200,7 @@ pub fn stdio_command<'a>(
         return Ok(closed(env));
     }
     if state.pending.iter().any(|(role, _)| *role == ROLE_COMMAND)
-        || state.pending.len() >= handover::MAX_FDS
+        || state.pending.len() > handover::MAX_FDS
     {
         return Err(Error::BadArg);
     }

@@ -26,8 +26,8 @@ use muontrap_command::wire::WireError;
 use muontrap_command::{Capture, Command};
 
 pub use muontrap_wire::handover::{
-    MAX_BODY, MAX_FDS, NAME_PREFIX, ROLE_COMMAND, ROLE_LISTEN, ROLE_OUTPUT, ROLE_STDERR,
-    ROLE_STDIN,
+    MAX_BODY, MAX_FDS, MAX_MESSAGE_FDS, NAME_PREFIX, ROLE_COMMAND, ROLE_LISTEN, ROLE_OUTPUT,
+    ROLE_STDERR, ROLE_STDIN,
 };
 
 /// The descriptors received, by role. `F` is `OwnedFd` in the port; the
@@ -155,7 +155,7 @@ impl fmt::Display for HandoverError {
             NoMessage => f.write_str("the connection closed without a message"),
             ControlTruncated => f.write_str("the descriptors did not fit (MSG_CTRUNC)"),
             BodyTooLong => write!(f, "the message is longer than {MAX_BODY} bytes"),
-            TooMany(n) => write!(f, "{n} descriptors, at most {MAX_FDS} allowed"),
+            TooMany(n) => write!(f, "{n} descriptors, at most {MAX_MESSAGE_FDS} allowed"),
             CountMismatch { fds, roles } => {
                 write!(f, "{fds} descriptors but {roles} role bytes")
             }
@@ -203,7 +203,7 @@ fn place<F>(h: &mut Handover<F>, role: Role, fd: F) -> Result<(), HandoverError>
 /// Pairs each descriptor with its role byte (same order; LISTEN keeps it).
 /// On error every descriptor is dropped, i.e. closed.
 pub fn sort<F>(roles: &[u8], fds: Vec<F>) -> Result<Handover<F>, HandoverError> {
-    if fds.len() > MAX_FDS {
+    if fds.len() > MAX_MESSAGE_FDS {
         return Err(HandoverError::TooMany(fds.len()));
     }
     if fds.len() != roles.len() {

@@ -58,11 +58,11 @@ use nix::sys::signalfd::SignalFd;
 use nix::sys::stat::Mode;
 
 use cgroup::Cgroup;
-use muontrap_command::cli::{self, Parsed};
-use muontrap_command::Command;
 use handover::Handover;
 use lifecycle::Params;
 use main_process::MainProcess;
+use muontrap_command::cli::{self, Parsed};
+use muontrap_command::Command;
 use notify::Notifier;
 use output::Output;
 use privileges::SystemDirectory;

@@ -88,7 +88,7 @@ fn role_errors() {
         (&[5, 5, 1, 1], vec![3, 4, 5, 6], Duplicate("OUTPUT")),
         (&[255], vec![3], UnsupportedRole(255)),
         (&[1; 17], (0..17).collect(), Duplicate("OUTPUT")),
-        (&[5; 33], (0..33).collect(), TooMany(33)),
+        (&[5; 34], (0..34).collect(), TooMany(34)),
         (
             &[5; 32],
             (0..31).collect(),
@@ -248,8 +248,8 @@ fn listen_names_must_match_the_count() {
          2 LISTEN descriptors but 1 LISTEN names"
     );
     assert_eq!(
-        TooMany(33).to_string(),
-        "cannot receive descriptors from the BEAM: 33 descriptors, at most 32 allowed"
+        TooMany(34).to_string(),
+        "cannot receive descriptors from the BEAM: 34 descriptors, at most 33 allowed"
     );
 }
 

@@ -43,7 +43,7 @@ impl Start {
         }
         let (name, cmd) = library_command(args, end);
         let bytes = wire::encode(&cmd);
-        COMMAND.with(|c| *c.borrow_mut() = Some(memfd(&bytes)));
+        COMMAND.with(|c| *c.borrow_mut() = Some(memfd_with(&bytes)));
         let (name, own) = match name {
             Some(n) => (n, None),
             None => {
@@ -94,7 +94,8 @@ fn library_command(args: &[&str], end: usize) -> (Option<String>, muontrap_comma
     (name, cmd)
 }
 
-fn memfd(bytes: &[u8]) -> OwnedFd {
+/// A memfd holding `bytes`, as the NIF makes the COMMAND one.
+pub fn memfd_with(bytes: &[u8]) -> OwnedFd {
     // SAFETY: a NUL-terminated name; the fd is ours on success.
     let fd = unsafe { libc::memfd_create(c"test-command".as_ptr(), libc::MFD_CLOEXEC) };
     assert!(fd >= 0, "memfd_create");

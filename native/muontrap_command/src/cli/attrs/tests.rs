@@ -34,7 +34,9 @@ fn stop_signal_numbers_and_names() {
         assert_eq!(run(&["--stop-signal", v, "p"]).stop_signal.0, want, "{v}");
     }
     assert_eq!(
-        run(&["--stop-signal=USR2", "--capture-output", "p"]).stop_signal.0,
+        run(&["--stop-signal=USR2", "--capture-output", "p"])
+            .stop_signal
+            .0,
         libc::SIGUSR2
     );
 }

@@ -8,7 +8,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::super::{Command, IdSpec, OPTIONS};
-use crate::{CgroupConfig, Capture, DEFAULT_WINDOW, DELAY_TO_SIGKILL_MS, INFINITY};
+use crate::{Capture, CgroupConfig, DEFAULT_WINDOW, DELAY_TO_SIGKILL_MS, INFINITY};
 use muontrap_wire::signals::SIGNALS;
 
 /// How an option and its value are spelled.

@@ -190,10 +190,16 @@ fn errors() {
         (vec!["--bogus", "p"], UnknownOption("--bogus".into())),
         (vec!["-x", "p"], UnknownOption("-x".into())),
         (vec!["-gfoo", "p"], UnknownOption("-gfoo".into())),
-        (vec!["--capture-output=yes", "p"], UnexpectedValue("--capture-output")),
+        (
+            vec!["--capture-output=yes", "p"],
+            UnexpectedValue("--capture-output"),
+        ),
         // The library's mode is chosen by how it starts the port, not by a flag.
         (vec!["--framed", "p"], UnknownOption("--framed".into())),
-        (vec!["--handover", "n", "p"], UnknownOption("--handover".into())),
+        (
+            vec!["--handover", "n", "p"],
+            UnknownOption("--handover".into()),
+        ),
         (vec!["--arg0"], MissingValue("--arg0")),
         (vec!["-k"], MissingValue("--delay-to-sigkill")),
         (vec!["-k=5", "p"], UnknownOption("-k=5".into())),
