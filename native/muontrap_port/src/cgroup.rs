@@ -153,7 +153,7 @@ impl Cgroup {
             removed: false,
         };
         group.make_members(&plan, cfg)?;
-        group.apply_settings(layout, &plan, &cfg.settings)?;
+        group.apply_settings(layout, &plan, cfg.settings)?;
         Ok(group)
     }
 
@@ -190,7 +190,7 @@ impl Cgroup {
         controllers: &[String],
     ) -> Result<(), String> {
         let base = base_of(h, cfg)?;
-        let (levels, leaf) = parents::levels(&base, &cfg.path);
+        let (levels, leaf) = parents::levels(&base, cfg.path);
         self.members.push(Member {
             leaf: leaf.clone(),
             made: false,
