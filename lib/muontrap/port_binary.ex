@@ -19,7 +19,7 @@ defmodule MuonTrap.PortBinary do
   # pipes (MuonTrap.Stdio), chosen from the window sweep of
   # `mix muontrap.bench` (docs/performance.md). Why the port binary's
   # own `--stdio-window` default differs is said at DEFAULT_WINDOW in
-  # native/muontrap_port/src/args.rs.
+  # native/muontrap_command/src/lib.rs.
   @default_window 262_144
 
   @doc "The `:stdio_window` used when none is given."

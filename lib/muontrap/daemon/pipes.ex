@@ -32,7 +32,7 @@ defmodule MuonTrap.Daemon.Pipes do
   @doc """
   Open the pipes, and the hand-over of the daemon's `listeners` if any.
   Returns them, the options and capture to open the port with, and the
-  `--handover` arguments.
+  hand-over to open the port with (`MuonTrap.PortBinary.open/3`).
   """
   @spec open(t(), map(), Listeners.t() | nil) ::
           {t(), map(), :output | :none, Stdio.handover() | []}

@@ -22,6 +22,13 @@ macro_rules! command {
             $( $(#[doc = $doc])* pub $field: $ty, )*
         }
 
+        impl $name {
+            /// Every field's name and type, in order: what the binary
+            /// form's version is computed from (`wire::VERSION`).
+            pub const LAYOUT: &'static str =
+                concat!($( stringify!($field), ":", stringify!($ty), ";" ),*);
+        }
+
         impl Default for $name {
             fn default() -> Self {
                 $name { $( $field: $default, )* }

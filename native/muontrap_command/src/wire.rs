@@ -1,5 +1,5 @@
 //! The binary form of a [`Command`] (docs/protocol.md, "The command
-//! value"): a version byte, then each field in declaration order.
+//! value"): a version (4 bytes), then each field in declaration order.
 //! Integers are little-endian and fixed-width; byte strings, strings and
 //! lists a u32 length or count, then their contents; an `Option` a 0 or 1
 //! byte, then the value if 1; an enum one tag byte. Hand-written rather
@@ -17,9 +17,22 @@ use crate::{
     Bytes, Capture, CgroupWrites, Command, IdSpec, Names, Notify, Resource, Rlimit, Rlimits, Signal,
 };
 
-/// Bumped with any change of the format. The NIF and the port binary come
-/// from the same build: another version means a stale port binary.
-pub const VERSION: u8 = 1;
+/// The format's version: a hash (FNV-1a) of the fields' names and types
+/// in order, so any change of a field changes it, with nobody to remember
+/// a bump. The NIF and the port binary come from the same build: another
+/// version means a stale port binary.
+pub const VERSION: u32 = fnv1a(Command::LAYOUT.as_bytes());
+
+const fn fnv1a(bytes: &[u8]) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u32;
+        hash = hash.wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    hash
+}
 
 /// The largest encoded command the port binary reads: far above the
 /// kernel's limit on arguments and environment (a quarter of the stack
@@ -29,7 +42,7 @@ pub const MAX_ENCODED: usize = 64 << 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WireError {
     Truncated,
-    Version(u8),
+    Version(u32),
     Tag(&'static str, u8),
     NotUtf8,
     Trailing(usize),
@@ -42,7 +55,7 @@ impl fmt::Display for WireError {
             WireError::Truncated => f.write_str("truncated"),
             WireError::Version(v) => write!(
                 f,
-                "version {v}, expected {VERSION} (a port binary from another build?)"
+                "version {v:08x}, expected {VERSION:08x} (a port binary from another build?)"
             ),
             WireError::Tag(what, t) => write!(f, "unknown {what} tag {t}"),
             WireError::NotUtf8 => f.write_str("a string is not UTF-8"),
@@ -94,14 +107,15 @@ pub trait Wire: Sized {
 
 /// `cmd` with its version byte.
 pub fn encode(cmd: &Command) -> Vec<u8> {
-    let mut out = vec![VERSION];
+    let mut out = Vec::new();
+    VERSION.put(&mut out);
     cmd.put(&mut out);
     out
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Command, WireError> {
     let mut r = Reader { buf: bytes };
-    match r.u8()? {
+    match u32::take(&mut r)? {
         VERSION => {}
         v => return Err(WireError::Version(v)),
     }

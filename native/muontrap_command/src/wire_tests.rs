@@ -45,8 +45,15 @@ fn a_full_command_round_trips() {
         ..Command::default()
     };
     let bytes = encode(&c);
-    assert_eq!(bytes[0], VERSION);
+    assert_eq!(bytes[..4], VERSION.to_le_bytes());
     assert_eq!(decode(&bytes), Ok(c));
+}
+
+#[test]
+fn the_version_follows_the_fields() {
+    assert!(Command::LAYOUT.starts_with("program:Bytes;args:Vec<Bytes>;"));
+    assert!(Command::LAYOUT.ends_with("window:u32;"));
+    assert_ne!(VERSION, 0);
 }
 
 #[test]
@@ -56,7 +63,7 @@ fn refuses_other_versions_truncation_and_trailing_bytes() {
     assert_eq!(decode(&bytes[..bytes.len() - 1]), Err(WireError::Truncated));
     bytes.push(0);
     assert_eq!(decode(&bytes), Err(WireError::Trailing(1)));
-    bytes[0] = VERSION + 1;
+    bytes[0] ^= 1;
     assert!(matches!(decode(&bytes), Err(WireError::Version(_))));
     assert!(decode(&bytes).unwrap_err().to_string().contains("version"));
 }
@@ -64,7 +71,8 @@ fn refuses_other_versions_truncation_and_trailing_bytes() {
 #[test]
 fn a_count_larger_than_the_input_allocates_nothing() {
     // Version, then a program claiming 4 GiB.
-    let bytes = [VERSION, 0xff, 0xff, 0xff, 0xff, b'x'];
+    let mut bytes = VERSION.to_le_bytes().to_vec();
+    bytes.extend([0xff, 0xff, 0xff, 0xff, b'x']);
     let (result, peak) = measure(|| decode(&bytes));
     assert_eq!(result, Err(WireError::Truncated));
     assert!(peak <= bound(bytes.len()), "{peak}");
@@ -93,9 +101,10 @@ proptest! {
 
     /// Any bytes after the version byte.
     #[test]
-    fn any_bytes_decode_within_bounds(mut bytes in vec(any::<u8>(), 0..256)) {
-        bytes.insert(0, VERSION);
-        check_bounded(&bytes)?;
+    fn any_bytes_decode_within_bounds(bytes in vec(any::<u8>(), 0..256)) {
+        let mut input = VERSION.to_le_bytes().to_vec();
+        input.extend(bytes);
+        check_bounded(&input)?;
     }
 }
 
