@@ -294,3 +294,30 @@ fn environment_edits_keep_their_bytes_and_order() {
         );
     }
 }
+
+#[test]
+fn capture_modes() {
+    assert_eq!(
+        run(&["--capture-stderr", "p"]).capture,
+        Capture::StdoutAndStderr
+    );
+    assert_eq!(
+        run(&["--capture-output", "--capture-stderr", "p"]).capture,
+        Capture::StdoutAndStderr
+    );
+    assert_eq!(
+        run(&["--capture-stderr-only", "p"]).capture,
+        Capture::StderrOnly
+    );
+    for both in [
+        &["--capture-stderr-only", "--capture-output", "p"][..],
+        &[
+            "--capture-output",
+            "--capture-stderr",
+            "--capture-stderr-only",
+            "p",
+        ],
+    ] {
+        assert_eq!(run(both).capture, Capture::StderrOnly);
+    }
+}
