@@ -257,6 +257,9 @@ fn start(cfg: &Command, handover: Handover) -> Result<Started, String> {
     let cgroup = match cfg.cgroup() {
         None => None,
         Some(c) => {
+            // Checked again whatever the source: the path and file names
+            // are joined to cgroupfs mount points.
+            check_cgroup(&c)?;
             // Detected afresh: the port binary runs once per command, so
             // each command sees the host's hierarchies as they are now.
             let layout = muontrap_cgroup::layout::Layout::detect()
@@ -305,6 +308,18 @@ fn start(cfg: &Command, handover: Handover) -> Result<Started, String> {
         notify,
         target,
     })
+}
+
+/// The cgroup path and setting file names, as the plain command line
+/// checks them (the library's were checked by `MuonTrap.Options`, with the
+/// same code through the NIF).
+fn check_cgroup(c: &muontrap_command::CgroupConfig<'_>) -> Result<(), String> {
+    use muontrap_cgroup::path::{validate_cgroup_path, validate_file_name};
+    validate_cgroup_path(c.path).map_err(|e| format!("invalid cgroup path '{}': {e}", c.path))?;
+    for (file, _) in c.settings {
+        validate_file_name(file).map_err(|e| format!("invalid cgroup file '{file}': {e}"))?;
+    }
+    Ok(())
 }
 
 /// The program's environment, if it differs from ours: the notification

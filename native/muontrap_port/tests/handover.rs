@@ -413,3 +413,26 @@ fn listen_names_must_match_the_listen_descriptors() {
         "0 LISTEN descriptors but 1 LISTEN names",
     );
 }
+
+#[test]
+fn a_handed_over_cgroup_path_is_checked_again() {
+    let cmd = muontrap_command::Command {
+        program: "true".into(),
+        cgroup_path: Some("../escape".into()),
+        ..muontrap_command::Command::default()
+    };
+    let memfd = memfd_with(&muontrap_command::wire::encode(&cmd));
+    let listener = Listener::new();
+    let mut port = Port::spawn(&["--beam", listener.name.as_str()]);
+    let conn = listener.accept(port.pid());
+    send_fds_raw(&conn, &[COMMAND_ROLE], &[memfd.as_raw_fd()]);
+    let (status, errors) = port.read_framed_until_exit();
+    assert_eq!(status, 1);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("muontrap: invalid cgroup path '../escape': "),
+        "{errors:?}"
+    );
+    port.close_stdin();
+    assert_eq!(port.wait(), 1);
+}
