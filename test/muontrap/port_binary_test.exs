@@ -63,7 +63,10 @@ defmodule MuonTrap.PortBinaryTest do
                owner = info[:connected],
                {:links, links} <- Process.info(owner, :links),
                true <- owner == pid or pid in links,
-               do: info[:os_pid],
+               os_pid when is_integer(os_pid) and os_pid > 0 <- info[:os_pid],
+               {:ok, exe} <- File.read_link("/proc/#{os_pid}/exe"),
+               true <- Path.basename(exe) == "muontrap",
+               do: os_pid,
                else: (_ -> nil)
         end)
       end)
