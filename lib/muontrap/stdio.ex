@@ -14,9 +14,11 @@ defmodule MuonTrap.Stdio do
 
   Everything is closed when the owner calls `close/1` or dies.
 
-  Nothing here blocks: `:wait` means a `{:select, resource, ref, mode}`
-  message will come (`stream_of/2` says which stream it is about), after
-  which the call is made again.
+  Nothing here blocks but `await_handover/3` (which `MuonTrap.PortBinary.open/3`
+  calls, for the short time from the port's start to its connection):
+  `:wait` means a `{:select, resource, ref, mode}` message will come
+  (`stream_of/2` says which stream it is about), after which the call is
+  made again.
   """
 
   alias MuonTrap.Nif

@@ -77,23 +77,30 @@ defmodule MuonTrap.PortBinaryTest do
   end
 
   test "a daemon's port binary holds no option on its command line" do
-    {:ok, daemon} =
-      Daemon.start_link("sleep", ["10"],
-        delay_to_sigkill: 50,
-        umask: 0o27,
-        nice: 3,
-        stop_signal: :sigint,
-        env: [{"MT_X", "1"}],
-        rlimits: [nofile: 100],
-        log_output: :debug
-      )
+    # With output pipes, and without any (the hand-over then carries the
+    # command alone).
+    for {logging, umask} <- [{[log_output: :debug], 0o27}, {[], 0o77}] do
+      {:ok, daemon} =
+        Daemon.start_link(
+          "sleep",
+          ["10"],
+          [
+            delay_to_sigkill: 50,
+            umask: umask,
+            nice: 3,
+            stop_signal: :sigint,
+            env: [{"MT_X", "1"}],
+            rlimits: [nofile: 100]
+          ] ++ logging
+        )
 
-    os_pid =
-      wait_until(fn -> with(pid when is_integer(pid) <- Daemon.os_pid(daemon), do: pid) end)
+      os_pid =
+        wait_until(fn -> with(pid when is_integer(pid) <- Daemon.os_pid(daemon), do: pid) end)
 
-    assert_no_option(os_pid)
-    assert program_attrs(os_pid) == {0o27, 3}
-    GenServer.stop(daemon)
+      assert_no_option(os_pid)
+      assert program_attrs(os_pid) == {umask, 3}
+      GenServer.stop(daemon)
+    end
   end
 
   defp exit_frame(port) do
