@@ -62,14 +62,13 @@ defmodule MuonTrap.Engine do
     listeners = spec[:listeners]
     streams = if spec[:stdin], do: reading ++ [:stdin], else: reading
 
-    {stdio, args} =
+    {stdio, handover} =
       if streams != [] or listeners != nil,
         do: Stdio.open(PortBinary.window(options), streams, listeners && listeners.resource),
-        else: {nil, []}
+        else: {nil, nil}
 
     capture = if reading != [], do: :output, else: :none
-    args = args ++ MuonTrap.Daemon.Listeners.port_args(listeners)
-    port = open_port(options, capture, args, stdio)
+    port = open_port(options, capture, handover, stdio)
 
     os_pid =
       case Port.info(port, :os_pid) do
@@ -88,8 +87,8 @@ defmodule MuonTrap.Engine do
     }
   end
 
-  defp open_port(options, capture, args, stdio) do
-    PortBinary.open(options, capture, args)
+  defp open_port(options, capture, handover, stdio) do
+    PortBinary.open(options, capture, handover)
   rescue
     e ->
       Stdio.close(stdio)

@@ -57,6 +57,7 @@ defmodule MuonTrap.Nif do
 
   # A command's BEAM-owned stdio (native/muontrap_nif/src/stdio.rs), used by MuonTrap.Stdio.
   def stdio_open(_window, _streams, _listeners), do: :erlang.nif_error(:nif_not_loaded)
+  def stdio_command(_stdio, _command), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_handover(_stdio, _port_os_pid, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_read(_stdio, _stream, _max, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_write(_stdio, _data, _select_ref), do: :erlang.nif_error(:nif_not_loaded)

@@ -2,17 +2,24 @@ defmodule MuonTrap.PortBinary do
   @moduledoc """
   Opens and closes the `muontrap` port binary for a validated set of options.
 
-  The port speaks the framed protocol (`MuonTrap.Protocol`); the process
-  that calls `open/3` owns the port, so the command dies with it.
+  The port's command line says only where the BEAM is (`--beam NAME`, the
+  socket of `MuonTrap.Stdio`): the options go to the NIF, once, which
+  hands them to the port binary in binary form with the descriptors
+  (docs/protocol.md, "The command value"). The port speaks the framed
+  protocol (`MuonTrap.Protocol`); the process that calls `open/3` owns
+  the port, so the command dies with it.
   """
 
-  alias MuonTrap.{Cgroup, Options}
+  alias MuonTrap.{Options, Stdio}
+
+  # How often the hand-over wait checks that the port is still there.
+  @handover_poll 100
 
   # The library's `:stdio_window` default: the capacity of the BEAM-owned
   # pipes (MuonTrap.Stdio), chosen from the window sweep of
   # `mix muontrap.bench` (docs/performance.md). Why the port binary's
   # own `--stdio-window` default differs is said at DEFAULT_WINDOW in
-  # native/muontrap_port/src/args.rs.
+  # native/muontrap_command/src/lib.rs.
   @default_window 262_144
 
   @doc "The `:stdio_window` used when none is given."
@@ -21,9 +28,8 @@ defmodule MuonTrap.PortBinary do
 
   @doc """
   The `:delay_to_sigkill` used when none is given, in milliseconds: the
-  port binary's own `--delay-to-sigkill` default (`native/muontrap_wire`,
-  read through the NIF), as the flag is passed only when the option is
-  given.
+  port binary's default (`native/muontrap_wire`, read through the NIF),
+  which applies when the option is not given.
   """
   @spec default_delay_to_sigkill() :: non_neg_integer()
   def default_delay_to_sigkill, do: MuonTrap.Nif.constants().delay_to_sigkill
@@ -53,28 +59,61 @@ defmodule MuonTrap.PortBinary do
   end
 
   @doc """
-  Open the port for `options` (from `MuonTrap.Options.validate/4`).
+  Open the port for `options` (from `MuonTrap.Options.validate/4`) and
+  hand it the command and the descriptors, waiting until it has them (or
+  has exited).
 
-  `capture` says which output to relay: `:output` (stdout, plus stderr
-  with `:stderr_to_stdout`, or only stderr with `:capture_stderr_only`) or
-  `:none`. `extra_args` go before the program (the `--handover` arguments
-  of `MuonTrap.Stdio.open/1`, through which the port receives the pipe that
-  captured output goes into).
+  `capture` says which output the command's OUTPUT pipe gets: `:output`
+  (stdout, plus stderr with `:stderr_to_stdout`, or only stderr with
+  `:capture_stderr_only`) or `:none`. `handover` is the second element
+  `MuonTrap.Stdio.open/3` returned, whose pipes the command gets; `nil`
+  for a command with no pipe (a socket of its own is made for the
+  hand-over then).
 
   Raises `MuonTrap.Error` when the BEAM is out of descriptors or cannot
   fork (`"muontrap: cannot start the port binary: too many open files"`).
   """
-  @spec open(Options.t(), :output | :none, [String.t()]) :: port()
-  def open(options, capture, extra_args \\ []) do
+  @spec open(Options.t(), :output | :none, Stdio.handover() | nil | []) :: port()
+  def open(options, capture, handover \\ nil)
+
+  def open(options, capture, empty) when empty in [nil, []] do
+    {stdio, handover} = Stdio.open(window(options), [])
+
+    try do
+      open(options, capture, handover)
+    after
+      Stdio.close(stdio)
+    end
+  end
+
+  def open(options, capture, handover) do
+    stdio = Stdio.command!(handover, command(options, capture))
+    port = spawn_port(options, stdio.name)
+    _ = Stdio.await_handover(stdio, port, @handover_poll)
+    port
+  end
+
+  @doc """
+  What the NIF decodes into the port binary's command value
+  (`muontrap_command::Command`): the validated options as they are, and
+  which output is captured.
+  """
+  @spec command(Options.t(), :output | :none) :: map()
+  def command(options, capture), do: Map.put(options, :capture, capture(options, capture))
+
+  defp capture(_options, :none), do: :none
+
+  defp capture(options, :output) do
+    cond do
+      options[:capture_stderr_only] -> :stderr_only
+      options[:stderr_to_stdout] -> :stdout_and_stderr
+      true -> :stdout
+    end
+  end
+
+  defp spawn_port(options, name) do
     port_opts =
-      [
-        :binary,
-        :exit_status,
-        :use_stdio,
-        :hide,
-        {:packet, 4},
-        {:args, args(options, capture, extra_args)}
-      ] ++
+      [:binary, :exit_status, :use_stdio, :hide, {:packet, 4}, {:args, ["--beam", name]}] ++
         Enum.flat_map([:cd, :parallelism], &port_option(options, &1))
 
     Port.open({:spawn_executable, path()}, port_opts)
@@ -91,113 +130,6 @@ defmodule MuonTrap.PortBinary do
   end
 
   defp open_error(e, stacktrace), do: reraise(e, stacktrace)
-
-  @doc """
-  The port binary's command line for `options`, without the program.
-
-      iex> opts = MuonTrap.Options.validate(:cmd, "/bin/sh", [], delay_to_sigkill: 100)
-      iex> MuonTrap.PortBinary.args(opts, :output, ["--handover", "muontrap-1-0"])
-      ["--framed", "--capture-output", "--delay-to-sigkill", "100", "--handover", "muontrap-1-0", "--", "/bin/sh"]
-  """
-  @spec args(Options.t(), :output | :none, [String.t()]) :: [String.t()]
-  def args(options, capture, extra_args \\ []) do
-    ["--framed"] ++
-      capture_args(options, capture) ++
-      value_arg(options, :delay_to_sigkill, "--delay-to-sigkill") ++
-      value_arg(options, :uid, "--uid") ++
-      value_arg(options, :gid, "--gid") ++
-      groups_arg(options) ++
-      value_arg(options, :arg0, "--arg0") ++
-      notify_args(options) ++
-      value_arg(options, :watchdog, "--watchdog") ++
-      attribute_args(options) ++
-      env_args(options) ++
-      cgroup_args(options) ++
-      extra_args ++
-      ["--", options.cmd | options.args]
-  end
-
-  defp capture_args(_options, :none), do: []
-
-  defp capture_args(options, :output) do
-    cond do
-      options[:capture_stderr_only] -> ["--capture-stderr-only"]
-      options[:stderr_to_stdout] -> ["--capture-output", "--capture-stderr"]
-      true -> ["--capture-output"]
-    end
-  end
-
-  defp value_arg(options, key, flag) do
-    case Map.fetch(options, key) do
-      {:ok, value} -> [flag, to_string(value)]
-      :error -> []
-    end
-  end
-
-  defp attribute_args(options) do
-    stop =
-      with {:ok, sig} <- Map.fetch(options, :stop_signal),
-           do: ["--stop-signal", "#{MuonTrap.Signal.number(sig)}"],
-           else: (_ -> [])
-
-    umask =
-      with {:ok, mask} <- Map.fetch(options, :umask),
-           do: ["--umask", Integer.to_string(mask, 8)],
-           else: (_ -> [])
-
-    stop ++
-      umask ++
-      value_arg(options, :nice, "--nice") ++
-      Enum.flat_map(Map.get(options, :rlimits, %{}), fn {name, {soft, hard}} ->
-        ["--rlimit", "#{name}=#{limit(soft)}:#{limit(hard)}"]
-      end)
-  end
-
-  # :env as the port binary's arguments, not as its own environment: the
-  # BEAM would re-encode each value as UTF-8 (and refuses binaries), while
-  # arguments reach the program byte for byte.
-  defp env_args(options) do
-    Enum.flat_map(Map.get(options, :env, []), fn
-      {name, nil} -> ["--unsetenv", name]
-      {name, value} -> ["--setenv", name <> "=" <> value]
-    end)
-  end
-
-  defp limit(:infinity), do: "infinity"
-  defp limit(n), do: Integer.to_string(n)
-
-  defp notify_args(%{ready: :notify}), do: ["--notify"]
-  defp notify_args(_options), do: []
-
-  defp groups_arg(%{groups: groups}), do: ["--groups", Enum.map_join(groups, ",", &to_string/1)]
-  defp groups_arg(_options), do: []
-
-  defp cgroup_args(%{cgroup_path: path} = options) do
-    {controllers, writes} = cgroup_writes(options)
-
-    beneath = if options[:beneath_own_cgroup], do: ["--beneath-own-cgroup"], else: []
-
-    # A group with no controller still contains and kills everything in it.
-    controller_args =
-      case controllers do
-        [] -> ["--no-controllers"]
-        _ -> Enum.flat_map(controllers, &["-c", &1])
-      end
-
-    ["-g", path] ++
-      beneath ++ controller_args ++ Enum.flat_map(writes, fn {f, v} -> ["-s", "#{f}=#{v}"] end)
-  end
-
-  defp cgroup_args(_options), do: []
-
-  # The translation MuonTrap.Options.check_host!/1 kept for this host;
-  # made here only for options that did not go through it.
-  defp cgroup_writes(%{cgroup: settings} = options) do
-    {_made_for, writes} = Cgroup.translate(settings, Map.get(options, :cgroup_writes, {nil, nil}))
-    writes
-  end
-
-  defp cgroup_writes(_options), do: {[], []}
 
   defp port_option(%{cd: cd}, :cd), do: [{:cd, cd}]
 

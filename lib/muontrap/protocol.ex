@@ -1,6 +1,6 @@
 defmodule MuonTrap.Protocol do
   @moduledoc """
-  The framed wire protocol spoken with the port binary (`--framed`).
+  The framed wire protocol spoken with the port binary (started by the library).
 
   Frames are length-prefixed by the port itself (`{:packet, 4}`), so this
   module only deals with the tag byte and the body. The protocol carries

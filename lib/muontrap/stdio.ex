@@ -6,17 +6,19 @@ defmodule MuonTrap.Stdio do
   `MuonTrap.Daemon`: the NIF creates a pipe for each stream asked for
   (`:output`, the captured stdout or merged stream; `:stderr`, a separate
   stderr; `:stdin`, the command's input) and a listening socket; the port
-  binary (started with the `--handover` arguments) connects, and the NIF
-  hands it the other ends with `SCM_RIGHTS`, after checking that the
-  peer's pid is the port's. The command then reads and writes the pipes
+  binary (started with `--beam` and the socket's name) connects, and the
+  NIF hands it the command (`command!/2`) and the other ends with
+  `SCM_RIGHTS`, after checking that the peer's pid is the port's. The command then reads and writes the pipes
   directly: no process relays the bytes, and each pipe's capacity is its
   flow-control window. See `docs/protocol.md`, "Descriptor hand-over".
 
   Everything is closed when the owner calls `close/1` or dies.
 
-  Nothing here blocks: `:wait` means a `{:select, resource, ref, mode}`
-  message will come (`stream_of/2` says which stream it is about), after
-  which the call is made again.
+  Nothing here blocks but `await_handover/3` (which `MuonTrap.PortBinary.open/3`
+  calls, for the short time from the port's start to its connection):
+  `:wait` means a `{:select, resource, ref, mode}` message will come
+  (`stream_of/2` says which stream it is about), after which the call is
+  made again.
   """
 
   alias MuonTrap.Nif
@@ -26,13 +28,8 @@ defmodule MuonTrap.Stdio do
   # the NIF reads no more than is queued.
   @max_read 1_048_576
 
-  # How long the pipes are read after the port's EXIT. Every process of
-  # the command is gone by then, so what is left is at most one pipe's
-  # worth; more can only come from something that escaped containment.
-  @drain_grace 1_000
-
   @enforce_keys [:resource, :ref, :window, :refs]
-  defstruct [:resource, :ref, :window, :refs, port_pid: nil, handed_over: false]
+  defstruct [:resource, :ref, :window, :refs, name: nil, port_pid: nil, handed_over: false]
 
   @typedoc "A stream of the command: its captured output, a separate stderr, its stdin."
   @type stream :: :output | :stderr | :stdin
@@ -43,23 +40,26 @@ defmodule MuonTrap.Stdio do
           ref: reference(),
           window: pos_integer(),
           refs: %{optional(stream()) => reference()},
+          name: String.t() | nil,
           port_pid: non_neg_integer() | nil,
           handed_over: boolean()
         }
+
+  @typedoc "What `MuonTrap.PortBinary.open/3` needs to start the port binary on this stdio."
+  @opaque handover :: {:handover, t()}
 
   @doc """
   Create a pipe of about `window` bytes for each of `streams`, and the
   socket the port binary receives the other ends through, with a
   duplicate of each of a daemon's `listeners` (`MuonTrap.Daemon.Listeners`)
-  after them. Returns the stdio and the arguments that tell the port
-  binary where to connect.
+  after them. Returns the stdio, and the hand-over to open the port
+  binary with (`MuonTrap.PortBinary.open/3`).
 
   Raises `MuonTrap.Error` if the descriptors cannot be created (for
   example when the BEAM is out of file descriptors).
   """
-  @spec open(pos_integer(), [stream()], reference() | nil) :: {t(), [String.t()]}
-  def open(window, streams \\ [:output], listeners \\ nil)
-      when streams != [] or listeners != nil do
+  @spec open(pos_integer(), [stream()], reference() | nil) :: {t(), handover()}
+  def open(window, streams \\ [:output], listeners \\ nil) do
     case Nif.stdio_open(window, streams, listeners) do
       {resource, name} when is_binary(name) ->
         refs = Map.new(streams, &{&1, make_ref()})
@@ -67,12 +67,56 @@ defmodule MuonTrap.Stdio do
         # before anything can move on it.
         ref = if streams == [], do: make_ref(), else: Map.fetch!(refs, hd(streams))
 
-        {%__MODULE__{resource: resource, ref: ref, window: window, refs: refs},
-         ["--handover", name]}
+        stdio = %__MODULE__{resource: resource, ref: ref, window: window, refs: refs, name: name}
+        {stdio, {:handover, stdio}}
 
       {:error, reason} ->
         raise MuonTrap.Error,
           message: "muontrap: cannot create the command's pipes: #{:file.format_error(reason)}"
+    end
+  end
+
+  @doc """
+  Give the NIF the command (`MuonTrap.PortBinary.command/2`) that the port
+  binary receives with the descriptors; returns the stdio.
+  """
+  @spec command!(handover(), map()) :: t()
+  def command!({:handover, stdio}, command) do
+    case Nif.stdio_command(stdio.resource, command) do
+      :ok ->
+        stdio
+
+      {:error, reason} ->
+        raise MuonTrap.Error,
+          message: "muontrap: cannot hand the command to the port binary: #{inspect(reason)}"
+    end
+  end
+
+  @doc """
+  Attach `port` and wait until it has its command and descriptors, or
+  has exited before connecting (checked every `poll` ms). Returns what
+  `handover/1` did last. Once it has, `handover/1` returns `{:ok, stdio}`
+  at once for any copy of the stdio.
+  """
+  @spec await_handover(t(), port(), pos_integer()) ::
+          {:ok, t()} | {:wait, t()} | {:error, String.t(), t()}
+  def await_handover(stdio, port, poll) do
+    stdio = attach(stdio, port)
+    %__MODULE__{resource: res, ref: ref} = stdio
+
+    case handover(stdio) do
+      {:wait, %__MODULE__{port_pid: pid} = stdio} when pid != nil ->
+        receive do
+          {:select, ^res, ^ref, _} -> await_handover(stdio, port, poll)
+        after
+          poll ->
+            if Port.info(port) == nil,
+              do: {:wait, stdio},
+              else: await_handover(stdio, port, poll)
+        end
+
+      done ->
+        done
     end
   end
 
@@ -207,58 +251,6 @@ defmodule MuonTrap.Stdio do
 
       {:error, reason} ->
         {:error, "muontrap: reading the command's #{stream} failed: #{inspect(reason)}", stdio}
-    end
-  end
-
-  @doc """
-  After the port's EXIT: read every output pipe to EOF, handing each
-  chunk to `fun` with its stream, for at most a second (something outside
-  the containment may still hold a pipe), then close everything. Returns
-  the accumulator and an error message if reading failed.
-  """
-  @spec drain(t() | nil, acc, (:output | :stderr, binary(), acc -> acc)) ::
-          {acc, String.t() | nil}
-        when acc: term()
-  def drain(nil, acc, _fun), do: {acc, nil}
-
-  def drain(stdio, acc, fun) do
-    deadline = System.monotonic_time(:millisecond) + @drain_grace
-    drain(stdio, streams(stdio) -- [:stdin], acc, fun, deadline)
-  end
-
-  # Never handed over: nothing can write into the pipes.
-  defp drain(%__MODULE__{handed_over: false} = stdio, _streams, acc, _fun, _deadline) do
-    close(stdio)
-    {acc, nil}
-  end
-
-  defp drain(stdio, [], acc, _fun, _deadline) do
-    close(stdio)
-    {acc, nil}
-  end
-
-  defp drain(stdio, [stream | more] = streams, acc, fun, deadline) do
-    %__MODULE__{resource: res} = stdio
-    ref = Map.fetch!(stdio.refs, stream)
-    left = deadline - System.monotonic_time(:millisecond)
-
-    case if(left > 0, do: next(stdio, stream), else: {:eof, stdio}) do
-      {:data, data, stdio} ->
-        drain(stdio, streams, fun.(stream, data, acc), fun, deadline)
-
-      {:wait, stdio} ->
-        receive do
-          {:select, ^res, ^ref, :ready_input} -> drain(stdio, streams, acc, fun, deadline)
-        after
-          left -> drain(stdio, streams, acc, fun, deadline)
-        end
-
-      {:eof, stdio} ->
-        drain(stdio, more, acc, fun, deadline)
-
-      {:error, message, stdio} ->
-        close(stdio)
-        {acc, message}
     end
   end
 

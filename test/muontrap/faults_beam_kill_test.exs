@@ -61,8 +61,9 @@ defmodule MuonTrap.FaultsBeamKillTest do
 
   test "without a cgroup" do
     m = fault_marker()
-    # No step taken: the port binary waits for its pipes. Kept referenced:
-    # a collected stdio resource would close the listener.
+    # Started and then no step taken (the hand-over is done when the port
+    # opens): the command runs, its output unread. Kept referenced: a
+    # collected stdio resource would close the pipes.
     hold =
       "Process.put(:held, MuonTrap.Run.start(MuonTrap.Options.validate(:cmd, helper, [\"sleep\", m], [])))"
 

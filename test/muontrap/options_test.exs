@@ -187,24 +187,29 @@ defmodule MuonTrap.OptionsTest do
         cgroup: %{memory_max: :max, pids_max: 10, cpu_weight: 50}
       )
 
-    args = MuonTrap.PortBinary.args(opts, :output)
-
-    assert Enum.chunk_every(args, 2, 1) |> Enum.member?(["-g", "g"])
-    assert "--beneath-own-cgroup" in args
+    # What the NIF decodes into the port binary's command, as it is.
+    command = MuonTrap.PortBinary.command(Options.check_host!(opts), :output)
+    assert %{cgroup_path: "g", beneath_own_cgroup: true} = command
+    {_made_for, {controllers, writes}} = command.cgroup_writes
 
     expected =
       if "memory" in MuonTrap.Cgroup.v1_controllers(),
-        do: ["memory.limit_in_bytes=-1", "pids.max=10", "cpu.shares=512"],
-        else: ["memory.max=max", "pids.max=10", "cpu.weight=50"]
+        do: [{"memory.limit_in_bytes", "-1"}, {"pids.max", "10"}, {"cpu.shares", "512"}],
+        else: [{"memory.max", "max"}, {"pids.max", "10"}, {"cpu.weight", "50"}]
 
-    for e <- expected, do: assert(e in args)
-    assert Enum.filter(args, &(&1 in ["cpu", "memory", "pids"])) == ["cpu", "memory", "pids"]
+    for e <- expected, do: assert(e in writes)
+
+    assert Enum.filter(controllers, &(&1 in ["cpu", "memory", "pids"])) == [
+             "cpu",
+             "memory",
+             "pids"
+           ]
   end
 
   test ":beneath_own_cgroup is passed to the port binary; its unreleased old name is refused" do
     for value <- [true, false] do
       opts = Options.validate(:cmd, "echo", [], cgroup_path: "g", beneath_own_cgroup: value)
-      assert "--beneath-own-cgroup" in MuonTrap.PortBinary.args(opts, :output) == value
+      assert MuonTrap.PortBinary.command(opts, :output).beneath_own_cgroup == value
     end
 
     assert_raise ArgumentError, ~r/invalid option :cgroup_beneath_beam for MuonTrap.cmd/, fn ->
@@ -256,9 +261,8 @@ defmodule MuonTrap.OptionsTest do
 
   test "both stderr options at once are accepted, as in MuonTrap 2.0; stderr only wins" do
     opts = Options.validate(:cmd, "echo", [], stderr_to_stdout: true, capture_stderr_only: true)
-    args = MuonTrap.PortBinary.args(opts, :output)
-    assert "--capture-stderr-only" in args
-    refute "--capture-output" in args
+    assert MuonTrap.PortBinary.command(opts, :output).capture == :stderr_only
+    assert MuonTrap.PortBinary.command(opts, :none).capture == :none
   end
 
   test "the original's phrases are in the messages" do
@@ -375,19 +379,15 @@ defmodule MuonTrap.OptionsTest do
       assert Options.check_host!(host) == host
     end
 
-    test "the port binary's arguments use the kept translation", %{settings: settings, v1: v1} do
+    test "the port binary gets the kept translation", %{settings: settings, v1: v1} do
       opts = Options.validate(:cmd, "echo", [], cgroup_path: "x", cgroup: settings)
       kept = %{opts | cgroup_writes: {v1, {["kept"], [{"kept.file", "1"}]}}}
-      args = MuonTrap.PortBinary.args(kept, :none)
-
-      assert ["-g", "x", "-c", "kept", "-s", "kept.file=1", "--" | _] =
-               Enum.drop_while(args, &(&1 != "-g"))
-
-      # Without it (options that skipped check_host!/1), made here.
-      {controllers, writes} = MuonTrap.Cgroup.to_writes(settings, v1)
-      args = MuonTrap.PortBinary.args(Map.delete(opts, :cgroup_writes), :none)
-      assert Enum.all?(controllers, &(&1 in args))
-      assert Enum.all?(writes, fn {f, v} -> "#{f}=#{v}" in args end)
+      # The port binary tries the kept controller, which no host has.
+      port = MuonTrap.PortBinary.open(kept, :none)
+      assert_receive {^port, {:data, frame}}, 10_000
+      assert {:error, "muontrap: " <> message} = MuonTrap.Protocol.decode(frame)
+      assert message =~ "'kept'"
+      MuonTrap.PortBinary.close(port)
     end
 
     test "bad keys and values still raise when validated", %{settings: settings} do

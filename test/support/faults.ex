@@ -16,16 +16,44 @@ defmodule MuonTrap.Test.Faults do
     :ok
   end
 
-  @doc "OS pids of muontrap port binaries whose command line contains `needle`."
+  @doc """
+  OS pids of the live muontrap port binaries running `needle`: whose
+  program (a direct child) has `needle` in its command line, or in its
+  cgroup (a child held before exec still has the port's command line).
+  The port binary's own command line holds no option nor program.
+  """
   def port_binaries_matching(needle) do
     for "/proc/" <> pid <- Path.wildcard("/proc/[0-9]*"),
-        {:ok, exe} <- [File.read_link("/proc/#{pid}/exe")],
-        Path.basename(exe) == "muontrap",
-        {:ok, cmdline} <- [File.read("/proc/#{pid}/cmdline")],
-        String.contains?(cmdline, needle),
-        pid = String.to_integer(pid),
-        alive?(pid),
-        do: pid
+        about?(pid, "cmdline", needle) or about?(pid, "cgroup", needle),
+        port = parent(pid),
+        port_binary?(port),
+        uniq: true,
+        do: port
+  end
+
+  defp about?(pid, file, needle) do
+    case File.read("/proc/#{pid}/#{file}") do
+      {:ok, text} -> String.contains?(text, needle)
+      {:error, _} -> false
+    end
+  end
+
+  defp parent(pid) do
+    with {:ok, stat} <- File.read("/proc/#{pid}/stat"),
+         [_, rest] <- String.split(stat, ") ", parts: 2),
+         [_state, ppid | _] <- String.split(rest, " ") do
+      String.to_integer(ppid)
+    else
+      _ -> 0
+    end
+  end
+
+  defp port_binary?(pid) do
+    alive?(pid) and
+      match?(
+        {:ok, "muontrap"},
+        with({:ok, exe} <- File.read_link("/proc/#{pid}/exe"), do: {:ok, Path.basename(exe)})
+      )
   end
 
   @doc "The one port binary running `needle`, once it runs."

@@ -108,11 +108,6 @@ defmodule MuonTrap.Daemon.Listeners do
     end
   end
 
-  @doc "The port binary's arguments for the names."
-  @spec port_args(t() | nil) :: [String.t()]
-  def port_args(nil), do: []
-  def port_args(%{names: names}), do: ["--listen-fdnames", Enum.join(names, ":")]
-
   defp refused!(entry, reason), do: raise(ArgumentError, message(entry, reason))
 
   defp message({name, socket}, reason),

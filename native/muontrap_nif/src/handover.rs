@@ -10,7 +10,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-pub use muontrap_wire::handover::{socket_name, MAX_FDS};
+pub use muontrap_wire::handover::{socket_name, MAX_FDS, MAX_MESSAGE_FDS};
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
@@ -113,7 +113,7 @@ pub fn peer_pid(conn: &OwnedFd) -> io::Result<u32> {
 /// Sends `fds` with SCM_RIGHTS in one message whose body is their role
 /// bytes, in the same order.
 pub fn send_fds(conn: &OwnedFd, roles: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    if fds.len() != roles.len() || fds.is_empty() || fds.len() > MAX_FDS {
+    if fds.len() != roles.len() || fds.is_empty() || fds.len() > MAX_MESSAGE_FDS {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     let data_len = std::mem::size_of_val(fds);

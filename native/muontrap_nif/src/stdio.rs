@@ -34,7 +34,7 @@ mod atoms {
 }
 
 // Role bytes of the descriptors the port binary receives (docs/protocol.md).
-use muontrap_wire::handover::{ROLE_LISTEN, ROLE_OUTPUT, ROLE_STDERR, ROLE_STDIN};
+use muontrap_wire::handover::{ROLE_COMMAND, ROLE_LISTEN, ROLE_OUTPUT, ROLE_STDERR, ROLE_STDIN};
 
 pub struct State {
     /// Where the port binary connects; closed once it has its descriptors.
@@ -181,6 +181,37 @@ pub fn stdio_open(
         Err(OpenFailure::Os(e)) => return error(env, &e),
     }
     Ok((resource::new_resource(env, state)?, name).encode(env))
+}
+
+/// `stdio_command(stdio, options) :: :ok | {:error, posix | :closed}`: the
+/// command the port binary is to run, decoded from validated options
+/// (`muontrap_command::Command`, one rustler decoder per field type) and
+/// handed over with the descriptors, in binary form, in a memfd: no
+/// socket buffer bounds its size (arguments may be megabytes).
+#[rustler::nif]
+pub fn stdio_command<'a>(
+    env: Env<'a>,
+    stdio_term: Term<'a>,
+    command: muontrap_command::Command,
+) -> NifResult<Term<'a>> {
+    let obj = resource::get(stdio_term)?;
+    let mut state = lock(obj);
+    if state.handed_over || state.listener.raw().is_none() {
+        return Ok(closed(env));
+    }
+    if state.pending.iter().any(|(role, _)| *role == ROLE_COMMAND)
+        || state.pending.len() > handover::MAX_FDS
+    {
+        return Err(Error::BadArg);
+    }
+    let bytes = muontrap_command::wire::encode(&command);
+    match pipe::memfd_with(&bytes) {
+        Ok(fd) => {
+            state.pending.push((ROLE_COMMAND, fd));
+            Ok(rustler::types::atom::ok().encode(env))
+        }
+        Err(e) => error(env, &e),
+    }
 }
 
 /// `stdio_handover(stdio, port_os_pid, ref) :: :ok | :wait | {:error, reason}`:

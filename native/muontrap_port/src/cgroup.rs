@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use muontrap_cgroup::layout::{Hierarchy, Layout};
 use muontrap_cgroup::teardown::{self, Tracking};
 
-use crate::args::CgroupConfig;
+use muontrap_command::CgroupConfig;
 
 mod parents;
 #[cfg(test)]
@@ -122,7 +122,7 @@ fn plan<'a>(layout: &'a Layout, cfg: &CgroupConfig) -> Result<Plan<'a>, String> 
          fix: mount -t cgroup2 none /sys/fs/cgroup",
     )?;
     let mut plan: Plan<'a> = vec![(tracking, Vec::new())];
-    for c in &cfg.controllers {
+    for c in cfg.controllers {
         let h = match layout.v1_for(c) {
             Some(h) => h,
             None => layout.v2.as_ref().ok_or_else(|| {
@@ -153,7 +153,7 @@ impl Cgroup {
             removed: false,
         };
         group.make_members(&plan, cfg)?;
-        group.apply_settings(layout, &plan, &cfg.settings)?;
+        group.apply_settings(layout, &plan, cfg.settings)?;
         Ok(group)
     }
 
@@ -190,7 +190,7 @@ impl Cgroup {
         controllers: &[String],
     ) -> Result<(), String> {
         let base = base_of(h, cfg)?;
-        let (levels, leaf) = parents::levels(&base, &cfg.path);
+        let (levels, leaf) = parents::levels(&base, cfg.path);
         self.members.push(Member {
             leaf: leaf.clone(),
             made: false,

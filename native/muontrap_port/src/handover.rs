@@ -1,11 +1,12 @@
-//! `--handover NAME`: the BEAM hands us descriptors (the program's output,
-//! stdin and stderr pipes, listening sockets for socket activation) over a
-//! Unix socket with SCM_RIGHTS. A path such as `/proc/<pid>/fd/<n>` is a
+//! `--beam NAME`: the BEAM hands us the command (its options, in a memfd)
+//! and descriptors (the program's output, stdin and stderr pipes,
+//! listening sockets for socket activation) over a Unix socket with
+//! SCM_RIGHTS. A path such as `/proc/<pid>/fd/<n>` is a
 //! name that can come to mean someone else's pipe once the caller is gone;
 //! a received descriptor cannot.
 //!
 //! This file is the pure part (name and role parsing, consistency with the
-//! capture flags and `--listen-fdnames`); `handover/socket.rs` is the
+//! command's capture and LISTEN names); `handover/socket.rs` is the
 //! rendezvous itself. See `docs/protocol.md`, "Descriptor hand-over".
 
 #[cfg(test)]
@@ -21,10 +22,12 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 
-use crate::args::Capture;
+use muontrap_command::wire::WireError;
+use muontrap_command::{Capture, Command};
 
 pub use muontrap_wire::handover::{
-    MAX_BODY, MAX_FDS, NAME_PREFIX, ROLE_LISTEN, ROLE_OUTPUT, ROLE_STDERR, ROLE_STDIN,
+    MAX_BODY, MAX_FDS, MAX_MESSAGE_FDS, NAME_PREFIX, ROLE_COMMAND, ROLE_LISTEN, ROLE_OUTPUT,
+    ROLE_STDERR, ROLE_STDIN,
 };
 
 /// The descriptors received, by role. `F` is `OwnedFd` in the port; the
@@ -36,6 +39,8 @@ pub struct Handover<F = OwnedFd> {
     pub stderr: Option<F>,
     /// LISTEN, in the order received.
     pub listen: Vec<F>,
+    /// COMMAND: the memfd with the command's options.
+    pub command: Option<F>,
 }
 
 impl<F> Default for Handover<F> {
@@ -45,6 +50,7 @@ impl<F> Default for Handover<F> {
             stdin: None,
             stderr: None,
             listen: Vec::new(),
+            command: None,
         }
     }
 }
@@ -56,6 +62,7 @@ impl<F> Handover<F> {
             Role::Output => Some(&mut self.output),
             Role::Stdin => Some(&mut self.stdin),
             Role::Stderr => Some(&mut self.stderr),
+            Role::Command => Some(&mut self.command),
             Role::Listen => None,
         }
     }
@@ -67,6 +74,7 @@ enum Role {
     Stdin,
     Stderr,
     Listen,
+    Command,
 }
 
 impl Role {
@@ -76,6 +84,7 @@ impl Role {
             ROLE_STDIN => Ok(Role::Stdin),
             ROLE_STDERR => Ok(Role::Stderr),
             ROLE_LISTEN => Ok(Role::Listen),
+            ROLE_COMMAND => Ok(Role::Command),
             _ => Err(HandoverError::UnsupportedRole(b)),
         }
     }
@@ -86,6 +95,7 @@ impl Role {
             Role::Stdin => "STDIN",
             Role::Stderr => "STDERR",
             Role::Listen => "LISTEN",
+            Role::Command => "COMMAND",
         }
     }
 }
@@ -109,6 +119,9 @@ pub enum HandoverError {
     UnexpectedOutput,
     StderrNeedsStdoutCapture,
     ListenNamesMismatch { fds: usize, names: usize },
+    MissingCommand,
+    CommandTooLong(u64),
+    Command(WireError),
 }
 
 impl HandoverError {
@@ -142,22 +155,28 @@ impl fmt::Display for HandoverError {
             NoMessage => f.write_str("the connection closed without a message"),
             ControlTruncated => f.write_str("the descriptors did not fit (MSG_CTRUNC)"),
             BodyTooLong => write!(f, "the message is longer than {MAX_BODY} bytes"),
-            TooMany(n) => write!(f, "{n} descriptors, at most {MAX_FDS} allowed"),
+            TooMany(n) => write!(f, "{n} descriptors, at most {MAX_MESSAGE_FDS} allowed"),
             CountMismatch { fds, roles } => {
                 write!(f, "{fds} descriptors but {roles} role bytes")
             }
             UnsupportedRole(r) => write!(f, "unsupported descriptor role {r}"),
             Duplicate(role) => write!(f, "more than one {role} descriptor"),
             MissingOutput => f.write_str("output capture requested but no OUTPUT descriptor"),
-            UnexpectedOutput => f.write_str("an OUTPUT descriptor but no --capture-* option"),
+            UnexpectedOutput => f.write_str("an OUTPUT descriptor but no output capture"),
             StderrNeedsStdoutCapture => f.write_str(
-                "a STDERR descriptor needs --capture-output alone \
-                 (not with --capture-stderr or --capture-stderr-only)",
+                "a STDERR descriptor needs stdout captured alone \
+                 (not with stderr merged, nor stderr only)",
             ),
-            ListenNamesMismatch { fds, names } => write!(
+            ListenNamesMismatch { fds, names } => {
+                write!(f, "{fds} LISTEN descriptors but {names} LISTEN names")
+            }
+            MissingCommand => f.write_str("no COMMAND descriptor"),
+            CommandTooLong(n) => write!(
                 f,
-                "{fds} LISTEN descriptors but {names} names in --listen-fdnames"
+                "the command is {n} bytes, more than {}",
+                muontrap_command::wire::MAX_ENCODED
             ),
+            Command(e) => write!(f, "{e}"),
         }
     }
 }
@@ -184,7 +203,7 @@ fn place<F>(h: &mut Handover<F>, role: Role, fd: F) -> Result<(), HandoverError>
 /// Pairs each descriptor with its role byte (same order; LISTEN keeps it).
 /// On error every descriptor is dropped, i.e. closed.
 pub fn sort<F>(roles: &[u8], fds: Vec<F>) -> Result<Handover<F>, HandoverError> {
-    if fds.len() > MAX_FDS {
+    if fds.len() > MAX_MESSAGE_FDS {
         return Err(HandoverError::TooMany(fds.len()));
     }
     if fds.len() != roles.len() {
@@ -203,7 +222,7 @@ pub fn sort<F>(roles: &[u8], fds: Vec<F>) -> Result<Handover<F>, HandoverError> 
     Ok(h)
 }
 
-/// A capture flag and an OUTPUT descriptor come together or not at all:
+/// Capture and an OUTPUT descriptor come together or not at all:
 /// anything else means the two sides disagree about where output goes.
 /// A STDERR pipe is a stream apart from the captured stdout, so stderr must
 /// not be captured as well (nor, without capture, is there a stdout to be
@@ -220,7 +239,7 @@ pub fn check_capture<F>(h: &Handover<F>, capture: Capture) -> Result<(), Handove
     Ok(())
 }
 
-/// `--listen-fdnames` names each LISTEN descriptor: a count that differs
+/// The LISTEN names name each LISTEN descriptor: a count that differs
 /// means the two sides disagree about which socket is which.
 pub fn check_listen_names<F>(h: &Handover<F>, names: Option<usize>) -> Result<(), HandoverError> {
     match names {
@@ -232,34 +251,29 @@ pub fn check_listen_names<F>(h: &Handover<F>, names: Option<usize>) -> Result<()
     }
 }
 
-/// What the command line expects of the hand-over.
-#[derive(Debug, Clone, Copy)]
-pub struct Expected {
-    pub capture: Capture,
-    /// How many names `--listen-fdnames` gave, if it was given.
-    pub listen_names: Option<usize>,
-}
-
 /// Connects to the BEAM's socket `name`, checks it is the BEAM's, waits for
 /// the one message (keeping stdin bytes that arrive meanwhile in `early`)
-/// and returns the descriptors, close-on-exec, the pipes blocking. LISTEN
+/// and returns the descriptors, close-on-exec, the pipes blocking, and the
+/// command read from the COMMAND memfd. LISTEN
 /// sockets keep their flags: O_NONBLOCK on them is the BEAM's too (one open
 /// file description), and a listener's blocking mode is the program's call.
 pub fn receive(
     name: &str,
     sigfd: &SignalFd,
-    expected: Expected,
     early: &mut Vec<u8>,
-) -> Result<Handover, HandoverError> {
+) -> Result<(Handover, Command), HandoverError> {
     let beam = parse_name(name)?;
     let sock = socket::connect(name)?;
     socket::check_peer(&sock, beam)?;
     socket::wait(&sock, sigfd, early)?;
     let (roles, fds) = socket::recv(&sock)?;
     drop(sock);
-    let h = sort(&roles, fds)?;
-    check_capture(&h, expected.capture)?;
-    check_listen_names(&h, expected.listen_names)?;
+    let mut h = sort(&roles, fds)?;
+    let memfd = h.command.take().ok_or(HandoverError::MissingCommand)?;
+    let cmd = muontrap_command::wire::decode(&socket::read_all(&memfd)?)
+        .map_err(HandoverError::Command)?;
+    check_capture(&h, cmd.capture)?;
+    check_listen_names(&h, cmd.listen_fdnames.as_ref().map(|n| n.0.len()))?;
     let received = [
         (&h.output, "cannot make the OUTPUT descriptor blocking"),
         (&h.stdin, "cannot make the STDIN descriptor blocking"),
@@ -275,5 +289,5 @@ pub fn receive(
         listen = h.listen.len(),
         "descriptors received"
     );
-    Ok(h)
+    Ok((h, cmd))
 }

@@ -1,8 +1,13 @@
 //! `muontrap`: runs one program contained (own process group, optional
 //! cgroup, parent-death signal, subreaper for everything it starts) and
 //! hands its output to the BEAM: straight into a pipe the BEAM passed over
-//! a Unix socket (`--handover`), or relayed with flow control (plain mode).
-//! The command line and wire protocol are specified in `docs/protocol.md`.
+//! a Unix socket, or relayed with flow control (plain mode).
+//!
+//! Two ways to start, one value to run (`muontrap_command::Command`):
+//! `muontrap --beam NAME` is the library's (the command and its
+//! descriptors come over the BEAM's socket NAME, and the port speaks the
+//! framed protocol); anything else is the plain command line, parsed into
+//! the same value. Both are specified in `docs/protocol.md`.
 //!
 //! `#![no_main]`: the C `main` below skips std's runtime init (a
 //! `/proc/self/maps` read for the stack guard, a sigaltstack and SIGSEGV/
@@ -13,7 +18,6 @@
 //! which the test harness provides.)
 #![cfg_attr(not(test), no_main)]
 
-mod args;
 mod cgroup;
 mod handover;
 mod lifecycle;
@@ -53,11 +57,12 @@ use nix::fcntl::{open, OFlag};
 use nix::sys::signalfd::SignalFd;
 use nix::sys::stat::Mode;
 
-use args::{Config, Parsed};
 use cgroup::Cgroup;
 use handover::Handover;
 use lifecycle::Params;
 use main_process::MainProcess;
+use muontrap_command::cli::{self, Parsed};
+use muontrap_command::Command;
 use notify::Notifier;
 use output::Output;
 use privileges::SystemDirectory;
@@ -68,26 +73,63 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
     // closed stdout shows up as EPIPE, also for `--help` and usage errors.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
-    // Looked for before parsing: a framed caller gets a usage error in-band.
-    let framed = args::framed_requested(&argv);
-    let status = match args::parse(&argv) {
+    // Returning runs libc's exit(), as std::process::exit would.
+    match beam_socket(&argv) {
+        Some(name) => {
+            log::init_from_env();
+            library(name)
+        }
+        None => plain(&argv),
+    }
+}
+
+/// `--beam NAME`, exactly: how the library starts the port. A program
+/// named `--beam` on the plain command line follows `--`.
+fn beam_socket(argv: &[OsString]) -> Option<&str> {
+    match argv {
+        [flag, name] if flag == "--beam" => name.to_str(),
+        _ => None,
+    }
+}
+
+/// The plain command line: usage errors on stderr, output relayed.
+fn plain(argv: &[OsString]) -> i32 {
+    match cli::parse(argv) {
         Ok(Parsed::Help) => {
-            let _ = std::io::stdout().write_all(args::usage().as_bytes());
+            let _ = std::io::stdout().write_all(cli::usage().as_bytes());
             0
         }
-        Err(e) => {
+        Err(e) => fail(&mut Output::new(false), None, &e.to_string()),
+        Ok(Parsed::Run(cmd)) => {
             log::init_from_env();
-            // Framed, the error is followed by the usual wait for stdin EOF.
-            let sigfd = if framed { prepare().ok() } else { None };
-            fail(&mut Output::new(framed), sigfd.as_ref(), &e.to_string())
+            let mut out = Output::new(false);
+            match prepare() {
+                Ok(sigfd) => run(&cmd, out, sigfd, Handover::default(), Vec::new()),
+                Err(msg) => fail(&mut out, None, &msg),
+            }
         }
-        Ok(Parsed::Run(cfg)) => {
-            log::init_from_env();
-            run(&cfg)
-        }
+    }
+}
+
+/// The library's start: the command and its descriptors come over the
+/// BEAM's socket `name`, before any privilege, cgroup or process work, so
+/// a caller that is gone gets nothing started. Every report is a frame.
+fn library(name: &str) -> i32 {
+    let mut out = Output::new(true);
+    let sigfd = match prepare() {
+        Ok(fd) => fd,
+        Err(msg) => return fail(&mut out, None, &msg),
     };
-    // Returning runs libc's exit(), as std::process::exit would.
-    status
+    // Stdin bytes (a TERMINATE) that arrive while waiting for the hand-over.
+    let mut early_stdin = Vec::new();
+    match handover::receive(name, &sigfd, &mut early_stdin) {
+        Ok((handover, cmd)) => run(&cmd, out, sigfd, handover, early_stdin),
+        Err(e) => {
+            out.error(&e.to_string());
+            lifecycle::finish(&mut out, &sigfd, e.wait_for_close(), 1);
+            1
+        }
+    }
 }
 
 /// Reports an error that ends the port before any program runs; returns
@@ -126,24 +168,20 @@ fn ensure_std_fds() -> Result<(), String> {
     Ok(())
 }
 
-fn run(cfg: &Config) -> i32 {
-    let mut out = Output::new(cfg.framed);
-    let sigfd = match prepare() {
-        Ok(fd) => fd,
-        Err(msg) => return fail(&mut out, None, &msg),
-    };
-    // Stdin bytes (a TERMINATE) that arrive while waiting for the hand-over.
-    let mut early_stdin = Vec::new();
-    let Some(handover) = receive_handover(cfg, &sigfd, &mut out, &mut early_stdin) else {
-        return 1;
-    };
+fn run(
+    cmd: &Command,
+    mut out: Output,
+    sigfd: SignalFd,
+    handover: Handover,
+    early_stdin: Vec<u8>,
+) -> i32 {
     // On error no child exists; a created cgroup was removed by its Drop.
     let Started {
         child,
         cgroup,
         notify,
         target,
-    } = match start(cfg, handover) {
+    } = match start(cmd, handover) {
         Ok(started) => started,
         Err(msg) => return fail(&mut out, Some(&sigfd), &msg),
     };
@@ -151,9 +189,11 @@ fn run(cfg: &Config) -> i32 {
         Some(f) => {
             if f.stage == Some(spawn::Stage::Exec) {
                 out.exec_error(f.errno as i32);
+                if f.errno as i32 == libc::E2BIG && out.framed() {
+                    return too_big(child.pid, cgroup);
+                }
             }
-            let cgroup_path = cfg.cgroup.as_ref().map(|c| c.path.as_str());
-            out.error(&f.describe(&cfg.program, cgroup_path));
+            out.error(&f.describe(&cmd.program, cmd.cgroup_path.as_deref()));
             Some(f.status())
         }
         None => {
@@ -165,10 +205,10 @@ fn run(cfg: &Config) -> i32 {
     lifecycle::run(Params {
         sigfd,
         out,
-        delay: Duration::from_millis(u64::from(cfg.delay_to_sigkill_ms)),
-        stop_signal: cfg.stop_signal,
+        delay: Duration::from_millis(u64::from(cmd.delay_to_sigkill_ms)),
+        stop_signal: cmd.stop_signal.0,
         target,
-        window: cfg.window,
+        window: cmd.window,
         pid: child.pid,
         pipe: child.output,
         cgroup,
@@ -178,29 +218,15 @@ fn run(cfg: &Config) -> i32 {
     })
 }
 
-/// `--handover`, before any privilege, cgroup or process work, so a caller
-/// that is gone gets nothing started. `None` once a failure is reported.
-fn receive_handover(
-    cfg: &Config,
-    sigfd: &SignalFd,
-    out: &mut Output,
-    early_stdin: &mut Vec<u8>,
-) -> Option<Handover> {
-    let Some(name) = &cfg.handover else {
-        return Some(Handover::default());
-    };
-    let expected = handover::Expected {
-        capture: cfg.capture,
-        listen_names: cfg.listen_fdnames.as_ref().map(Vec::len),
-    };
-    match handover::receive(name, sigfd, expected, early_stdin) {
-        Ok(h) => Some(h),
-        Err(e) => {
-            out.error(&e.to_string());
-            lifecycle::finish(out, sigfd, e.wait_for_close(), 1);
-            None
-        }
-    }
+/// An argument list or environment the kernel refused (E2BIG): ends as a
+/// failed exec of the port binary itself would, which is how the BEAM
+/// reported it when the arguments were on the port's own command line:
+/// exit status E2BIG, no EXIT frame (docs/protocol.md, "E2BIG"). The
+/// child that failed is reaped first, so its cgroup can go.
+fn too_big(pid: nix::unistd::Pid, cgroup: Option<Cgroup>) -> i32 {
+    let _ = nix::sys::wait::waitpid(pid, None);
+    drop(cgroup);
+    libc::E2BIG
 }
 
 /// What `start` set up.
@@ -216,7 +242,7 @@ struct Started {
 /// captured output goes into a pipe of ours that the relay reads. The
 /// notification socket is made before the fork, as its name goes into the
 /// program's environment.
-fn start(cfg: &Config, handover: Handover) -> Result<Started, String> {
+fn start(cfg: &Command, handover: Handover) -> Result<Started, String> {
     // Orphaned descendants must reparent to us so we can find and reap them.
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| format!("cannot become a child subreaper: {}", e.desc()))?;
@@ -228,14 +254,17 @@ fn start(cfg: &Config, handover: Handover) -> Result<Started, String> {
         nix::unistd::getegid().as_raw(),
     )
     .map_err(|e| e.to_string())?;
-    let cgroup = match &cfg.cgroup {
+    let cgroup = match cfg.cgroup() {
         None => None,
         Some(c) => {
+            // Checked again whatever the source: the path and file names
+            // are joined to cgroupfs mount points.
+            check_cgroup(&c)?;
             // Detected afresh: the port binary runs once per command, so
             // each command sees the host's hierarchies as they are now.
             let layout = muontrap_cgroup::layout::Layout::detect()
                 .map_err(|e| format!("cannot use cgroup {}: {e}", c.path))?;
-            Some(Cgroup::create(&layout, c)?)
+            Some(Cgroup::create(&layout, &c)?)
         }
     };
     let procs = cgroup
@@ -243,10 +272,14 @@ fn start(cfg: &Config, handover: Handover) -> Result<Started, String> {
         .map(Cgroup::open_procs)
         .transpose()?
         .unwrap_or_default();
-    let arg0 = cfg.arg0.as_deref().unwrap_or(&cfg.program);
+    let arg0 = cfg.arg0.as_ref().unwrap_or(&cfg.program);
     let mut plan = spawn::Plan::new(&cfg.program, arg0, &cfg.args, cfg.capture, &creds, procs)
         .map_err(|e| e.to_string())?
-        .with_attrs(cfg.attrs.clone());
+        .with_attrs(spawn::Attrs {
+            umask: cfg.umask,
+            nice: cfg.nice,
+            rlimits: cfg.rlimits.0.clone(),
+        });
     let socket = cfg.notify_socket().then(notify::create).transpose()?;
     let notify_name = socket.as_ref().map(|(_, name)| name.as_str());
     if let Some(env) = program_env(cfg, notify_name, handover.listen.len())? {
@@ -267,7 +300,7 @@ fn start(cfg: &Config, handover: Handover) -> Result<Started, String> {
         let interval = cfg
             .watchdog_ms
             .map(|ms| Duration::from_millis(u64::from(ms)));
-        Notifier::for_program(sock, child.pid, cgroup.as_ref(), interval, cfg.notify)
+        Notifier::for_program(sock, child.pid, cgroup.as_ref(), interval, cfg.notify.0)
     });
     Ok(Started {
         child,
@@ -277,21 +310,38 @@ fn start(cfg: &Config, handover: Handover) -> Result<Started, String> {
     })
 }
 
+/// The cgroup path and setting file names, as the plain command line
+/// checks them (the library's were checked by `MuonTrap.Options`, with the
+/// same code through the NIF).
+fn check_cgroup(c: &muontrap_command::CgroupConfig<'_>) -> Result<(), String> {
+    use muontrap_cgroup::path::{validate_cgroup_path, validate_file_name};
+    validate_cgroup_path(c.path).map_err(|e| format!("invalid cgroup path '{}': {e}", c.path))?;
+    for (file, _) in c.settings {
+        validate_file_name(file).map_err(|e| format!("invalid cgroup file '{file}': {e}"))?;
+    }
+    Ok(())
+}
+
 /// The program's environment, if it differs from ours: the notification
 /// socket's variables, the LISTEN ones (`listen` descriptors; inherited
 /// values are always dropped).
 fn program_env(
-    cfg: &Config,
+    cfg: &Command,
     notify_name: Option<&str>,
     listen: usize,
 ) -> Result<Option<spawn::Env>, String> {
     let mut changes = spawn::EnvChanges {
-        caller: cfg.env.clone(),
+        caller: cfg
+            .env
+            .iter()
+            .map(|(k, v)| (k.0.clone(), v.as_ref().map(|v| v.0.clone())))
+            .collect(),
         ..spawn::EnvChanges::default()
     };
     if let Some(name) = notify_name {
         notify::env_changes(name, cfg.watchdog_ms, &mut changes);
     }
-    listen::env_changes(listen, cfg.listen_fdnames.as_deref(), &mut changes);
+    let names = cfg.listen_fdnames.as_ref().map(|n| n.0.as_slice());
+    listen::env_changes(listen, names, &mut changes);
     spawn::Env::new(std::env::vars_os(), &changes).map_err(|e| e.to_string())
 }

@@ -10,9 +10,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-use crate::args::sigrtmax;
 use crate::pidfd;
 use crate::protocol::Signaled;
+use muontrap_wire::signals::sigrtmax;
 
 /// Where SIGNAL requests go for the program.
 pub struct MainProcess {

@@ -7,7 +7,7 @@ use std::fmt;
 
 use nix::unistd::{Gid, Group, Uid, User};
 
-use crate::args::IdSpec;
+use muontrap_command::IdSpec;
 
 /// What the child applies, in order: setgid, setgroups, setuid.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

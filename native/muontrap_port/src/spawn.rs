@@ -20,7 +20,16 @@ use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::{pipe2, read, setpgid, Pid};
 
-use crate::args::{Attrs, Capture};
+use muontrap_command::{Capture, Rlimit};
+
+/// What the child sets up before it drops privileges and execs: the
+/// command's umask, nice value and rlimits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attrs {
+    pub umask: Option<u32>,
+    pub nice: Option<i32>,
+    pub rlimits: Vec<Rlimit>,
+}
 use crate::privileges::Credentials;
 
 mod attrs;

@@ -56,13 +56,13 @@ fn usage_errors() {
     fails_with(&["-k", "x", "sh", "--framed"], 1, "--delay-to-sigkill");
 }
 
-/// Framed: the usage error is an ERROR message (the same line plain mode
-/// prints), then EXIT 1, then the wait for stdin EOF; nothing on stderr.
+/// The library's start: an error is an ERROR message, then EXIT 1, then
+/// the wait for stdin EOF; nothing on stderr.
 fn fails_framed(args: &[&str], message: &str) {
     let mut port = Port::spawn(args);
     let (status, errors) = port.read_framed_until_exit();
     assert_eq!((status, errors.len()), (1, 1), "{args:?}: {errors:?}");
-    assert_eq!(errors[0], format!("muontrap: {message}"), "{args:?}");
+    assert_eq!(errors[0], message, "{args:?}");
     // It waits to be closed, as after every EXIT.
     std::thread::sleep(std::time::Duration::from_millis(50));
     assert_eq!(port.try_status(), None, "{args:?}");
@@ -73,40 +73,50 @@ fn fails_framed(args: &[&str], message: &str) {
 }
 
 #[test]
-fn usage_errors_in_framed_mode_are_in_band() {
-    fails_framed(
-        &["--framed", "--delay-to-sigkill", "99999999999", "true"],
-        "--delay-to-sigkill needs a non-negative integer, got '99999999999'",
+fn the_library_modes_flags_are_gone_from_the_command_line() {
+    // The library starts the port as `muontrap --beam NAME`; --framed and
+    // --handover, its flags of old, are no options of the plain command line.
+    fails_with(&["--framed", "true"], 1, "unknown option '--framed'");
+    fails_with(
+        &["--handover", "x", "true"],
+        1,
+        "unknown option '--handover'",
     );
-    // Wherever --framed is among the options, also after the bad one.
-    fails_framed(
-        &["--stdio-window", "8", "--framed", "true"],
-        "--stdio-window must be at least 16, got 8",
+    // `--beam` alone, or with more, is no library start either.
+    fails_with(&["--beam"], 1, "unknown option '--beam'");
+    fails_with(
+        &["--beam", "muontrap-1-a", "true"],
+        1,
+        "unknown option '--beam'",
     );
-    fails_framed(
-        &["--nope", "--framed", "true"],
-        "unknown option '--nope' (see --help)",
-    );
-    fails_framed(&["--framed"], "no program to run given (see --help)");
-    fails_framed(
-        &["--framed", "-g", "a", "true"],
-        "--group needs at least one --controller",
-    );
-    for flag in [
-        "--capture-output",
-        "--capture-stderr",
-        "--capture-stderr-only",
-    ] {
-        fails_framed(
-            &["--framed", flag, "true"],
-            "--framed with --capture-* needs --handover",
-        );
+}
+
+/// The BEAM's socket names that cannot be served, and why.
+fn unreachable_beams() -> Vec<(String, String)> {
+    let nobody = format!("muontrap-{}-{:x}", std::process::id(), random());
+    let why = "muontrap: cannot receive descriptors from the BEAM: ";
+    vec![
+        (
+            "muontrap-1".into(),
+            format!("{why}invalid hand-over name 'muontrap-1' (expected muontrap-<pid>-<suffix>)"),
+        ),
+        (
+            nobody,
+            format!("{why}cannot connect to the hand-over socket: Connection refused"),
+        ),
+    ]
+}
+
+#[test]
+fn library_start_errors_are_in_band() {
+    for (name, want) in unreachable_beams() {
+        fails_framed(&["--beam", &name], &want);
     }
 }
 
 #[test]
-fn framed_usage_error_ends_on_sigterm_too() {
-    let mut port = Port::spawn(&["--framed", "--bogus", "true"]);
+fn library_start_error_ends_on_sigterm_too() {
+    let mut port = Port::spawn(&["--beam", "muontrap-1"]);
     let (status, errors) = port.read_framed_until_exit();
     assert_eq!((status, errors.len()), (1, 1), "{errors:?}");
     // SAFETY: kill(2) of the port we spawned.
@@ -115,35 +125,16 @@ fn framed_usage_error_ends_on_sigterm_too() {
 }
 
 #[test]
-fn framed_usage_error_with_stdin_at_eof_exits_at_once() {
-    let (code, out, err) = run_no_child(&["--framed", "-k", "99999999999", "true"]);
-    assert_eq!((code, err.as_str()), (1, ""));
-    let want = "muontrap: --delay-to-sigkill needs a non-negative integer, got '99999999999'";
-    let mut frames = vec![];
-    frames.extend_from_slice(&(want.len() as u32 + 1).to_be_bytes());
-    frames.push(ERROR);
-    frames.extend_from_slice(want.as_bytes());
-    frames.extend_from_slice(&[0, 0, 0, 5, EXIT, 0, 0, 0, 1]);
-    assert_eq!(out.as_bytes(), frames);
-}
-
-#[test]
-fn handover_errors_in_plain_mode() {
-    // Plain mode reports on stderr; nothing is started.
-    let nobody = format!("muontrap-{}-{:x}", std::process::id(), random());
-    let cases = [
-        ("muontrap-1", "invalid hand-over name 'muontrap-1'"),
-        (
-            nobody.as_str(),
-            "cannot connect to the hand-over socket: Connection refused",
-        ),
-    ];
-    for (name, want) in cases {
-        fails_with(
-            &["--capture-output", "--handover", name, "true"],
-            1,
-            &format!("muontrap: cannot receive descriptors from the BEAM: {want}"),
-        );
+fn library_start_error_with_stdin_at_eof_exits_at_once() {
+    for (name, want) in unreachable_beams() {
+        let (code, out, err) = run_no_child(&["--beam", &name]);
+        assert_eq!((code, err.as_str()), (1, ""));
+        let mut frames = vec![];
+        frames.extend_from_slice(&(want.len() as u32 + 1).to_be_bytes());
+        frames.push(ERROR);
+        frames.extend_from_slice(want.as_bytes());
+        frames.extend_from_slice(&[0, 0, 0, 5, EXIT, 0, 0, 0, 1]);
+        assert_eq!(out.as_bytes(), frames);
     }
 }
 

@@ -55,7 +55,7 @@ fn refused_with(flags: &[&str], beam: impl FnOnce(OwnedFd), want: &str) {
 #[test]
 fn unsupported_roles_are_refused() {
     // 4 (NOTIFY) is reserved.
-    for role in [0u8, 4, 6, 9, 255] {
+    for role in [0u8, 4, 7, 9, 255] {
         let (_read, write) = pipe();
         refused_with(
             &["--capture-output"],
@@ -91,8 +91,8 @@ fn duplicate_stdin_or_stderr_is_refused() {
 
 #[test]
 fn stderr_needs_capture_output_alone() {
-    let want = "a STDERR descriptor needs --capture-output alone \
-                (not with --capture-stderr or --capture-stderr-only)";
+    let want = "a STDERR descriptor needs stdout captured alone \
+                (not with stderr merged, nor stderr only)";
     let (_output_r, output) = pipe();
     let (_stderr_r, stderr) = pipe();
     let (o, e) = (output.as_raw_fd(), stderr.as_raw_fd());
@@ -119,7 +119,12 @@ fn descriptor_and_role_counts_must_match() {
         (&[OUTPUT], &[], "0 descriptors but 1 role bytes"),
     ];
     for (roles, fds, want) in cases {
-        refused_with(&["--capture-output"], |c| send_fds(&c, roles, fds), want);
+        // Without the COMMAND memfd, which would count too.
+        refused_with(
+            &["--capture-output"],
+            |c| send_fds_raw(&c, roles, fds),
+            want,
+        );
     }
 }
 
@@ -139,8 +144,8 @@ fn malformed_messages_are_refused() {
     );
     refused_with(
         &["--capture-output"],
-        |c| send_fds(&c, &[LISTEN; 33], &[w; 33]),
-        "33 descriptors, at most 32 allowed",
+        |c| send_fds_raw(&c, &[LISTEN; 34], &[w; 34]),
+        "34 descriptors, at most 33 allowed",
     );
     refused_with(
         &["--capture-output"],
@@ -157,8 +162,38 @@ fn malformed_messages_are_refused() {
     refused_with(
         &[],
         |c| send_fds(&c, &[OUTPUT], &[w]),
-        "an OUTPUT descriptor but no --capture-* option",
+        "an OUTPUT descriptor but no output capture",
     );
+    // Every descriptor but the command: nothing to run.
+    refused_with(
+        &["--capture-output"],
+        |c| send_fds_raw(&c, &[OUTPUT], &[w]),
+        "no COMMAND descriptor",
+    );
+}
+
+#[test]
+fn a_command_that_does_not_decode_is_refused() {
+    let (_read, write) = pipe();
+    let w = write.as_raw_fd();
+    let version = muontrap_command::wire::VERSION;
+    for (bytes, want) in [
+        (vec![], "invalid command value: truncated".to_string()),
+        (
+            vec![0, 0, 0, 0],
+            format!(
+                "invalid command value: version 00000000, expected {version:08x} \
+                 (a port binary from another build?)"
+            ),
+        ),
+    ] {
+        let memfd = memfd_with(&bytes);
+        refused_with(
+            &["--capture-output"],
+            |c| send_fds_raw(&c, &[OUTPUT, COMMAND_ROLE], &[w, memfd.as_raw_fd()]),
+            &want,
+        );
+    }
 }
 
 #[test]
@@ -364,17 +399,40 @@ fn listen_names_must_match_the_listen_descriptors() {
     refused_with(
         &["--listen-fdnames", "a:b"],
         |c| send_fds(&c, &[LISTEN], &[l]),
-        "1 LISTEN descriptors but 2 names in --listen-fdnames",
+        "1 LISTEN descriptors but 2 LISTEN names",
     );
     refused_with(
         &["--listen-fdnames", "a"],
         |c| send_fds(&c, &[LISTEN, LISTEN], &[l, l]),
-        "2 LISTEN descriptors but 1 names in --listen-fdnames",
+        "2 LISTEN descriptors but 1 LISTEN names",
     );
     // Names but no listener at all.
     refused_with(
         &["--capture-output", "--listen-fdnames", "a"],
         |c| send_fds(&c, &[OUTPUT], &[w]),
-        "0 LISTEN descriptors but 1 names in --listen-fdnames",
+        "0 LISTEN descriptors but 1 LISTEN names",
     );
+}
+
+#[test]
+fn a_handed_over_cgroup_path_is_checked_again() {
+    let cmd = muontrap_command::Command {
+        program: "true".into(),
+        cgroup_path: Some("../escape".into()),
+        ..muontrap_command::Command::default()
+    };
+    let memfd = memfd_with(&muontrap_command::wire::encode(&cmd));
+    let listener = Listener::new();
+    let mut port = Port::spawn(&["--beam", listener.name.as_str()]);
+    let conn = listener.accept(port.pid());
+    send_fds_raw(&conn, &[COMMAND_ROLE], &[memfd.as_raw_fd()]);
+    let (status, errors) = port.read_framed_until_exit();
+    assert_eq!(status, 1);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("muontrap: invalid cgroup path '../escape': "),
+        "{errors:?}"
+    );
+    port.close_stdin();
+    assert_eq!(port.wait(), 1);
 }

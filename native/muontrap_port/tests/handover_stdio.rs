@@ -172,9 +172,15 @@ fn the_port_holds_none_of_the_pipes_while_the_program_runs() {
 }
 
 #[test]
-fn plain_mode_takes_stdin_and_stderr_too() {
+fn all_three_pipes_at_once() {
     let (mut port, ends) = Port::spawn_handover_pipes(
-        &["--capture-output", "sh", "-c", "cat; echo err >&2; exit 3"],
+        &[
+            "--framed",
+            "--capture-output",
+            "sh",
+            "-c",
+            "cat; echo err >&2; exit 3",
+        ],
         &[OUTPUT, STDIN, STDERR],
     );
     let output = drain(ends.output.expect("OUTPUT"));
@@ -182,22 +188,26 @@ fn plain_mode_takes_stdin_and_stderr_too() {
     feed(ends.stdin.expect("STDIN"), b"hello\n".to_vec())
         .join()
         .expect("writer");
-    assert_eq!(port.wait(), 3);
+    started(&mut port);
+    assert_eq!(port.read_framed_until_exit(), (3, vec![]));
     assert_eq!(drained(output), b"hello\n");
     assert_eq!(drained(stderr), b"err\n");
-    let mut relayed = Vec::new();
-    port.stdout.read_to_end(&mut relayed).expect("stdout");
-    assert!(relayed.is_empty(), "{} bytes relayed", relayed.len());
+    port.close_stdin();
+    assert_eq!(port.wait(), 3);
     assert_eq!(port.stderr(), "");
 }
 
 #[test]
 fn stdin_without_capture() {
-    // Plain mode, nothing captured: STDIN alone is fine.
-    let (mut port, ends) = Port::spawn_handover_pipes(&["sh", "-c", "read x; exit $x"], &[STDIN]);
+    // Nothing captured: STDIN alone is fine.
+    let (mut port, ends) =
+        Port::spawn_handover_pipes(&["--framed", "sh", "-c", "read x; exit $x"], &[STDIN]);
     feed(ends.stdin.expect("STDIN"), b"7\n".to_vec())
         .join()
         .expect("writer");
+    started(&mut port);
+    assert_eq!(port.read_framed_until_exit(), (7, vec![]));
+    port.close_stdin();
     assert_eq!(port.wait(), 7);
     assert_eq!(port.stderr(), "");
 }

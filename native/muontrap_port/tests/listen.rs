@@ -260,24 +260,16 @@ fn the_whole_limit_interleaved_with_the_pipes() {
 
 #[test]
 fn listeners_without_any_pipe() {
-    // A daemon without capture: only LISTEN, plain mode too.
+    // A daemon without capture: only LISTEN.
     let ls = [tcp_listener(), tcp_listener()];
     let script = "[ -S /proc/self/fd/3 ] && [ -S /proc/self/fd/4 ] && \
                   [ ! -e /proc/self/fd/5 ] && exit $LISTEN_FDS";
-    for framed in [true, false] {
-        let mut args = vec!["--listen-fdnames", "a:b"];
-        if framed {
-            args.push("--framed");
-        }
-        args.extend(["sh", "-c", script]);
-        let (mut port, _) = Port::spawn_handover_listen(&args, &[LISTEN, LISTEN], &raw(&ls), &[]);
-        if framed {
-            started(&mut port);
-            assert_eq!(port.read_framed_until_exit(), (2, vec![]));
-            port.close_stdin();
-        }
-        assert_eq!(port.wait(), 2, "framed: {framed}");
-    }
+    let args = ["--listen-fdnames", "a:b", "--framed", "sh", "-c", script];
+    let (mut port, _) = Port::spawn_handover_listen(&args, &[LISTEN, LISTEN], &raw(&ls), &[]);
+    started(&mut port);
+    assert_eq!(port.read_framed_until_exit(), (2, vec![]));
+    port.close_stdin();
+    assert_eq!(port.wait(), 2);
 }
 
 #[test]
@@ -292,38 +284,4 @@ fn the_stop_signal_and_signals_reach_a_listening_program() {
     assert_eq!(port.read_framed_until_exit(), (129, vec![]));
     port.close_stdin();
     assert_eq!(port.wait(), 129);
-}
-
-#[test]
-fn listen_fdnames_usage_errors() {
-    let cases = [
-        (
-            &["--listen-fdnames", "a", "true"][..],
-            "muontrap: --listen-fdnames needs --handover\n",
-        ),
-        (
-            &[
-                "--handover",
-                "muontrap-1-x",
-                "--listen-fdnames",
-                "a::b",
-                "true",
-            ],
-            "muontrap: invalid --listen-fdnames 'a::b': name 2 is empty\n",
-        ),
-        (
-            &[
-                "--handover",
-                "muontrap-1-x",
-                "--listen-fdnames",
-                "a b",
-                "true",
-            ],
-            "muontrap: invalid --listen-fdnames 'a b': name 1 has a character other \
-             than printable ASCII (no spaces)\n",
-        ),
-    ];
-    for (args, want) in cases {
-        assert_eq!(run_no_child(args), (1, String::new(), want.to_string()));
-    }
 }

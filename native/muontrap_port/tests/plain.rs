@@ -217,24 +217,3 @@ fn output_is_copied_exactly_where_stdout_refuses_splice() {
     assert_eq!(got.len(), expected.len());
     assert!(got == expected, "output differs");
 }
-
-#[test]
-fn handover_sends_output_straight_into_the_pipe() {
-    // As --output-path did: nothing is relayed, so no acks are due.
-    let (mut port, output) = Port::spawn_handover(&[
-        "--capture-stderr",
-        "sh",
-        "-c",
-        "head -c 300000 /dev/zero; echo err >&2; exit 4",
-    ]);
-    assert_eq!(port.wait(), 4);
-    let out = drained(output);
-    assert_eq!(out.len(), 300_004);
-    assert!(out[..300_000].iter().all(|&b| b == 0));
-    assert_eq!(&out[300_000..], b"err\n");
-    use std::io::Read;
-    let mut relayed = Vec::new();
-    port.stdout.read_to_end(&mut relayed).expect("stdout");
-    assert!(relayed.is_empty(), "{} bytes relayed", relayed.len());
-    assert_eq!(port.stderr(), "");
-}

@@ -153,15 +153,5 @@ fn usage_errors() {
             (1, "", format!("muontrap: {want}\n")),
             "{sig}"
         );
-        // Framed: in-band.
-        let mut port = Port::spawn(&["--framed", "--stop-signal", sig, "true"]);
-        assert_eq!(
-            port.read_framed_until_exit(),
-            (1, vec![format!("muontrap: {want}")]),
-            "{sig}"
-        );
-        port.close_stdin();
-        assert_eq!(port.wait(), 1);
-        assert_eq!(port.stderr(), "");
     }
 }

@@ -2,8 +2,11 @@
 //! the port binary (which connects and receives); docs/protocol.md,
 //! "Descriptor hand-over".
 
-/// Most descriptors one hand-over carries (the port's receive buffer).
+/// Most descriptors one hand-over gives the program.
 pub const MAX_FDS: usize = 32;
+/// Most descriptors one hand-over message carries: the program's, and the
+/// COMMAND memfd.
+pub const MAX_MESSAGE_FDS: usize = MAX_FDS + 1;
 /// Longest message body (one role byte per descriptor) the port reads.
 pub const MAX_BODY: usize = 64;
 
@@ -17,6 +20,9 @@ pub const ROLE_STDERR: u8 = 3;
 /// A listening socket for the program (repeatable): its fds 3, 4, ... in
 /// the order of the message.
 pub const ROLE_LISTEN: u8 = 5;
+/// A memfd holding the command's options in binary form
+/// (`muontrap_command::wire`), always sent: the port's argv holds none.
+pub const ROLE_COMMAND: u8 = 6;
 
 /// Every abstract socket name starts with this.
 pub const NAME_PREFIX: &str = "muontrap-";
@@ -79,10 +85,16 @@ mod tests {
 
     #[test]
     fn roles_are_distinct_and_fit_the_body() {
-        let roles = [ROLE_OUTPUT, ROLE_STDIN, ROLE_STDERR, ROLE_LISTEN];
+        let roles = [
+            ROLE_OUTPUT,
+            ROLE_STDIN,
+            ROLE_STDERR,
+            ROLE_LISTEN,
+            ROLE_COMMAND,
+        ];
         for (i, a) in roles.iter().enumerate() {
             assert!(roles[i + 1..].iter().all(|b| b != a));
         }
-        const { assert!(MAX_FDS <= MAX_BODY) };
+        const { assert!(MAX_MESSAGE_FDS <= MAX_BODY) };
     }
 }

@@ -16,11 +16,13 @@ fn fake_root(name: &str, root_controllers: &str) -> PathBuf {
     root
 }
 
-fn cfg(path: &str, controllers: &[&str]) -> CgroupConfig {
+/// Leaked: a test's configuration lives as long as the test.
+fn cfg(path: &str, controllers: &[&str]) -> CgroupConfig<'static> {
+    let controllers: Vec<String> = controllers.iter().map(|c| c.to_string()).collect();
     CgroupConfig {
-        path: path.into(),
-        controllers: controllers.iter().map(|c| c.to_string()).collect(),
-        settings: vec![],
+        path: Box::leak(path.to_string().into_boxed_str()),
+        controllers: Box::leak(controllers.into_boxed_slice()),
+        settings: &[],
         beneath_own_cgroup: false,
     }
 }

@@ -50,7 +50,7 @@ proptest! {
             }
             Ok(h) => {
                 prop_assert!(dropped.borrow().is_empty());
-                prop_assert!(count <= MAX_FDS && count == roles.len());
+                prop_assert!(count <= MAX_MESSAGE_FDS && count == roles.len());
                 let at = |role: u8| roles.iter().position(|&r| r == role);
                 prop_assert_eq!(h.output.as_ref().map(|t| t.n), at(ROLE_OUTPUT));
                 prop_assert_eq!(h.stdin.as_ref().map(|t| t.n), at(ROLE_STDIN));

@@ -148,6 +148,28 @@ pub(super) fn recv(sock: &OwnedFd) -> Result<(Vec<u8>, Vec<OwnedFd>), HandoverEr
     Ok((body[..len].to_vec(), fds))
 }
 
+/// The whole of the COMMAND memfd, read from its start whatever its
+/// offset, at most `MAX_ENCODED` bytes.
+pub(super) fn read_all(fd: &OwnedFd) -> Result<Vec<u8>, HandoverError> {
+    let err = os("cannot read the command");
+    let size = nix::sys::stat::fstat(fd).map_err(&err)?.st_size as u64;
+    if size > muontrap_command::wire::MAX_ENCODED as u64 {
+        return Err(HandoverError::CommandTooLong(size));
+    }
+    let mut buf = vec![0u8; size as usize];
+    let mut done = 0;
+    while done < buf.len() {
+        match nix::sys::uio::pread(fd, &mut buf[done..], done as libc::off_t) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(err(e)),
+        }
+    }
+    buf.truncate(done);
+    Ok(buf)
+}
+
 /// The program expects blocking stdio, as a pipe of ours would be; the
 /// BEAM makes the pipes it creates non-blocking, and O_NONBLOCK belongs to
 /// the open file description the program would share.

@@ -38,6 +38,7 @@ fn handover(output: Option<i32>, stdin: Option<i32>, stderr: Option<i32>) -> Han
         stdin,
         stderr,
         listen: Vec::new(),
+        command: None,
     }
 }
 
@@ -82,11 +83,12 @@ fn role_errors() {
         (&[0], vec![3], UnsupportedRole(0)),
         (&[4], vec![3], UnsupportedRole(4)),
         (&[1, 5, 4], vec![3, 4, 5], UnsupportedRole(4)),
-        (&[2, 3, 6], vec![3, 4, 5], UnsupportedRole(6)),
+        (&[2, 3, 7], vec![3, 4, 5], UnsupportedRole(7)),
+        (&[6, 1, 6], vec![3, 4, 5], Duplicate("COMMAND")),
         (&[5, 5, 1, 1], vec![3, 4, 5, 6], Duplicate("OUTPUT")),
         (&[255], vec![3], UnsupportedRole(255)),
         (&[1; 17], (0..17).collect(), Duplicate("OUTPUT")),
-        (&[5; 33], (0..33).collect(), TooMany(33)),
+        (&[5; 34], (0..34).collect(), TooMany(34)),
         (
             &[5; 32],
             (0..31).collect(),
@@ -108,7 +110,7 @@ fn error_messages() {
     assert_eq!(
         StderrNeedsStdoutCapture.to_string(),
         "cannot receive descriptors from the BEAM: a STDERR descriptor needs \
-         --capture-output alone (not with --capture-stderr or --capture-stderr-only)"
+         stdout captured alone (not with stderr merged, nor stderr only)"
     );
     assert!(Duplicate("STDIN")
         .to_string()
@@ -243,10 +245,17 @@ fn listen_names_must_match_the_count() {
     assert_eq!(
         ListenNamesMismatch { fds: 2, names: 1 }.to_string(),
         "cannot receive descriptors from the BEAM: \
-         2 LISTEN descriptors but 1 names in --listen-fdnames"
+         2 LISTEN descriptors but 1 LISTEN names"
     );
     assert_eq!(
-        TooMany(33).to_string(),
-        "cannot receive descriptors from the BEAM: 33 descriptors, at most 32 allowed"
+        TooMany(34).to_string(),
+        "cannot receive descriptors from the BEAM: 34 descriptors, at most 33 allowed"
     );
+}
+
+#[test]
+fn the_command_has_a_slot_of_its_own() {
+    let h = sort(&[ROLE_OUTPUT, ROLE_COMMAND], vec![7, 8]);
+    let h = h.expect("sorted");
+    assert_eq!((h.output, h.command), (Some(7), Some(8)));
 }

@@ -237,7 +237,7 @@ proptest! {
     /// changing nothing.
     #[test]
     fn window_follows_sends_and_acks(
-        size in crate::args::MIN_WINDOW..=u32::MAX,
+        size in muontrap_command::MIN_WINDOW..=u32::MAX,
         ops in vec((any::<bool>(), any::<u64>(), any::<prop::sample::Index>()), 0..64),
     ) {
         let mut w = Window::new(size);

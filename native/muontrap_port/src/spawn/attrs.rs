@@ -4,7 +4,8 @@
 //! were parsed before the clone; the child reads them and makes syscalls,
 //! nothing else.
 
-use crate::args::{Attrs, Rlimit};
+use super::Attrs;
+use muontrap_command::Rlimit;
 
 use super::Stage;
 

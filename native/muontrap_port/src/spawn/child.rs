@@ -10,7 +10,7 @@ use nix::unistd::Pid;
 
 use super::env::decimal;
 use super::{attrs, listen_fds, Plan, Stage};
-use crate::args::Capture;
+use muontrap_command::Capture;
 
 /// Fds the child needs, as raw numbers (it must not run destructors).
 pub(super) struct ChildFds {

@@ -14,7 +14,7 @@ use nix::sys::socket::{
     ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
 };
 
-use super::{Port, LISTEN, OUTPUT, STDERR, STDIN, TIMEOUT};
+use super::{with_command, Port, LISTEN, OUTPUT, STDERR, STDIN, TIMEOUT};
 
 impl Port {
     /// Acts as `MuonTrap.cmd/3`: spawns the port with `--handover` (before
@@ -164,8 +164,16 @@ pub fn peer_pid(sock: &OwnedFd) -> i32 {
         .pid()
 }
 
-/// One hand-over message: `body` (role bytes) with `fds` in one SCM_RIGHTS.
+/// One hand-over message: `body` (role bytes) with `fds` in one
+/// SCM_RIGHTS, and after them the COMMAND memfd of the port this thread
+/// started last (`library.rs`), as the NIF sends it.
 pub fn send_fds(conn: &OwnedFd, body: &[u8], fds: &[RawFd]) {
+    let (body, fds, _command) = with_command(body, fds);
+    send_fds_raw(conn, &body, &fds);
+}
+
+/// `send_fds` without the COMMAND memfd.
+pub fn send_fds_raw(conn: &OwnedFd, body: &[u8], fds: &[RawFd]) {
     let iov = [IoSlice::new(body)];
     let rights = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };

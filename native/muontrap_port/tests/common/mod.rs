@@ -12,10 +12,13 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 mod beam;
+mod library;
 mod notify;
 // Not every test crate uses all of it (as for `dead_code` above).
 #[allow(unused_imports)]
 pub use beam::*;
+#[allow(unused_imports)]
+pub use library::*;
 #[allow(unused_imports)]
 pub use notify::*;
 
@@ -38,24 +41,30 @@ impl Port {
     }
 
     pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Port {
+        let start = Start::new(args);
         let mut cmd = Command::new(BIN);
-        cmd.env_remove("MUONTRAP_LOG").args(args);
+        cmd.env_remove("MUONTRAP_LOG").args(&start.argv);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Port::spawn_command(cmd)
+        let port = Port::spawn_command(cmd);
+        start.finish(&port);
+        port
     }
 
     /// Runs the port through `wrapper` (e.g. `setpriv --reuid=nobody ...`
     /// or `sh -c '...; exec "$0" "$@"'`), which must exec it with `args`.
     /// `pid()` is then the wrapper's pid, which becomes the port's.
     pub fn spawn_wrapped(wrapper: &[&str], args: &[&str]) -> Port {
+        let start = Start::new(args);
         let mut cmd = Command::new(wrapper[0]);
         cmd.env_remove("MUONTRAP_LOG")
             .args(&wrapper[1..])
             .arg(BIN)
-            .args(args);
-        Port::spawn_command(cmd)
+            .args(&start.argv);
+        let port = Port::spawn_command(cmd);
+        start.finish(&port);
+        port
     }
 
     fn spawn_command(mut cmd: Command) -> Port {

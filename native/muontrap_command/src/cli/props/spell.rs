@@ -1,4 +1,4 @@
-//! Spelling a `Config` out as a command line, in one of the many ways
+//! Spelling a `Command` out as a command line, in one of the many ways
 //! the parser accepts: long, short or `--name=value` forms, leading zeros,
 //! signal names, options at their default given or left out, `--`.
 
@@ -7,10 +7,8 @@ use std::ffi::OsString;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use super::super::attrs::INFINITY;
-use super::super::{
-    Capture, CgroupConfig, Config, IdSpec, DEFAULT_DELAY_TO_SIGKILL_MS, DEFAULT_WINDOW, OPTIONS,
-};
+use super::super::{Command, IdSpec, OPTIONS};
+use crate::{Capture, CgroupConfig, DEFAULT_WINDOW, DELAY_TO_SIGKILL_MS, INFINITY};
 use muontrap_wire::signals::SIGNALS;
 
 /// How an option and its value are spelled.
@@ -104,7 +102,7 @@ fn limit(v: u64) -> String {
 }
 
 /// Every option `c` needs, each as its words, in no particular order.
-pub(super) fn options(c: &Config, style: &Style) -> Vec<Vec<OsString>> {
+pub(super) fn options(c: &Command, style: &Style) -> Vec<Vec<OsString>> {
     let mut w = Words {
         style,
         next_form: 0,
@@ -113,17 +111,17 @@ pub(super) fn options(c: &Config, style: &Style) -> Vec<Vec<OsString>> {
     process_options(c, &mut w);
     attr_options(c, &mut w);
     flags(c, &mut w);
-    if let Some(g) = &c.cgroup {
-        w.options.push(cgroup_words(g));
+    if let Some(g) = c.cgroup() {
+        w.options.push(cgroup_words(&g));
     }
     w.options
 }
 
-fn process_options(c: &Config, w: &mut Words<'_>) {
+fn process_options(c: &Command, w: &mut Words<'_>) {
     if let Some(a) = &c.arg0 {
-        w.value("--arg0", a.clone());
+        w.value("--arg0", a.0.clone());
     }
-    if c.delay_to_sigkill_ms != DEFAULT_DELAY_TO_SIGKILL_MS || w.style.explicit {
+    if c.delay_to_sigkill_ms != DELAY_TO_SIGKILL_MS || w.style.explicit {
         w.value("--delay-to-sigkill", w.decimal(c.delay_to_sigkill_ms));
     }
     if c.window != DEFAULT_WINDOW || w.style.explicit {
@@ -139,41 +137,33 @@ fn process_options(c: &Config, w: &mut Words<'_>) {
         let list: Vec<String> = gs.iter().map(id).collect();
         w.value("--groups", list.join(","));
     }
-    if let Some(h) = &c.handover {
-        w.value("--handover", h);
-    }
-    if let Some(names) = &c.listen_fdnames {
-        w.value("--listen-fdnames", names.join(":"));
-    }
-    if let Some(ms) = c.watchdog_ms {
-        w.value("--watchdog", w.decimal(ms));
-    }
 }
 
-fn attr_options(c: &Config, w: &mut Words<'_>) {
-    if c.stop_signal != libc::SIGTERM || w.style.explicit {
-        let name = SIGNALS.iter().find(|(_, n)| *n == c.stop_signal);
+fn attr_options(c: &Command, w: &mut Words<'_>) {
+    let stop = c.stop_signal.0;
+    if stop != libc::SIGTERM || w.style.explicit {
+        let name = SIGNALS.iter().find(|(_, n)| *n == stop);
         let s = match name.filter(|_| w.style.by_name) {
             Some((name, _)) => format!("sig{}", name.to_lowercase()),
-            None => c.stop_signal.to_string(),
+            None => stop.to_string(),
         };
         w.value("--stop-signal", s);
     }
-    if let Some(u) = c.attrs.umask {
+    if let Some(u) = c.umask {
         w.value(
             "--umask",
             format!("{u:0width$o}", width = 2 + w.style.zeros),
         );
     }
-    if let Some(n) = c.attrs.nice {
+    if let Some(n) = c.nice {
         let sign = if n < 0 { "-" } else { "" };
         w.value("--nice", format!("{sign}{}", w.decimal(n.abs())));
     }
     // In the order given, which is the order they are applied in: one
     // unit, kept together when the options are shuffled.
     let rlimits: Vec<Vec<OsString>> = c
-        .attrs
         .rlimits
+        .0
         .iter()
         .map(|r| {
             let value = if r.soft == r.hard && w.style.explicit {
@@ -191,18 +181,18 @@ fn attr_options(c: &Config, w: &mut Words<'_>) {
         .iter()
         .map(|(name, value)| match value {
             Some(v) => {
-                let mut arg = name.clone();
+                let mut arg = name.0.clone();
                 arg.push("=");
                 arg.push(v);
                 w.spelled("--setenv", arg)
             }
-            None => w.spelled("--unsetenv", name.clone()),
+            None => w.spelled("--unsetenv", name.0.clone()),
         })
         .collect();
     w.options.push(env.concat());
 }
 
-fn flags(c: &Config, w: &mut Words<'_>) {
+fn flags(c: &Command, w: &mut Words<'_>) {
     match c.capture {
         Capture::None => {}
         Capture::Stdout => w.flag("--capture-output"),
@@ -213,25 +203,19 @@ fn flags(c: &Config, w: &mut Words<'_>) {
     if c.capture == Capture::StderrOnly && w.style.explicit {
         w.flag("--capture-output");
     }
-    if c.framed {
-        w.flag("--framed");
-    }
-    if c.notify {
-        w.flag("--notify");
-    }
 }
 
 /// `-g`, then the controllers (or `--no-controllers`) before any `-s`:
 /// one unit, kept together when the options are shuffled.
 fn cgroup_words(g: &CgroupConfig) -> Vec<OsString> {
-    let mut w: Vec<OsString> = vec!["-g".into(), g.path.clone().into()];
+    let mut w: Vec<OsString> = vec!["-g".into(), g.path.into()];
     if g.controllers.is_empty() {
         w.push("--no-controllers".into());
     }
-    for c in &g.controllers {
+    for c in g.controllers {
         w.extend(["-c".into(), c.into()]);
     }
-    for (f, v) in &g.settings {
+    for (f, v) in g.settings {
         w.extend(["-s".into(), format!("{f}={v}").into()]);
     }
     if g.beneath_own_cgroup {
@@ -242,7 +226,7 @@ fn cgroup_words(g: &CgroupConfig) -> Vec<OsString> {
 
 /// The whole command line: the options in the order given, the program
 /// (after `--` when it looks like an option, or by choice) and its args.
-pub(super) fn argv(c: &Config, style: &Style, options: &[Vec<OsString>]) -> Vec<OsString> {
+pub(super) fn argv(c: &Command, style: &Style, options: &[Vec<OsString>]) -> Vec<OsString> {
     let looks_like_option = c
         .program
         .to_str()
@@ -251,7 +235,7 @@ pub(super) fn argv(c: &Config, style: &Style, options: &[Vec<OsString>]) -> Vec<
     if style.dash_dash || looks_like_option {
         argv.push("--".into());
     }
-    argv.push(c.program.clone());
-    argv.extend(c.args.iter().cloned());
+    argv.push(c.program.0.clone());
+    argv.extend(c.args.iter().map(|a| a.0.clone()));
     argv
 }

@@ -3,53 +3,20 @@
 //! the rest of the parser. The signal and resource tables are
 //! `muontrap_wire`'s, which the NIF gives the Elixir library too.
 
-use std::fmt;
-
 use super::seen::set_once;
 use super::{ArgError, Opt};
-
-pub use muontrap_wire::rlimit::{Resource, INFINITY, RESOURCES};
-
-/// One `--rlimit`: soft and hard limit in the resource's unit, `INFINITY`
-/// for none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rlimit {
-    pub resource: Resource,
-    pub soft: u64,
-    pub hard: u64,
-}
-
-fn limit_text(f: &mut fmt::Formatter<'_>, v: u64) -> fmt::Result {
-    if v == INFINITY {
-        f.write_str("infinity")
-    } else {
-        write!(f, "{v}")
-    }
-}
-
-/// `nofile to 1024:4096`, as in "failed to set rlimit ...".
-impl fmt::Display for Rlimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} to {}", self.resource.name(), LimitPair(self))
-    }
-}
-
-/// What the child sets up before it drops privileges and execs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Attrs {
-    /// `--umask`, at most 0o777.
-    pub umask: Option<u32>,
-    /// `--nice`: the absolute nice value, -20..19.
-    pub nice: Option<i32>,
-    /// `--rlimit`s, each resource at most once, in the order given.
-    pub rlimits: Vec<Rlimit>,
-}
+use crate::{LimitPair, Resource, Rlimit, INFINITY, RESOURCES};
 
 /// The options of this file as given.
 #[derive(Debug, Default)]
 pub(super) struct SeenAttrs {
     pub(super) stop_signal: Option<i32>,
-    pub(super) attrs: Attrs,
+    /// At most 0o777.
+    pub(super) umask: Option<u32>,
+    /// -20..19.
+    pub(super) nice: Option<i32>,
+    /// Each resource at most once, in the order given.
+    pub(super) rlimits: Vec<Rlimit>,
 }
 
 impl SeenAttrs {
@@ -57,14 +24,14 @@ impl SeenAttrs {
     pub(super) fn record(&mut self, opt: Opt, name: &'static str, v: &str) -> Result<(), ArgError> {
         match opt {
             Opt::StopSignal => set_once(&mut self.stop_signal, name, parse_stop_signal(v)?),
-            Opt::Umask => set_once(&mut self.attrs.umask, name, parse_umask(v)?),
-            Opt::Nice => set_once(&mut self.attrs.nice, name, parse_nice(v)?),
+            Opt::Umask => set_once(&mut self.umask, name, parse_umask(v)?),
+            Opt::Nice => set_once(&mut self.nice, name, parse_nice(v)?),
             Opt::Rlimit => {
                 let r = parse_rlimit(v)?;
-                if self.attrs.rlimits.iter().any(|o| o.resource == r.resource) {
+                if self.rlimits.iter().any(|o| o.resource == r.resource) {
                     return Err(ArgError::DuplicateRlimit(r.resource.name()));
                 }
-                self.attrs.rlimits.push(r);
+                self.rlimits.push(r);
                 Ok(())
             }
             _ => Ok(()),
@@ -72,7 +39,7 @@ impl SeenAttrs {
     }
 }
 
-pub use muontrap_wire::signals::sigrtmax;
+use muontrap_wire::signals::sigrtmax;
 
 fn digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
@@ -180,17 +147,6 @@ fn parse_rlimit(arg: &str) -> Result<Rlimit, ArgError> {
         )));
     }
     Ok(r)
-}
-
-/// `SOFT:HARD` alone.
-struct LimitPair<'a>(&'a Rlimit);
-
-impl fmt::Display for LimitPair<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        limit_text(f, self.0.soft)?;
-        f.write_str(":")?;
-        limit_text(f, self.0.hard)
-    }
 }
 
 #[cfg(test)]

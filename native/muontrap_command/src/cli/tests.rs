@@ -4,16 +4,19 @@
 use super::*;
 
 mod cgroup;
-mod framed;
-mod notify;
 mod parsing;
 
 pub(super) fn argv(a: &[&str]) -> Vec<OsString> {
     a.iter().map(OsString::from).collect()
 }
 
+/// `a` as the command's arguments.
+pub(super) fn bytes(a: &[&str]) -> Vec<crate::Bytes> {
+    a.iter().map(|&s| crate::Bytes::from(s)).collect()
+}
+
 /// The configuration `a` parses into; panics if it is no run.
-pub(super) fn run(a: &[&str]) -> Config {
+pub(super) fn run(a: &[&str]) -> Command {
     match parse(&argv(a)) {
         Ok(Parsed::Run(c)) => *c,
         other => panic!("{a:?} -> {other:?}"),

@@ -1,12 +1,12 @@
-use super::super::tests::{argv, err, run};
+use super::super::tests::{err, run};
 use super::super::ArgError;
 use super::*;
 
 #[test]
 fn defaults() {
     let c = run(&["p"]);
-    assert_eq!(c.stop_signal, libc::SIGTERM);
-    assert_eq!(c.attrs, Attrs::default());
+    assert_eq!(c.stop_signal.0, libc::SIGTERM);
+    assert_eq!((c.umask, c.nice, c.rlimits.0.len()), (None, None, 0));
 }
 
 #[test]
@@ -31,10 +31,12 @@ fn stop_signal_numbers_and_names() {
         ("RTMAX", sigrtmax()),
     ];
     for &(v, want) in cases {
-        assert_eq!(run(&["--stop-signal", v, "p"]).stop_signal, want, "{v}");
+        assert_eq!(run(&["--stop-signal", v, "p"]).stop_signal.0, want, "{v}");
     }
     assert_eq!(
-        run(&["--stop-signal=USR2", "--framed", "p"]).stop_signal,
+        run(&["--stop-signal=USR2", "--capture-output", "p"])
+            .stop_signal
+            .0,
         libc::SIGUSR2
     );
 }
@@ -88,7 +90,7 @@ fn umask() {
         ("0777", 0o777),
         ("22", 0o22),
     ] {
-        assert_eq!(run(&["--umask", v, "p"]).attrs.umask, Some(want), "{v}");
+        assert_eq!(run(&["--umask", v, "p"]).umask, Some(want), "{v}");
     }
     for v in [
         "", "8", "078", "1000", "1777", "00777", "0o77", "-1", "+7", " 77",
@@ -120,10 +122,10 @@ fn nice() {
         ("-05", -5),
         ("0019", 19),
     ] {
-        assert_eq!(run(&["--nice", v, "p"]).attrs.nice, Some(want), "{v}");
+        assert_eq!(run(&["--nice", v, "p"]).nice, Some(want), "{v}");
     }
     // A negative value is still the value, as with `--nice=-5`.
-    assert_eq!(run(&["--nice=-5", "p"]).attrs.nice, Some(-5));
+    assert_eq!(run(&["--nice=-5", "p"]).nice, Some(-5));
     for v in [
         "",
         "-",
@@ -167,7 +169,7 @@ fn rlimit_forms() {
         hard,
     };
     assert_eq!(
-        c.attrs.rlimits,
+        c.rlimits.0,
         vec![
             r(Resource::Nofile, 1024, 1024),
             r(Resource::Core, 0, INFINITY),
@@ -178,15 +180,15 @@ fn rlimit_forms() {
             r(Resource::Fsize, INFINITY, INFINITY),
         ]
     );
-    assert_eq!(c.attrs.rlimits[1].to_string(), "core to 0:infinity");
-    assert_eq!(c.attrs.rlimits[0].to_string(), "nofile to 1024:1024");
+    assert_eq!(c.rlimits.0[1].to_string(), "core to 0:infinity");
+    assert_eq!(c.rlimits.0[0].to_string(), "nofile to 1024:1024");
 }
 
 #[test]
 fn every_resource_by_name() {
     for (name, resource) in RESOURCES {
         let c = run(&["--rlimit", &format!("{name}=1:2"), "p"]);
-        assert_eq!(c.attrs.rlimits[0].resource, resource);
+        assert_eq!(c.rlimits.0[0].resource, resource);
         assert_eq!(resource.name(), name);
         assert!(resource.raw() >= 0);
     }
@@ -256,14 +258,8 @@ fn rlimit_errors() {
 
 #[test]
 fn attribute_values_may_look_like_options() {
-    // `--nice -5`: the value, not an unknown option; --framed is still seen.
-    let a = ["--nice", "-5", "--framed", "p"];
+    // `--nice -5`: the value, not an unknown option; the next flag is still seen.
+    let a = ["--nice", "-5", "--capture-output", "p"];
     let c = run(&a);
-    assert_eq!((c.attrs.nice, c.framed), (Some(-5), true));
-    assert!(super::super::framed_requested(&argv(&a)));
-    assert!(!super::super::framed_requested(&argv(&[
-        "--stop-signal",
-        "--framed",
-        "p"
-    ])));
+    assert_eq!((c.nice, c.capture), (Some(-5), crate::Capture::Stdout));
 }

@@ -1,46 +1,29 @@
-//! Command-line parsing into a [`Config`]. Pure: no OS access, so every
-//! error path is unit tested. See `docs/protocol.md` for the option list.
+//! The plain command line (`muontrap [OPTIONS] PROGRAM [ARGS...]`, as
+//! MuonTrap 2.0's binary took it) parsed into a [`Command`]: the same value
+//! the library hands over, run by the same code. Pure: no OS access, so
+//! every error path is unit tested. The library passes none of these
+//! flags; docs/protocol.md, "The plain command line".
 
 use std::ffi::{OsStr, OsString};
-use std::fmt;
 
 mod attrs;
 mod error;
-mod listen;
 #[cfg(test)]
-mod props;
+pub(crate) mod props;
 mod seen;
 #[cfg(test)]
 mod tests;
 
-pub use attrs::{sigrtmax, Attrs, Rlimit};
+pub use attrs::parse_signal;
 pub use error::ArgError;
 use seen::Seen;
 
-/// `--delay-to-sigkill`'s default, the C original's. The Elixir library
-/// passes the flag only when `:delay_to_sigkill` is given and relies on
-/// this being its own default too: `MuonTrap.PortBinary.default_delay_to_sigkill/0`
-/// reads the same constant through the NIF.
-pub use muontrap_wire::defaults::DELAY_TO_SIGKILL_MS as DEFAULT_DELAY_TO_SIGKILL_MS;
-
-/// `--stdio-window`'s default, the C original's, kept for hand-written
-/// invocations in plain mode: the only mode whose output is relayed under
-/// this window. The Elixir library's `:stdio_window` default differs
-/// (262144, `MuonTrap.PortBinary.default_window/0`): it is the capacity of the
-/// BEAM-owned pipes the program writes into, and the library never passes
-/// `--stdio-window` (framed mode relays nothing). This is the one place
-/// that says why the two differ.
-pub const DEFAULT_WINDOW: u32 = 10240;
-
-/// The smallest `--stdio-window`, checked once (`seen::parse_window`);
-/// `MuonTrap.Options` checks `:stdio_window` against the same constant,
-/// through the NIF, so a valid option is a valid flag.
-pub use muontrap_wire::defaults::MIN_WINDOW;
+use crate::{Command, IdSpec, DEFAULT_WINDOW, DELAY_TO_SIGKILL_MS, MIN_WINDOW};
 
 /// The `--help` text, with the defaults and bounds above.
 pub fn usage() -> String {
     USAGE
-        .replace("{DELAY}", &DEFAULT_DELAY_TO_SIGKILL_MS.to_string())
+        .replace("{DELAY}", &DELAY_TO_SIGKILL_MS.to_string())
         .replace("{WINDOW}", &DEFAULT_WINDOW.to_string())
         .replace("{MIN_WINDOW}", &MIN_WINDOW.to_string())
 }
@@ -80,26 +63,8 @@ Options:
       --capture-output         relay the program's stdout
       --capture-stderr         relay stderr too, merged with stdout
       --capture-stderr-only    relay only stderr; stdout goes to /dev/null (wins)
-      --framed                 use the length-prefixed framed protocol
-      --handover NAME          receive the output pipe (and stdin/stderr pipes,
-                               listening sockets for fds 3, 4, ...) from the abstract
-                               Unix socket NAME instead of relaying output (needed
-                               by --framed with --capture-*)
-      --listen-fdnames NAMES   with --handover: colon-separated names of the
-                               listening sockets (LISTEN_FDNAMES), one per socket
-      --notify                 framed: give the program an sd_notify socket
-                               (NOTIFY_SOCKET) and forward its state changes
-      --watchdog MS            framed: sd_notify watchdog; terminate the program
-                               if it sends no WATCHDOG=1 for MS ms
       --help                   print this help and exit
 ";
-
-/// A user or group given either numerically or by name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdSpec {
-    Id(u32),
-    Name(String),
-}
 
 impl IdSpec {
     fn parse(s: &str) -> IdSpec {
@@ -112,77 +77,9 @@ impl IdSpec {
     }
 }
 
-impl fmt::Display for IdSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            IdSpec::Id(n) => write!(f, "{n}"),
-            IdSpec::Name(s) => write!(f, "'{s}'"),
-        }
-    }
-}
-
-/// Which of the program's output streams go into the relayed pipe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Capture {
-    None,
-    Stdout,
-    StdoutAndStderr,
-    StderrOnly,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgroupConfig {
-    /// Relative to each hierarchy's root (or, with `beneath_own_cgroup`, to
-    /// muontrap's own cgroup in it); already validated.
-    pub path: String,
-    pub controllers: Vec<String>,
-    /// `(file, value)`; file names already validated.
-    pub settings: Vec<(String, String)>,
-    /// `--beneath-own-cgroup`.
-    pub beneath_own_cgroup: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    pub program: OsString,
-    pub args: Vec<OsString>,
-    pub arg0: Option<OsString>,
-    pub cgroup: Option<CgroupConfig>,
-    pub delay_to_sigkill_ms: u32,
-    pub uid: Option<IdSpec>,
-    pub gid: Option<IdSpec>,
-    /// `--groups`: the supplementary groups, `Some(vec![])` for none.
-    pub supplementary_groups: Option<Vec<IdSpec>>,
-    pub window: u32,
-    pub capture: Capture,
-    pub framed: bool,
-    /// `--handover`: the abstract socket name the BEAM hands descriptors
-    /// over on (the captured output then goes into its pipe, unrelayed).
-    pub handover: Option<String>,
-    /// `--listen-fdnames`: one name per LISTEN descriptor, already valid.
-    pub listen_fdnames: Option<Vec<String>>,
-    /// `--notify`: readiness expected (the watchdog starts at `READY=1`).
-    pub notify: bool,
-    /// `--watchdog`: the interval in ms (at least 1).
-    pub watchdog_ms: Option<u32>,
-    /// `--stop-signal`: the first signal of the stop sequence (SIGTERM).
-    pub stop_signal: libc::c_int,
-    /// `--umask`, `--nice`, `--rlimit`: set in the child before exec.
-    pub attrs: Attrs,
-    /// `--setenv` (`Some`) and `--unsetenv` (`None`), in order.
-    pub env: Vec<(OsString, Option<OsString>)>,
-}
-
-impl Config {
-    /// Whether the program gets a notification socket.
-    pub fn notify_socket(&self) -> bool {
-        self.notify || self.watchdog_ms.is_some()
-    }
-}
-
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
-    Run(Box<Config>),
+    Run(Box<Command>),
     Help,
 }
 
@@ -200,13 +97,8 @@ enum Opt {
     CaptureOutput,
     CaptureStderr,
     CaptureStderrOnly,
-    Framed,
-    Handover,
-    ListenFdnames,
     NoControllers,
     BeneathOwn,
-    Notify,
-    Watchdog,
     StopSignal,
     Umask,
     Nice,
@@ -217,7 +109,7 @@ enum Opt {
 }
 
 /// (long name, short name, option). Errors name options by the long form.
-const OPTIONS: [(&str, &str, Opt); 26] = [
+const OPTIONS: [(&str, &str, Opt); 21] = [
     ("--arg0", "-0", Opt::Arg0),
     ("--group", "-g", Opt::CgroupPath),
     ("--controller", "-c", Opt::Controller),
@@ -230,13 +122,8 @@ const OPTIONS: [(&str, &str, Opt); 26] = [
     ("--capture-output", "", Opt::CaptureOutput),
     ("--capture-stderr", "", Opt::CaptureStderr),
     ("--capture-stderr-only", "", Opt::CaptureStderrOnly),
-    ("--framed", "", Opt::Framed),
-    ("--handover", "", Opt::Handover),
-    ("--listen-fdnames", "", Opt::ListenFdnames),
     ("--no-controllers", "", Opt::NoControllers),
     ("--beneath-own-cgroup", "", Opt::BeneathOwn),
-    ("--notify", "", Opt::Notify),
-    ("--watchdog", "", Opt::Watchdog),
     ("--stop-signal", "", Opt::StopSignal),
     ("--umask", "", Opt::Umask),
     ("--nice", "", Opt::Nice),
@@ -253,10 +140,8 @@ impl Opt {
             Opt::CaptureOutput
                 | Opt::CaptureStderr
                 | Opt::CaptureStderrOnly
-                | Opt::Framed
                 | Opt::NoControllers
                 | Opt::BeneathOwn
-                | Opt::Notify
                 | Opt::Help
         )
     }
@@ -300,32 +185,6 @@ fn classify(raw: &OsStr) -> Word<'_> {
     }
 }
 
-/// Whether `--framed` is among the options. Looked for apart from `parse`,
-/// so that a framed caller gets even a usage error as an ERROR message.
-/// Scans the way `parse` does (up to `--` or the program, skipping option
-/// values, so in `--arg0 --framed` it is arg0's value) but reads on past
-/// an unknown option or a bad value, where `parse` stops with its error.
-pub fn framed_requested(argv: &[OsString]) -> bool {
-    let mut words = argv.iter();
-    while let Some(raw) = words.next() {
-        match classify(raw) {
-            Word::End | Word::Program => return false,
-            Word::Known {
-                opt: Opt::Framed,
-                inline: None,
-                ..
-            } => return true,
-            Word::Known {
-                opt, inline: None, ..
-            } if opt.takes_value() => {
-                words.next();
-            }
-            Word::Known { .. } | Word::Unknown(_) => {}
-        }
-    }
-    false
-}
-
 /// Parses the arguments after the program name (`argv[1..]`).
 pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
     let mut seen = Seen::default();
@@ -358,6 +217,6 @@ pub fn parse(argv: &[OsString]) -> Result<Parsed, ArgError> {
     }
     let program = argv.get(i).cloned().ok_or(ArgError::MissingProgram)?;
     let args = argv.get(i + 1..).unwrap_or_default().to_vec();
-    seen.into_config(program, args)
+    seen.into_command(program, args)
         .map(|cfg| Parsed::Run(Box::new(cfg)))
 }

@@ -2,27 +2,27 @@
 //! values, numbers and ids, and the errors any option can give.
 
 use super::*;
+use crate::{Bytes, Capture};
 
 #[test]
 fn defaults() {
     let c = run(&["echo", "hi", "there"]);
     assert_eq!(c.program, "echo");
-    assert_eq!(c.args, argv(&["hi", "there"]));
+    assert_eq!(c.args, bytes(&["hi", "there"]));
     assert_eq!(c.arg0, None);
-    assert_eq!(c.cgroup, None);
+    assert_eq!(c.cgroup(), None);
     assert_eq!(c.delay_to_sigkill_ms, 500);
     assert_eq!(c.window, 10240);
     assert_eq!(c.capture, Capture::None);
-    assert!(!c.framed);
     assert_eq!((c.uid, c.gid, c.supplementary_groups), (None, None, None));
 }
 
 #[test]
 fn help_anywhere_before_program() {
     assert_eq!(parse(&argv(&["--help"])), Ok(Parsed::Help));
-    assert_eq!(parse(&argv(&["--framed", "--help", "x"])), Ok(Parsed::Help));
+    assert_eq!(parse(&argv(&["-k", "1", "--help", "x"])), Ok(Parsed::Help));
     // After the program it belongs to the program.
-    assert_eq!(run(&["ls", "--help"]).args, argv(&["--help"]));
+    assert_eq!(run(&["ls", "--help"]).args, bytes(&["--help"]));
 }
 
 #[test]
@@ -37,12 +37,10 @@ fn long_options_with_space_or_equals() {
         "--gid",
         "100",
         "--groups=1,wheel",
-        "--framed",
         "--capture-output",
-        "--handover=muontrap-1-a",
         "prog",
     ]);
-    assert_eq!(a.arg0, Some(OsString::from("name")));
+    assert_eq!(a.arg0, Some(crate::Bytes::from("name")));
     assert_eq!(a.delay_to_sigkill_ms, 42);
     assert_eq!(a.window, 16);
     assert_eq!(a.uid, Some(IdSpec::Name("alice".into())));
@@ -51,9 +49,7 @@ fn long_options_with_space_or_equals() {
         a.supplementary_groups,
         Some(vec![IdSpec::Id(1), IdSpec::Name("wheel".into())])
     );
-    assert!(a.framed);
     assert_eq!(a.capture, Capture::Stdout);
-    assert_eq!(a.handover.as_deref(), Some("muontrap-1-a"));
     assert_eq!(a.program, "prog");
 }
 
@@ -76,37 +72,35 @@ fn short_options() {
         "7",
         "prog",
     ]);
-    assert_eq!(c.arg0, Some(OsString::from("zero")));
+    assert_eq!(c.arg0, Some(crate::Bytes::from("zero")));
     assert_eq!(c.delay_to_sigkill_ms, 7);
+    let cgroup = c.cgroup().expect("a cgroup");
+    assert_eq!((cgroup.path, cgroup.beneath_own_cgroup), ("a/b", false));
+    assert_eq!(cgroup.controllers, ["memory", "pids"]);
     assert_eq!(
-        c.cgroup,
-        Some(CgroupConfig {
-            path: "a/b".into(),
-            controllers: vec!["memory".into(), "pids".into()],
-            settings: vec![
-                ("memory.max".into(), "1M".into()),
-                ("pids.max".into(), String::new())
-            ],
-            beneath_own_cgroup: false,
-        })
+        cgroup.settings,
+        [
+            ("memory.max".to_string(), "1M".to_string()),
+            ("pids.max".to_string(), String::new())
+        ]
     );
 }
 
 #[test]
 fn end_of_options() {
-    let c = run(&["--framed", "--", "--capture-output", "-x"]);
+    let c = run(&["-k", "1", "--", "--capture-output", "-x"]);
     assert_eq!(c.program, "--capture-output");
-    assert_eq!(c.args, argv(&["-x"]));
+    assert_eq!(c.args, bytes(&["-x"]));
     assert_eq!(c.capture, Capture::None);
     // The first non-option ends option parsing.
-    let c = run(&["sh", "-c", "--framed"]);
+    let c = run(&["sh", "-c", "--capture-output"]);
     assert_eq!(c.program, "sh");
-    assert!(!c.framed);
+    assert_eq!(c.capture, Capture::None);
     assert_eq!(run(&["-"]).program, "-");
     // A value may look like an option.
     assert_eq!(
-        run(&["--arg0", "--framed", "p"]).arg0,
-        Some("--framed".into())
+        run(&["--arg0", "--capture-output", "p"]).arg0,
+        Some("--capture-output".into())
     );
     assert_eq!(run(&["--arg0=", "p"]).arg0, Some("".into()));
 }
@@ -121,8 +115,8 @@ fn non_utf8() {
     let a = vec!["-0".into(), bad.clone(), bad.clone(), bad.clone()];
     match parse(&a) {
         Ok(Parsed::Run(c)) => {
-            assert_eq!(c.arg0, Some(bad.clone()));
-            assert_eq!(c.program, bad);
+            assert_eq!(c.arg0, Some(Bytes(bad.clone())));
+            assert_eq!(c.program, Bytes(bad));
         }
         e => panic!("{e:?}"),
     }
@@ -191,12 +185,21 @@ fn errors() {
     use ArgError::*;
     let cases: Vec<(Vec<&str>, ArgError)> = vec![
         (vec![], MissingProgram),
-        (vec!["--framed"], MissingProgram),
+        (vec!["--capture-output"], MissingProgram),
         (vec!["--"], MissingProgram),
         (vec!["--bogus", "p"], UnknownOption("--bogus".into())),
         (vec!["-x", "p"], UnknownOption("-x".into())),
         (vec!["-gfoo", "p"], UnknownOption("-gfoo".into())),
-        (vec!["--framed=yes", "p"], UnexpectedValue("--framed")),
+        (
+            vec!["--capture-output=yes", "p"],
+            UnexpectedValue("--capture-output"),
+        ),
+        // The library's mode is chosen by how it starts the port, not by a flag.
+        (vec!["--framed", "p"], UnknownOption("--framed".into())),
+        (
+            vec!["--handover", "n", "p"],
+            UnknownOption("--handover".into()),
+        ),
         (vec!["--arg0"], MissingValue("--arg0")),
         (vec!["-k"], MissingValue("--delay-to-sigkill")),
         (vec!["-k=5", "p"], UnknownOption("-k=5".into())),
@@ -258,6 +261,7 @@ fn usage_states_the_defaults_and_bounds() {
 fn environment_edits_keep_their_bytes_and_order() {
     use std::os::unix::ffi::OsStringExt;
     let raw = |b: &[u8]| OsString::from_vec(b.to_vec());
+    let bytes = |b: &[u8]| crate::Bytes(raw(b));
     let a = vec![
         raw(b"--setenv"),
         raw(b"BIN=\xff\n=x"),
@@ -271,9 +275,9 @@ fn environment_edits_keep_their_bytes_and_order() {
     assert_eq!(
         c.env,
         [
-            (raw(b"BIN"), Some(raw(b"\xff\n=x"))),
-            (raw(b"HOME"), None),
-            (raw(b"EMPTY"), Some(raw(b""))),
+            (bytes(b"BIN"), Some(bytes(b"\xff\n=x"))),
+            (bytes(b"HOME"), None),
+            (bytes(b"EMPTY"), Some(bytes(b""))),
         ]
     );
     assert!(run(&["prog"]).env.is_empty());
@@ -288,5 +292,32 @@ fn environment_edits_keep_their_bytes_and_order() {
             e.starts_with(&format!("invalid {} '{}'", bad[0], bad[1])),
             "{e}"
         );
+    }
+}
+
+#[test]
+fn capture_modes() {
+    assert_eq!(
+        run(&["--capture-stderr", "p"]).capture,
+        Capture::StdoutAndStderr
+    );
+    assert_eq!(
+        run(&["--capture-output", "--capture-stderr", "p"]).capture,
+        Capture::StdoutAndStderr
+    );
+    assert_eq!(
+        run(&["--capture-stderr-only", "p"]).capture,
+        Capture::StderrOnly
+    );
+    for both in [
+        &["--capture-stderr-only", "--capture-output", "p"][..],
+        &[
+            "--capture-output",
+            "--capture-stderr",
+            "--capture-stderr-only",
+            "p",
+        ],
+    ] {
+        assert_eq!(run(both).capture, Capture::StderrOnly);
     }
 }

@@ -7,7 +7,7 @@ fn no_controllers_gives_a_containment_only_group() {
     let Ok(Parsed::Run(c)) = parse(&argv(&["-g", "a/b", "--no-controllers", "p"])) else {
         panic!("expected a run")
     };
-    let cg = c.cgroup.expect("a cgroup");
+    let cg = c.cgroup().expect("a cgroup");
     assert_eq!(cg.path, "a/b");
     assert!(cg.controllers.is_empty());
 }
@@ -29,7 +29,7 @@ fn cgroup_path_and_set_validation() {
     // Only the first '=' separates.
     let c = run(&["-g", "x", "-c", "memory", "-s", "f=a=b", "p"]);
     assert_eq!(
-        c.cgroup.map(|g| g.settings),
+        c.cgroup().map(|g| g.settings.to_vec()),
         Some(vec![("f".into(), "a=b".into())])
     );
 }

@@ -34,9 +34,6 @@ pub enum ArgError {
         reason: String,
     },
     BadSupplementaryGroups(String),
-    FramedCaptureWithoutHandover,
-    WatchdogZero,
-    NeedsFramed(&'static str),
     StopSignalForbidden(&'static str),
     UnknownSignal(String),
     SignalOutOfRange(String),
@@ -47,11 +44,6 @@ pub enum ArgError {
         reason: String,
     },
     DuplicateRlimit(&'static str),
-    BadListenFdnames {
-        value: String,
-        reason: String,
-    },
-    NeedsHandover(&'static str),
 }
 
 impl fmt::Display for ArgError {
@@ -101,17 +93,12 @@ impl fmt::Display for ArgError {
                 f,
                 "invalid --groups '{l}': expected comma-separated gids or group names"
             ),
-            ArgError::FramedCaptureWithoutHandover => {
-                write!(f, "--framed with --capture-* needs --handover")
-            }
-            ArgError::WatchdogZero => write!(f, "--watchdog must be at least 1, got 0"),
-            ArgError::NeedsFramed(o) => write!(f, "{o} needs --framed"),
             ArgError::StopSignalForbidden(s) => write!(f, "--stop-signal cannot be {s}"),
             ArgError::UnknownSignal(s) => write!(f, "unknown signal '{s}'"),
             ArgError::SignalOutOfRange(s) => write!(
                 f,
                 "--stop-signal needs a signal name or a number from 1 to {}, got '{s}'",
-                super::sigrtmax()
+                muontrap_wire::signals::sigrtmax()
             ),
             ArgError::BadUmask(v) => write!(
                 f,
@@ -122,10 +109,6 @@ impl fmt::Display for ArgError {
             }
             ArgError::BadRlimit { arg, reason } => write!(f, "invalid --rlimit '{arg}': {reason}"),
             ArgError::DuplicateRlimit(r) => write!(f, "--rlimit {r} given more than once"),
-            ArgError::BadListenFdnames { value, reason } => {
-                write!(f, "invalid --listen-fdnames '{value}': {reason}")
-            }
-            ArgError::NeedsHandover(o) => write!(f, "{o} needs --handover"),
         }
     }
 }

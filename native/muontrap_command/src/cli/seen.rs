@@ -1,16 +1,13 @@
 //! Collecting the options one by one, then the checks that involve
-//! several of them, into a [`Config`].
+//! several of them, into a [`Command`].
 
 use std::ffi::{OsStr, OsString};
 
 use muontrap_cgroup::path::{validate_cgroup_path, validate_file_name};
 
 use super::attrs::SeenAttrs;
-use super::listen;
-use super::{
-    ArgError, Capture, CgroupConfig, Config, IdSpec, Opt, DEFAULT_DELAY_TO_SIGKILL_MS,
-    DEFAULT_WINDOW, MIN_WINDOW,
-};
+use super::{ArgError, Opt, DEFAULT_WINDOW, DELAY_TO_SIGKILL_MS, MIN_WINDOW};
+use crate::{Bytes, Capture, CgroupWrites, Command, IdSpec, Rlimits, Signal};
 
 /// The options as given, before the checks that involve several of them.
 #[derive(Default)]
@@ -24,16 +21,11 @@ pub(super) struct Seen {
     gid: Option<IdSpec>,
     supplementary_groups: Option<Vec<IdSpec>>,
     window: Option<u32>,
-    handover: Option<String>,
-    listen_fdnames: Option<Vec<String>>,
     cap_out: bool,
     cap_err: bool,
     cap_err_only: bool,
-    framed: bool,
     no_controllers: bool,
     beneath_own_cgroup: bool,
-    notify: bool,
-    watchdog: Option<u32>,
     attrs: SeenAttrs,
     env: Vec<(OsString, Option<OsString>)>,
 }
@@ -70,12 +62,6 @@ impl Seen {
                 set_once(&mut self.supplementary_groups, name, groups)
             }
             Opt::Window => set_once(&mut self.window, name, parse_window(name, &text()?)?),
-            Opt::Handover => set_once(&mut self.handover, name, text()?),
-            Opt::ListenFdnames => {
-                let names = listen::parse_fdnames(&text()?)?;
-                set_once(&mut self.listen_fdnames, name, names)
-            }
-            Opt::Watchdog => set_once(&mut self.watchdog, name, parse_watchdog(name, &text()?)?),
             Opt::StopSignal | Opt::Umask | Opt::Nice | Opt::Rlimit => {
                 self.attrs.record(opt, name, &text()?)
             }
@@ -107,10 +93,8 @@ impl Seen {
             Opt::CaptureOutput => &mut self.cap_out,
             Opt::CaptureStderr => &mut self.cap_err,
             Opt::CaptureStderrOnly => &mut self.cap_err_only,
-            Opt::Framed => &mut self.framed,
             Opt::NoControllers => &mut self.no_controllers,
             Opt::BeneathOwn => &mut self.beneath_own_cgroup,
-            Opt::Notify => &mut self.notify,
             // `parse` returns at --help before recording anything.
             Opt::Help => return Ok(()),
             // `parse` gives every other option its value.
@@ -144,9 +128,9 @@ impl Seen {
         Ok(())
     }
 
-    /// The cgroup, if any, once `-g`, `-c`, `--no-controllers` and
-    /// `--beneath-own-cgroup` agree.
-    fn cgroup(&mut self) -> Result<Option<CgroupConfig>, ArgError> {
+    /// The cgroup's path, controllers and writes, once `-g`, `-c`,
+    /// `--no-controllers` and `--beneath-own-cgroup` agree.
+    fn cgroup(&mut self) -> Result<(Option<String>, CgroupWrites), ArgError> {
         let has_controllers = !self.controllers.is_empty();
         if self.beneath_own_cgroup && self.cgroup_path.is_none() {
             return Err(ArgError::BeneathOwnWithoutCgroup);
@@ -158,77 +142,63 @@ impl Seen {
             if has_controllers {
                 return Err(ArgError::ControllerWithoutCgroup);
             }
-            return Ok(None);
+            return Ok((None, CgroupWrites::default()));
         };
         if !has_controllers && !self.no_controllers {
             return Err(ArgError::CgroupWithoutController);
         }
-        Ok(Some(CgroupConfig {
-            path,
+        let writes = CgroupWrites {
             controllers: std::mem::take(&mut self.controllers),
             settings: std::mem::take(&mut self.settings),
-            beneath_own_cgroup: self.beneath_own_cgroup,
-        }))
+        };
+        Ok((Some(path), writes))
     }
 
-    fn capture(&self) -> Result<Capture, ArgError> {
+    fn capture(&self) -> Capture {
         // "--capture-stderr: relay stderr too" - it implies stdout is relayed.
         // --capture-stderr-only wins over the others, as `capture_stderr_only:`
         // wins over `stderr_to_stdout:` in the Elixir library (MuonTrap 2.0
         // accepts both).
-        let capture = match (self.cap_out, self.cap_err, self.cap_err_only) {
+        match (self.cap_out, self.cap_err, self.cap_err_only) {
             (_, _, true) => Capture::StderrOnly,
             (_, true, _) => Capture::StdoutAndStderr,
             (true, false, _) => Capture::Stdout,
             (false, false, _) => Capture::None,
-        };
-        // Framed mode has no output relay: the output needs the BEAM's pipe.
-        if self.framed && capture != Capture::None && self.handover.is_none() {
-            return Err(ArgError::FramedCaptureWithoutHandover);
         }
-        Ok(capture)
     }
 
-    pub(super) fn into_config(
+    pub(super) fn into_command(
         mut self,
         program: OsString,
         args: Vec<OsString>,
-    ) -> Result<Config, ArgError> {
-        let cgroup = self.cgroup()?;
-        let capture = self.capture()?;
-        // The names describe handed-over sockets: without a hand-over
-        // there is nothing they could name.
-        if self.listen_fdnames.is_some() && self.handover.is_none() {
-            return Err(ArgError::NeedsHandover("--listen-fdnames"));
-        }
-        // The notification frames exist only in the framed protocol.
-        if !self.framed {
-            if self.notify {
-                return Err(ArgError::NeedsFramed("--notify"));
-            }
-            if self.watchdog.is_some() {
-                return Err(ArgError::NeedsFramed("--watchdog"));
-            }
-        }
-        Ok(Config {
-            program,
-            args,
-            arg0: self.arg0,
-            cgroup,
-            delay_to_sigkill_ms: self.delay.unwrap_or(DEFAULT_DELAY_TO_SIGKILL_MS),
+    ) -> Result<Command, ArgError> {
+        let (cgroup_path, cgroup) = self.cgroup()?;
+        let capture = self.capture();
+        let os = |v: OsString| Bytes(v);
+        Ok(Command {
+            program: os(program),
+            args: args.into_iter().map(os).collect(),
+            arg0: self.arg0.map(os),
+            capture,
+            delay_to_sigkill_ms: self.delay.unwrap_or(DELAY_TO_SIGKILL_MS),
+            stop_signal: Signal(self.attrs.stop_signal.unwrap_or(libc::SIGTERM)),
             uid: self.uid,
             gid: self.gid,
             supplementary_groups: self.supplementary_groups,
+            umask: self.attrs.umask,
+            nice: self.attrs.nice,
+            rlimits: Rlimits(self.attrs.rlimits),
+            env: self
+                .env
+                .into_iter()
+                .map(|(k, v)| (os(k), v.map(os)))
+                .collect(),
+            cgroup_path,
+            beneath_own_cgroup: self.beneath_own_cgroup,
+            cgroup,
             window: self.window.unwrap_or(DEFAULT_WINDOW),
-            capture,
-            framed: self.framed,
-            handover: self.handover,
-            listen_fdnames: self.listen_fdnames,
-            notify: self.notify,
-            watchdog_ms: self.watchdog,
-            stop_signal: self.attrs.stop_signal.unwrap_or(libc::SIGTERM),
-            attrs: self.attrs.attrs,
-            env: self.env,
+            // What only the library asks for (docs/protocol.md).
+            ..Command::default()
         })
     }
 }
@@ -247,13 +217,6 @@ fn parse_window(option: &'static str, v: &str) -> Result<u32, ArgError> {
         return Err(ArgError::WindowTooSmall(n));
     }
     Ok(n)
-}
-
-fn parse_watchdog(option: &'static str, v: &str) -> Result<u32, ArgError> {
-    match parse_u32(option, v)? {
-        0 => Err(ArgError::WatchdogZero),
-        n => Ok(n),
-    }
 }
 
 fn parse_u32(option: &'static str, v: &str) -> Result<u32, ArgError> {
