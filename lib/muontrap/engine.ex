@@ -321,7 +321,7 @@ defmodule MuonTrap.Engine do
   @doc "What `stream`'s pipe holds now, without waiting (at a `:timeout`)."
   @spec read_queued(t(), :output | :stderr) :: binary()
   def read_queued(%{stdio: nil}, _stream), do: ""
-  def read_queued(engine, stream), do: Stdio.read_queued(engine.stdio, stream)
+  def read_queued(engine, stream), do: Stdio.read_queued(caught_up(engine).stdio, stream)
 
   @doc "Write what fits of `data` into stdin, once the pipes are handed over (`Stdio.write/2`)."
   @spec write(t(), binary()) ::
@@ -362,11 +362,25 @@ defmodule MuonTrap.Engine do
   # Every process is gone: what is left in the pipes is the end of the
   # output, read before the exit is acted on.
   defp exited(engine, status) do
+    engine = caught_up(engine)
     PortReaper.done(engine.reaper, engine.port)
     close_stdin(engine)
     deadline = System.monotonic_time(:millisecond) + @drain_grace
     %{engine | port: nil, reaper: nil, status: status, deadline: deadline, ready: engine.reading}
   end
+
+  # PortBinary.open/3 returns once the port has the descriptors, so an
+  # EXIT or a timeout may be handled before the owner's first read did
+  # the hand-over step: take it now, or the pipes would count as never
+  # handed over (no writer), and the command's output would be dropped.
+  defp caught_up(%{stdio: %Stdio{handed_over: false} = stdio} = engine) do
+    case Stdio.handover(stdio) do
+      {:ok, stdio} -> %{engine | stdio: stdio, ready: engine.reading}
+      _wait_or_error -> engine
+    end
+  end
+
+  defp caught_up(engine), do: engine
 
   # Before any frame, the status is the errno of the BEAM's failed exec of
   # the port binary: E2BIG for arguments the kernel refuses, which

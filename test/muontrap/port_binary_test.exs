@@ -32,7 +32,7 @@ defmodule MuonTrap.PortBinaryTest do
     [child] =
       wait_until(fn ->
         case File.read("/proc/#{port_os_pid}/task/#{port_os_pid}/children") do
-          {:ok, text} when text != "" -> text |> String.split() |> Enum.map(&String.to_integer/1)
+          {:ok, text} when text != "" -> exec_done(text)
           _ -> nil
         end
       end)
@@ -42,6 +42,13 @@ defmodule MuonTrap.PortBinaryTest do
     [_, rest] = String.split(File.read!("/proc/#{child}/stat"), ") ", parts: 2)
     nice = rest |> String.split(" ") |> Enum.at(16) |> String.to_integer()
     {String.to_integer(umask, 8), nice}
+  end
+
+  # The children once the command has exec'd `sleep`: before, the forked
+  # child has not set its attributes yet.
+  defp exec_done(text) do
+    children = text |> String.split() |> Enum.map(&String.to_integer/1)
+    if Enum.all?(children, &(File.read("/proc/#{&1}/comm") == {:ok, "sleep\n"})), do: children
   end
 
   test "cmd/3's port binary holds no option on its command line" do
