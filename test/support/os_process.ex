@@ -179,6 +179,10 @@ defmodule MuonTrap.Test.OSProcess do
         {port, {:data, frame}} when is_port(port) ->
           match?({:started, _}, MuonTrap.Protocol.decode(frame))
 
+        # A caller's :timeout that fired while it is stuck is not output.
+        {:timeout, ref, :muontrap_timeout} when is_reference(ref) ->
+          true
+
         _other ->
           false
       end)
