@@ -1,23 +1,22 @@
 defmodule MuonTrap.Cgroup do
-  @moduledoc """
-  Translates the `:cgroup` settings map into controllers and interface-file
-  writes (cgroup v2, or v1 where the controller is bound to v1), detects
-  the host's cgroup layout (once per VM), and checks and builds cgroup
-  paths.
-
-  Keys mirror the v2 interface files with `.` replaced by `_`, so the map
-  returned by `MuonTrap.Daemon.cgroup_config/1` can be passed back in.
-
-  The table of those keys, their files, the values they take and their v1
-  equivalents is kept once, in Rust (`native/muontrap_cgroup`, modules
-  `knobs`, `settings` and `v1`), and this module asks the NIF for it. The
-  NIF has to have it anyway: `cgroup_config/1` reads a group's settings
-  back through it on every call, and the v1 conversions (such as
-  `cpu.weight` ↔ `cpu.shares`) are only exact inverses if both directions
-  are written side by side. A copy here would be a second table to keep in
-  step; what is left here is turning the NIF's answer into `ArgumentError`
-  messages.
-  """
+  @moduledoc false
+  # Translates the `:cgroup` settings map into controllers and interface-file
+  # writes (cgroup v2, or v1 where the controller is bound to v1), detects
+  # the host's cgroup layout (once per VM), and checks and builds cgroup
+  # paths.
+  #
+  # Keys mirror the v2 interface files with `.` replaced by `_`, so the map
+  # returned by `MuonTrap.Daemon.cgroup_config/1` can be passed back in.
+  #
+  # The table of those keys, their files, the values they take and their v1
+  # equivalents is kept once, in Rust (`native/muontrap_cgroup`, modules
+  # `knobs`, `settings` and `v1`), and this module asks the NIF for it. The
+  # NIF has to have it anyway: `cgroup_config/1` reads a group's settings
+  # back through it on every call, and the v1 conversions (such as
+  # `cpu.weight` ↔ `cpu.shares`) are only exact inverses if both directions
+  # are written side by side. A copy here would be a second table to keep in
+  # step; what is left here is turning the NIF's answer into `ArgumentError`
+  # messages.
 
   alias MuonTrap.Nif
 

@@ -1,14 +1,13 @@
 defmodule MuonTrap.Input do
-  @moduledoc """
-  The `:input` of `MuonTrap.cmd/3` and `MuonTrap.stream!/3`, as a source
-  of binaries pulled one at a time: a lazy enumerable is asked for its
-  next element only once the previous one is in the command's stdin, so
-  it is consumed as fast as the command reads and no faster.
-
-  A binary is one chunk. A list is walked as iodata (nested lists, bytes,
-  binaries, a binary tail), element by element, so a long list is never
-  flattened whole. Any other `Enumerable` must produce iodata elements.
-  """
+  @moduledoc false
+  # The `:input` of `MuonTrap.cmd/3` and `MuonTrap.stream!/3`, as a source
+  # of binaries pulled one at a time: a lazy enumerable is asked for its
+  # next element only once the previous one is in the command's stdin, so
+  # it is consumed as fast as the command reads and no faster.
+  #
+  # A binary is one chunk. A list is walked as iodata (nested lists, bytes,
+  # binaries, a binary tail), element by element, so a long list is never
+  # flattened whole. Any other `Enumerable` must produce iodata elements.
 
   @enforce_keys [:next]
   defstruct [:next]

@@ -1,14 +1,13 @@
 defmodule MuonTrap.PortBinary do
-  @moduledoc """
-  Opens and closes the `muontrap` port binary for a validated set of options.
-
-  The port's command line says only where the BEAM is (`--beam NAME`, the
-  socket of `MuonTrap.Stdio`): the options go to the NIF, once, which
-  hands them to the port binary in binary form with the descriptors
-  (docs/protocol.md, "The command value"). The port speaks the framed
-  protocol (`MuonTrap.Protocol`); the process that calls `open/3` owns
-  the port, so the command dies with it.
-  """
+  @moduledoc false
+  # Opens and closes the `muontrap` port binary for a validated set of options.
+  #
+  # The port's command line says only where the BEAM is (`--beam NAME`, the
+  # socket of `MuonTrap.Stdio`): the options go to the NIF, once, which
+  # hands them to the port binary in binary form with the descriptors
+  # (docs/protocol.md, "The command value"). The port speaks the framed
+  # protocol (`MuonTrap.Protocol`); the process that calls `open/3` owns
+  # the port, so the command dies with it.
 
   alias MuonTrap.{Options, Stdio}
 

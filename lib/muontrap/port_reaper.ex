@@ -1,32 +1,31 @@
 defmodule MuonTrap.PortReaper do
-  @moduledoc """
-  Makes sure a command's port binary finishes once its caller lets go of
-  it early (a `:timeout`, a halted stream) or dies, even when the port
-  binary itself is stopped (SIGSTOP) or killed on the way.
-
-  Closing a port makes the port binary terminate the command's tree,
-  remove its cgroup and exit, but once a port is closed the BEAM reports
-  nothing more about it: a stopped port binary would leave the command
-  running for ever, and one killed half-way would leave its cgroup. So the
-  reaper owns the port from the start (`adopt/2`) and forwards its
-  messages to the caller unchanged. When the caller releases the port
-  before EXIT (`release/2`), or dies, the reaper sends TERMINATE and keeps
-  the port open to see how it ends:
-
-    * EXIT: the port binary did its job; the port is closed.
-    * the port's exit status without EXIT: the port binary died; the
-      reaper kills what is left in the cgroup and removes it through the
-      NIF (`MuonTrap.Cgroup.cleanup/1`).
-    * neither within `:delay_to_sigkill` and a grace: the port binary is
-      stuck; the reaper SIGKILLs it, then cleans up the same way. Without
-      a cgroup the command dies with it (`PR_SET_PDEATHSIG`), though not
-      its own descendants.
-
-  It also holds the `:timeout` when the caller cannot: a caller that
-  never comes back for the output (a stream consumer that stops pulling,
-  a collector that blocks) has its command terminated at the deadline
-  plus a grace, while the caller still gets `:timeout` when it returns.
-  """
+  @moduledoc false
+  # Makes sure a command's port binary finishes once its caller lets go of
+  # it early (a `:timeout`, a halted stream) or dies, even when the port
+  # binary itself is stopped (SIGSTOP) or killed on the way.
+  #
+  # Closing a port makes the port binary terminate the command's tree,
+  # remove its cgroup and exit, but once a port is closed the BEAM reports
+  # nothing more about it: a stopped port binary would leave the command
+  # running for ever, and one killed half-way would leave its cgroup. So the
+  # reaper owns the port from the start (`adopt/2`) and forwards its
+  # messages to the caller unchanged. When the caller releases the port
+  # before EXIT (`release/2`), or dies, the reaper sends TERMINATE and keeps
+  # the port open to see how it ends:
+  #
+  #   * EXIT: the port binary did its job; the port is closed.
+  #   * the port's exit status without EXIT: the port binary died; the
+  #     reaper kills what is left in the cgroup and removes it through the
+  #     NIF (`MuonTrap.Cgroup.cleanup/1`).
+  #   * neither within `:delay_to_sigkill` and a grace: the port binary is
+  #     stuck; the reaper SIGKILLs it, then cleans up the same way. Without
+  #     a cgroup the command dies with it (`PR_SET_PDEATHSIG`), though not
+  #     its own descendants.
+  #
+  # It also holds the `:timeout` when the caller cannot: a caller that
+  # never comes back for the output (a stream consumer that stops pulling,
+  # a collector that blocks) has its command terminated at the deadline
+  # plus a grace, while the caller still gets `:timeout` when it returns.
 
   require Logger
 

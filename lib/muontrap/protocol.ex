@@ -1,16 +1,15 @@
 defmodule MuonTrap.Protocol do
-  @moduledoc """
-  The framed wire protocol spoken with the port binary (started by the library).
-
-  Frames are length-prefixed by the port itself (`{:packet, 4}`), so this
-  module only deals with the tag byte and the body. The protocol carries
-  control only: output goes into a pipe the BEAM owns (`MuonTrap.Stdio`).
-  See `docs/protocol.md`.
-
-  The tags and bodies are defined once, in Rust (`native/muontrap_wire`,
-  module `frame`), which the port binary encodes with; this module decodes
-  and encodes through the NIF, so it holds no tag number of its own.
-  """
+  @moduledoc false
+  # The framed wire protocol spoken with the port binary (started by the library).
+  #
+  # Frames are length-prefixed by the port itself (`{:packet, 4}`), so this
+  # module only deals with the tag byte and the body. The protocol carries
+  # control only: output goes into a pipe the BEAM owns (`MuonTrap.Stdio`).
+  # See `docs/protocol.md`.
+  #
+  # The tags and bodies are defined once, in Rust (`native/muontrap_wire`,
+  # module `frame`), which the port binary encodes with; this module decodes
+  # and encodes through the NIF, so it holds no tag number of its own.
 
   alias MuonTrap.Nif
 

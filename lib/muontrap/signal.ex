@@ -1,16 +1,15 @@
 defmodule MuonTrap.Signal do
-  @moduledoc """
-  Signal names as `kill -l` knows them, lower case with `sig`
-  (`:sighup`, `:sigusr1`, `:sigrtmin`, ...), plus the aliases `:sigiot`,
-  `:sigcld` and `:sigpoll`, and their numbers on this machine.
-
-  The table is the port binary's own (`native/muontrap_wire`, module
-  `signals`), read through the NIF once per VM: the numbers are the C
-  library's for the architecture MuonTrap was built for (MIPS numbers
-  several differently, and has no `:sigstkflt`); with glibc the real-time
-  signals are 34 (`:sigrtmin`) to 64 (`:sigrtmax`). An integer is taken
-  as a signal number as is, from 1 to `:sigrtmax`'s.
-  """
+  @moduledoc false
+  # Signal names as `kill -l` knows them, lower case with `sig`
+  # (`:sighup`, `:sigusr1`, `:sigrtmin`, ...), plus the aliases `:sigiot`,
+  # `:sigcld` and `:sigpoll`, and their numbers on this machine.
+  #
+  # The table is the port binary's own (`native/muontrap_wire`, module
+  # `signals`), read through the NIF once per VM: the numbers are the C
+  # library's for the architecture MuonTrap was built for (MIPS numbers
+  # several differently, and has no `:sigstkflt`); with glibc the real-time
+  # signals are 34 (`:sigrtmin`) to 64 (`:sigrtmax`). An integer is taken
+  # as a signal number as is, from 1 to `:sigrtmax`'s.
 
   alias MuonTrap.Nif
 

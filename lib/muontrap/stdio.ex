@@ -1,25 +1,24 @@
 defmodule MuonTrap.Stdio do
-  @moduledoc """
-  A command's pipes, owned by the calling process.
-
-  The one stdio path of `MuonTrap.cmd/3`, `MuonTrap.stream!/3` and
-  `MuonTrap.Daemon`: the NIF creates a pipe for each stream asked for
-  (`:output`, the captured stdout or merged stream; `:stderr`, a separate
-  stderr; `:stdin`, the command's input) and a listening socket; the port
-  binary (started with `--beam` and the socket's name) connects, and the
-  NIF hands it the command (`command!/2`) and the other ends with
-  `SCM_RIGHTS`, after checking that the peer's pid is the port's. The command then reads and writes the pipes
-  directly: no process relays the bytes, and each pipe's capacity is its
-  flow-control window. See `docs/protocol.md`, "Descriptor hand-over".
-
-  Everything is closed when the owner calls `close/1` or dies.
-
-  Nothing here blocks but `await_handover/3` (which `MuonTrap.PortBinary.open/3`
-  calls, for the short time from the port's start to its connection):
-  `:wait` means a `{:select, resource, ref, mode}` message will come
-  (`stream_of/2` says which stream it is about), after which the call is
-  made again.
-  """
+  @moduledoc false
+  # A command's pipes, owned by the calling process.
+  #
+  # The one stdio path of `MuonTrap.cmd/3`, `MuonTrap.stream!/3` and
+  # `MuonTrap.Daemon`: the NIF creates a pipe for each stream asked for
+  # (`:output`, the captured stdout or merged stream; `:stderr`, a separate
+  # stderr; `:stdin`, the command's input) and a listening socket; the port
+  # binary (started with `--beam` and the socket's name) connects, and the
+  # NIF hands it the command (`command!/2`) and the other ends with
+  # `SCM_RIGHTS`, after checking that the peer's pid is the port's. The command then reads and writes the pipes
+  # directly: no process relays the bytes, and each pipe's capacity is its
+  # flow-control window. See `docs/protocol.md`, "Descriptor hand-over".
+  #
+  # Everything is closed when the owner calls `close/1` or dies.
+  #
+  # Nothing here blocks but `await_handover/3` (which `MuonTrap.PortBinary.open/3`
+  # calls, for the short time from the port's start to its connection):
+  # `:wait` means a `{:select, resource, ref, mode}` message will come
+  # (`stream_of/2` says which stream it is about), after which the call is
+  # made again.
 
   alias MuonTrap.Nif
 

@@ -1,28 +1,27 @@
 defmodule MuonTrap.Daemon.Listeners do
-  @moduledoc """
-  The `listen_sockets:` option: socket activation, as systemd does it.
-  Listening sockets the BEAM opened (`:gen_tcp`, `:socket`, TCP or
-  Unix-domain) are handed to each command the daemon launches as fds 3,
-  4, …, with `LISTEN_FDS`, `LISTEN_PID` and `LISTEN_FDNAMES` set, so
-  `sd_listen_fds(3)` (or Python's `socket.fromfd(3, …)`) finds them.
-
-  The daemon takes its own duplicates when it starts and holds them until
-  it stops, so every relaunched command gets the same listeners, and a
-  client that connects while the command restarts waits in the backlog
-  for the next command instead of being refused. A daemon restarted by
-  its supervisor takes them again from its child spec's sockets, so they
-  must still be open: let a process that outlives the daemon (one started
-  before it) own them.
-
-  The command shares each socket's open file description with the BEAM.
-  The listener it gets is therefore non-blocking (the BEAM's sockets
-  are), and if the command clears `O_NONBLOCK` the BEAM's copy changes too.
-
-  The descriptor of a `:gen_tcp` socket comes from `:inet.getfd/1`, which
-  is not documented. Should it go or change shape, the daemon refuses
-  the socket with an `ArgumentError` that says so; a `:socket` socket
-  (`:socket.getopt(socket, {:otp, :fd})`, documented) is the way then.
-  """
+  @moduledoc false
+  # The `listen_sockets:` option: socket activation, as systemd does it.
+  # Listening sockets the BEAM opened (`:gen_tcp`, `:socket`, TCP or
+  # Unix-domain) are handed to each command the daemon launches as fds 3,
+  # 4, …, with `LISTEN_FDS`, `LISTEN_PID` and `LISTEN_FDNAMES` set, so
+  # `sd_listen_fds(3)` (or Python's `socket.fromfd(3, …)`) finds them.
+  #
+  # The daemon takes its own duplicates when it starts and holds them until
+  # it stops, so every relaunched command gets the same listeners, and a
+  # client that connects while the command restarts waits in the backlog
+  # for the next command instead of being refused. A daemon restarted by
+  # its supervisor takes them again from its child spec's sockets, so they
+  # must still be open: let a process that outlives the daemon (one started
+  # before it) own them.
+  #
+  # The command shares each socket's open file description with the BEAM.
+  # The listener it gets is therefore non-blocking (the BEAM's sockets
+  # are), and if the command clears `O_NONBLOCK` the BEAM's copy changes too.
+  #
+  # The descriptor of a `:gen_tcp` socket comes from `:inet.getfd/1`, which
+  # is not documented. Should it go or change shape, the daemon refuses
+  # the socket with an `ArgumentError` that says so; a `:socket` socket
+  # (`:socket.getopt(socket, {:otp, :fd})`, documented) is the way then.
 
   alias MuonTrap.Nif
 

@@ -1,12 +1,11 @@
 defmodule MuonTrap.Daemon.Output do
-  @moduledoc """
-  A daemon's output, line by line: which streams it captures and how
-  (see the table in `MuonTrap.Options`), a count of every byte, lines
-  split per stream (a line longer than 16 KiB is cut, so an unterminated
-  stream cannot grow memory), each handed to the logger at its stream's
-  level or to the `:logger_fun`, and watched for the line that makes
-  the command ready with `ready: {:output, pattern}`.
-  """
+  @moduledoc false
+  # A daemon's output, line by line: which streams it captures and how
+  # (see the table in `MuonTrap.Options`), a count of every byte, lines
+  # split per stream (a line longer than 16 KiB is cut, so an unterminated
+  # stream cannot grow memory), each handed to the logger at its stream's
+  # level or to the `:logger_fun`, and watched for the line that makes
+  # the command ready with `ready: {:output, pattern}`.
 
   require Logger
 

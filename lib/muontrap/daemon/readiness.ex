@@ -1,18 +1,17 @@
 defmodule MuonTrap.Daemon.Readiness do
-  @moduledoc """
-  What a daemon's command has said about itself: its state, as
-  `MuonTrap.Daemon.status/1` reports it, from the sd_notify assignments
-  the port binary forwards (`READY=1`, `RELOADING=1`, `STOPPING=1`,
-  `STATUS=`, `MAINPID=`, ...) or from a line of output that matched the
-  `ready: {:output, pattern}` option (`MuonTrap.Daemon.Output` watches).
-
-  States: `:starting` until the command runs (and, with `:ready`, until
-  it is ready), then `:running` (no `:ready` configured) or `:ready`;
-  `:reloading` after `RELOADING=1` until `READY=1`; `:stopping` after
-  `STOPPING=1` or once the daemon stops it; `:relaunching` while a
-  relaunch waits for its delay (`MuonTrap.Daemon.Relaunch`), after which
-  the next command is `:starting` again.
-  """
+  @moduledoc false
+  # What a daemon's command has said about itself: its state, as
+  # `MuonTrap.Daemon.status/1` reports it, from the sd_notify assignments
+  # the port binary forwards (`READY=1`, `RELOADING=1`, `STOPPING=1`,
+  # `STATUS=`, `MAINPID=`, ...) or from a line of output that matched the
+  # `ready: {:output, pattern}` option (`MuonTrap.Daemon.Output` watches).
+  #
+  # States: `:starting` until the command runs (and, with `:ready`, until
+  # it is ready), then `:running` (no `:ready` configured) or `:ready`;
+  # `:reloading` after `RELOADING=1` until `READY=1`; `:stopping` after
+  # `STOPPING=1` or once the daemon stops it; `:relaunching` while a
+  # relaunch waits for its delay (`MuonTrap.Daemon.Relaunch`), after which
+  # the next command is `:starting` again.
 
   defstruct ready: nil,
             state: :starting,

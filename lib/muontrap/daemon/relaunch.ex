@@ -1,20 +1,19 @@
 defmodule MuonTrap.Daemon.Relaunch do
-  @moduledoc """
-  The `relaunch: [retries: n, delay: ms, max_delay: ms]` option: a daemon
-  whose command fails after it was first up relaunches it in place, after
-  a delay that doubles from `:delay` (default 100 ms) up to `:max_delay`
-  (default 30 s), instead of stopping, as systemd's `RestartSec=` and
-  `RestartSteps=` or Supervisor::Process's StartRetries space out the
-  restarts of a flapping program. Its supervisor's restart intensity is
-  then spent only once the `:retries` are.
-
-  A failure is an exit that stops the daemon with a reason other than
-  `:normal` (a non-zero status, unless `:exit_status_to_reason` maps it
-  to `:normal`; a death by a signal), a watchdog expiry, or a relaunched
-  command that is not ready within `:ready_timeout`. The count of
-  consecutive failures starts again once a command has stayed up (ready,
-  with `:ready`) for `:max_delay`.
-  """
+  @moduledoc false
+  # The `relaunch: [retries: n, delay: ms, max_delay: ms]` option: a daemon
+  # whose command fails after it was first up relaunches it in place, after
+  # a delay that doubles from `:delay` (default 100 ms) up to `:max_delay`
+  # (default 30 s), instead of stopping, as systemd's `RestartSec=` and
+  # `RestartSteps=` or Supervisor::Process's StartRetries space out the
+  # restarts of a flapping program. Its supervisor's restart intensity is
+  # then spent only once the `:retries` are.
+  #
+  # A failure is an exit that stops the daemon with a reason other than
+  # `:normal` (a non-zero status, unless `:exit_status_to_reason` maps it
+  # to `:normal`; a death by a signal), a watchdog expiry, or a relaunched
+  # command that is not ready within `:ready_timeout`. The count of
+  # consecutive failures starts again once a command has stayed up (ready,
+  # with `:ready`) for `:max_delay`.
 
   require Logger
 

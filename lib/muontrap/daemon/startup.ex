@@ -1,28 +1,27 @@
 defmodule MuonTrap.Daemon.Startup do
-  @moduledoc """
-  A daemon's start-up with `:ready`: `MuonTrap.Daemon.start_link/3`
-  returns only once the command is ready, so a supervisor starts its next
-  child only after this one is up.
-
-  The daemon's `init/1` returns at once and the caller then waits with
-  `await/1`, a call the daemon answers when the command is ready, or with
-  `{:error, reason}` once the start failed: not ready within
-  `:ready_timeout` (`:ready_timeout`, after the command's tree was
-  terminated), the command exited first (`{:exit_status, n}`), it could
-  not be started (`{:muontrap_error, message}`, e.g. an exec failure),
-  the watchdog fired (`:watchdog_timeout`), `:wait_for` raised, or the
-  port binary failed. Once failed, a late `READY=1` or matching line
-  changes nothing. A failed daemon stops with `:normal` after answering, and
-  the caller unlinks first, so a caller that does not trap exits gets the
-  error as a return value and lives on (OTP 25's `{:stop, reason}` from
-  `init/1` would kill it).
-
-  This module also keeps what the command said about itself
-  (`MuonTrap.Daemon.Readiness`) and the reason the watchdog gives the stop.
-  A relaunched command (`MuonTrap.Daemon.Relaunch`) gets its own
-  `:ready_timeout`, but its failures end no start: they are relaunch
-  failures, and the reason a last one gives the stop.
-  """
+  @moduledoc false
+  # A daemon's start-up with `:ready`: `MuonTrap.Daemon.start_link/3`
+  # returns only once the command is ready, so a supervisor starts its next
+  # child only after this one is up.
+  #
+  # The daemon's `init/1` returns at once and the caller then waits with
+  # `await/1`, a call the daemon answers when the command is ready, or with
+  # `{:error, reason}` once the start failed: not ready within
+  # `:ready_timeout` (`:ready_timeout`, after the command's tree was
+  # terminated), the command exited first (`{:exit_status, n}`), it could
+  # not be started (`{:muontrap_error, message}`, e.g. an exec failure),
+  # the watchdog fired (`:watchdog_timeout`), `:wait_for` raised, or the
+  # port binary failed. Once failed, a late `READY=1` or matching line
+  # changes nothing. A failed daemon stops with `:normal` after answering, and
+  # the caller unlinks first, so a caller that does not trap exits gets the
+  # error as a return value and lives on (OTP 25's `{:stop, reason}` from
+  # `init/1` would kill it).
+  #
+  # This module also keeps what the command said about itself
+  # (`MuonTrap.Daemon.Readiness`) and the reason the watchdog gives the stop.
+  # A relaunched command (`MuonTrap.Daemon.Relaunch`) gets its own
+  # `:ready_timeout`, but its failures end no start: they are relaunch
+  # failures, and the reason a last one gives the stop.
 
   alias MuonTrap.Daemon.Readiness
 

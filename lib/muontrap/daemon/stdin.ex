@@ -1,12 +1,11 @@
 defmodule MuonTrap.Daemon.Stdin do
-  @moduledoc """
-  A daemon's stdin with `stdin: :pipe`: writes queue in order and each
-  caller is answered once all its bytes are in the pipe (`:ok`), at its
-  timeout (`{:error, :timeout}`, a prefix of it may have been written),
-  or when stdin closes first (`{:error, :closed}`). Writing never blocks
-  the daemon: a full pipe is waited for with a select notice, while the
-  daemon goes on reading output and answering calls.
-  """
+  @moduledoc false
+  # A daemon's stdin with `stdin: :pipe`: writes queue in order and each
+  # caller is answered once all its bytes are in the pipe (`:ok`), at its
+  # timeout (`{:error, :timeout}`, a prefix of it may have been written),
+  # or when stdin closes first (`{:error, :closed}`). Writing never blocks
+  # the daemon: a full pipe is waited for with a select notice, while the
+  # daemon goes on reading output and answering calls.
 
   alias MuonTrap.Engine
 
