@@ -17,7 +17,11 @@ use common::*;
 fn own_cgroup2() -> Option<PathBuf> {
     let layout = muontrap_cgroup::layout::Layout::detect().ok()?;
     let own = layout.v2.as_ref()?.dir("", true)?;
-    let probe = own.join(format!("muontrap_it_probe_{}", std::process::id()));
+    let probe = own.join(format!(
+        "muontrap_it_probe_{}_{:x}",
+        std::process::id(),
+        random()
+    ));
     fs::create_dir(&probe).ok()?;
     fs::remove_dir(&probe).ok()?;
     Some(own)

@@ -180,7 +180,11 @@ fn own_cgroup2_writable() -> bool {
     let Some(own) = layout.v2.as_ref().and_then(|v2| v2.dir("", true)) else {
         return false;
     };
-    let probe = own.join(format!("muontrap_listen_probe_{}", std::process::id()));
+    let probe = own.join(format!(
+        "muontrap_listen_probe_{}_{:x}",
+        std::process::id(),
+        random()
+    ));
     std::fs::create_dir(&probe).is_ok() && std::fs::remove_dir(&probe).is_ok()
 }
 

@@ -165,7 +165,11 @@ fn senders_outside_the_cgroup_are_ignored() {
 fn own_cgroup2_writable() -> Option<std::path::PathBuf> {
     let layout = muontrap_cgroup::layout::Layout::detect().ok()?;
     let own = layout.v2.as_ref()?.dir("", true)?;
-    let probe = own.join(format!("muontrap_notify_probe_{}", std::process::id()));
+    let probe = own.join(format!(
+        "muontrap_notify_probe_{}_{:x}",
+        std::process::id(),
+        random()
+    ));
     std::fs::create_dir(&probe).ok()?;
     std::fs::remove_dir(&probe).ok()?;
     Some(own)
