@@ -341,13 +341,13 @@ fn check_cgroup(c: &muontrap_command::CgroupConfig<'_>) -> Result<(), String> {
 fn check_layout(layout: &muontrap_cgroup::layout::Layout) -> Result<(), String> {
     use muontrap_cgroup::path::validate_cgroup_path;
     for h in layout.v2.iter().chain(&layout.v1) {
-        let bad = |why: &str| format!("invalid cgroup layout: {} {why}", h.describe());
+        let bad = |why: &str| format!("invalid cgroup layout: {}: {why}", h.describe());
         if !h.mount_point.is_absolute() {
-            return Err(bad("is not an absolute path"));
+            return Err(bad("the mount point is not an absolute path"));
         }
         match h.own.as_deref() {
             None | Some("") => {}
-            Some(own) => validate_cgroup_path(own).map_err(|e| bad(&format!("own group: {e}")))?,
+            Some(own) => validate_cgroup_path(own).map_err(|e| bad(&format!("own group {e}")))?,
         }
     }
     Ok(())

@@ -186,6 +186,5 @@ fn hierarchy(version: u8) -> impl Strategy<Value = Hierarchy> {
 
 /// The host's layout, as the NIF hands it.
 pub(crate) fn layout() -> impl Strategy<Value = Layout> {
-    (prop::option::of(hierarchy(2)), vec(hierarchy(1), 0..4))
-        .prop_map(|(v2, v1)| Layout { v2, v1 })
+    (prop::option::of(hierarchy(2)), vec(hierarchy(1), 0..4)).prop_map(|(v2, v1)| Layout { v2, v1 })
 }
