@@ -27,13 +27,29 @@ fn own_cgroup2() -> Option<(Layout, PathBuf)> {
     Some((layout, own))
 }
 
-/// Removes the decoy (and a leaf a failed run left), deepest first.
-struct Cleanup(PathBuf);
+/// Removes the groups a failed run may leave, deepest first.
+struct Cleanup(Vec<PathBuf>);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = fs::remove_dir(self.0.join("leaf"));
-        let _ = fs::remove_dir(&self.0);
+        for dir in &self.0 {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Reads to EXIT, so a port that started after all also tears down:
+/// (whether it started, its status, its errors).
+fn run_to_exit(port: &mut Port) -> (bool, u32, Vec<String>) {
+    let (mut started, mut errors) = (false, Vec::new());
+    loop {
+        let (tag, body) = port.read_frame().expect("EOF before EXIT");
+        match tag {
+            STARTED => started = true,
+            ERROR => errors.push(String::from_utf8_lossy(&body).into_owned()),
+            EXIT => return (started, be_u32(&body), errors),
+            t => panic!("unexpected tag {t}"),
+        }
     }
 }
 
@@ -49,8 +65,15 @@ fn the_port_places_the_group_by_the_handed_layout() {
         own_cgroup2().expect("cannot create groups beneath our own cgroup2 group");
     let decoy = format!("muontrap_it_own_{}_{:x}", std::process::id(), random());
     let decoy_dir = own.join(&decoy);
+    let leaf = format!("muontrap_it_leaf_{:x}", random());
     fs::create_dir(&decoy_dir).expect("create the decoy own group");
-    let _cleanup = Cleanup(decoy_dir.clone());
+    // Beneath the decoy, and beneath the real own group (where detection
+    // would put it).
+    let _cleanup = Cleanup(vec![
+        decoy_dir.join(&leaf),
+        decoy_dir.clone(),
+        own.join(&leaf),
+    ]);
 
     let v2 = layout.v2.as_mut().expect("cgroup2 is mounted");
     let real_own = v2.own.clone().expect("own group known");
@@ -62,7 +85,7 @@ fn the_port_places_the_group_by_the_handed_layout() {
     let args = [
         "--beneath-own-cgroup",
         "-g",
-        "leaf",
+        &leaf,
         "--no-controllers",
         "sh",
         "-c",
@@ -79,9 +102,9 @@ fn the_port_places_the_group_by_the_handed_layout() {
     assert_eq!(port.read_framed_until_exit(), (0, vec![]));
     let text = fs::read_to_string(&out).expect("the program wrote its cgroups");
     let _ = fs::remove_file(&out);
-    let expected = format!("/{}/leaf", handed_own.display()).replace("//", "/");
+    let expected = format!("/{}/{leaf}", handed_own.display()).replace("//", "/");
     assert_eq!(v2_group(&text), Some(expected.as_str()), "{text}");
-    assert!(!decoy_dir.join("leaf").exists(), "the leaf was not removed");
+    assert!(!decoy_dir.join(&leaf).exists(), "the leaf was not removed");
 }
 
 /// Refused before anything is touched, so any layout will do.
@@ -110,10 +133,12 @@ fn a_handed_layout_is_checked_as_detection_would_make_it() {
             "cgroup2 at sys/fs/cgroup: the mount point is not an absolute path",
         ),
     ];
+    // A path nobody else uses, should one be created after all.
+    let leaf = format!("muontrap_it_refused_{:x}", random());
     let args = [
         "--beneath-own-cgroup",
         "-g",
-        "leaf",
+        &leaf,
         "--no-controllers",
         "true",
     ];
@@ -125,6 +150,6 @@ fn a_handed_layout_is_checked_as_detection_would_make_it() {
         cmd.cgroup_layout = Some(layout);
         let mut port = Port::spawn_library(&cmd);
         let expected = format!("muontrap: invalid cgroup layout: {why}");
-        assert_eq!(port.read_framed_until_exit(), (1, vec![expected]));
+        assert_eq!(run_to_exit(&mut port), (false, 1, vec![expected]));
     }
 }
