@@ -254,32 +254,7 @@ fn start(cfg: &Command, handover: Handover) -> Result<Started, String> {
         nix::unistd::getegid().as_raw(),
     )
     .map_err(|e| e.to_string())?;
-    let cgroup = match cfg.cgroup() {
-        None => None,
-        Some(c) => {
-            // Checked again whatever the source: the path and file names
-            // are joined to cgroupfs mount points.
-            check_cgroup(&c)?;
-            let detected;
-            let layout = match &cfg.cgroup_layout {
-                // The library's start: the BEAM's layout, detected once
-                // per VM (its `own` groups are ours: we are the BEAM's
-                // child and start in its cgroups).
-                Some(handed) => {
-                    check_layout(handed)?;
-                    handed
-                }
-                // The plain command line (or a BEAM without cgroupfs):
-                // the hierarchies as they are now.
-                None => {
-                    detected = muontrap_cgroup::layout::Layout::detect()
-                        .map_err(|e| format!("cannot use cgroup {}: {e}", c.path))?;
-                    &detected
-                }
-            };
-            Some(Cgroup::create(layout, &c)?)
-        }
-    };
+    let cgroup = cfg.cgroup().map(|c| make_cgroup(cfg, &c)).transpose()?;
     let procs = cgroup
         .as_ref()
         .map(Cgroup::open_procs)
@@ -333,6 +308,32 @@ fn check_cgroup(c: &muontrap_command::CgroupConfig<'_>) -> Result<(), String> {
         validate_file_name(file).map_err(|e| format!("invalid cgroup file '{file}': {e}"))?;
     }
     Ok(())
+}
+
+/// The program's cgroup, by the layout the BEAM handed over, or (the
+/// plain command line, a BEAM without cgroupfs) by the one detected now.
+fn make_cgroup(cfg: &Command, c: &muontrap_command::CgroupConfig<'_>) -> Result<Cgroup, String> {
+    // Checked again whatever the source: the path and file names are
+    // joined to cgroupfs mount points.
+    check_cgroup(c)?;
+    let detected;
+    let layout = match &cfg.cgroup_layout {
+        // The library's start: the BEAM's layout, detected once per VM
+        // (its `own` groups are ours: we are the BEAM's child and start
+        // in its cgroups).
+        Some(handed) => {
+            check_layout(handed)?;
+            handed
+        }
+        // The plain command line (or a BEAM without cgroupfs): the
+        // hierarchies as they are now.
+        None => {
+            detected = muontrap_cgroup::layout::Layout::detect()
+                .map_err(|e| format!("cannot use cgroup {}: {e}", c.path))?;
+            &detected
+        }
+    };
+    Cgroup::create(layout, c)
 }
 
 /// A handed layout is joined to paths as a detected one is: mount points
