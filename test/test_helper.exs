@@ -31,6 +31,16 @@ exclude =
     [:cgroup2 | exclude]
   end
 
+# Watching the port binary's file opens needs strace (Debian: apt-get
+# install strace).
+exclude =
+  if System.find_executable("strace") do
+    exclude
+  else
+    IO.puts("strace is not installed: skipping :strace tests")
+    [:strace | exclude]
+  end
+
 # The release port binary drops libgcc_s only on x86_64 Linux with glibc.
 exclude =
   if String.starts_with?(to_string(:erlang.system_info(:system_architecture)), "x86_64") and

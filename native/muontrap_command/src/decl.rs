@@ -6,6 +6,10 @@
 //! options hold only the options given, so the decoder here looks each
 //! key up and leaves the default where it is missing or `nil`. Every
 //! value is decoded by its type's own `rustler::Decoder`.
+//!
+//! A field without a key (`=> field: Type = default`) is no Elixir option: the decoder leaves its
+//! default, and the NIF fills it after decoding (the host's cgroup
+//! layout). It has a binary form like any other field.
 
 macro_rules! command {
     (
@@ -13,7 +17,7 @@ macro_rules! command {
         pub struct $name:ident {
             $(
                 $(#[doc = $doc:expr])*
-                $key:ident => $field:ident : $ty:ty = $default:expr
+                $($key:ident)? => $field:ident : $ty:ty = $default:expr
             ),* $(,)?
         }
     ) => {
@@ -46,22 +50,24 @@ macro_rules! command {
         }
 
         #[cfg(feature = "nif")]
-        const _: () = {
-            mod keys {
-                rustler::atoms! { $( $key ),* }
+        impl<'a> rustler::Decoder<'a> for $name {
+            fn decode(term: rustler::Term<'a>) -> rustler::NifResult<Self> {
+                let mut value = $name::default();
+                $( command!(@decode value, term, [$($key)?], $field); )*
+                Ok(value)
             }
-
-            impl<'a> rustler::Decoder<'a> for $name {
-                fn decode(term: rustler::Term<'a>) -> rustler::NifResult<Self> {
-                    let mut value = $name::default();
-                    $(
-                        if let Some(v) = $crate::nif::field(term, keys::$key(), stringify!($key))? {
-                            value.$field = v;
-                        }
-                    )*
-                    Ok(value)
-                }
-            }
-        };
+        }
     };
+
+    // Filled by the NIF, not decoded.
+    (@decode $value:ident, $term:ident, [], $field:ident) => {};
+    (@decode $value:ident, $term:ident, [$key:ident], $field:ident) => {{
+        // One atom per key, made once per VM (rustler's cache).
+        mod key {
+            rustler::atoms! { $key }
+        }
+        if let Some(v) = $crate::nif::field($term, key::$key(), stringify!($key))? {
+            $value.$field = v;
+        }
+    }};
 }

@@ -9,12 +9,15 @@
 //!
 //! A field is declared once, in `command!` below: its Rust type, its
 //! default, the key of the validated Elixir options it comes from, and
-//! with that its binary form and its NIF decoding. docs/protocol.md,
+//! with that its binary form and its NIF decoding (no key: a field the
+//! NIF fills itself, not decoded). docs/protocol.md,
 //! "The command value", and CONTRIBUTING.md, "Adding an option".
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::ops::Deref;
+
+pub use muontrap_cgroup::layout::{Hierarchy, Layout};
 
 pub mod cli;
 #[macro_use]
@@ -76,6 +79,10 @@ command! {
         /// The controllers to enable and files to write: none is a
         /// cgroup for containment only.
         cgroup_writes => cgroup: CgroupWrites = CgroupWrites::default(),
+        /// The host's cgroup layout as the BEAM detected it (no Elixir
+        /// option: the NIF fills it, for a command with a cgroup, from
+        /// its cached layout). `None`: the port detects it itself.
+        => cgroup_layout: Option<Layout> = None,
         /// One name per LISTEN descriptor (LISTEN_FDNAMES).
         listen_sockets => listen_fdnames: Option<Names> = None,
         /// `ready: :notify`: an sd_notify socket, readiness expected.

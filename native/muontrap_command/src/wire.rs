@@ -12,9 +12,11 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
 
 use crate::{
-    Bytes, Capture, CgroupWrites, Command, IdSpec, Names, Notify, Resource, Rlimit, Rlimits, Signal,
+    Bytes, Capture, CgroupWrites, Command, Hierarchy, IdSpec, Layout, Names, Notify, Resource,
+    Rlimit, Rlimits, Signal,
 };
 
 /// The format's version: a hash (FNV-1a) of the fields' names and types
@@ -138,7 +140,7 @@ macro_rules! int {
         }
     )*};
 }
-int!(u32, i32, u64);
+int!(u8, u32, i32, u64);
 
 impl Wire for bool {
     fn put(&self, out: &mut Vec<u8>) {
@@ -324,6 +326,51 @@ impl Wire for CgroupWrites {
         Ok(CgroupWrites {
             controllers: Wire::take(r)?,
             settings: Wire::take(r)?,
+        })
+    }
+}
+
+impl Wire for PathBuf {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_bytes(self.as_os_str().as_bytes(), out);
+    }
+    fn take(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(PathBuf::from(OsString::from_vec(take_bytes(r)?.to_vec())))
+    }
+}
+
+/// muontrap_cgroup's type, given its binary form here (the crate that
+/// defines `Wire`), field by field.
+impl Wire for Hierarchy {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.version.put(out);
+        self.mount_point.put(out);
+        self.controllers.put(out);
+        self.own.put(out);
+    }
+    fn take(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        let version = match u8::take(r)? {
+            v @ (1 | 2) => v,
+            t => return Err(WireError::Tag("cgroup version", t)),
+        };
+        Ok(Hierarchy {
+            version,
+            mount_point: Wire::take(r)?,
+            controllers: Wire::take(r)?,
+            own: Wire::take(r)?,
+        })
+    }
+}
+
+impl Wire for Layout {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.v2.put(out);
+        self.v1.put(out);
+    }
+    fn take(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        Ok(Layout {
+            v2: Wire::take(r)?,
+            v1: Wire::take(r)?,
         })
     }
 }

@@ -7,9 +7,9 @@ use proptest::prelude::*;
 
 use muontrap_peak_alloc::measure;
 
-use crate::cli::props::config::command;
-use crate::wire::{decode, encode, WireError, VERSION};
-use crate::{Bytes, Capture, Command, IdSpec, Rlimit, Rlimits, Signal};
+use crate::cli::props::config::{command, layout};
+use crate::wire::{decode, encode, Wire, WireError, VERSION};
+use crate::{Bytes, Capture, Command, Hierarchy, IdSpec, Layout, Rlimit, Rlimits, Signal};
 
 /// What decoding may allocate: every element takes at least one byte of
 /// input and at most 48 bytes of memory (an environment pair) besides
@@ -42,6 +42,7 @@ fn a_full_command_round_trips() {
         }]),
         env: vec![("A".into(), None), ("B".into(), Some("".into()))],
         cgroup_path: Some("a/b".into()),
+        cgroup_layout: Some(hybrid()),
         ..Command::default()
     };
     let bytes = encode(&c);
@@ -49,10 +50,64 @@ fn a_full_command_round_trips() {
     assert_eq!(decode(&bytes), Ok(c));
 }
 
+/// This machine's kind of host: v1 controllers, controller-less cgroup2.
+fn hybrid() -> Layout {
+    Layout {
+        v2: Some(Hierarchy {
+            version: 2,
+            mount_point: "/sys/fs/cgroup/unified".into(),
+            controllers: vec![],
+            own: Some(String::new()),
+        }),
+        v1: vec![Hierarchy {
+            version: 1,
+            mount_point: "/sys/fs/cgroup/memory".into(),
+            controllers: vec!["memory".into()],
+            own: None,
+        }],
+    }
+}
+
+#[test]
+fn a_layout_keeps_its_bytes() {
+    let mut out = Vec::new();
+    hybrid().v1[0].put(&mut out);
+    let mut expected = vec![1];
+    expected.extend(21u32.to_le_bytes());
+    expected.extend(b"/sys/fs/cgroup/memory");
+    expected.extend(1u32.to_le_bytes());
+    expected.extend(6u32.to_le_bytes());
+    expected.extend(b"memory");
+    expected.push(0);
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn a_hierarchy_version_other_than_1_or_2_is_refused() {
+    let c = Command {
+        cgroup_layout: Some(hybrid()),
+        ..Command::default()
+    };
+    let plain = encode(&Command::default());
+    let mut bytes = encode(&c);
+    // The layout is the only difference: its first hierarchy's version
+    // follows the option byte of the layout and that of its v2.
+    let at = plain
+        .iter()
+        .zip(&bytes)
+        .position(|(a, b)| a != b)
+        .expect("the layout is encoded")
+        + 2;
+    assert_eq!(bytes[at], 2);
+    bytes[at] = 3;
+    assert_eq!(decode(&bytes), Err(WireError::Tag("cgroup version", 3)));
+}
+
 #[test]
 fn the_version_follows_the_fields() {
     assert!(Command::LAYOUT.starts_with("program:Bytes;args:Vec<Bytes>;"));
     assert!(Command::LAYOUT.ends_with("window:u32;"));
+    assert!(Command::LAYOUT.contains("cgroup_layout:Option<Layout>;"));
     assert_ne!(VERSION, 0);
 }
 
@@ -81,6 +136,13 @@ fn a_count_larger_than_the_input_allocates_nothing() {
 proptest! {
     #[test]
     fn any_command_round_trips(c in command()) {
+        prop_assert_eq!(decode(&encode(&c)), Ok(c));
+    }
+
+    /// With a layout always there (`command()` has one half the time).
+    #[test]
+    fn any_command_with_a_layout_round_trips(c in command(), l in layout()) {
+        let c = Command { cgroup_layout: Some(l), ..c };
         prop_assert_eq!(decode(&encode(&c)), Ok(c));
     }
 

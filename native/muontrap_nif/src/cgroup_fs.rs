@@ -72,6 +72,27 @@ pub fn layout() -> Result<&'static Layout, Failure> {
     Ok(LAYOUT.get_or_init(|| found))
 }
 
+/// Hands the port binary the host's layout with a command that has a
+/// cgroup (nothing is looked up otherwise), so it does not read
+/// mountinfo and `/proc/self/cgroup` again per start: `layout` is
+/// [`layout`] in the NIF. Without a layout (no cgroupfs found) the field
+/// stays empty and the port detects, and reports, as it always did.
+///
+/// The layout's `own` groups are the BEAM's, and they are the port's
+/// too, which `beneath_own_cgroup` needs: the port is a child of the BEAM
+/// (through `erl_child_setup`, forked from it) and starts in its cgroups,
+/// as a forked process does. And the NIF's own calls (`cgget`, `cleanup`)
+/// anchor `beneath_own_cgroup` on this same cached `own`, so the port
+/// creates a group exactly where they look for it.
+pub fn hand_layout(
+    cmd: &mut muontrap_command::Command,
+    layout: impl FnOnce() -> Result<&'static Layout, Failure>,
+) {
+    if cmd.cgroup_path.is_some() {
+        cmd.cgroup_layout = layout().ok().cloned();
+    }
+}
+
 /// Validates `cgroup` (relative to the mount) and returns it as a relative
 /// path; `""` is the mount root when `root` allows it.
 pub fn relative_dir(cgroup: &[u8], root: Root) -> Result<PathBuf, Failure> {
@@ -323,5 +344,31 @@ mod tests {
         assert_eq!(write(g(b"/tmp"), b"x", b"1"), Err(EINVAL));
         assert_eq!(write(g(b""), b"cgroup.procs", b"1"), Err(EINVAL));
         assert_eq!(kill_and_remove(g(b"")), Err(EINVAL));
+    }
+
+    #[test]
+    fn hands_the_layout_only_with_a_cgroup() {
+        static FOUND: OnceLock<Layout> = OnceLock::new();
+        let found = FOUND.get_or_init(|| Layout {
+            v2: Some(Hierarchy {
+                version: 2,
+                mount_point: "/sys/fs/cgroup".into(),
+                controllers: vec![],
+                own: Some("beam.slice".into()),
+            }),
+            v1: vec![],
+        });
+        let mut plain = muontrap_command::Command::default();
+        hand_layout(&mut plain, || panic!("looked up without a cgroup"));
+        assert_eq!(plain.cgroup_layout, None);
+
+        let mut with = muontrap_command::Command {
+            cgroup_path: Some("a/b".into()),
+            ..Default::default()
+        };
+        hand_layout(&mut with, || Err(Failure::Posix("enoent")));
+        assert_eq!(with.cgroup_layout, None, "no cgroupfs: the port detects");
+        hand_layout(&mut with, || Ok(found));
+        assert_eq!(with.cgroup_layout.as_ref(), Some(found));
     }
 }

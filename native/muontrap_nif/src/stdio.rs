@@ -187,7 +187,8 @@ pub fn stdio_open(
 /// command the port binary is to run, decoded from validated options
 /// (`muontrap_command::Command`, one rustler decoder per field type) and
 /// handed over with the descriptors, in binary form, in a memfd: no
-/// socket buffer bounds its size (arguments may be megabytes).
+/// socket buffer bounds its size (arguments may be megabytes). A command
+/// with a cgroup gets the host's layout too (`cgroup_fs::hand_layout`).
 #[rustler::nif]
 pub fn stdio_command<'a>(
     env: Env<'a>,
@@ -204,6 +205,8 @@ pub fn stdio_command<'a>(
     {
         return Err(Error::BadArg);
     }
+    let mut command = command;
+    crate::cgroup_fs::hand_layout(&mut command, crate::cgroup_fs::layout);
     let bytes = muontrap_command::wire::encode(&command);
     match pipe::memfd_with(&bytes) {
         Ok(fd) => {

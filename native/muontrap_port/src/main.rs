@@ -254,19 +254,7 @@ fn start(cfg: &Command, handover: Handover) -> Result<Started, String> {
         nix::unistd::getegid().as_raw(),
     )
     .map_err(|e| e.to_string())?;
-    let cgroup = match cfg.cgroup() {
-        None => None,
-        Some(c) => {
-            // Checked again whatever the source: the path and file names
-            // are joined to cgroupfs mount points.
-            check_cgroup(&c)?;
-            // Detected afresh: the port binary runs once per command, so
-            // each command sees the host's hierarchies as they are now.
-            let layout = muontrap_cgroup::layout::Layout::detect()
-                .map_err(|e| format!("cannot use cgroup {}: {e}", c.path))?;
-            Some(Cgroup::create(&layout, &c)?)
-        }
-    };
+    let cgroup = cfg.cgroup().map(|c| make_cgroup(cfg, &c)).transpose()?;
     let procs = cgroup
         .as_ref()
         .map(Cgroup::open_procs)
@@ -318,6 +306,50 @@ fn check_cgroup(c: &muontrap_command::CgroupConfig<'_>) -> Result<(), String> {
     validate_cgroup_path(c.path).map_err(|e| format!("invalid cgroup path '{}': {e}", c.path))?;
     for (file, _) in c.settings {
         validate_file_name(file).map_err(|e| format!("invalid cgroup file '{file}': {e}"))?;
+    }
+    Ok(())
+}
+
+/// The program's cgroup, by the layout the BEAM handed over, or (the
+/// plain command line, a BEAM without cgroupfs) by the one detected now.
+fn make_cgroup(cfg: &Command, c: &muontrap_command::CgroupConfig<'_>) -> Result<Cgroup, String> {
+    // Checked again whatever the source: the path and file names are
+    // joined to cgroupfs mount points.
+    check_cgroup(c)?;
+    let detected;
+    let layout = match &cfg.cgroup_layout {
+        // The library's start: the BEAM's layout, detected once per VM
+        // (its `own` groups are ours: we are the BEAM's child and start
+        // in its cgroups).
+        Some(handed) => {
+            check_layout(handed)?;
+            handed
+        }
+        // The plain command line (or a BEAM without cgroupfs): the
+        // hierarchies as they are now.
+        None => {
+            detected = muontrap_cgroup::layout::Layout::detect()
+                .map_err(|e| format!("cannot use cgroup {}: {e}", c.path))?;
+            &detected
+        }
+    };
+    Cgroup::create(layout, c)
+}
+
+/// A handed layout is joined to paths as a detected one is: mount points
+/// absolute, own groups relative without `.` or `..`, as detection
+/// makes them.
+fn check_layout(layout: &muontrap_cgroup::layout::Layout) -> Result<(), String> {
+    use muontrap_cgroup::path::validate_cgroup_path;
+    for h in layout.v2.iter().chain(&layout.v1) {
+        let bad = |why: &str| format!("invalid cgroup layout: {}: {why}", h.describe());
+        if !h.mount_point.is_absolute() {
+            return Err(bad("the mount point is not an absolute path"));
+        }
+        match h.own.as_deref() {
+            None | Some("") => {}
+            Some(own) => validate_cgroup_path(own).map_err(|e| bad(&format!("own group {e}")))?,
+        }
     }
     Ok(())
 }

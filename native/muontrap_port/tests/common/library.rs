@@ -57,6 +57,18 @@ impl Start {
         }
     }
 
+    /// The library's start of `cmd` as it is, for fields no flag spells
+    /// (the cgroup layout), on the harness's listener.
+    pub fn library(cmd: &muontrap_command::Command) -> Start {
+        let bytes = wire::encode(cmd);
+        COMMAND.with(|c| *c.borrow_mut() = Some(memfd_with(&bytes)));
+        let l = Listener::new();
+        Start {
+            argv: vec!["--beam".into(), l.name.clone()],
+            own: Some(l),
+        }
+    }
+
     /// With the harness's listener: the port's connection, and the
     /// command alone.
     pub fn finish(self, port: &Port) {

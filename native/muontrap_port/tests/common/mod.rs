@@ -52,6 +52,16 @@ impl Port {
         port
     }
 
+    /// The library's start of `cmd`, handed over as it is.
+    pub fn spawn_library(cmd: &muontrap_command::Command) -> Port {
+        let start = Start::library(cmd);
+        let mut command = Command::new(BIN);
+        command.env_remove("MUONTRAP_LOG").args(&start.argv);
+        let port = Port::spawn_command(command);
+        start.finish(&port);
+        port
+    }
+
     /// Runs the port through `wrapper` (e.g. `setpriv --reuid=nobody ...`
     /// or `sh -c '...; exec "$0" "$@"'`), which must exec it with `args`.
     /// `pid()` is then the wrapper's pid, which becomes the port's.

@@ -11,8 +11,8 @@ use proptest::prelude::*;
 use muontrap_wire::signals::sigrtmax;
 
 use crate::{
-    Bytes, Capture, CgroupWrites, Command, IdSpec, Names, Notify, Rlimit, Rlimits, Signal,
-    RESOURCES,
+    Bytes, Capture, CgroupWrites, Command, Hierarchy, IdSpec, Layout, Names, Notify, Rlimit,
+    Rlimits, Signal, RESOURCES,
 };
 
 fn id_spec() -> impl Strategy<Value = IdSpec> {
@@ -157,11 +157,34 @@ pub(crate) fn command() -> impl Strategy<Value = Command> {
         prop::option::of(vec("[!-9;-~]{1,10}", 0..4)),
         any::<bool>(),
         prop::option::of(1..=u32::MAX),
+        prop::option::of(layout()),
     );
-    (config(), library).prop_map(|(c, (names, notify, watchdog))| Command {
+    (config(), library).prop_map(|(c, (names, notify, watchdog, layout))| Command {
         listen_fdnames: names.map(Names),
         notify: Notify(notify),
         watchdog_ms: watchdog,
+        cgroup_layout: layout,
         ..c
     })
+}
+
+/// A mounted hierarchy: any mount point bytes (a path need not be
+/// UTF-8), names and own groups as the kernel writes them.
+fn hierarchy(version: u8) -> impl Strategy<Value = Hierarchy> {
+    (
+        vec(any::<u8>(), 0..24),
+        vec("(name=)?[a-z_]{1,8}", 0..4),
+        prop::option::of("[a-z0-9@._/-]{0,16}"),
+    )
+        .prop_map(move |(mount, controllers, own)| Hierarchy {
+            version,
+            mount_point: OsString::from_vec(mount).into(),
+            controllers,
+            own,
+        })
+}
+
+/// The host's layout, as the NIF hands it.
+pub(crate) fn layout() -> impl Strategy<Value = Layout> {
+    (prop::option::of(hierarchy(2)), vec(hierarchy(1), 0..4)).prop_map(|(v2, v1)| Layout { v2, v1 })
 }
