@@ -68,7 +68,10 @@ defmodule MuonTrap.Engine do
         else: {nil, nil}
 
     capture = if reading != [], do: :output, else: :none
-    port = open_port(options, capture, handover, stdio)
+    # The deadline counts from the call, not from the port binary having
+    # its pipes: PortBinary.open/3 waits for that, about a millisecond.
+    timer = start_timer(Keyword.get(spec, :timeout, :infinity))
+    port = open_port(options, capture, handover, stdio, timer)
 
     os_pid =
       case Port.info(port, :os_pid) do
@@ -82,15 +85,16 @@ defmodule MuonTrap.Engine do
       os_pid: os_pid,
       options: options,
       reaper: if(spec[:reaper], do: PortReaper.adopt(port, options)),
-      timer: start_timer(Keyword.get(spec, :timeout, :infinity)),
+      timer: timer,
       reading: reading
     }
   end
 
-  defp open_port(options, capture, handover, stdio) do
+  defp open_port(options, capture, handover, stdio, timer) do
     PortBinary.open(options, capture, handover)
   rescue
     e ->
+      cancel_timer(timer)
       Stdio.close(stdio)
       reraise e, __STACKTRACE__
   end
