@@ -10,6 +10,7 @@ defmodule MuonTrap.CgroupLimitsTest do
 
   import ExUnit.CaptureLog
   import MuonTrap.Test.OSProcess
+  import MuonTrap.Test.Faults, only: [cgroup_dirs: 1]
 
   alias MuonTrap.{Cgroup, Daemon}
 
@@ -20,7 +21,7 @@ defmodule MuonTrap.CgroupLimitsTest do
 
     on_exit(fn ->
       # The port removes the leaves; the base is the test's to remove.
-      for dir <- dirs(base), File.dir?(dir), do: File.rmdir(dir)
+      for dir <- cgroup_dirs(base), File.dir?(dir), do: File.rmdir(dir)
     end)
 
     %{base: base}
@@ -29,21 +30,12 @@ defmodule MuonTrap.CgroupLimitsTest do
   defp opts(base, settings),
     do: [cgroup_base: base, beneath_own_cgroup: true, cgroup: settings]
 
-  # The group's directory in every hierarchy of this host.
-  defp dirs(path) do
-    layout = Cgroup.layout()
-
-    for h <- List.wrap(layout.v2) ++ layout.v1, h.own != nil do
-      Path.join([h.mount, h.own, path])
-    end
-  end
-
   defp assert_removed(path) do
     wait_until(
-      fn -> Enum.all?(dirs(path), &(not File.exists?(&1))) end,
+      fn -> Enum.all?(cgroup_dirs(path), &(not File.exists?(&1))) end,
       5_000,
       fn ->
-        "#{path} to be removed everywhere: #{inspect(Enum.filter(dirs(path), &File.exists?/1))}"
+        "#{path} to be removed everywhere: #{inspect(Enum.filter(cgroup_dirs(path), &File.exists?/1))}"
       end
     )
   end
@@ -260,7 +252,7 @@ defmodule MuonTrap.CgroupLimitsTest do
 
     wait_until(fn -> length(pids_matching(m)) == 6 end, 5_000, "6 processes")
     pids = pids_matching(m)
-    assert Enum.any?(dirs(path), &File.dir?/1)
+    assert Enum.any?(cgroup_dirs(path), &File.dir?/1)
     [port_binary] = port_binaries_matching(m)
     {_, 0} = System.cmd("kill", ["-KILL", "#{port_binary}"])
 

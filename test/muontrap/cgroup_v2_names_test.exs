@@ -8,6 +8,7 @@ defmodule MuonTrap.CgroupV2NamesTest do
 
   import ExUnit.CaptureLog
   import MuonTrap.Test.OSProcess
+  import MuonTrap.Test.Faults, only: [cgroup_dirs: 1]
 
   alias MuonTrap.{Cgroup, Daemon}
 
@@ -22,23 +23,14 @@ defmodule MuonTrap.CgroupV2NamesTest do
   defp opts(base, settings),
     do: [cgroup_base: base, beneath_own_cgroup: true, cgroup: settings]
 
-  # The group's directory in every hierarchy of this host.
-  defp dirs(path) do
-    layout = Cgroup.layout()
-
-    for h <- List.wrap(layout.v2) ++ layout.v1, h.own != nil do
-      Path.join([h.mount, h.own, path])
-    end
-  end
-
-  defp remove_dirs(path), do: for(dir <- dirs(path), File.dir?(dir), do: File.rmdir(dir))
+  defp remove_dirs(path), do: for(dir <- cgroup_dirs(path), File.dir?(dir), do: File.rmdir(dir))
 
   defp stop(daemon) do
     path = Daemon.cgroup_path(daemon)
     GenServer.stop(daemon)
 
     wait_until(
-      fn -> Enum.all?(dirs(path), &(not File.exists?(&1))) end,
+      fn -> Enum.all?(cgroup_dirs(path), &(not File.exists?(&1))) end,
       5_000,
       fn -> "#{path} to be removed everywhere" end
     )
@@ -104,7 +96,7 @@ defmodule MuonTrap.CgroupV2NamesTest do
       wait_until(
         fn ->
           remove_dirs(limited)
-          not Enum.any?(dirs(limited), &File.exists?/1)
+          not Enum.any?(cgroup_dirs(limited), &File.exists?/1)
         end,
         5_000,
         "#{limited} to be removed"
