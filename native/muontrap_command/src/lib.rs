@@ -72,6 +72,13 @@ command! {
         rlimits => rlimits: Rlimits = Rlimits::default(),
         /// Set (`Some`) or removed (`None`), in order; the last of a name wins.
         env => env: Vec<(Bytes, Option<Bytes>)> = Vec::new(),
+        /// The environment the program starts from (the BEAM's of the
+        /// moment, `System.get_env/0`), before `env`; `None`: the
+        /// supervisor's own (the plain command line).
+        base_env => base_env: Option<Vec<(Bytes, Bytes)>> = None,
+        /// The supervisor's and the program's working directory; `None`:
+        /// the supervisor's own.
+        cd => cd: Option<Bytes> = None,
         /// Relative to each hierarchy's root (or, with `beneath_own_cgroup`,
         /// to the port's own cgroup there).
         cgroup_path => cgroup_path: Option<String> = None,

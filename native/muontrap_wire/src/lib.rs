@@ -9,6 +9,7 @@
 //!
 //! std and libc only, and pure: no I/O.
 
+pub mod channel;
 pub mod defaults;
 pub mod frame;
 pub mod handover;

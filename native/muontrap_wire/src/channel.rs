@@ -1,0 +1,178 @@
+//! The resident spawner and the per-command channels (docs/protocol.md,
+//! "Transport").
+//!
+//! The NIF starts `muontrap --spawner` once per BEAM with one end of a
+//! `SOCK_STREAM` socket pair on [`SPAWNER_FD`]: the request socket. For
+//! each command the NIF makes a channel (another `SOCK_STREAM` pair) and
+//! sends one end to the spawner in a [`TAG_SPAWN`] frame; the spawner
+//! forks a supervisor that owns that end and nothing else.
+//!
+//! Every frame, on both sockets and both ways, is a 4-byte big-endian
+//! length, then that many bytes: a tag and its body (the framing of the
+//! port protocol, `frame.rs`). Descriptors ride with SCM_RIGHTS on the
+//! first byte of their frame; a receiver that sees MSG_CTRUNC treats it
+//! as a protocol error.
+//!
+//! The first frame each side writes carries [`VERSION`]: the spawner's
+//! [`TAG_SPAWNER_HELLO`], the supervisor's [`TAG_HELLO`], the NIF's
+//! [`TAG_HANDOVER`]. A spawner of another version is replaced; a
+//! supervisor refuses a hand-over of another version.
+
+/// The transport's version. Bump it on any change to these frames, to
+/// `frame.rs`, to the hand-over roles, or to the command value's layout.
+pub const VERSION: u32 = 1;
+
+/// The spawner's request socket, as the NIF places it.
+pub const SPAWNER_FD: i32 = 3;
+
+/// `priv/muontrap`'s argument for the spawner mode (its only argument).
+pub const SPAWNER_ARG: &str = "--spawner";
+
+/// Spawner → NIF, first on the request socket: version, spawner pid.
+pub const TAG_SPAWNER_HELLO: u8 = 20;
+/// NIF → spawner: fork a supervisor for the channel end this frame
+/// carries (exactly one descriptor). No body.
+pub const TAG_SPAWN: u8 = 21;
+/// Supervisor → NIF, first on the channel: version, supervisor pid.
+pub const TAG_HELLO: u8 = 22;
+/// NIF → supervisor, first on the channel: version, then one role byte
+/// per descriptor carried (`handover.rs`), in order.
+pub const TAG_HANDOVER: u8 = 23;
+
+/// The 4-byte length prefix of every frame.
+pub const HEADER: usize = 4;
+
+/// A whole frame: length prefix, `tag`, `body`.
+pub fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(body.len() + 1).unwrap_or(u32::MAX);
+    let mut out = Vec::with_capacity(HEADER + 1 + body.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.push(tag);
+    out.extend_from_slice(body);
+    out
+}
+
+/// A HELLO or SPAWNER_HELLO frame: version and pid.
+pub fn hello(tag: u8, pid: u32) -> [u8; HEADER + 9] {
+    let mut out = [0u8; HEADER + 9];
+    out[..HEADER].copy_from_slice(&9u32.to_be_bytes());
+    out[HEADER] = tag;
+    out[HEADER + 1..HEADER + 5].copy_from_slice(&VERSION.to_be_bytes());
+    out[HEADER + 5..].copy_from_slice(&pid.to_be_bytes());
+    out
+}
+
+/// The SPAWN request (its descriptor travels beside it).
+pub const SPAWN_REQUEST: [u8; HEADER + 1] = [0, 0, 0, 1, TAG_SPAWN];
+
+/// A HANDOVER frame for descriptors with `roles`.
+pub fn handover(roles: &[u8]) -> Vec<u8> {
+    let mut body = VERSION.to_be_bytes().to_vec();
+    body.extend_from_slice(roles);
+    frame(TAG_HANDOVER, &body)
+}
+
+/// The length a frame header announces.
+pub fn frame_len(header: [u8; HEADER]) -> usize {
+    u32::from_be_bytes(header) as usize
+}
+
+/// A hello's `(version, pid)`, from a frame's payload (tag and body);
+/// `None` for another tag or size.
+pub fn parse_hello(tag: u8, payload: &[u8]) -> Option<(u32, u32)> {
+    match payload {
+        [t, v @ ..] if *t == tag && v.len() == 8 => {
+            let version = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
+            let pid = u32::from_be_bytes([v[4], v[5], v[6], v[7]]);
+            Some((version, pid))
+        }
+        _ => None,
+    }
+}
+
+/// Why a HANDOVER payload was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoverFrameError {
+    /// Not a HANDOVER frame, or too short to hold a version.
+    Malformed,
+    /// Another transport version (the one received).
+    Version(u32),
+}
+
+/// The role bytes of a HANDOVER payload (tag and body) of this version.
+pub fn parse_handover(payload: &[u8]) -> Result<&[u8], HandoverFrameError> {
+    match payload {
+        [TAG_HANDOVER, a, b, c, d, roles @ ..] => {
+            let version = u32::from_be_bytes([*a, *b, *c, *d]);
+            if version == VERSION {
+                Ok(roles)
+            } else {
+                Err(HandoverFrameError::Version(version))
+            }
+        }
+        _ => Err(HandoverFrameError::Malformed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hellos_round_trip() {
+        for tag in [TAG_HELLO, TAG_SPAWNER_HELLO] {
+            let f = hello(tag, 4242);
+            let len = frame_len([f[0], f[1], f[2], f[3]]);
+            assert_eq!(len, f.len() - HEADER);
+            assert_eq!(parse_hello(tag, &f[HEADER..]), Some((VERSION, 4242)));
+        }
+        let f = hello(TAG_HELLO, 1);
+        assert_eq!(parse_hello(TAG_SPAWNER_HELLO, &f[HEADER..]), None);
+        assert_eq!(parse_hello(TAG_HELLO, &f[HEADER..f.len() - 1]), None);
+    }
+
+    #[test]
+    fn handovers_round_trip_and_check_the_version() {
+        let f = handover(&[1, 2, 6]);
+        assert_eq!(frame_len([f[0], f[1], f[2], f[3]]), f.len() - HEADER);
+        assert_eq!(parse_handover(&f[HEADER..]), Ok(&[1u8, 2, 6][..]));
+        let mut old = f.clone();
+        old[HEADER + 4] ^= 0xff;
+        assert!(matches!(
+            parse_handover(&old[HEADER..]),
+            Err(HandoverFrameError::Version(_))
+        ));
+        assert_eq!(
+            parse_handover(&[TAG_HELLO]),
+            Err(HandoverFrameError::Malformed)
+        );
+        assert_eq!(
+            parse_handover(&[TAG_HANDOVER, 0, 0]),
+            Err(HandoverFrameError::Malformed)
+        );
+    }
+
+    #[test]
+    fn the_spawn_request_is_a_frame() {
+        assert_eq!(SPAWN_REQUEST.to_vec(), frame(TAG_SPAWN, &[]));
+    }
+
+    #[test]
+    fn tags_do_not_collide_with_the_port_protocol() {
+        use crate::frame::*;
+        let port = [
+            TAG_STARTED,
+            TAG_EXIT,
+            TAG_ERROR,
+            TAG_EXEC_ERROR,
+            TAG_NOTIFY,
+            TAG_WATCHDOG,
+            TAG_SIGNALED,
+            TAG_TERMINATE,
+            TAG_SIGNAL,
+        ];
+        for t in [TAG_SPAWNER_HELLO, TAG_SPAWN, TAG_HELLO, TAG_HANDOVER] {
+            assert!(!port.contains(&t), "{t}");
+        }
+    }
+}
