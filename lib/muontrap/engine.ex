@@ -1,9 +1,10 @@
 defmodule MuonTrap.Engine do
   @moduledoc false
   # One command's life, for MuonTrap.Run (cmd/3, stream!/3) and the
-  # daemon (MuonTrap.Daemon.Pipes): the port binary and pipes, the
-  # hand-over, events from messages, reads of one chunk, the drain after
-  # EXIT, the port binary dying, the stop. Owners add only their policies.
+  # daemon (MuonTrap.Daemon.Pipes): its start (pipes and channel, the
+  # spawner's fork of its supervisor), events from messages, reads of one
+  # chunk, the drain after EXIT, the supervisor dying, the stop. Owners
+  # add only their policies.
   #
   # A plain structure driven by its owner's messages: a GenServer passes
   # them to handle_message/2, a receive loop uses await/2. Only await/2,
@@ -13,27 +14,31 @@ defmodule MuonTrap.Engine do
   #   * a frame, decoded (`MuonTrap.Protocol.decode/1`): {:started, pid},
   #     {:exit, status}, {:error, message}, {:exec_error, errno},
   #     {:notify, pairs}, {:signaled, result}, {:watchdog, cause}
-  #   * {:port_died, status, error}: the port binary exited without EXIT
-  #     (what is left of its cgroup is cleaned up already)
-  #   * {:port_closed, reason}: the port closed under a linked owner
+  #   * {:supervisor, os_pid}: the command's supervisor runs
+  #   * {:port_died, nil, error}: the supervisor is gone without EXIT
+  #     (what is left of its process group and cgroup is killed already)
   #   * :timeout: cmd/3's `:timeout` fired
   #   * :handed_over, :writable: stdin may take writes
   #   * {:data, stream, binary}, {:eof, stream}, {:pipe_error, message}
 
   require Logger
 
-  alias MuonTrap.{Cgroup, PortBinary, PortReaper, Protocol, Stdio}
+  alias MuonTrap.{Cgroup, Nif, PortBinary, PortReaper, Protocol, Stdio}
 
   # How long the pipes are read after EXIT. Every process of the command
   # is gone by then, so what is left is at most a pipe's worth; more can
   # only come from something that escaped containment.
   @drain_grace 1_000
 
-  defstruct port: nil,
-            stdio: nil,
+  defstruct stdio: nil,
+            # The channel may still bring frames (until EXIT or its end).
+            live: false,
+            # :handed_over was not reported yet.
+            announce: true,
             options: %{},
             os_pid: :error,
-            # Owns the port for a caller that lets go of it early (cmd/3).
+            # Takes the command over from a caller that lets go of it
+            # early or dies (cmd/3).
             reaper: nil,
             timer: nil,
             # Output streams not at EOF yet, and those that may have data now.
@@ -43,7 +48,7 @@ defmodule MuonTrap.Engine do
             status: nil,
             deadline: nil
 
-  @typedoc "A command's port binary, pipes and progress."
+  @typedoc "A command's channel, pipes and progress."
   @type t :: %__MODULE__{}
 
   @typedoc "Something that happened to the command (above)."
@@ -52,49 +57,44 @@ defmodule MuonTrap.Engine do
   @doc """
   Start the command for validated, host-checked `options`: its pipes
   (`:streams` to read, `:stdin` true for a stdin pipe, the daemon's
-  `:listeners`) and its port binary. `reaper: true` gives the port to a
-  `MuonTrap.PortReaper`, for a caller that may let go early; `:timeout`
-  (milliseconds) gives a `:timeout` event.
+  `:listeners`) and its supervisor. `reaper: true` names a
+  `MuonTrap.PortReaper` as heir, for a caller that may let go early;
+  `:timeout` (milliseconds) gives a `:timeout` event.
   """
   @spec start(map(), keyword()) :: t()
   def start(options, spec) do
     reading = Keyword.get(spec, :streams, [])
     listeners = spec[:listeners]
     streams = if spec[:stdin], do: reading ++ [:stdin], else: reading
-
-    {stdio, handover} =
-      if streams != [] or listeners != nil,
-        do: Stdio.open(PortBinary.window(options), streams, listeners && listeners.resource),
-        else: {nil, nil}
-
     capture = if reading != [], do: :output, else: :none
-    # The deadline counts from the call, not from the port binary having
-    # its pipes: PortBinary.open/3 waits for that, about a millisecond.
+    # The deadline counts from the call.
     timer = start_timer(Keyword.get(spec, :timeout, :infinity))
-    port = open_port(options, capture, handover, stdio, timer)
 
-    os_pid =
-      case Port.info(port, :os_pid) do
-        {:os_pid, pid} -> pid
-        nil -> :error
+    stdio =
+      try do
+        stdio = Stdio.open(PortBinary.window(options), streams, listeners && listeners.resource)
+        start_command(stdio, options, capture)
+      rescue
+        e ->
+          cancel_timer(timer)
+          reraise e, __STACKTRACE__
       end
 
     %__MODULE__{
-      port: port,
-      stdio: stdio && Stdio.attach(stdio, port),
-      os_pid: os_pid,
+      stdio: stdio,
+      live: true,
       options: options,
-      reaper: if(spec[:reaper], do: PortReaper.adopt(port, options)),
+      reaper: if(spec[:reaper], do: PortReaper.adopt(stdio, options)),
       timer: timer,
-      reading: reading
+      reading: reading,
+      ready: reading
     }
   end
 
-  defp open_port(options, capture, handover, stdio, timer) do
-    PortBinary.open(options, capture, handover)
+  defp start_command(stdio, options, capture) do
+    PortBinary.start(stdio, options, capture)
   rescue
     e ->
-      cancel_timer(timer)
       Stdio.close(stdio)
       reraise e, __STACKTRACE__
   end
@@ -104,25 +104,6 @@ defmodule MuonTrap.Engine do
   one that is not about this command.
   """
   @spec handle_message(t(), term()) :: {[event()], t()} | :unknown
-  def handle_message(%{port: port} = engine, {port, {:data, frame}}) when port != nil do
-    case Protocol.decode(frame) do
-      {:exit, status} = event -> {[event], exited(engine, status)}
-      {:started, _pid} = event -> {[event], %{engine | started: true}}
-      event -> {[event], engine}
-    end
-  end
-
-  def handle_message(%{port: port} = engine, {port, {:exit_status, status}}) when port != nil do
-    # The port binary died without reporting; nothing more will come.
-    # Finish its job: kill what is left in its cgroup and remove it.
-    cleanup_cgroup(engine.options)
-    {[{:port_died, status, port_exit_error(status, engine)}], exited(engine, status)}
-  end
-
-  def handle_message(%{port: port} = engine, {:EXIT, port, reason}) when port != nil do
-    {[{:port_closed, reason}], %{engine | port: nil}}
-  end
-
   def handle_message(%{timer: timer} = engine, {:timeout, timer, :muontrap_timeout})
       when timer != nil,
       do: {[:timeout], %{engine | timer: nil}}
@@ -136,26 +117,48 @@ defmodule MuonTrap.Engine do
 
   def handle_message(_engine, _message), do: :unknown
 
-  defp handle_select(%{stdio: %Stdio{handed_over: true}} = e, :stdin), do: {[:writable], e}
+  defp handle_select(%{live: true} = engine, :channel), do: channel(engine)
+  defp handle_select(engine, :channel), do: {[], engine}
+  defp handle_select(engine, :stdin), do: {[:writable], engine}
 
-  defp handle_select(%{stdio: %Stdio{handed_over: true}} = engine, stream) do
+  defp handle_select(engine, stream) do
     if stream in engine.reading and stream not in engine.ready,
       do: {[], %{engine | ready: engine.ready ++ [stream]}},
       else: {[], engine}
   end
 
-  # Before the hand-over the only notice is the port's connection, which
-  # read/1 checks first.
-  defp handle_select(engine, _stream), do: {[], engine}
+  # Every frame the channel holds, as events; its end without EXIT is the
+  # supervisor's death.
+  defp channel(engine) do
+    {frames, state} = Stdio.recv(engine.stdio)
+    {events, engine} = Enum.flat_map_reduce(frames, engine, &frame/2)
+
+    if state == :eof and engine.live,
+      do: died(engine, events),
+      else: {events, engine}
+  end
+
+  defp frame({:supervisor, pid} = event, engine), do: {[event], %{engine | os_pid: pid}}
+  defp frame({:exit, status} = event, engine), do: {[event], exited(engine, status)}
+  defp frame({:started, _pid} = event, engine), do: {[event], %{engine | started: true}}
+  defp frame(event, engine), do: {[event], engine}
+
+  # The supervisor is gone without EXIT (SIGKILLed, say): its command died
+  # with it (PR_SET_PDEATHSIG); kill what is left of the command's process
+  # group, and of its cgroup.
+  defp died(engine, events) do
+    _ = Nif.stdio_kill(engine.stdio.resource, :group)
+    cleanup_cgroup(engine.options)
+    error = "muontrap: the command's supervisor exited unexpectedly"
+    {events ++ [{:port_died, nil, error}], exited(engine, :died)}
+  end
 
   # The next message about the command within `timeout` ms, handled.
   defp await(engine, timeout) do
-    %{port: port, timer: timer} = engine
+    %{timer: timer} = engine
     res = if engine.stdio, do: engine.stdio.resource
 
     receive do
-      {^port, _} = message when port != nil -> handled(engine, message)
-      {:EXIT, ^port, _} = message when port != nil -> handled(engine, message)
       {:select, ^res, _, _} = message when res != nil -> handled(engine, message)
       {:timeout, ^timer, :muontrap_timeout} = msg when timer != nil -> handled(engine, msg)
     after
@@ -171,19 +174,13 @@ defmodule MuonTrap.Engine do
   end
 
   @doc """
-  Move the pipes on by one step: the hand-over first, then one read of at
-  most the window from the next stream that may have data, in turn.
+  Move the pipes on by one step: `:handed_over` first (stdin may take
+  writes), then one read of at most the window from the next stream
+  that may have data, in turn, and the channel's first frames.
   """
   @spec read(t()) :: {[event()], t()}
   def read(%{stdio: nil} = engine), do: {[], engine}
-
-  def read(%{stdio: %Stdio{handed_over: false}} = engine) do
-    case Stdio.handover(engine.stdio) do
-      {:ok, stdio} -> {[:handed_over], %{engine | stdio: stdio, ready: engine.reading}}
-      {:wait, stdio} -> {[], %{engine | stdio: stdio}}
-      {:error, message, stdio} -> {[{:pipe_error, message}], close(%{engine | stdio: stdio})}
-    end
-  end
+  def read(%{announce: true} = engine), do: channel(%{engine | announce: false}) |> announced()
 
   def read(%{ready: [stream | rest]} = engine) do
     case Stdio.next(engine.stdio, stream) do
@@ -217,11 +214,13 @@ defmodule MuonTrap.Engine do
 
   def read_on(engine), do: engine
 
+  defp announced({events, engine}), do: {[:handed_over | events], engine}
+
   # The command is gone and its pipes are read (or the drain's grace is
-  # over); pipes never handed over had no writer.
+  # over).
   defp finished?(%{status: nil}), do: false
-  defp finished?(%{stdio: %Stdio{handed_over: true}} = engine), do: drained?(engine)
-  defp finished?(_engine), do: true
+  defp finished?(%{stdio: nil}), do: true
+  defp finished?(engine), do: drained?(engine)
 
   defp drained?(engine), do: engine.reading == [] or wait_time(engine) == 0
 
@@ -258,7 +257,7 @@ defmodule MuonTrap.Engine do
   end
 
   @doc """
-  After EXIT (or the port's death): read every output pipe to EOF,
+  After EXIT (or the supervisor's death): read every output pipe to EOF,
   handing the events to `fun`, for at most the drain's grace, then close
   everything: `step/2` to the end.
   """
@@ -272,14 +271,14 @@ defmodule MuonTrap.Engine do
 
   @doc """
   For an owner that must see its command gone (a daemon's stop): ask the
-  port binary to terminate the tree and wait for EXIT, reading the pipes
-  and handing events to `fun` meanwhile, then drain them. A port binary
+  supervisor to terminate the tree and wait for EXIT, reading the pipes
+  and handing events to `fun` meanwhile, then drain them. A supervisor
   that has not finished within `MuonTrap.PortReaper.stop_timeout/1` is
-  stuck: it is SIGKILLed and the cgroup cleaned up.
+  stuck: it is SIGKILLed and what is left cleaned up.
   """
   @spec terminate(t(), acc, ([event()], acc -> acc)) :: {acc, t()} when acc: term()
-  def terminate(%{port: port} = engine, acc, fun) when port != nil do
-    Port.command(port, Protocol.terminate())
+  def terminate(%{live: true} = engine, acc, fun) do
+    _ = Stdio.send_frame(engine.stdio, Protocol.terminate())
     deadline = System.monotonic_time(:millisecond) + PortReaper.stop_timeout(engine.options)
     stopping(engine, acc, fun, deadline)
   end
@@ -290,47 +289,36 @@ defmodule MuonTrap.Engine do
     left = max(deadline - System.monotonic_time(:millisecond), 0)
 
     case step(engine, left) do
-      {events, %{port: nil} = engine} ->
-        acc = fun.(events, acc)
-        if died?(events, engine), do: {acc, close(engine)}, else: drain(engine, acc, fun)
+      {events, %{live: false} = engine} ->
+        drain(engine, fun.(events, acc), fun)
 
       {events, engine} when left > 0 ->
         stopping(engine, fun.(events, acc), fun, deadline)
 
       {events, engine} ->
         Logger.warning(
-          "muontrap: the port binary did not finish within " <>
+          "muontrap: the command's supervisor did not finish within " <>
             "#{PortReaper.stop_timeout(engine.options)} ms of being asked to stop " <>
             "(stopped?); killing it and cleaning up"
         )
 
-        PortReaper.kill(engine.port, engine.options)
-        {fun.(events, acc), close(%{engine | port: nil})}
+        PortReaper.kill(engine.stdio, engine.options)
+        {fun.(events, acc), close(%{engine | live: false})}
 
       :finished ->
         {acc, close(engine)}
     end
   end
 
-  # The port binary is gone without EXIT: its exit status (the cgroup is
-  # cleaned up already), or its port closed (a write failed, EPIPE).
-  defp died?(events, engine) do
-    cond do
-      Enum.any?(events, &match?({:port_died, _, _}, &1)) -> true
-      Enum.any?(events, &match?({:port_closed, _}, &1)) -> cleanup_cgroup(engine.options) == :ok
-      true -> false
-    end
-  end
-
   @doc "What `stream`'s pipe holds now, without waiting (at a `:timeout`)."
   @spec read_queued(t(), :output | :stderr) :: binary()
   def read_queued(%{stdio: nil}, _stream), do: ""
-  def read_queued(engine, stream), do: Stdio.read_queued(caught_up(engine).stdio, stream)
+  def read_queued(engine, stream), do: Stdio.read_queued(engine.stdio, stream)
 
-  @doc "Write what fits of `data` into stdin, once the pipes are handed over (`Stdio.write/2`)."
+  @doc "Write what fits of `data` into stdin (`Stdio.write/2`)."
   @spec write(t(), binary()) ::
           {:ok, non_neg_integer(), t()} | {:wait, t()} | {:error, term(), t()}
-  def write(%{stdio: %Stdio{handed_over: true} = stdio} = engine, data) do
+  def write(%{stdio: %Stdio{} = stdio} = engine, data) do
     case Stdio.write(stdio, data) do
       {:ok, n, stdio} -> {:ok, n, %{engine | stdio: stdio}}
       {:wait, stdio} -> {:wait, %{engine | stdio: stdio}}
@@ -339,64 +327,53 @@ defmodule MuonTrap.Engine do
   end
 
   def write(%{stdio: nil} = engine, _data), do: {:error, :closed, engine}
-  def write(engine, _data), do: {:wait, engine}
 
   @doc "Close the command's stdin, so that it reads EOF. Idempotent."
   @spec close_stdin(t()) :: :ok
   def close_stdin(%{stdio: stdio}), do: Stdio.close_stdin(stdio)
 
-  @doc "Close the pipes without reading more. Idempotent."
+  @doc """
+  Close the pipes and the channel without reading more (a channel still
+  open: the supervisor stops the command). Idempotent.
+  """
   @spec close(t()) :: t()
   def close(engine) do
     Stdio.close(engine.stdio)
-    %{engine | stdio: nil, reading: [], ready: []}
+    %{engine | stdio: nil, live: false, reading: [], ready: []}
   end
 
   @doc """
-  Let go of the command and close everything: if it still runs, the port
-  binary (or its reaper) terminates its tree asynchronously. Idempotent.
+  Let go of the command and close everything: if it still runs, its
+  supervisor (watched by the reaper, if any) terminates its tree
+  asynchronously. Idempotent.
   """
   @spec stop(t()) :: t()
+  def stop(%{live: true, reaper: reaper, stdio: %Stdio{} = stdio} = engine) when reaper != nil do
+    cancel_timer(engine.timer)
+    PortReaper.release(reaper, stdio)
+    Stdio.forget(stdio)
+    %{engine | stdio: nil, live: false, reaper: nil, timer: nil, reading: [], ready: []}
+  end
+
   def stop(engine) do
     cancel_timer(engine.timer)
-    PortReaper.release(engine.reaper, engine.port)
-    close(%{engine | port: nil, reaper: nil, timer: nil})
+    PortReaper.done(engine.reaper)
+    close(%{engine | reaper: nil, timer: nil})
   end
 
   # Every process is gone: what is left in the pipes is the end of the
-  # output, read before the exit is acted on.
+  # output, read before the exit is acted on. The supervisor, waiting for
+  # its channel to close after EXIT, exits.
   defp exited(engine, status) do
-    engine = caught_up(engine)
-    PortReaper.done(engine.reaper, engine.port)
+    PortReaper.done(engine.reaper)
+    Nif.stdio_close_channel(engine.stdio.resource)
     close_stdin(engine)
     deadline = System.monotonic_time(:millisecond) + @drain_grace
-    %{engine | port: nil, reaper: nil, status: status, deadline: deadline, ready: engine.reading}
+    %{engine | live: false, reaper: nil, status: status, deadline: deadline, ready: engine.reading}
   end
 
-  # PortBinary.open/3 returns once the port has the descriptors, so an
-  # EXIT or a timeout may be handled before the owner's first read did
-  # the hand-over step: take it now, or the pipes would count as never
-  # handed over (no writer), and the command's output would be dropped.
-  defp caught_up(%{stdio: %Stdio{handed_over: false} = stdio} = engine) do
-    case Stdio.handover(stdio) do
-      {:ok, stdio} -> %{engine | stdio: stdio, ready: engine.reading}
-      _wait_or_error -> engine
-    end
-  end
-
-  defp caught_up(engine), do: engine
-
-  # Before any frame, the status is the errno of the BEAM's failed exec of
-  # the port binary: E2BIG for arguments the kernel refuses, which
-  # System.cmd/3 would return as exit status 7.
-  defp port_exit_error(status, engine) do
-    if not engine.started and MuonTrap.Nif.errno_name(status) == :e2big,
-      do: {:exec_error, :e2big},
-      else: "muontrap: port binary exited unexpectedly with status #{status}"
-  end
-
-  # The port binary died without cleaning up (it was SIGKILLed, say):
-  # kill what is left in its cgroup and remove the group.
+  # The supervisor died without cleaning up (it was SIGKILLed, say): kill
+  # what is left in its cgroup and remove the group.
   defp cleanup_cgroup(options) do
     with {:error, reason} <- Cgroup.cleanup(options),
          do: Logger.error("could not clean up the cgroup: #{inspect(reason)}")

@@ -58,7 +58,18 @@ defmodule MuonTrap.Nif do
   # A command's BEAM-owned stdio (native/muontrap_nif/src/stdio.rs), used by MuonTrap.Stdio.
   def stdio_open(_window, _streams, _listeners), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_command(_stdio, _command), do: :erlang.nif_error(:nif_not_loaded)
-  def stdio_handover(_stdio, _port_os_pid, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
+  def stdio_spawn(_stdio, _path), do: :erlang.nif_error(:nif_not_loaded)
+  def stdio_recv(_stdio, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
+  def stdio_send(_stdio, _frame), do: :erlang.nif_error(:nif_not_loaded)
+  def stdio_info(_stdio), do: :erlang.nif_error(:nif_not_loaded)
+  def stdio_close_channel(_stdio), do: :erlang.nif_error(:nif_not_loaded)
+  def stdio_heir(_stdio, _pid), do: :erlang.nif_error(:nif_not_loaded)
+  def stdio_give(_stdio, _pid), do: :erlang.nif_error(:nif_not_loaded)
+  def stdio_kill(_stdio, _what), do: :erlang.nif_error(:nif_not_loaded)
+
+  # The resident spawner (native/muontrap_nif/src/spawner.rs).
+  def spawner_pid, do: :erlang.nif_error(:nif_not_loaded)
+  def spawner_stop, do: :erlang.nif_error(:nif_not_loaded)
   def stdio_read(_stdio, _stream, _max, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_write(_stdio, _data, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_close_stdin(_stdio), do: :erlang.nif_error(:nif_not_loaded)

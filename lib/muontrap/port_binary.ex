@@ -1,18 +1,15 @@
 defmodule MuonTrap.PortBinary do
   @moduledoc false
-  # Opens and closes the `muontrap` port binary for a validated set of options.
-  #
-  # The port's command line says only where the BEAM is (`--beam NAME`, the
-  # socket of `MuonTrap.Stdio`): the options go to the NIF, once, which
-  # hands them to the port binary in binary form with the descriptors
-  # (docs/protocol.md, "The command value"). The port speaks the framed
-  # protocol (`MuonTrap.Protocol`); the process that calls `open/3` owns
-  # the port, so the command dies with it.
+  # The `muontrap` binary (priv/muontrap) and what a command's start hands
+  # it: the validated options go to the NIF, once, which hands them to
+  # the command's supervisor in binary form with the descriptors
+  # (docs/protocol.md, "The command value"). The supervisor is a fork of
+  # the resident spawner, which runs this binary (`--spawner`); it speaks
+  # the framed protocol (`MuonTrap.Protocol`) on the command's channel,
+  # which the process that starts the command owns, so the command dies
+  # with it.
 
   alias MuonTrap.{Options, Stdio}
-
-  # How often the hand-over wait checks that the port is still there.
-  @handover_poll 100
 
   # The library's `:stdio_window` default: the capacity of the BEAM-owned
   # pipes (MuonTrap.Stdio), chosen from the window sweep of
@@ -58,39 +55,20 @@ defmodule MuonTrap.PortBinary do
   end
 
   @doc """
-  Open the port for `options` (from `MuonTrap.Options.validate/4`) and
-  hand it the command and the descriptors, waiting until it has them (or
-  has exited).
+  Start the command of `options` (from `MuonTrap.Options.validate/4`) on
+  `stdio` (`MuonTrap.Stdio.open/3`): the spawner forks its supervisor,
+  which gets the command and the pipes. Returns at once.
 
   `capture` says which output the command's OUTPUT pipe gets: `:output`
   (stdout, plus stderr with `:stderr_to_stdout`, or only stderr with
-  `:capture_stderr_only`) or `:none`. `handover` is the second element
-  `MuonTrap.Stdio.open/3` returned, whose pipes the command gets; `nil`
-  for a command with no pipe (a socket of its own is made for the
-  hand-over then).
+  `:capture_stderr_only`) or `:none`.
 
-  Raises `MuonTrap.Error` when the BEAM is out of descriptors or cannot
-  fork (`"muontrap: cannot start the port binary: too many open files"`).
+  Raises `MuonTrap.Error` when the command cannot be started (no
+  descriptors left, the spawner cannot run).
   """
-  @spec open(Options.t(), :output | :none, Stdio.handover() | nil | []) :: port()
-  def open(options, capture, handover \\ nil)
-
-  def open(options, capture, empty) when empty in [nil, []] do
-    {stdio, handover} = Stdio.open(window(options), [])
-
-    try do
-      open(options, capture, handover)
-    after
-      Stdio.close(stdio)
-    end
-  end
-
-  def open(options, capture, handover) do
-    stdio = Stdio.command!(handover, command(options, capture))
-    port = spawn_port(options, stdio.name)
-    _ = Stdio.await_handover(stdio, port, @handover_poll)
-    port
-  end
+  @spec start(Stdio.t(), Options.t(), :output | :none) :: Stdio.t()
+  def start(stdio, options, capture),
+    do: Stdio.spawn!(stdio, command(options, capture), path())
 
   @doc """
   What the NIF decodes into the port binary's command value
@@ -98,7 +76,15 @@ defmodule MuonTrap.PortBinary do
   which output is captured.
   """
   @spec command(Options.t(), :output | :none) :: map()
-  def command(options, capture), do: Map.put(options, :capture, capture(options, capture))
+  def command(options, capture) do
+    options
+    |> Map.put(:capture, capture(options, capture))
+    # The BEAM's environment and directory of the moment: the spawner
+    # keeps those of its own start, and System.put_env/2 and
+    # File.cd/1 never reach a running OS process.
+    |> Map.put(:base_env, System.get_env() |> Enum.to_list())
+    |> Map.put_new_lazy(:cd, &File.cwd!/0)
+  end
 
   defp capture(_options, :none), do: :none
 
@@ -107,63 +93,6 @@ defmodule MuonTrap.PortBinary do
       options[:capture_stderr_only] -> :stderr_only
       options[:stderr_to_stdout] -> :stdout_and_stderr
       true -> :stdout
-    end
-  end
-
-  defp spawn_port(options, name) do
-    port_opts =
-      [:binary, :exit_status, :use_stdio, :hide, {:packet, 4}, {:args, ["--beam", name]}] ++
-        Enum.flat_map([:cd, :parallelism], &port_option(options, &1))
-
-    Port.open({:spawn_executable, path()}, port_opts)
-  rescue
-    e in ErlangError -> open_error(e, __STACKTRACE__)
-  end
-
-  # Out of descriptors or processes: the BEAM's reason alone (`ErlangError`
-  # `:emfile`) would not say what failed.
-  defp open_error(%ErlangError{original: reason}, _stacktrace)
-       when reason in [:emfile, :enfile, :eagain] do
-    raise MuonTrap.Error,
-      message: "muontrap: cannot start the port binary: #{:file.format_error(reason)}"
-  end
-
-  defp open_error(e, stacktrace), do: reraise(e, stacktrace)
-
-  defp port_option(%{cd: cd}, :cd), do: [{:cd, cd}]
-
-  defp port_option(%{parallelism: p}, :parallelism), do: [{:parallelism, p}]
-  defp port_option(_options, _key), do: []
-
-  @doc """
-  Close `port` (or nothing, for `nil`) without the caller getting any
-  more of its messages: unlinked first, so a caller trapping exits gets
-  no `{:EXIT, port, _}`, and one already queued is flushed. The port
-  still closes if the caller dies in between: it is the port's owner.
-  Closing stdin makes the port binary terminate the command's tree.
-  """
-  @spec close(port() | nil) :: :ok
-  def close(nil), do: :ok
-
-  def close(port) do
-    Process.unlink(port)
-
-    try do
-      Port.close(port)
-    rescue
-      # Already closed: at EXIT, or the port binary exited.
-      ArgumentError -> :ok
-    end
-
-    flush(port)
-  end
-
-  defp flush(port) do
-    receive do
-      {^port, _} -> flush(port)
-      {:EXIT, ^port, _} -> flush(port)
-    after
-      0 -> :ok
     end
   end
 end

@@ -1,24 +1,25 @@
 defmodule MuonTrap.Stdio do
   @moduledoc false
-  # A command's pipes, owned by the calling process.
+  # A command as its owner holds it: its pipes and its channel.
   #
   # The one stdio path of `MuonTrap.cmd/3`, `MuonTrap.stream!/3` and
   # `MuonTrap.Daemon`: the NIF creates a pipe for each stream asked for
   # (`:output`, the captured stdout or merged stream; `:stderr`, a separate
-  # stderr; `:stdin`, the command's input) and a listening socket; the port
-  # binary (started with `--beam` and the socket's name) connects, and the
-  # NIF hands it the command (`command!/2`) and the other ends with
-  # `SCM_RIGHTS`, after checking that the peer's pid is the port's. The command then reads and writes the pipes
-  # directly: no process relays the bytes, and each pipe's capacity is its
-  # flow-control window. See `docs/protocol.md`, "Descriptor hand-over".
+  # stderr; `:stdin`, the command's input); `spawn!/2` makes the command's
+  # channel, puts the command and the pipes' other ends on it (SCM_RIGHTS)
+  # and has the resident spawner fork the command's supervisor on the
+  # other end (docs/protocol.md, "Transport"). The command then reads and
+  # writes the pipes directly: no process relays the bytes, and each
+  # pipe's capacity is its flow-control window. The supervisor's frames
+  # come on the channel (`recv/1`).
   #
-  # Everything is closed when the owner calls `close/1` or dies.
+  # Everything is closed when the owner calls `close/1` or dies (the
+  # supervisor then stops the command), unless an heir was named
+  # (`MuonTrap.PortReaper`).
   #
-  # Nothing here blocks but `await_handover/3` (which `MuonTrap.PortBinary.open/3`
-  # calls, for the short time from the port's start to its connection):
-  # `:wait` means a `{:select, resource, ref, mode}` message will come
-  # (`stream_of/2` says which stream it is about), after which the call is
-  # made again.
+  # Nothing here blocks: `:wait` means a `{:select, resource, ref, mode}`
+  # message will come (`stream_of/2` says which stream it is about, or
+  # `:channel`), after which the call is made again.
 
   alias MuonTrap.Nif
 
@@ -27,121 +28,113 @@ defmodule MuonTrap.Stdio do
   # the NIF reads no more than is queued.
   @max_read 1_048_576
 
+  # How long a start waits, at most, while the spawner is busy (too many
+  # descriptors in flight), before it gives up.
+  @busy_wait 30_000
+
   @enforce_keys [:resource, :ref, :window, :refs]
-  defstruct [:resource, :ref, :window, :refs, name: nil, port_pid: nil, handed_over: false]
+  defstruct [:resource, :ref, :window, :refs]
 
   @typedoc "A stream of the command: its captured output, a separate stderr, its stdin."
   @type stream :: :output | :stderr | :stdin
 
-  @typedoc "The owner's side of a command's pipes."
+  @typedoc "The owner's side of a command's pipes and channel."
   @type t :: %__MODULE__{
           resource: reference(),
           ref: reference(),
           window: pos_integer(),
-          refs: %{optional(stream()) => reference()},
-          name: String.t() | nil,
-          port_pid: non_neg_integer() | nil,
-          handed_over: boolean()
+          refs: %{optional(stream()) => reference()}
         }
 
-  @typedoc "What `MuonTrap.PortBinary.open/3` needs to start the port binary on this stdio."
-  @opaque handover :: {:handover, t()}
-
   @doc """
-  Create a pipe of about `window` bytes for each of `streams`, and the
-  socket the port binary receives the other ends through, with a
+  Create a pipe of about `window` bytes for each of `streams`, with a
   duplicate of each of a daemon's `listeners` (`MuonTrap.Daemon.Listeners`)
-  after them. Returns the stdio, and the hand-over to open the port
-  binary with (`MuonTrap.PortBinary.open/3`).
+  after them, for the supervisor `spawn!/2` starts.
 
   Raises `MuonTrap.Error` if the descriptors cannot be created (for
   example when the BEAM is out of file descriptors).
   """
-  @spec open(pos_integer(), [stream()], reference() | nil) :: {t(), handover()}
+  @spec open(pos_integer(), [stream()], reference() | nil) :: t()
   def open(window, streams \\ [:output], listeners \\ nil) do
     case Nif.stdio_open(window, streams, listeners) do
-      {resource, name} when is_binary(name) ->
-        refs = Map.new(streams, &{&1, make_ref()})
-        # The first stream's ref also serves the hand-over, which comes
-        # before anything can move on it.
-        ref = if streams == [], do: make_ref(), else: Map.fetch!(refs, hd(streams))
-
-        stdio = %__MODULE__{resource: resource, ref: ref, window: window, refs: refs, name: name}
-        {stdio, {:handover, stdio}}
-
       {:error, reason} ->
         raise MuonTrap.Error,
           message: "muontrap: cannot create the command's pipes: #{:file.format_error(reason)}"
+
+      resource ->
+        refs = Map.new(streams, &{&1, make_ref()})
+        %__MODULE__{resource: resource, ref: make_ref(), window: window, refs: refs}
     end
   end
 
   @doc """
-  Give the NIF the command (`MuonTrap.PortBinary.command/2`) that the port
-  binary receives with the descriptors; returns the stdio.
+  Start the command (`MuonTrap.PortBinary.command/2`): its channel, the
+  hand-over of the command and the pipes, and the spawner's fork of its
+  supervisor. Returns at once; the supervisor's frames follow (`recv/1`).
+  While too many descriptors are in flight, waits for them to land.
+  Raises `MuonTrap.Error` if the command cannot be started.
   """
-  @spec command!(handover(), map()) :: t()
-  def command!({:handover, stdio}, command) do
+  @spec spawn!(t(), map(), String.t()) :: t()
+  def spawn!(stdio, command, path) do
     case Nif.stdio_command(stdio.resource, command) do
+      :ok -> :ok
+      {:error, reason} -> raise MuonTrap.Error, message: cannot_start(reason)
+    end
+
+    spawn_busy(stdio, path, System.monotonic_time(:millisecond) + @busy_wait, 1)
+  end
+
+  defp spawn_busy(stdio, path, deadline, wait) do
+    case Nif.stdio_spawn(stdio.resource, path) do
       :ok ->
         stdio
 
+      {:error, :busy} ->
+        if System.monotonic_time(:millisecond) > deadline,
+          do: raise(MuonTrap.Error, message: cannot_start(:busy))
+
+        Process.sleep(wait)
+        spawn_busy(stdio, path, deadline, min(wait * 2, 50))
+
       {:error, reason} ->
-        raise MuonTrap.Error,
-          message: "muontrap: cannot hand the command to the port binary: #{inspect(reason)}"
+        raise MuonTrap.Error, message: cannot_start(reason)
     end
   end
+
+  defp cannot_start(message) when is_binary(message), do: message
+
+  defp cannot_start(:busy),
+    do: "muontrap: cannot start the command: too many descriptors in flight for too long"
+
+  defp cannot_start(reason) when is_atom(reason),
+    do: "muontrap: cannot start the command: #{:file.format_error(reason)}"
+
+  defp cannot_start(reason), do: "muontrap: cannot start the command: #{inspect(reason)}"
 
   @doc """
-  Attach `port` and wait until it has its command and descriptors, or
-  has exited before connecting (checked every `poll` ms). Returns what
-  `handover/1` did last. Once it has, `handover/1` returns `{:ok, stdio}`
-  at once for any copy of the stdio.
+  The supervisor's frames so far, decoded (`MuonTrap.Protocol.message()`,
+  and `{:supervisor, os_pid}`), and `:wait` (a `:channel` notice comes
+  with more) or `:eof` (the supervisor is gone).
   """
-  @spec await_handover(t(), port(), pos_integer()) ::
-          {:ok, t()} | {:wait, t()} | {:error, String.t(), t()}
-  def await_handover(stdio, port, poll) do
-    stdio = attach(stdio, port)
-    %__MODULE__{resource: res, ref: ref} = stdio
+  @spec recv(t()) :: {[term()], :wait | :eof}
+  def recv(stdio), do: Nif.stdio_recv(stdio.resource, stdio.ref)
 
-    case handover(stdio) do
-      {:wait, %__MODULE__{port_pid: pid} = stdio} when pid != nil ->
-        receive do
-          {:select, ^res, ^ref, _} -> await_handover(stdio, port, poll)
-        after
-          poll ->
-            if Port.info(port) == nil,
-              do: {:wait, stdio},
-              else: await_handover(stdio, port, poll)
-        end
-
-      done ->
-        done
-    end
-  end
-
-  @doc """
-  Note the port binary that may receive the descriptors: only a peer
-  with its OS pid is served. A port that has already exited has no pid;
-  `next/1` then waits for nothing and the owner sees the port's exit.
-  """
-  @spec attach(t(), port()) :: t()
-  def attach(stdio, port) do
-    case Port.info(port, :os_pid) do
-      {:os_pid, pid} -> %{stdio | port_pid: pid}
-      nil -> stdio
-    end
-  end
+  @doc "Send a request frame (`MuonTrap.Protocol`) to the supervisor."
+  @spec send_frame(t() | reference(), binary()) :: :ok | {:error, term()}
+  def send_frame(%__MODULE__{resource: res}, frame), do: Nif.stdio_send(res, frame)
+  def send_frame(res, frame) when is_reference(res), do: Nif.stdio_send(res, frame)
 
   @doc "The streams this stdio has pipes for."
   @spec streams(t()) :: [stream()]
   def streams(%__MODULE__{refs: refs}), do: Map.keys(refs)
 
   @doc """
-  Which stream a message is a select notice for, or `nil` if it is none
-  of this stdio's. A notice that the port binary connected counts as the
-  first stream's: whatever waited on it is tried again.
+  Which stream a message is a select notice for (`:channel` for the
+  channel), or `nil` if it is none of this stdio's.
   """
-  @spec stream_of(t(), term()) :: stream() | nil
+  @spec stream_of(t(), term()) :: stream() | :channel | nil
+  def stream_of(%__MODULE__{resource: res, ref: ref}, {:select, res, ref, _mode}), do: :channel
+
   def stream_of(%__MODULE__{resource: res, refs: refs}, {:select, res, ref, mode})
       when mode in [:ready_input, :ready_output] do
     Enum.find_value(refs, fn {stream, r} -> if r == ref, do: stream end)
@@ -149,19 +142,10 @@ defmodule MuonTrap.Stdio do
 
   def stream_of(_stdio, _message), do: nil
 
-  @doc """
-  Take the next step for `stream` (`:output` or `:stderr`): hand the
-  descriptors over if the port binary has connected, then read at most
-  the window's worth.
-  """
+  @doc "Read at most the window's worth of `stream` (`:output` or `:stderr`)."
   @spec next(t(), :output | :stderr) ::
           {:data, binary(), t()} | {:wait, t()} | {:eof, t()} | {:error, String.t(), t()}
-  def next(stdio, stream \\ :output) do
-    case handover(stdio) do
-      {:ok, stdio} -> read(stdio, stream, stdio.window)
-      wait_or_error -> wait_or_error
-    end
-  end
+  def next(stdio, stream \\ :output), do: read(stdio, stream, stdio.window)
 
   @doc """
   Write what fits of `data` into the command's stdin: `{:ok, bytes_written, stdio}`,
@@ -172,12 +156,10 @@ defmodule MuonTrap.Stdio do
   @spec write(t(), binary()) ::
           {:ok, non_neg_integer(), t()} | {:wait, t()} | {:error, atom() | String.t(), t()}
   def write(stdio, data) do
-    with {:ok, stdio} <- handover(stdio) do
-      case Nif.stdio_write(stdio.resource, data, Map.fetch!(stdio.refs, :stdin)) do
-        n when is_integer(n) -> {:ok, n, stdio}
-        :wait -> {:wait, stdio}
-        {:error, reason} -> {:error, reason, stdio}
-      end
+    case Nif.stdio_write(stdio.resource, data, Map.fetch!(stdio.refs, :stdin)) do
+      n when is_integer(n) -> {:ok, n, stdio}
+      :wait -> {:wait, stdio}
+      {:error, reason} -> {:error, reason, stdio}
     end
   end
 
@@ -196,41 +178,11 @@ defmodule MuonTrap.Stdio do
   def close_stdin(_stdio), do: :ok
 
   @doc """
-  Hand the descriptors over if the port binary has connected: `{:ok, stdio}`
-  once done, `{:wait, stdio}` until it connects (a notice with the first
-  stream's ref comes), or `{:error, message, stdio}`. Owners do this
-  before anything else and then try every stream: `next/2` and `write/2`
-  also hand over, but a hand-over done by one of them does not wake
-  whatever else was waiting for it.
-  """
-  @spec handover(t()) :: {:ok, t()} | {:wait, t()} | {:error, String.t(), t()}
-  def handover(%__MODULE__{handed_over: true} = stdio), do: {:ok, stdio}
-  def handover(%__MODULE__{port_pid: nil} = stdio), do: {:wait, stdio}
-
-  def handover(stdio) do
-    case Nif.stdio_handover(stdio.resource, stdio.port_pid, stdio.ref) do
-      :ok ->
-        {:ok, %{stdio | handed_over: true}}
-
-      :wait ->
-        {:wait, stdio}
-
-      {:error, reason} ->
-        {:error,
-         "muontrap: cannot hand the command's pipes to the port binary: #{inspect(reason)}",
-         stdio}
-    end
-  end
-
-  @doc """
   Read whatever `stream`'s pipe holds now, without waiting: at a timeout,
   what the command wrote before it is collected and nothing after.
   """
   @spec read_queued(t(), :output | :stderr) :: binary()
-  def read_queued(stdio, stream \\ :output)
-  def read_queued(%__MODULE__{handed_over: false}, _stream), do: ""
-
-  def read_queued(stdio, stream) do
+  def read_queued(stdio, stream \\ :output) do
     case read(stdio, stream, @max_read) do
       {:data, data, _stdio} -> data
       _wait_eof_or_error -> ""
@@ -260,10 +212,18 @@ defmodule MuonTrap.Stdio do
   @spec close(t() | nil) :: :ok
   def close(nil), do: :ok
 
-  def close(%__MODULE__{resource: res, refs: refs}) do
+  def close(%__MODULE__{resource: res, refs: refs, ref: ref}) do
     Nif.stdio_close(res)
-    Enum.each(Map.values(refs), &flush_select(res, &1))
+    Enum.each([ref | Map.values(refs)], &flush_select(res, &1))
   end
+
+  @doc """
+  Drop select notices already in the mailbox, closing nothing: for a
+  command given to another process (`MuonTrap.PortReaper.release/2`).
+  """
+  @spec forget(t()) :: :ok
+  def forget(%__MODULE__{resource: res, refs: refs, ref: ref}),
+    do: Enum.each([ref | Map.values(refs)], &flush_select(res, &1))
 
   defp flush_select(res, ref) do
     receive do

@@ -28,19 +28,8 @@ defmodule MuonTrap.Daemon.Report do
   # Never the whole state again: whatever this is, it is no daemon's.
   def summary(_other), do: :unknown
 
-  @doc """
-  The message being handled: a frame from the port decoded (`{port,
-  {:frame, {:exit, 127}}}` rather than its bytes), a stdin write without
-  its data.
-  """
+  @doc "The message being handled: a stdin write without its data."
   @spec message(term()) :: term()
-  def message({port, {:data, frame}} = message) when is_port(port) and is_binary(frame) do
-    {port, {:frame, MuonTrap.Protocol.decode(frame)}}
-  rescue
-    # A malformed frame is the crash's reason: shown as it came.
-    ArgumentError -> message
-  end
-
   def message({:"$gen_call", from, {:write, data, timeout}}),
     do: {:"$gen_call", from, {:write, {:iodata_bytes, iodata_size(data)}, timeout}}
 
@@ -48,7 +37,7 @@ defmodule MuonTrap.Daemon.Report do
 
   # The command ran and ended (no relaunch waits): :exited, whatever it
   # said about itself before.
-  defp daemon_state(%{port: nil, last_exit: exit, startup: startup}) when exit != nil do
+  defp daemon_state(%{channel: nil, last_exit: exit, startup: startup}) when exit != nil do
     if startup.readiness.state == :relaunching, do: :relaunching, else: :exited
   end
 

@@ -26,7 +26,7 @@ defmodule MuonTrap.Daemon.Server do
     state = %{
       command: command,
       options: options,
-      port: nil,
+      channel: nil,
       os_pid: :error,
       command_os_pid: :error,
       wait_task: nil,
@@ -56,10 +56,15 @@ defmodule MuonTrap.Daemon.Server do
   @impl GenServer
   def handle_continue(:launch, state) do
     pipes = Pipes.start(state.pipes, state.options, state.listeners)
-    {:noreply, %{state | port: pipes.engine.port, os_pid: pipes.engine.os_pid, pipes: pipes}}
+    {:noreply, %{state | channel: pipes.engine.stdio, os_pid: :error, pipes: pipes}}
   end
 
   @impl GenServer
+  # Known once the supervisor said hello.
+  def handle_call(:os_pid, from, %{os_pid: :error, channel: channel} = state)
+      when channel != nil,
+      do: {:noreply, %{state | waiting: [{from, :os_pid} | state.waiting]}}
+
   def handle_call(:os_pid, _from, state), do: {:reply, state.os_pid, state}
   def handle_call(:command_os_pid, _from, state), do: {:reply, state.command_os_pid, state}
   def handle_call(:cgroup_path, _from, state), do: {:reply, state.options[:cgroup_path], state}
@@ -69,13 +74,13 @@ defmodule MuonTrap.Daemon.Server do
 
   # Before STARTED the port holds the request until the program runs; only
   # without a port (not launched yet, or gone) is nothing running.
-  def handle_call({:signal, _number, _kind}, _from, %{port: nil} = state),
+  def handle_call({:signal, _number, _kind}, _from, %{channel: nil} = state),
     do: {:reply, {:error, :not_running}, state}
 
   def handle_call({:signal, number, kind}, from, state),
     do:
       {:noreply,
-       %{state | signals: Signals.send_signal(state.signals, state.port, number, from, kind)}}
+       %{state | signals: Signals.send_signal(state.signals, state.channel, number, from, kind)}}
 
   def handle_call(:reload, from, state) do
     number = MuonTrap.Signal.number(Map.get(state.options, :reload_signal, :sighup))
@@ -116,8 +121,8 @@ defmodule MuonTrap.Daemon.Server do
   def handle_call(:live_cgroup_path, from, state),
     do: reply_when_started(from, :cgroup_path, state)
 
-  defp reply_when_started(from, what, %{port: port, command_os_pid: :error} = state)
-       when is_port(port) do
+  defp reply_when_started(from, what, %{channel: channel, command_os_pid: :error} = state)
+       when channel != nil do
     {:noreply, %{state | waiting: [{from, what} | state.waiting]}}
   end
 
@@ -147,8 +152,8 @@ defmodule MuonTrap.Daemon.Server do
         state = %{state | startup: startup}
 
         # Its tree is terminated first; the EXIT that follows ends the start.
-        if state.port do
-          Port.command(state.port, Protocol.terminate())
+        if state.channel do
+          _ = MuonTrap.Stdio.send_frame(state.channel, Protocol.terminate())
           {:noreply, state}
         else
           stop(state, :ready_timeout)
@@ -208,6 +213,19 @@ defmodule MuonTrap.Daemon.Server do
     {:noreply, %{state | waiting: []}}
   end
 
+  defp handle_event({:supervisor, pid}, state) do
+    {os_pid, waiting} = Enum.split_with(state.waiting, &match?({_, :os_pid}, &1))
+    Enum.each(os_pid, fn {from, :os_pid} -> GenServer.reply(from, pid) end)
+    {:noreply, %{state | os_pid: pid, waiting: waiting}}
+  end
+
+  # The kernel refused the argument list: as a failed exec of the program
+  # itself, the daemon stops with :e2big.
+  defp handle_event({:exec_error, :e2big}, state) do
+    last_exit = {:exec_error, :e2big}
+    stop(%{state | channel: nil, pipes: Pipes.close(state.pipes), last_exit: last_exit}, :e2big)
+  end
+
   defp handle_event({:error, message}, state) do
     Logger.error(message)
     {:noreply, %{state | error: message}}
@@ -229,7 +247,7 @@ defmodule MuonTrap.Daemon.Server do
   defp handle_event({:exit, status}, state) do
     state = %{
       state
-      | port: nil,
+      | channel: nil,
         pipes: Pipes.finish(state.pipes),
         last_exit: {:exit_status, status}
     }
@@ -244,18 +262,12 @@ defmodule MuonTrap.Daemon.Server do
     ended(state, reason)
   end
 
-  # The port binary died without reporting the command's exit (what was
-  # left of its cgroup is cleaned up); E2BIG is an argument list the
-  # kernel refused it.
-  defp handle_event({:port_died, status, error}, state) do
-    reason = if error == {:exec_error, :e2big}, do: :e2big, else: {:muontrap_port_exited, status}
-    last_exit = {:port_exit_status, status}
-    stop(%{state | port: nil, pipes: Pipes.close(state.pipes), last_exit: last_exit}, reason)
-  end
-
-  defp handle_event({:port_closed, reason}, state) do
-    last_exit = {:port_exit, reason}
-    stop(%{state | port: nil, pipes: Pipes.close(state.pipes), last_exit: last_exit}, reason)
+  # The supervisor died without reporting the command's exit (what was
+  # left of its process group and cgroup is killed).
+  defp handle_event({:port_died, _status, _error}, state) do
+    reason = :muontrap_supervisor_died
+    last_exit = :supervisor_died
+    stop(%{state | channel: nil, pipes: Pipes.close(state.pipes), last_exit: last_exit}, reason)
   end
 
   defp handle_event(_other, state), do: {:noreply, state}
@@ -342,8 +354,8 @@ defmodule MuonTrap.Daemon.Server do
   def format_status(_normal, [_pdict, state]), do: [data: [{~c"State", Report.summary(state)}]]
 
   @impl GenServer
-  def terminate(_reason, %{port: port} = state) when is_port(port) do
-    # Ask for SIGTERM then SIGKILL, and wait until the port reports that every
+  def terminate(_reason, %{channel: channel} = state) when channel != nil do
+    # Ask for SIGTERM then SIGKILL, and wait until the supervisor reports that every
     # process is gone, so the daemon's stop means the OS processes are gone.
     _ = Pipes.terminate(state.pipes)
     :ok

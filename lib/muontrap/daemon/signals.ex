@@ -18,13 +18,18 @@ defmodule MuonTrap.Daemon.Signals do
   def new, do: %__MODULE__{}
 
   @doc """
-  Send signal `number` through `port` for `from`; `kind` is `:signal`, or
+  Send signal `number` through the command's `channel` for `from`; `kind` is `:signal`, or
   `{:reload, timeout}` for a reload that waits for the notify sequence.
   """
-  @spec send_signal(t(), port(), pos_integer(), GenServer.from(), :signal | {:reload, timeout()}) ::
-          t()
-  def send_signal(signals, port, number, from, kind) do
-    Port.command(port, Protocol.signal(number))
+  @spec send_signal(
+          t(),
+          MuonTrap.Stdio.t(),
+          pos_integer(),
+          GenServer.from(),
+          :signal | {:reload, timeout()}
+        ) :: t()
+  def send_signal(signals, channel, number, from, kind) do
+    _ = MuonTrap.Stdio.send_frame(channel, Protocol.signal(number))
     %{signals | sent: :queue.in({from, kind}, signals.sent)}
   end
 

@@ -3,7 +3,7 @@
 //! from inside the BEAM, without a round trip through the port process;
 //! and a command's BEAM-owned stdio (`stdio`): the pipe `MuonTrap.cmd/3`
 //! and `MuonTrap.Daemon` read its output from, handed to the port binary
-//! as a capability over a Unix socket (`handover`).
+//! as a capability over a Unix socket (`fdpass`, `spawner`).
 //!
 //! `cgget`, `cgset`, `cleanup` and `layout` run on a dirty IO scheduler:
 //! a write can make the kernel reclaim memory or wait on cgroup locks, and
@@ -20,11 +20,12 @@
 mod cgroup_fs;
 mod encode;
 mod errno;
-mod handover;
+mod fdpass;
 mod listeners;
 mod open_files;
 mod pipe;
 mod settings;
+mod spawner;
 mod stdio;
 mod wire;
 

@@ -1,22 +1,23 @@
-//! A command's stdio as the BEAM owns it: the pipes its output (and, when
-//! asked for, a separate stderr) goes into and its input comes from, and
-//! the listening socket through which the port binary receives the other
-//! ends (`handover`). Used by `MuonTrap.cmd/3`, `MuonTrap.stream!/3` and
-//! `MuonTrap.Daemon` alike.
+//! A command as the BEAM owns it: the pipes its output (and, when asked
+//! for, a separate stderr) goes into and its input comes from, and its
+//! channel to its supervisor (`channel`), through which the supervisor
+//! receives the other ends. Used by `MuonTrap.cmd/3`,
+//! `MuonTrap.stream!/3` and `MuonTrap.Daemon` alike.
 //!
 //! The command reads and writes the pipes directly and the owner pulls and
 //! pushes with `stdio_read`/`stdio_write`, so no process relays the bytes
 //! and each pipe's capacity is its flow-control window.
 //!
-//! Waiting (for the port to connect, for output, for room in stdin) is
+//! Waiting (for frames, for output, for room in stdin) is
 //! `enif_select`: the owner gets `{:select, stdio, ref, :ready_input}` (or
 //! `:ready_output` for stdin) and calls again. Each pipe is selected with
 //! the ref the owner passes for it, so the notices tell them apart.
 
+mod channel;
 mod resource;
 
 use std::ffi::c_void;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use rustler::sys::{ErlNifEnv, ERL_NIF_SELECT_READ, ERL_NIF_SELECT_WRITE};
 use rustler::types::binary::OwnedBinary;
@@ -24,9 +25,10 @@ use rustler::{Atom, Binary, Encoder, Env, Error, NifResult, ResourceArc, Term};
 
 use crate::listeners::{self, Listeners};
 use crate::pipe::Ours;
-use crate::{errno, handover, pipe};
+use crate::{errno, fdpass, pipe};
 use resource::{lock, release, select, Selectable};
 
+pub use channel::Progress;
 pub use resource::register;
 
 mod atoms {
@@ -37,28 +39,37 @@ mod atoms {
 use muontrap_wire::handover::{ROLE_COMMAND, ROLE_LISTEN, ROLE_OUTPUT, ROLE_STDERR, ROLE_STDIN};
 
 pub struct State {
-    /// Where the port binary connects; closed once it has its descriptors.
-    listener: Selectable,
+    /// The BEAM's end of the command's channel (`channel`), once spawned.
+    channel: Selectable,
+    /// What the channel said so far: its frames, the supervisor's pid.
+    progress: Progress,
     /// Read end of the captured output (stdout, or the merged stream).
     output: Selectable,
     /// Read end of a separate stderr.
     stderr: Selectable,
     /// Write end of the command's stdin.
     stdin: Selectable,
-    /// Descriptors for the port binary, with their roles, until handed over.
+    /// Descriptors for the supervisor, with their roles, until handed over.
     pending: Vec<(u8, OwnedFd)>,
     handed_over: bool,
+    /// Who gets the command when its owner dies (`stdio_heir`).
+    heir: Option<rustler::sys::ErlNifPid>,
+    /// The owner's monitor.
+    monitor: Option<rustler::sys::ErlNifMonitor>,
 }
 
 impl State {
-    fn new(listener: OwnedFd) -> State {
+    fn new() -> State {
         State {
-            listener: Selectable::new(listener),
+            channel: Selectable::default(),
+            progress: Progress::default(),
             output: Selectable::default(),
             stderr: Selectable::default(),
             stdin: Selectable::default(),
             pending: Vec::new(),
             handed_over: false,
+            heir: None,
+            monitor: None,
         }
     }
 
@@ -73,7 +84,7 @@ impl State {
     }
 
     /// A pipe for `stream` (each at most once): our end kept, theirs
-    /// pending for the port binary.
+    /// pending for the supervisor.
     fn add_pipe(&mut self, stream: Atom, window: usize) -> Result<(), OpenFailure> {
         let (role, ours) = if stream == atoms::output() {
             (ROLE_OUTPUT, Ours::Read)
@@ -107,11 +118,19 @@ impl State {
         Ok(())
     }
 
+    /// Closes the pipes (idempotent).
+    pub fn close_pipes(&mut self, env: *mut ErlNifEnv, obj: *mut c_void) {
+        self.pending.clear();
+        for s in [&mut self.output, &mut self.stderr, &mut self.stdin] {
+            release(env, obj, s);
+        }
+    }
+
     /// Closes every descriptor (idempotent).
     pub fn close_all(&mut self, env: *mut ErlNifEnv, obj: *mut c_void) {
         self.pending.clear();
         for s in [
-            &mut self.listener,
+            &mut self.channel,
             &mut self.output,
             &mut self.stderr,
             &mut self.stdin,
@@ -134,7 +153,7 @@ fn fill(
     if let Some(l) = listeners {
         state.add_listeners(l)?;
     }
-    if state.pending.len() > handover::MAX_FDS {
+    if state.pending.len() > fdpass::MAX_FDS {
         return Err(OpenFailure::BadArg);
     }
     Ok(())
@@ -157,11 +176,11 @@ fn closed(env: Env) -> Term {
     (rustler::types::atom::error(), atoms::closed()).encode(env)
 }
 
-/// `stdio_open(window, streams, listeners | nil) :: {stdio, socket_name} | {:error, posix}`:
-/// a listener for the port binary and, for each of `streams` (`:output`,
-/// `:stderr`, `:stdin`), a pipe of about `window` bytes; all closed if the
-/// caller dies. The port also gets a duplicate of each of a daemon's
-/// `listeners`, in order, after the pipes.
+/// `stdio_open(window, streams, listeners | nil) :: stdio | {:error, posix}`:
+/// for each of `streams` (`:output`, `:stderr`, `:stdin`), a pipe of
+/// about `window` bytes; all closed if the caller dies. The supervisor
+/// also gets a duplicate of each of a daemon's `listeners`, in order,
+/// after the pipes. `stdio_spawn` starts the command.
 #[rustler::nif]
 pub fn stdio_open(
     env: Env,
@@ -169,22 +188,18 @@ pub fn stdio_open(
     streams: Vec<Atom>,
     listeners: Option<ResourceArc<Listeners>>,
 ) -> NifResult<Term> {
-    let (listener, name) = match handover::listen() {
-        Ok(l) => l,
-        Err(e) => return error(env, &e),
-    };
-    let mut state = State::new(listener);
+    let mut state = State::new();
     let filled = fill(&mut state, window, streams, listeners.as_deref());
     match filled {
         Ok(()) => {}
         Err(OpenFailure::BadArg) => return Err(Error::BadArg),
         Err(OpenFailure::Os(e)) => return error(env, &e),
     }
-    Ok((resource::new_resource(env, state)?, name).encode(env))
+    resource::new_resource(env, state)
 }
 
 /// `stdio_command(stdio, options) :: :ok | {:error, posix | :closed}`: the
-/// command the port binary is to run, decoded from validated options
+/// command the supervisor is to run, decoded from validated options
 /// (`muontrap_command::Command`, one rustler decoder per field type) and
 /// handed over with the descriptors, in binary form, in a memfd: no
 /// socket buffer bounds its size (arguments may be megabytes). A command
@@ -197,11 +212,11 @@ pub fn stdio_command<'a>(
 ) -> NifResult<Term<'a>> {
     let obj = resource::get(stdio_term)?;
     let mut state = lock(obj);
-    if state.handed_over || state.listener.raw().is_none() {
+    if state.handed_over {
         return Ok(closed(env));
     }
     if state.pending.iter().any(|(role, _)| *role == ROLE_COMMAND)
-        || state.pending.len() > handover::MAX_FDS
+        || state.pending.len() > fdpass::MAX_FDS
     {
         return Err(Error::BadArg);
     }
@@ -213,63 +228,6 @@ pub fn stdio_command<'a>(
             state.pending.push((ROLE_COMMAND, fd));
             Ok(rustler::types::atom::ok().encode(env))
         }
-        Err(e) => error(env, &e),
-    }
-}
-
-/// `stdio_handover(stdio, port_os_pid, ref) :: :ok | :wait | {:error, reason}`:
-/// accepts the port binary's connection (peers with another pid are
-/// dropped) and sends it the descriptors. `:wait` means nobody has
-/// connected yet: `{:select, stdio, ref, :ready_input}` comes when someone
-/// does. `{:error, :closed}` after `stdio_close`.
-#[rustler::nif]
-pub fn stdio_handover<'a>(
-    env: Env<'a>,
-    stdio_term: Term<'a>,
-    port_pid: u32,
-    select_ref: Term<'a>,
-) -> NifResult<Term<'a>> {
-    let obj = resource::get(stdio_term)?;
-    let mut state = lock(obj);
-    let Some(listener) = state.listener.raw() else {
-        return Ok(if state.handed_over {
-            rustler::types::atom::ok().encode(env)
-        } else {
-            closed(env)
-        });
-    };
-    let conn = loop {
-        match handover::accept(listener) {
-            Ok(None) => {
-                select(
-                    env,
-                    obj,
-                    &mut state.listener,
-                    ERL_NIF_SELECT_READ,
-                    select_ref,
-                )?;
-                return Ok(atoms::wait().encode(env));
-            }
-            Ok(Some(conn)) if handover::peer_pid(&conn).ok() == Some(port_pid) => break conn,
-            // Someone else found the name: not ours to serve.
-            Ok(Some(_stranger)) => continue,
-            Err(e) => return error(env, &e),
-        }
-    };
-    let roles: Vec<u8> = state.pending.iter().map(|(role, _)| *role).collect();
-    let fds: Vec<RawFd> = state.pending.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
-    let sent = if fds.is_empty() {
-        Ok(())
-    } else {
-        handover::send_fds(&conn, &roles, &fds)
-    };
-    // The port has its own copies now (or is gone): ours must close for
-    // EOF (and EPIPE on stdin) to come once the command's tree is gone.
-    state.pending.clear();
-    state.handed_over = true;
-    release(env.as_c_arg(), obj, &mut state.listener);
-    match sent {
-        Ok(()) => Ok(rustler::types::atom::ok().encode(env)),
         Err(e) => error(env, &e),
     }
 }

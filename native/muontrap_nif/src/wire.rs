@@ -46,6 +46,11 @@ fn errno_term<'a>(env: Env<'a>, n: u32) -> NifResult<Term<'a>> {
 /// `MuonTrap.Protocol.message()` types it.
 #[rustler::nif]
 fn frame_decode<'a>(env: Env<'a>, frame: Binary<'a>) -> NifResult<Term<'a>> {
+    decode(env, frame)
+}
+
+/// A frame as `frame_decode` returns it.
+pub fn decode<'a>(env: Env<'a>, frame: Binary<'a>) -> NifResult<Term<'a>> {
     let Some(msg) = ToBeam::decode(frame.as_slice()) else {
         return Ok(atoms::bad_frame().encode(env));
     };

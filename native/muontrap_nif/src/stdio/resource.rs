@@ -15,11 +15,12 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rustler::sys::{
-    enif_alloc_resource, enif_get_resource, enif_make_resource, enif_monitor_process,
-    enif_open_resource_type_x, enif_release_resource, enif_select, ErlNifEnv, ErlNifEvent,
-    ErlNifMonitor, ErlNifPid, ErlNifResourceDown, ErlNifResourceDtor, ErlNifResourceFlags,
-    ErlNifResourceStop, ErlNifResourceType, ErlNifResourceTypeInit, ErlNifSelectFlags,
-    ERL_NIF_SELECT_STOP,
+    enif_alloc_env, enif_alloc_resource, enif_demonitor_process, enif_free_env, enif_get_resource,
+    enif_make_atom, enif_make_resource, enif_make_tuple_from_array, enif_monitor_process,
+    enif_open_resource_type_x, enif_release_resource, enif_select, enif_send, ErlNifEnv,
+    ErlNifEvent, ErlNifMonitor, ErlNifPid, ErlNifResourceDown, ErlNifResourceDtor,
+    ErlNifResourceFlags, ErlNifResourceStop, ErlNifResourceType, ErlNifResourceTypeInit,
+    ErlNifSelectFlags, ERL_NIF_SELECT_STOP,
 };
 use rustler::{Env, Error, NifResult, Term};
 
@@ -109,13 +110,63 @@ unsafe extern "C" fn stdio_stop(
     drop(unsafe { OwnedFd::from_raw_fd(event) });
 }
 
+/// The owner died: the command goes to the heir if there is one; else
+/// everything closes, the channel shut down first so that a stray
+/// reference to the resource (in a crash report, say) cannot keep the
+/// supervisor waiting.
 unsafe extern "C" fn stdio_down(
     env: *mut ErlNifEnv,
     obj: *mut c_void,
     _pid: *const ErlNifPid,
     _mon: *const ErlNifMonitor,
 ) {
-    lock(obj).close_all(env, obj);
+    let mut state = lock(obj);
+    state.monitor = None;
+    match state.heir.take() {
+        Some(heir) => give(env, obj, &mut state, heir),
+        None => close_down(env, obj, &mut state),
+    }
+}
+
+fn close_down(env: *mut ErlNifEnv, obj: *mut c_void, state: &mut State) {
+    if let Some(fd) = state.channel.fd.as_ref() {
+        // SAFETY: shutdown(2) on a socket the resource owns.
+        unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+    state.close_all(env, obj);
+}
+
+/// Makes `pid` the owner: the channel is shut down for writing (the
+/// supervisor stops the command and reports how it ended), the pipes
+/// close, and `pid` gets `{:muontrap_heir, stdio}` to read the rest. A
+/// `pid` that is gone already: everything closes.
+pub fn give(env: *mut ErlNifEnv, obj: *mut c_void, state: &mut State, pid: ErlNifPid) {
+    if let Some(mon) = state.monitor.take() {
+        // SAFETY: obj is live and mon a monitor it holds.
+        unsafe { enif_demonitor_process(env, obj, &mon) };
+    }
+    state.heir = None;
+    // SAFETY: the monitor struct is plain data that the call fills in.
+    let mut mon: ErlNifMonitor = unsafe { std::mem::zeroed() };
+    // SAFETY: obj is a live object of a type with a `down` callback.
+    if unsafe { enif_monitor_process(env, obj, &pid, &mut mon) } != 0 {
+        return close_down(env, obj, state);
+    }
+    state.monitor = Some(mon);
+    if let Some(fd) = state.channel.fd.as_ref() {
+        super::channel::shutdown_write(fd);
+    }
+    state.close_pipes(env, obj);
+    // SAFETY: a fresh message env holds the tuple until enif_send copies
+    // it out; enif_make_resource takes its own reference to the live obj.
+    unsafe {
+        let msg_env = enif_alloc_env();
+        let tag = enif_make_atom(msg_env, c"muontrap_heir".as_ptr().cast());
+        let items = [tag, enif_make_resource(msg_env, obj)];
+        let msg = enif_make_tuple_from_array(msg_env, items.as_ptr(), 2);
+        enif_send(env, &pid, msg_env, msg);
+        enif_free_env(msg_env);
+    }
 }
 
 /// `enif_select` return bits (erl_nif.h) that rustler does not name: the
@@ -229,6 +280,7 @@ pub fn new_resource<'a>(env: Env<'a>, state: State) -> NifResult<Term<'a>> {
     // SAFETY: obj is a live object of a type with a `down` callback; the
     // pid is the calling, hence live, process.
     unsafe { enif_monitor_process(env.as_c_arg(), obj, env.pid().as_c_arg(), &mut mon) };
+    lock(obj).monitor = Some(mon);
     // SAFETY: obj is live; the term takes its own reference, and ours is
     // released so the term alone keeps it alive.
     Ok(unsafe {

@@ -1,0 +1,241 @@
+//! The resident spawner (docs/protocol.md, "Transport"): one
+//! `priv/muontrap --spawner` per BEAM, started here with `posix_spawn` and
+//! its request socket on `SPAWNER_FD`. Each command's channel end goes to
+//! it in one SPAWN frame; it forks the command's supervisor.
+//!
+//! The spawner forks once at its start and its first process exits, so it
+//! is nobody's child here: the BEAM never reaps it. It exits when its
+//! request socket reads EOF, that is when the BEAM (or this library's
+//! instance) is gone. One that died is replaced at the next start; the
+//! commands it forked do not depend on it.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use muontrap_wire::channel::{self, SPAWNER_ARG, SPAWNER_FD, SPAWN_REQUEST, TAG_SPAWNER_HELLO};
+
+use crate::fdpass;
+
+/// How long a new spawner has to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Spawner {
+    socket: OwnedFd,
+    pid: u32,
+}
+
+static SPAWNER: Mutex<Option<Spawner>> = Mutex::new(None);
+
+fn spawner() -> MutexGuard<'static, Option<Spawner>> {
+    SPAWNER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Why a channel could not be given to a spawner.
+#[derive(Debug)]
+pub enum SpawnError {
+    /// The request socket is full or too many descriptors are in flight
+    /// (`EAGAIN`, `ETOOMANYREFS`): try again shortly.
+    Busy,
+    /// The spawner could not be started, or said something else.
+    Start(String),
+    /// Another failure of the request socket.
+    Os(io::Error),
+}
+
+/// Sends `end` (a channel's supervisor end) to the spawner, starting one
+/// first if there is none or the last one is gone (`path`: the port
+/// binary).
+pub fn request(path: &CStr, end: &OwnedFd) -> Result<(), SpawnError> {
+    let mut guard = spawner();
+    for _ in 0..2 {
+        if guard.is_none() {
+            *guard = Some(start(path)?);
+        }
+        let Some(s) = guard.as_ref() else { continue };
+        match fdpass::send(&s.socket, &SPAWN_REQUEST, &[end.as_raw_fd()]) {
+            Ok(()) => return Ok(()),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EAGAIN | libc::ETOOMANYREFS) => return Err(SpawnError::Busy),
+                // Gone: replace it once.
+                Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN) => *guard = None,
+                _ => return Err(SpawnError::Os(e)),
+            },
+        }
+    }
+    Err(SpawnError::Start(
+        "the spawner exits as soon as it starts".into(),
+    ))
+}
+
+/// The running spawner's pid, if there is one.
+pub fn pid() -> Option<u32> {
+    spawner().as_ref().map(|s| s.pid)
+}
+
+/// Lets go of the spawner (it exits, as its request socket reads EOF);
+/// the next start begins a new one. Running commands are left alone.
+pub fn stop() {
+    *spawner() = None;
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn os(what: &str) -> impl Fn(io::Error) -> SpawnError + '_ {
+    move |e| SpawnError::Start(format!("{what}: {e}"))
+}
+
+fn start(path: &CStr) -> Result<Spawner, SpawnError> {
+    let (ours, theirs) = fdpass::stream_pair().map_err(os("cannot create its socket"))?;
+    let first = spawn(path, &theirs).map_err(|e| {
+        let name = path.to_string_lossy();
+        SpawnError::Start(format!("cannot start {name}: {e}"))
+    })?;
+    drop(theirs);
+    reap(first);
+    let (version, pid) = hello(&ours)?;
+    if version != channel::VERSION {
+        return Err(SpawnError::Start(format!(
+            "{} speaks transport version {version}, this library {} (a stale priv/muontrap?)",
+            path.to_string_lossy(),
+            channel::VERSION
+        )));
+    }
+    fdpass::set_nonblocking(&ours).map_err(os("cannot set up its socket"))?;
+    Ok(Spawner { socket: ours, pid })
+}
+
+/// posix_spawn of `path --spawner` with `/dev/null` on fds 0 and 1, the
+/// BEAM's stderr on 2, `sock` on SPAWNER_FD, every signal at its default
+/// and none blocked.
+fn spawn(path: &CStr, sock: &OwnedFd) -> io::Result<libc::pid_t> {
+    // The dup2 below must change the descriptor: a socket already on
+    // SPAWNER_FD would keep its close-on-exec flag on some systems.
+    let moved;
+    let mut raw = sock.as_raw_fd();
+    if raw == SPAWNER_FD {
+        // SAFETY: F_DUPFD_CLOEXEC duplicates an fd we own onto a new one.
+        moved = unsafe { OwnedFd::from_raw_fd(cvt(libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 10))?) };
+        raw = moved.as_raw_fd();
+    }
+    let arg0 = CString::new("muontrap").map_err(io::Error::other)?;
+    let arg1 = CString::new(SPAWNER_ARG).map_err(io::Error::other)?;
+    let argv = [
+        arg0.as_ptr().cast_mut(),
+        arg1.as_ptr().cast_mut(),
+        std::ptr::null_mut(),
+    ];
+    let null = c"/dev/null";
+    // SAFETY: the attribute and file-action objects are initialised before
+    // use and destroyed after; every pointer passed (path, argv, environ,
+    // "/dev/null") is a NUL-terminated string or array alive for the call.
+    unsafe {
+        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        cvt(libc::posix_spawn_file_actions_init(&mut actions))?;
+        cvt(libc::posix_spawnattr_init(&mut attr))?;
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigemptyset(&mut none);
+        let flags = (libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK) as libc::c_short;
+        let set_up = [
+            libc::posix_spawnattr_setflags(&mut attr, flags),
+            libc::posix_spawnattr_setsigdefault(&mut attr, &all),
+            libc::posix_spawnattr_setsigmask(&mut attr, &none),
+            libc::posix_spawn_file_actions_addopen(
+                &mut actions,
+                0,
+                null.as_ptr(),
+                libc::O_RDONLY,
+                0,
+            ),
+            libc::posix_spawn_file_actions_addopen(
+                &mut actions,
+                1,
+                null.as_ptr(),
+                libc::O_WRONLY,
+                0,
+            ),
+            libc::posix_spawn_file_actions_adddup2(&mut actions, raw, SPAWNER_FD),
+        ];
+        let mut pid: libc::pid_t = 0;
+        let r = match set_up.iter().find(|&&r| r != 0) {
+            Some(&r) => r,
+            None => libc::posix_spawn(
+                &mut pid,
+                path.as_ptr(),
+                &actions,
+                &attr,
+                argv.as_ptr(),
+                environ(),
+            ),
+        };
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        libc::posix_spawnattr_destroy(&mut attr);
+        if r != 0 {
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        Ok(pid)
+    }
+}
+
+/// The process environment (the spawner's own; each command carries the
+/// BEAM's environment of the moment).
+fn environ() -> *const *mut libc::c_char {
+    extern "C" {
+        static environ: *const *mut libc::c_char;
+    }
+    // SAFETY: reads libc's global environment pointer.
+    unsafe { environ }
+}
+
+/// Waits for the spawner's first process, which exits once it has forked
+/// the spawner proper. ECHILD: someone reaps for us (SIGCHLD ignored).
+fn reap(pid: libc::pid_t) {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid on our own child, with a valid status pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+    }
+}
+
+/// The spawner's SPAWNER_HELLO: `(version, pid)`.
+fn hello(sock: &OwnedFd) -> Result<(u32, u32), SpawnError> {
+    let deadline = Instant::now() + HELLO_TIMEOUT;
+    let mut buf = [0u8; channel::HEADER + 9];
+    let mut got = 0;
+    while got < buf.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !fdpass::wait_readable(sock.as_raw_fd(), left) {
+            return Err(SpawnError::Start("the spawner did not answer".into()));
+        }
+        // SAFETY: reads into the unfilled part of our buffer.
+        let n = unsafe {
+            libc::read(
+                sock.as_raw_fd(),
+                buf[got..].as_mut_ptr().cast(),
+                buf.len() - got,
+            )
+        };
+        match n {
+            0 => return Err(SpawnError::Start("the spawner exited at once".into())),
+            n if n > 0 => got += n as usize,
+            _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
+            _ => return Err(os("cannot read its hello")(io::Error::last_os_error())),
+        }
+    }
+    channel::parse_hello(TAG_SPAWNER_HELLO, &buf[channel::HEADER..])
+        .ok_or_else(|| SpawnError::Start("the spawner's hello is malformed".into()))
+}
