@@ -114,7 +114,11 @@ fn plain(argv: &[OsString]) -> i32 {
 pub(crate) fn library() -> i32 {
     log::init_from_env();
     let mut out = Output::new(true);
-    let sigfd = match prepare() {
+    let prepared = prepare();
+    if !supervisor::hello() {
+        return 0;
+    }
+    let sigfd = match prepared {
         Ok(fd) => fd,
         Err(msg) => return fail(&mut out, None, &msg),
     };
@@ -153,7 +157,7 @@ fn prepare() -> Result<SignalFd, String> {
 
 /// Makes sure fds 0-2 are open, so no pipe or file we open later lands on
 /// them and gets clobbered by the child's stdio setup.
-fn ensure_std_fds() -> Result<(), String> {
+pub(crate) fn ensure_std_fds() -> Result<(), String> {
     for fd in 0..=2 {
         // SAFETY: F_GETFD only queries the flags of an integer fd.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {

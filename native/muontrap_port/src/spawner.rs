@@ -23,6 +23,11 @@ const ROOM: usize = 4;
 /// Every other end is `_exit`: the BEAM is gone.
 pub fn run() -> i32 {
     fds::close_from(SPAWNER_FD + 1);
+    // A channel received onto 0 or 1 would be clobbered by the dup2s of
+    // the supervisor's start.
+    if let Err(msg) = crate::ensure_std_fds() {
+        return report(&msg, 0);
+    }
     // SAFETY: SIG_IGN installs no handler code. Interrupts meant for the
     // BEAM's terminal (^C in iex) must not end the spawner; its end is the
     // request socket's EOF (or SIGTERM). Children put SIG_DFL back.

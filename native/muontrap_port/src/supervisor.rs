@@ -1,6 +1,7 @@
 //! A command's supervisor: the spawner's forked child that owns one
 //! channel (docs/protocol.md, "Transport"). It leaves the spawner's state
-//! behind (descriptors, signal dispositions), says HELLO, takes its
+//! behind (descriptors, signal dispositions), says HELLO (once its
+//! signals are on a signalfd: a SIGTERM from then on is handled), takes its
 //! HANDOVER and then runs the command as the port binary always has, the
 //! channel being its stdin and stdout.
 
@@ -28,16 +29,18 @@ pub fn run(channel: RawFd) -> ! {
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
-    // SAFETY: getpid(2) cannot fail.
-    let pid = unsafe { libc::getpid() } as u32;
-    let status = if fds::write_all(1, &channel::hello(TAG_HELLO, pid)) {
-        crate::library()
-    } else {
-        0
-    };
+    let status = crate::library();
     // No flushing of anything inherited from the spawner.
     // SAFETY: _exit(2) never returns.
     unsafe { libc::_exit(status) }
+}
+
+/// HELLO on the channel, the supervisor's pid in it (the BEAM's
+/// `os_pid`); false when the channel is gone.
+pub fn hello() -> bool {
+    // SAFETY: getpid(2) cannot fail.
+    let pid = unsafe { libc::getpid() } as u32;
+    fds::write_all(1, &channel::hello(TAG_HELLO, pid))
 }
 
 /// The dispositions and mask a freshly started port binary had: what the
