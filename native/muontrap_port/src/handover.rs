@@ -1,13 +1,13 @@
-//! `--beam NAME`: the BEAM hands us the command (its options, in a memfd)
-//! and descriptors (the program's output, stdin and stderr pipes,
-//! listening sockets for socket activation) over a Unix socket with
-//! SCM_RIGHTS. A path such as `/proc/<pid>/fd/<n>` is a
-//! name that can come to mean someone else's pipe once the caller is gone;
-//! a received descriptor cannot.
+//! The supervisor's first frame: the BEAM hands us the command (its
+//! options, in a memfd) and descriptors (the program's output, stdin and
+//! stderr pipes, listening sockets for socket activation) in a HANDOVER
+//! frame on the channel, with SCM_RIGHTS. A path such as
+//! `/proc/<pid>/fd/<n>` is a name that can come to mean someone else's
+//! pipe once the caller is gone; a received descriptor cannot.
 //!
-//! This file is the pure part (name and role parsing, consistency with the
-//! command's capture and LISTEN names); `handover/socket.rs` is the
-//! rendezvous itself. See `docs/protocol.md`, "Descriptor hand-over".
+//! This file is the pure part (role parsing, consistency with the
+//! command's capture and LISTEN names); `handover/socket.rs` reads the
+//! frame. See `docs/protocol.md`, "Descriptor hand-over".
 
 #[cfg(test)]
 mod props;
@@ -26,8 +26,8 @@ use muontrap_command::wire::WireError;
 use muontrap_command::{Capture, Command};
 
 pub use muontrap_wire::handover::{
-    MAX_BODY, MAX_FDS, MAX_MESSAGE_FDS, NAME_PREFIX, ROLE_COMMAND, ROLE_LISTEN, ROLE_OUTPUT,
-    ROLE_STDERR, ROLE_STDIN,
+    MAX_BODY, MAX_FDS, MAX_MESSAGE_FDS, ROLE_COMMAND, ROLE_LISTEN, ROLE_OUTPUT, ROLE_STDERR,
+    ROLE_STDIN,
 };
 
 /// The descriptors received, by role. `F` is `OwnedFd` in the port; the
@@ -102,36 +102,44 @@ impl Role {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandoverError {
-    BadName(String),
-    Os { op: &'static str, errno: Errno },
-    WrongPeer { beam: i32, peer: i32 },
-    StdinClosed,
-    TooMuchInput,
+    Os {
+        op: &'static str,
+        errno: Errno,
+    },
+    /// EOF before a HANDOVER: the caller is gone.
+    Closed,
     Interrupted(Signal),
+    /// Not a HANDOVER frame.
+    Malformed,
+    /// A HANDOVER of another transport version (the one received).
+    Version(u32),
     NoMessage,
     ControlTruncated,
     BodyTooLong,
     TooMany(usize),
-    CountMismatch { fds: usize, roles: usize },
+    CountMismatch {
+        fds: usize,
+        roles: usize,
+    },
     UnsupportedRole(u8),
     Duplicate(&'static str),
     MissingOutput,
     UnexpectedOutput,
     StderrNeedsStdoutCapture,
-    ListenNamesMismatch { fds: usize, names: usize },
+    ListenNamesMismatch {
+        fds: usize,
+        names: usize,
+    },
     MissingCommand,
     CommandTooLong(u64),
     Command(WireError),
 }
 
 impl HandoverError {
-    /// Whether the Elixir side may still be there to close stdin after
-    /// EXIT: not when it already did, nor when a signal told us to go.
+    /// Whether the Elixir side may still be there to close the channel
+    /// after EXIT: not when it already did, nor when a signal told us to go.
     pub fn wait_for_close(&self) -> bool {
-        !matches!(
-            self,
-            HandoverError::StdinClosed | HandoverError::Interrupted(_)
-        )
+        !matches!(self, HandoverError::Closed | HandoverError::Interrupted(_))
     }
 }
 
@@ -140,18 +148,15 @@ impl fmt::Display for HandoverError {
         use HandoverError::*;
         f.write_str("cannot receive descriptors from the BEAM: ")?;
         match self {
-            BadName(n) => write!(
-                f,
-                "invalid hand-over name '{n}' (expected {NAME_PREFIX}<pid>-<suffix>)"
-            ),
             Os { op, errno } => write!(f, "{op}: {}", errno.desc()),
-            WrongPeer { beam, peer } => write!(
-                f,
-                "the hand-over socket is held by pid {peer}, not by the BEAM (pid {beam})"
-            ),
-            StdinClosed => f.write_str("the BEAM closed the port before handing over descriptors"),
-            TooMuchInput => f.write_str("too much input on stdin before the hand-over"),
+            Closed => f.write_str("the BEAM closed the channel before handing over descriptors"),
             Interrupted(sig) => write!(f, "interrupted by {}", sig.as_str()),
+            Malformed => f.write_str("the first frame is not a HANDOVER"),
+            Version(v) => write!(
+                f,
+                "the BEAM speaks transport version {v}, this supervisor version {}",
+                muontrap_wire::channel::VERSION
+            ),
             NoMessage => f.write_str("the connection closed without a message"),
             ControlTruncated => f.write_str("the descriptors did not fit (MSG_CTRUNC)"),
             BodyTooLong => write!(f, "the message is longer than {MAX_BODY} bytes"),
@@ -179,13 +184,6 @@ impl fmt::Display for HandoverError {
             Command(e) => write!(f, "{e}"),
         }
     }
-}
-
-/// The BEAM's OS pid from a name `muontrap-<pid>-<suffix>`, parsed
-/// strictly: the pid is checked against the listener's SO_PEERCRED.
-pub fn parse_name(name: &str) -> Result<i32, HandoverError> {
-    muontrap_wire::handover::parse_name(name)
-        .ok_or_else(|| HandoverError::BadName(name.to_string()))
 }
 
 fn place<F>(h: &mut Handover<F>, role: Role, fd: F) -> Result<(), HandoverError> {
@@ -251,23 +249,16 @@ pub fn check_listen_names<F>(h: &Handover<F>, names: Option<usize>) -> Result<()
     }
 }
 
-/// Connects to the BEAM's socket `name`, checks it is the BEAM's, waits for
-/// the one message (keeping stdin bytes that arrive meanwhile in `early`)
-/// and returns the descriptors, close-on-exec, the pipes blocking, and the
-/// command read from the COMMAND memfd. LISTEN
-/// sockets keep their flags: O_NONBLOCK on them is the BEAM's too (one open
-/// file description), and a listener's blocking mode is the program's call.
-pub fn receive(
-    name: &str,
-    sigfd: &SignalFd,
-    early: &mut Vec<u8>,
-) -> Result<(Handover, Command), HandoverError> {
-    let beam = parse_name(name)?;
-    let sock = socket::connect(name)?;
-    socket::check_peer(&sock, beam)?;
-    socket::wait(&sock, sigfd, early)?;
-    let (roles, fds) = socket::recv(&sock)?;
-    drop(sock);
+/// Reads the HANDOVER frame from the channel (stdin), waiting for it or
+/// a terminating signal, and returns the descriptors, close-on-exec, the
+/// pipes blocking, and the command read from the COMMAND memfd. Not a
+/// byte past the frame is read: what follows is the framed protocol's.
+/// LISTEN sockets keep their flags: O_NONBLOCK on them is the BEAM's too
+/// (one open file description), and a listener's blocking mode is the
+/// program's call.
+pub fn receive(sigfd: &SignalFd) -> Result<(Handover, Command), HandoverError> {
+    socket::wait(sigfd)?;
+    let (roles, fds) = socket::recv()?;
     let mut h = sort(&roles, fds)?;
     let memfd = h.command.take().ok_or(HandoverError::MissingCommand)?;
     let cmd = muontrap_command::wire::decode(&socket::read_all(&memfd)?)

@@ -88,14 +88,11 @@ pub struct Params {
     pub pipe: Option<OwnedFd>,
     pub cgroup: Option<Cgroup>,
     pub error_status: Option<i32>,
-    /// Stdin bytes read before the lifecycle began (during the hand-over).
-    pub early_stdin: Vec<u8>,
     pub notify: Option<Notifier>,
 }
 
 /// Runs the program's lifecycle to completion; returns the exit status.
 pub fn run(p: Params) -> i32 {
-    let early_stdin = p.early_stdin;
     Lifecycle {
         sigfd: p.sigfd,
         out: p.out,
@@ -113,17 +110,14 @@ pub fn run(p: Params) -> i32 {
         error_status: p.error_status,
         notify: p.notify,
     }
-    .run(&early_stdin)
+    .run()
 }
 
 impl Lifecycle {
-    fn run(mut self, early_stdin: &[u8]) -> i32 {
+    fn run(mut self) -> i32 {
         // A setup error reported by the child: no point relaying under it.
         if self.error_status.is_some() {
             self.start_terminate("setup failed");
-        }
-        if !early_stdin.is_empty() {
-            self.consume_stdin(early_stdin);
         }
         loop {
             let now = Instant::now();

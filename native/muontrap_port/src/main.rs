@@ -4,10 +4,12 @@
 //! a Unix socket, or relayed with flow control (plain mode).
 //!
 //! Two ways to start, one value to run (`muontrap_command::Command`):
-//! `muontrap --beam NAME` is the library's (the command and its
-//! descriptors come over the BEAM's socket NAME, and the port speaks the
-//! framed protocol); anything else is the plain command line, parsed into
-//! the same value. Both are specified in `docs/protocol.md`.
+//! `muontrap --spawner` is the library's: the resident spawner forks a
+//! supervisor per command, which receives the command and its
+//! descriptors over its own channel and speaks the framed protocol there
+//! (`spawner.rs`, `supervisor.rs`); anything else is the plain command
+//! line, parsed into the same value. Both are specified in
+//! `docs/protocol.md`.
 //!
 //! `#![no_main]`: the C `main` below skips std's runtime init (a
 //! `/proc/self/maps` read for the stack guard, a sigaltstack and SIGSEGV/
@@ -19,6 +21,7 @@
 #![cfg_attr(not(test), no_main)]
 
 mod cgroup;
+mod fds;
 mod handover;
 mod lifecycle;
 mod listen;
@@ -38,6 +41,8 @@ mod privileges;
 mod protocol;
 mod signals;
 mod spawn;
+mod spawner;
+mod supervisor;
 mod tree;
 mod watchdog;
 
@@ -63,6 +68,7 @@ use lifecycle::Params;
 use main_process::MainProcess;
 use muontrap_command::cli::{self, Parsed};
 use muontrap_command::Command;
+use muontrap_wire::channel::SPAWNER_ARG;
 use notify::Notifier;
 use output::Output;
 use privileges::SystemDirectory;
@@ -74,21 +80,11 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     // Returning runs libc's exit(), as std::process::exit would.
-    match beam_socket(&argv) {
-        Some(name) => {
-            log::init_from_env();
-            library(name)
-        }
-        None => plain(&argv),
-    }
-}
-
-/// `--beam NAME`, exactly: how the library starts the port. A program
-/// named `--beam` on the plain command line follows `--`.
-fn beam_socket(argv: &[OsString]) -> Option<&str> {
-    match argv {
-        [flag, name] if flag == "--beam" => name.to_str(),
-        _ => None,
+    match argv.as_slice() {
+        // Exactly this one argument: how the NIF starts it. A program
+        // named `--spawner` on the plain command line follows `--`.
+        [flag] if flag == SPAWNER_ARG => spawner::run(),
+        _ => plain(&argv),
     }
 }
 
@@ -104,26 +100,32 @@ fn plain(argv: &[OsString]) -> i32 {
             log::init_from_env();
             let mut out = Output::new(false);
             match prepare() {
-                Ok(sigfd) => run(&cmd, out, sigfd, Handover::default(), Vec::new()),
+                Ok(sigfd) => run(&cmd, out, sigfd, Handover::default()),
                 Err(msg) => fail(&mut out, None, &msg),
             }
         }
     }
 }
 
-/// The library's start: the command and its descriptors come over the
-/// BEAM's socket `name`, before any privilege, cgroup or process work, so
-/// a caller that is gone gets nothing started. Every report is a frame.
-fn library(name: &str) -> i32 {
+/// A supervisor's work, once it said HELLO on its channel (stdin and
+/// stdout): the command and its descriptors come in the HANDOVER frame,
+/// before any privilege, cgroup or process work, so a caller that is gone
+/// gets nothing started. Every report is a frame.
+pub(crate) fn library() -> i32 {
+    log::init_from_env();
     let mut out = Output::new(true);
-    let sigfd = match prepare() {
+    let prepared = prepare();
+    if !supervisor::hello() {
+        return 0;
+    }
+    let sigfd = match prepared {
         Ok(fd) => fd,
         Err(msg) => return fail(&mut out, None, &msg),
     };
-    // Stdin bytes (a TERMINATE) that arrive while waiting for the hand-over.
-    let mut early_stdin = Vec::new();
-    match handover::receive(name, &sigfd, &mut early_stdin) {
-        Ok((handover, cmd)) => run(&cmd, out, sigfd, handover, early_stdin),
+    match handover::receive(&sigfd) {
+        Ok((handover, cmd)) => run(&cmd, out, sigfd, handover),
+        // Nobody to report to, nothing started.
+        Err(handover::HandoverError::Closed) => 0,
         Err(e) => {
             out.error(&e.to_string());
             lifecycle::finish(&mut out, &sigfd, e.wait_for_close(), 1);
@@ -155,7 +157,7 @@ fn prepare() -> Result<SignalFd, String> {
 
 /// Makes sure fds 0-2 are open, so no pipe or file we open later lands on
 /// them and gets clobbered by the child's stdio setup.
-fn ensure_std_fds() -> Result<(), String> {
+pub(crate) fn ensure_std_fds() -> Result<(), String> {
     for fd in 0..=2 {
         // SAFETY: F_GETFD only queries the flags of an integer fd.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
@@ -168,13 +170,7 @@ fn ensure_std_fds() -> Result<(), String> {
     Ok(())
 }
 
-fn run(
-    cmd: &Command,
-    mut out: Output,
-    sigfd: SignalFd,
-    handover: Handover,
-    early_stdin: Vec<u8>,
-) -> i32 {
+fn run(cmd: &Command, mut out: Output, sigfd: SignalFd, handover: Handover) -> i32 {
     // On error no child exists; a created cgroup was removed by its Drop.
     let Started {
         child,
@@ -189,9 +185,6 @@ fn run(
         Some(f) => {
             if f.stage == Some(spawn::Stage::Exec) {
                 out.exec_error(f.errno as i32);
-                if f.errno as i32 == libc::E2BIG && out.framed() {
-                    return too_big(child.pid, cgroup);
-                }
             }
             out.error(&f.describe(&cmd.program, cmd.cgroup_path.as_deref()));
             Some(f.status())
@@ -213,20 +206,8 @@ fn run(
         pipe: child.output,
         cgroup,
         error_status,
-        early_stdin,
         notify,
     })
-}
-
-/// An argument list or environment the kernel refused (E2BIG): ends as a
-/// failed exec of the port binary itself would, which is how the BEAM
-/// reported it when the arguments were on the port's own command line:
-/// exit status E2BIG, no EXIT frame (docs/protocol.md, "E2BIG"). The
-/// child that failed is reaped first, so its cgroup can go.
-fn too_big(pid: nix::unistd::Pid, cgroup: Option<Cgroup>) -> i32 {
-    let _ = nix::sys::wait::waitpid(pid, None);
-    drop(cgroup);
-    libc::E2BIG
 }
 
 /// What `start` set up.
@@ -243,6 +224,15 @@ struct Started {
 /// notification socket is made before the fork, as its name goes into the
 /// program's environment.
 fn start(cfg: &Command, handover: Handover) -> Result<Started, String> {
+    if let Some(dir) = &cfg.cd {
+        nix::unistd::chdir(dir.0.as_os_str()).map_err(|e| {
+            format!(
+                "cannot change directory to {}: {}",
+                dir.0.to_string_lossy(),
+                e.desc()
+            )
+        })?;
+    }
     // Orphaned descendants must reparent to us so we can find and reap them.
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| format!("cannot become a child subreaper: {}", e.desc()))?;
@@ -354,9 +344,10 @@ fn check_layout(layout: &muontrap_cgroup::layout::Layout) -> Result<(), String> 
     Ok(())
 }
 
-/// The program's environment, if it differs from ours: the notification
-/// socket's variables, the LISTEN ones (`listen` descriptors; inherited
-/// values are always dropped).
+/// The program's environment, if it differs from ours: the BEAM's of the
+/// moment (`base_env`) instead of ours, the caller's changes, the
+/// notification socket's variables, the LISTEN ones (`listen`
+/// descriptors; inherited values are always dropped).
 fn program_env(
     cfg: &Command,
     notify_name: Option<&str>,
@@ -368,6 +359,7 @@ fn program_env(
             .iter()
             .map(|(k, v)| (k.0.clone(), v.as_ref().map(|v| v.0.clone())))
             .collect(),
+        replace_inherited: cfg.base_env.is_some(),
         ..spawn::EnvChanges::default()
     };
     if let Some(name) = notify_name {
@@ -375,5 +367,12 @@ fn program_env(
     }
     let names = cfg.listen_fdnames.as_ref().map(|n| n.0.as_slice());
     listen::env_changes(listen, names, &mut changes);
-    spawn::Env::new(std::env::vars_os(), &changes).map_err(|e| e.to_string())
+    let result = match &cfg.base_env {
+        Some(base) => spawn::Env::new(
+            base.iter().map(|(k, v)| (k.0.clone(), v.0.clone())),
+            &changes,
+        ),
+        None => spawn::Env::new(std::env::vars_os(), &changes),
+    };
+    result.map_err(|e| e.to_string())
 }

@@ -1,5 +1,6 @@
-//! `--handover`: the rendezvous with the BEAM, the descriptor message and
-//! every way it can go wrong. On any error nothing is started.
+//! The HANDOVER frame, the supervisor's first on its channel: the
+//! descriptors, the command, the version, and every way it can go wrong.
+//! On any error nothing is started.
 
 mod common;
 
@@ -152,10 +153,10 @@ fn malformed_messages_are_refused() {
         |c| send_fds(&c, &[OUTPUT; 65], &[w]),
         "the message is longer than 64 bytes",
     );
-    // Accepted, then closed without a message.
+    // A HANDOVER with no descriptor at all.
     refused_with(
         &["--capture-output"],
-        |_| {},
+        |c| send_fds_raw(&c, &[], &[]),
         "the connection closed without a message",
     );
     // OUTPUT, but nothing to capture into it.
@@ -197,99 +198,62 @@ fn a_command_that_does_not_decode_is_refused() {
 }
 
 #[test]
-fn listener_closed_before_sending_is_a_reset() {
+fn eof_before_the_hand_over_exits_quietly() {
     let listener = Listener::new();
+    let marker = marker();
+    let touch = format!("touch {}", marker.display());
     let mut port = Port::spawn(&[
         "--framed",
-        "--capture-output",
         "--handover",
         &listener.name,
-        "true",
+        "sh",
+        "-c",
+        &touch,
     ]);
-    // The port has connected; the BEAM side goes away without accepting.
-    assert!(listener.pending(TIMEOUT));
-    drop(listener);
-    let (status, errors) = port.read_framed_until_exit();
-    assert_eq!(status, 1);
-    assert_eq!(
-        errors,
-        vec![
-            "muontrap: cannot receive descriptors from the BEAM: \
-             cannot receive the hand-over message: Connection reset by peer"
-        ]
-    );
-    port.close_stdin();
-    assert_eq!(port.wait(), 1);
-}
-
-#[test]
-fn a_name_whose_pid_is_not_the_listeners_is_refused() {
-    // A squatter: it listens under a name that claims another pid.
-    let me = std::process::id();
-    let name = format!("muontrap-{}-{:x}", me + 1, random());
-    let listener = Listener::bind(&name);
-    let mut port = Port::spawn(&["--framed", "--capture-output", "--handover", &name, "true"]);
-    let (status, errors) = port.read_framed_until_exit();
-    assert_eq!(status, 1);
-    assert_eq!(
-        errors,
-        vec![format!(
-            "muontrap: cannot receive descriptors from the BEAM: the hand-over socket \
-             is held by pid {me}, not by the BEAM (pid {})",
-            me + 1
-        )]
-    );
-    port.close_stdin();
-    assert_eq!(port.wait(), 1);
-    drop(listener);
-}
-
-#[test]
-fn bad_name_and_no_listener_are_errors() {
-    let nobody = format!("muontrap-{}-{:x}", std::process::id(), random());
-    let cases = [
-        ("muontrap-x-1", "invalid hand-over name 'muontrap-x-1'"),
-        (
-            nobody.as_str(),
-            "cannot connect to the hand-over socket: Connection refused",
-        ),
-    ];
-    for (name, want) in cases {
-        let mut port = Port::spawn(&["--framed", "--capture-output", "--handover", name, "true"]);
-        let (status, errors) = port.read_framed_until_exit();
-        assert_eq!(status, 1);
-        assert_eq!(errors.len(), 1);
-        assert!(errors[0].contains(want), "{errors:?}");
-        port.close_stdin();
-        assert_eq!(port.wait(), 1);
-    }
-}
-
-#[test]
-fn stdin_eof_while_waiting_exits_promptly() {
-    let listener = Listener::new();
-    let mut port = Port::spawn(&[
-        "--framed",
-        "--capture-output",
-        "--handover",
-        &listener.name,
-        "sleep",
-        "1000",
-    ]);
-    let _conn = listener.accept(port.pid());
     let start = Instant::now();
+    drop(listener);
     port.close_stdin();
-    let (status, errors) = port.read_framed_until_exit();
-    assert_eq!(status, 1);
-    assert_eq!(
-        errors,
-        vec![
-            "muontrap: cannot receive descriptors from the BEAM: \
-             the BEAM closed the port before handing over descriptors"
-        ]
-    );
-    assert_eq!(port.wait(), 1);
+    // No frame at all: nobody is there to read one.
+    assert_eq!(port.read_frame(), None);
+    port.wait_gone();
     assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(port.stderr(), "");
+    assert!(!marker.exists(), "the program ran");
+}
+
+#[test]
+fn another_transport_version_is_refused_naming_both() {
+    let version = muontrap_wire::channel::VERSION;
+    refused_with(
+        &[],
+        |c| {
+            let mut frame = muontrap_wire::channel::handover(&[]);
+            frame[5..9].copy_from_slice(&(version + 1).to_be_bytes());
+            send_bytes_raw(&c, &frame, &[]);
+        },
+        &format!(
+            "the BEAM speaks transport version {}, this supervisor version {version}",
+            version + 1
+        ),
+    );
+}
+
+#[test]
+fn a_first_frame_that_is_no_hand_over_is_refused() {
+    let (_read, write) = pipe();
+    let w = write.as_raw_fd();
+    // A TERMINATE where the HANDOVER belongs; its descriptor is closed.
+    refused_with(
+        &[],
+        |c| send_bytes_raw(&c, &[0, 0, 0, 1, TERMINATE], &[w]),
+        "the first frame is not a HANDOVER",
+    );
+    // Longer than any HANDOVER can be: refused before it is read.
+    refused_with(
+        &[],
+        |c| send_bytes_raw(&c, &[0, 0, 1, 0, 23], &[]),
+        "the message is longer than 64 bytes",
+    );
 }
 
 #[test]
@@ -313,7 +277,7 @@ fn sigterm_while_waiting_exits_without_waiting_for_close() {
 }
 
 #[test]
-fn terminate_before_the_hand_over_is_honoured_after_it() {
+fn terminate_right_after_the_hand_over_is_honoured() {
     let listener = Listener::new();
     let mut port = Port::spawn(&[
         "--framed",
@@ -325,11 +289,13 @@ fn terminate_before_the_hand_over_is_honoured_after_it() {
         "echo started; exec sleep 1000",
     ]);
     let conn = listener.accept(port.pid());
-    port.send_frame(TERMINATE, &[]);
-    // Let the port read it while it still waits for the descriptors.
-    std::thread::sleep(Duration::from_millis(200));
+    // TERMINATE right behind the HANDOVER, in the same read if the
+    // supervisor reads late: it must read no further than the HANDOVER.
     let (read, write) = pipe();
-    send_fds(&conn, &[OUTPUT], &[write.as_raw_fd()]);
+    let (roles, fds, _command) = with_command(&[OUTPUT], &[write.as_raw_fd()]);
+    let mut bytes = muontrap_wire::channel::handover(&roles);
+    bytes.extend_from_slice(&[0, 0, 0, 1, TERMINATE]);
+    send_bytes_raw(&conn, &bytes, &fds);
     drop(write);
     let output = drain(read);
     let (tag, body) = port.read_frame().expect("STARTED");
@@ -346,7 +312,7 @@ fn terminate_before_the_hand_over_is_honoured_after_it() {
 
 #[test]
 fn no_descriptor_leaks_into_the_program() {
-    // The hand-over socket, the port's stdin/stdout and the received pipe
+    // The channel, the spawner's request socket and the received pipe
     // (other than as fd 1) must not reach the program.
     let (mut port, output) =
         Port::spawn_handover(&["--framed", "--capture-output", "sh", "-c", "ls /proc/$$/fd"]);
@@ -421,11 +387,7 @@ fn a_handed_over_cgroup_path_is_checked_again() {
         cgroup_path: Some("../escape".into()),
         ..muontrap_command::Command::default()
     };
-    let memfd = memfd_with(&muontrap_command::wire::encode(&cmd));
-    let listener = Listener::new();
-    let mut port = Port::spawn(&["--beam", listener.name.as_str()]);
-    let conn = listener.accept(port.pid());
-    send_fds_raw(&conn, &[COMMAND_ROLE], &[memfd.as_raw_fd()]);
+    let mut port = Port::spawn_library(&cmd);
     let (status, errors) = port.read_framed_until_exit();
     assert_eq!(status, 1);
     assert_eq!(errors.len(), 1, "{errors:?}");

@@ -9,7 +9,6 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::*;
-use muontrap_wire::handover::MAX_NAME;
 
 /// A descriptor stand-in that records being dropped (closed).
 #[derive(Debug, PartialEq, Eq)]
@@ -58,24 +57,6 @@ proptest! {
                 let listen: Vec<usize> = (0..count).filter(|&i| roles[i] == ROLE_LISTEN).collect();
                 prop_assert_eq!(h.listen.iter().map(|t| t.n).collect::<Vec<_>>(), listen);
             }
-        }
-    }
-
-    /// The name the BEAM makes, `muontrap-<pid>-<rest>`, gives its pid back.
-    #[test]
-    fn beam_names_give_their_pid(pid in 1..=i32::MAX, rest in "[0-9a-f-]{1,80}") {
-        let name = format!("{NAME_PREFIX}{pid}-{rest}");
-        prop_assert_eq!(parse_name(&name), Ok(pid));
-    }
-
-    /// Any name: no panic, and an accepted one is strictly of that shape.
-    #[test]
-    fn only_canonical_names_are_accepted(name in "(muontrap-)?[-0-9a-z+ ]{0,12}|.{0,120}") {
-        if let Ok(pid) = parse_name(&name) {
-            prop_assert!(pid > 0);
-            let prefix = format!("{NAME_PREFIX}{pid}-");
-            prop_assert!(name.starts_with(&prefix), "{}", name);
-            prop_assert!(name.len() > prefix.len() && name.len() <= MAX_NAME);
         }
     }
 }

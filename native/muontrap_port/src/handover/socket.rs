@@ -1,76 +1,39 @@
-//! The rendezvous: connect to the BEAM's abstract SOCK_SEQPACKET socket,
-//! check who listens on it, wait for its one message and own the
-//! descriptors it carries.
+//! The HANDOVER frame on the channel: wait for it, receive its
+//! descriptors with its header, then exactly the body the header
+//! announces.
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signalfd::SignalFd;
-use nix::sys::socket::{
-    getsockopt, recvmsg, sockopt, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
-    UnixAddr,
-};
+
+use muontrap_wire::channel::{self, HandoverFrameError, HEADER};
 
 use super::{HandoverError, MAX_BODY};
+use crate::fds::{self, Received};
 use crate::signals;
 
 /// The kernel's per-message limit (`SCM_MAX_FD`). The control buffer has
 /// room for that many, not just `MAX_FDS`: with MSG_CTRUNC the kernel
-/// still installs the descriptors that fit, but nix will not decode them,
-/// so they could not be closed. More than `MAX_FDS` is refused once they
-/// are owned.
+/// still installs the descriptors that fit, which must be closed. More
+/// than `MAX_FDS` is refused once they are owned.
 const SCM_MAX_FD: usize = 253;
 
-/// More than a TERMINATE message: the BEAM sends nothing else this early.
-const MAX_EARLY_INPUT: usize = 64 * 1024;
+/// The channel: the supervisor's stdin.
+const CHANNEL: i32 = 0;
 
 fn os(op: &'static str) -> impl Fn(Errno) -> HandoverError {
     move |errno| HandoverError::Os { op, errno }
 }
 
-pub(super) fn connect(name: &str) -> Result<OwnedFd, HandoverError> {
-    let addr = UnixAddr::new_abstract(name.as_bytes()).map_err(os("invalid socket name"))?;
-    let sock = nix::sys::socket::socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(os("cannot create a socket"))?;
-    nix::sys::socket::connect(sock.as_raw_fd(), &addr)
-        .map_err(os("cannot connect to the hand-over socket"))?;
-    Ok(sock)
-}
-
-/// The listener's pid (recorded by the kernel at listen(2)) must be the
-/// BEAM's: once the BEAM side is gone, anyone could bind the same name.
-pub(super) fn check_peer(sock: &OwnedFd, beam: i32) -> Result<(), HandoverError> {
-    let cred = getsockopt(sock, sockopt::PeerCredentials)
-        .map_err(os("cannot get the hand-over socket's peer"))?;
-    if cred.pid() != beam {
-        return Err(HandoverError::WrongPeer {
-            beam,
-            peer: cred.pid(),
-        });
-    }
-    Ok(())
-}
-
-/// Blocks until the socket is readable (the message, or its error). Stdin
-/// is watched too: EOF means the caller is gone and nobody will send; any
-/// bytes (a TERMINATE) are kept for the relay.
-pub(super) fn wait(
-    sock: &OwnedFd,
-    sigfd: &SignalFd,
-    early: &mut Vec<u8>,
-) -> Result<(), HandoverError> {
+/// Blocks until the channel is readable (the frame, or EOF); a
+/// terminating signal meanwhile ends the wait.
+pub(super) fn wait(sigfd: &SignalFd) -> Result<(), HandoverError> {
     let stdin = std::io::stdin();
     loop {
         let mut fds = [
-            PollFd::new(sock.as_fd(), PollFlags::POLLIN),
             PollFd::new(stdin.as_fd(), PollFlags::POLLIN),
             PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
         ];
@@ -79,73 +42,67 @@ pub(super) fn wait(
             Err(e) => return Err(os("poll failed")(e)),
         }
         let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
-        let (sock_ready, stdin_ready, sig_ready) = (ready(0), ready(1), ready(2));
+        let (channel_ready, sig_ready) = (ready(0), ready(1));
         if sig_ready {
             if let Some(sig) = signals::drain(sigfd).terminate {
                 return Err(HandoverError::Interrupted(sig));
             }
         }
-        // Before the socket: a caller that is gone must not get a program.
-        if stdin_ready {
-            read_stdin(early)?;
-        }
-        if sock_ready {
+        if channel_ready {
             return Ok(());
         }
     }
 }
 
-fn read_stdin(early: &mut Vec<u8>) -> Result<(), HandoverError> {
-    let mut buf = [0u8; 4096];
-    match nix::unistd::read(std::io::stdin().as_fd(), &mut buf) {
-        Ok(0) => Err(HandoverError::StdinClosed),
-        Ok(n) if early.len() + n > MAX_EARLY_INPUT => Err(HandoverError::TooMuchInput),
-        Ok(n) => {
-            early.extend_from_slice(&buf[..n]);
-            Ok(())
-        }
-        Err(Errno::EINTR | Errno::EAGAIN) => Ok(()),
-        Err(e) => Err(os("cannot read stdin")(e)),
+/// Receives the frame: (role bytes, descriptors in order). Every
+/// descriptor is owned before anything is checked, so none leaks.
+pub(super) fn recv() -> Result<(Vec<u8>, Vec<OwnedFd>), HandoverError> {
+    let mut received = Received::<SCM_MAX_FD>::new();
+    let header = recv_header(&mut received);
+    let fds: Vec<OwnedFd> = received
+        .fds()
+        .iter()
+        // SAFETY: SCM_RIGHTS just installed these descriptors in our
+        // table for us; nothing else refers to them.
+        .map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    let header = header?;
+    if received.truncated {
+        return Err(HandoverError::ControlTruncated);
+    }
+    let len = channel::frame_len(header);
+    if len > 1 + 4 + MAX_BODY {
+        return Err(HandoverError::BodyTooLong);
+    }
+    let mut payload = [0u8; 1 + 4 + MAX_BODY];
+    match fds::read_exact(CHANNEL, &mut payload[..len]) {
+        Ok(true) => {}
+        Ok(false) => return Err(HandoverError::Closed),
+        Err(e) => return Err(os("cannot read the hand-over frame")(Errno::from_raw(e))),
+    }
+    match channel::parse_handover(&payload[..len]) {
+        Ok(roles) => Ok((roles.to_vec(), fds)),
+        Err(HandoverFrameError::Version(v)) => Err(HandoverError::Version(v)),
+        Err(HandoverFrameError::Malformed) => Err(HandoverError::Malformed),
     }
 }
 
-/// Receives the message: (role bytes, descriptors in order). Every
-/// descriptor is owned before anything is checked, so none leaks.
-/// MSG_CTRUNC cannot come from SCM_RIGHTS with room for `SCM_MAX_FD`; it
-/// is still refused, should other control data ever crowd them out.
-pub(super) fn recv(sock: &OwnedFd) -> Result<(Vec<u8>, Vec<OwnedFd>), HandoverError> {
-    let mut body = [0u8; MAX_BODY];
-    let mut control = nix::cmsg_space!([RawFd; SCM_MAX_FD]);
-    let mut iov = [IoSliceMut::new(&mut body)];
-    let msg = loop {
-        match recvmsg::<()>(
-            sock.as_raw_fd(),
-            &mut iov,
-            Some(&mut control),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Err(Errno::EINTR) => {}
-            r => break r.map_err(os("cannot receive the hand-over message"))?,
-        }
-    };
-    let (len, flags) = (msg.bytes, msg.flags);
-    let cmsgs = msg.cmsgs().map_err(|_| HandoverError::ControlTruncated)?;
-    let mut fds = Vec::new();
-    for cmsg in cmsgs {
-        if let ControlMessageOwned::ScmRights(raw) = cmsg {
-            for fd in raw {
-                // SAFETY: SCM_RIGHTS just installed this descriptor in our
-                // table for us; nothing else refers to it.
-                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+/// The 4-byte header, by recvmsg (the descriptors ride on its first
+/// byte), never reading past it. EOF before it: the caller is gone.
+fn recv_header(into: &mut Received<SCM_MAX_FD>) -> Result<[u8; HEADER], HandoverError> {
+    let mut header = [0u8; HEADER];
+    let mut got = 0;
+    while got < HEADER {
+        match fds::recv_with_fds(CHANNEL, &mut header[got..], into) {
+            Ok(0) => return Err(HandoverError::Closed),
+            Ok(n) => got += n,
+            Err(libc::EINTR) => {}
+            Err(e) => {
+                return Err(os("cannot receive the hand-over frame")(Errno::from_raw(e)));
             }
         }
     }
-    if flags.contains(MsgFlags::MSG_TRUNC) {
-        return Err(HandoverError::BodyTooLong);
-    }
-    // Counts (and an empty message, or EOF: both read 0 bytes) are
-    // `sort`'s to check.
-    Ok((body[..len].to_vec(), fds))
+    Ok(header)
 }
 
 /// The whole of the COMMAND memfd, read from its start whatever its

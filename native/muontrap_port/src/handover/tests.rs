@@ -1,36 +1,7 @@
-//! The pure part of the hand-over: names, roles, capture consistency.
+//! The pure part of the hand-over: roles, capture consistency.
 
 use super::*;
-use muontrap_wire::handover::MAX_NAME;
 use HandoverError::*;
-
-#[test]
-fn names() {
-    assert_eq!(parse_name("muontrap-123-abc"), Ok(123));
-    assert_eq!(parse_name("muontrap-1-0"), Ok(1));
-    assert_eq!(parse_name("muontrap-42-a-b"), Ok(42));
-    assert_eq!(parse_name("muontrap-2147483647-f"), Ok(i32::MAX));
-    let long = format!("muontrap-1-{}", "a".repeat(MAX_NAME - 11));
-    assert_eq!(parse_name(&long), Ok(1));
-    let too_long = format!("{long}a");
-    for bad in [
-        "",
-        "muontrap-",
-        "muontrap-123",
-        "muontrap-123-",
-        "muontrap--abc",
-        "muontrap-0-abc",
-        "muontrap-012-abc",
-        "muontrap-+12-abc",
-        "muontrap-1x-abc",
-        "muontrap-2147483648-abc",
-        "Muontrap-1-abc",
-        "xmuontrap-1-abc",
-        too_long.as_str(),
-    ] {
-        assert_eq!(parse_name(bad), Err(BadName(bad.into())), "{bad:?}");
-    }
-}
 
 fn handover(output: Option<i32>, stdin: Option<i32>, stderr: Option<i32>) -> Handover<i32> {
     Handover {
@@ -115,10 +86,18 @@ fn error_messages() {
     assert!(Duplicate("STDIN")
         .to_string()
         .ends_with("more than one STDIN descriptor"));
-    assert!(StdinClosed
+    assert!(Closed
         .to_string()
-        .ends_with("the BEAM closed the port before handing over descriptors"));
-    assert!(!StdinClosed.wait_for_close());
+        .ends_with("the BEAM closed the channel before handing over descriptors"));
+    assert_eq!(
+        Version(7).to_string(),
+        format!(
+            "cannot receive descriptors from the BEAM: the BEAM speaks transport \
+             version 7, this supervisor version {}",
+            muontrap_wire::channel::VERSION
+        )
+    );
+    assert!(!Closed.wait_for_close());
     assert!(!Interrupted(Signal::SIGTERM).wait_for_close());
     assert!(NoMessage.wait_for_close());
 }

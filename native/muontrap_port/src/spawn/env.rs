@@ -26,6 +26,9 @@ pub struct EnvChanges {
     pub remove: Vec<&'static str>,
     /// Set to the program's pid by the child (replacing an inherited value).
     pub pids: Vec<&'static str>,
+    /// The inherited environment is not the port's own (the BEAM's,
+    /// handed over), so it must be passed even when nothing changes it.
+    pub replace_inherited: bool,
 }
 
 /// `NAME=` and room for a pid. Cells: the child writes it through the
@@ -94,8 +97,10 @@ impl Env {
                 || changes.pids.iter().any(named)
         };
         let theirs = |name: &[u8]| changes.caller.iter().any(|(k, _)| k.as_bytes() == name);
-        let mut changed =
-            !changes.set.is_empty() || !changes.pids.is_empty() || !changes.caller.is_empty();
+        let mut changed = changes.replace_inherited
+            || !changes.set.is_empty()
+            || !changes.pids.is_empty()
+            || !changes.caller.is_empty();
         let mut vars = Vec::new();
         for (k, v) in inherited {
             if ours(k.as_bytes()) || theirs(k.as_bytes()) {
@@ -187,7 +192,16 @@ mod tests {
             set: set.iter().map(|(k, v)| (*k, v.to_string())).collect(),
             remove: remove.to_vec(),
             pids: pids.to_vec(),
+            replace_inherited: false,
         }
+    }
+
+    #[test]
+    fn a_replaced_environment_is_passed_even_unchanged() {
+        let mut c = changes(&[], &[], &[]);
+        assert!(Env::new(inherited(&[("A", "1")]), &c).unwrap().is_none());
+        c.replace_inherited = true;
+        assert!(Env::new(inherited(&[("A", "1")]), &c).unwrap().is_some());
     }
 
     #[test]

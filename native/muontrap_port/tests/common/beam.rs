@@ -1,23 +1,18 @@
-//! The BEAM's side of `--handover`: listen on an abstract SOCK_SEQPACKET
-//! socket, accept the port, check its SO_PEERCRED, send descriptors with
-//! one role byte each.
+//! The BEAM's side of the hand-over: the HANDOVER frame on a command's
+//! channel, with one role byte per descriptor.
 
 use std::fs::File;
-use std::io::{IoSlice, Read};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{
-    accept4, bind, getsockopt, listen, sendmsg, socket, sockopt, AddressFamily, Backlog,
-    ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr,
+use super::{
+    register_channel, send_with_fds, stream_pair, with_command, Port, LISTEN, OUTPUT, STDERR,
+    STDIN,
 };
 
-use super::{with_command, Port, LISTEN, OUTPUT, STDERR, STDIN, TIMEOUT};
-
 impl Port {
-    /// Acts as `MuonTrap.cmd/3`: spawns the port with `--handover` (before
+    /// Acts as `MuonTrap.cmd/3`: starts the port with `--handover` (before
     /// `args`) and hands over a pipe's write end as OUTPUT; returns the
     /// port and the read end, at EOF once the program and its descendants
     /// are gone.
@@ -106,78 +101,47 @@ pub struct BeamEnds {
     pub stderr: Option<File>,
 }
 
-/// The BEAM's side of `--handover`: an abstract SOCK_SEQPACKET listener.
+/// A channel of the test's own, made before the port starts: with
+/// `--handover NAME` among the port's args, the port's supervisor gets
+/// its other end, and the test sends the HANDOVER itself.
 pub struct Listener {
     pub name: String,
-    sock: OwnedFd,
+    beam: OwnedFd,
 }
 
 impl Listener {
-    /// Named as the BEAM names it: `muontrap-<own pid>-<random hex>`.
     pub fn new() -> Listener {
-        Listener::bind(&format!(
-            "muontrap-{}-{:016x}",
-            std::process::id(),
-            random()
-        ))
+        let name = format!("channel-{:016x}", random());
+        let (beam, theirs) = stream_pair();
+        register_channel(&name, beam.try_clone().expect("dup"), theirs);
+        Listener { name, beam }
     }
 
-    pub fn bind(name: &str) -> Listener {
-        let sock = socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .expect("socket");
-        let addr = UnixAddr::new_abstract(name.as_bytes()).expect("abstract name");
-        bind(sock.as_raw_fd(), &addr).expect("bind");
-        listen(&sock, Backlog::new(1).expect("backlog")).expect("listen");
-        Listener {
-            name: name.to_string(),
-            sock,
-        }
-    }
-
-    /// Whether a connection is waiting, within `timeout`.
-    pub fn pending(&self, timeout: Duration) -> bool {
-        let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
-        let ms = PollTimeout::try_from(timeout.as_millis() as u64).expect("timeout");
-        poll(&mut fds, ms).expect("poll") == 1
-    }
-
-    /// Accepts one connection and checks it comes from `pid` (the port),
-    /// as the BEAM does.
+    /// The BEAM's end of the channel, for the HANDOVER; the port with
+    /// this channel is `pid` (its HELLO was read when it started).
     pub fn accept(&self, pid: i32) -> OwnedFd {
-        assert!(self.pending(TIMEOUT), "the port did not connect");
-        let fd = accept4(self.sock.as_raw_fd(), SockFlag::SOCK_CLOEXEC).expect("accept");
-        // SAFETY: accept4 just returned this new fd; nobody else owns it.
-        let conn = unsafe { OwnedFd::from_raw_fd(fd) };
-        assert_eq!(peer_pid(&conn), pid, "SO_PEERCRED of the connection");
-        conn
+        assert!(pid > 0);
+        self.beam.try_clone().expect("dup")
     }
 }
 
-pub fn peer_pid(sock: &OwnedFd) -> i32 {
-    getsockopt(sock, sockopt::PeerCredentials)
-        .expect("SO_PEERCRED")
-        .pid()
-}
-
-/// One hand-over message: `body` (role bytes) with `fds` in one
-/// SCM_RIGHTS, and after them the COMMAND memfd of the port this thread
-/// started last (`library.rs`), as the NIF sends it.
-pub fn send_fds(conn: &OwnedFd, body: &[u8], fds: &[RawFd]) {
-    let (body, fds, _command) = with_command(body, fds);
-    send_fds_raw(conn, &body, &fds);
+/// One HANDOVER frame: `roles` with `fds` in one SCM_RIGHTS, and after
+/// them the COMMAND memfd of the port this thread started last
+/// (`library.rs`), as the NIF sends it.
+pub fn send_fds(conn: &OwnedFd, roles: &[u8], fds: &[RawFd]) {
+    let (roles, fds, _command) = with_command(roles, fds);
+    send_fds_raw(conn, &roles, &fds);
 }
 
 /// `send_fds` without the COMMAND memfd.
-pub fn send_fds_raw(conn: &OwnedFd, body: &[u8], fds: &[RawFd]) {
-    let iov = [IoSlice::new(body)];
-    let rights = [ControlMessage::ScmRights(fds)];
-    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
-    sendmsg::<()>(conn.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None).expect("sendmsg");
+pub fn send_fds_raw(conn: &OwnedFd, roles: &[u8], fds: &[RawFd]) {
+    send_with_fds(conn.as_raw_fd(), &muontrap_wire::channel::handover(roles), fds)
+        .expect("send the HANDOVER");
+}
+
+/// Any bytes (a malformed first frame) with `fds` on the channel.
+pub fn send_bytes_raw(conn: &OwnedFd, bytes: &[u8], fds: &[RawFd]) {
+    send_with_fds(conn.as_raw_fd(), bytes, fds).expect("send on the channel");
 }
 
 /// A random u64 without a rand crate: std's hasher keys are random.

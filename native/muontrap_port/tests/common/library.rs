@@ -2,33 +2,55 @@
 //! of old (`--framed [--handover NAME] [--notify] [--watchdog MS]
 //! [--listen-fdnames NAMES] OPTIONS... PROGRAM ARGS...`), made into what
 //! the library does now. The plain options parse into a `Command` with
-//! the port's own parser, the library-only ones are set on it, and the
-//! port starts as `muontrap --beam NAME`: on the test's listener with
-//! `--handover NAME` (whose `send_fds` then adds the COMMAND memfd), or
-//! on one of the harness's, which sends the command alone.
+//! the port's own parser, the library-only ones are set on it, and a
+//! spawner forks a supervisor on a channel: the test's (a `Listener`,
+//! `--handover NAME`, whose `send_fds` then adds the COMMAND memfd), or
+//! one of the harness's, which sends the command alone.
 
 use std::cell::RefCell;
+use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use muontrap_command::cli::{self, Parsed};
 use muontrap_command::{wire, Names, Notify};
 
-use super::{send_fds, Listener, Port};
+use super::{read_hello, send_fds, stream_pair, Spawner};
 
 thread_local! {
     /// The COMMAND memfd of the port this test thread started last, for
     /// the test's own hand-over (`send_fds`).
     static COMMAND: RefCell<Option<OwnedFd>> = const { RefCell::new(None) };
+    /// Channels made by `Listener::new`, by name, until a port takes
+    /// them: (the BEAM's end, the supervisor's end).
+    static PENDING: RefCell<Vec<(String, OwnedFd, OwnedFd)>> = const { RefCell::new(Vec::new()) };
 }
 
 pub use muontrap_wire::handover::ROLE_COMMAND as COMMAND_ROLE;
 
+/// Registers a channel under `name` for the next `--handover name`.
+pub fn register_channel(name: &str, beam: OwnedFd, theirs: OwnedFd) {
+    PENDING.with(|p| p.borrow_mut().push((name.to_string(), beam, theirs)));
+}
+
+fn take_channel(name: &str) -> (OwnedFd, OwnedFd) {
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        let i = p
+            .iter()
+            .position(|(n, _, _)| n == name)
+            .expect("--handover NAME of a Listener");
+        let (_, beam, theirs) = p.remove(i);
+        (beam, theirs)
+    })
+}
+
 /// How the harness starts the port for `args`.
 pub struct Start {
-    pub argv: Vec<String>,
-    /// The harness's own listener, when the test has none.
-    own: Option<Listener>,
+    /// The plain command line's argv; `None`: the library's start.
+    pub argv: Option<Vec<String>>,
+    /// The test's own channel (`--handover NAME`): it sends the HANDOVER.
+    test_channel: Option<(OwnedFd, OwnedFd)>,
 }
 
 impl Start {
@@ -37,45 +59,43 @@ impl Start {
         let end = args.iter().position(|a| *a == "--").unwrap_or(args.len());
         if !args[..end].contains(&"--framed") {
             return Start {
-                argv: args.iter().map(|s| s.to_string()).collect(),
-                own: None,
+                argv: Some(args.iter().map(|s| s.to_string()).collect()),
+                test_channel: None,
             };
         }
         let (name, cmd) = library_command(args, end);
-        let bytes = wire::encode(&cmd);
-        COMMAND.with(|c| *c.borrow_mut() = Some(memfd_with(&bytes)));
-        let (name, own) = match name {
-            Some(n) => (n, None),
-            None => {
-                let l = Listener::new();
-                (l.name.clone(), Some(l))
-            }
-        };
-        Start {
-            argv: vec!["--beam".into(), name],
-            own,
-        }
+        Start::library_named(&cmd, name)
     }
 
     /// The library's start of `cmd` as it is, for fields no flag spells
-    /// (the cgroup layout), on the harness's listener.
+    /// (the cgroup layout, base_env, cd); the harness sends the HANDOVER.
     pub fn library(cmd: &muontrap_command::Command) -> Start {
+        Start::library_named(cmd, None)
+    }
+
+    fn library_named(cmd: &muontrap_command::Command, name: Option<String>) -> Start {
         let bytes = wire::encode(cmd);
         COMMAND.with(|c| *c.borrow_mut() = Some(memfd_with(&bytes)));
-        let l = Listener::new();
         Start {
-            argv: vec!["--beam".into(), l.name.clone()],
-            own: Some(l),
+            argv: None,
+            test_channel: name.map(|n| take_channel(&n)),
         }
     }
 
-    /// With the harness's listener: the port's connection, and the
-    /// command alone.
-    pub fn finish(self, port: &Port) {
-        if let Some(l) = self.own {
-            let conn = l.accept(port.pid());
-            send_fds(&conn, &[], &[]);
+    /// The library's start on `spawner`: the channel (BEAM's end) after
+    /// the supervisor's HELLO, and its pid. Without a test channel, the
+    /// HANDOVER with the command alone is sent.
+    pub fn open(self, spawner: &Spawner) -> (File, i32) {
+        let own = self.test_channel.is_none();
+        let (beam, theirs) = self.test_channel.unwrap_or_else(stream_pair);
+        spawner.request(&theirs);
+        drop(theirs);
+        let beam = File::from(beam);
+        let pid = read_hello(&beam);
+        if own {
+            send_fds(&OwnedFd::from(beam.try_clone().expect("dup")), &[], &[]);
         }
+        (beam, pid)
     }
 }
 

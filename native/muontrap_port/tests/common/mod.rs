@@ -1,12 +1,16 @@
-//! Test harness acting as the Erlang side of the port (the BEAM's side of
-//! the descriptor hand-over is in `beam.rs`).
+//! Test harness acting as the Erlang side of the port: the plain command
+//! line as a child process, the library's start through a spawner of the
+//! port's own (`spawner.rs`) and a channel (the BEAM's side of the
+//! descriptor hand-over is in `beam.rs`).
 #![allow(dead_code)]
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
+
+use nix::sys::socket::Shutdown;
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -14,6 +18,7 @@ use std::time::{Duration, Instant};
 mod beam;
 mod library;
 mod notify;
+mod spawner;
 // Not every test crate uses all of it (as for `dead_code` above).
 #[allow(unused_imports)]
 pub use beam::*;
@@ -21,6 +26,8 @@ pub use beam::*;
 pub use library::*;
 #[allow(unused_imports)]
 pub use notify::*;
+#[allow(unused_imports)]
+pub use spawner::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_muontrap");
 
@@ -28,11 +35,20 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_muontrap");
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Port {
-    child: Child,
-    pub stdin: Option<ChildStdin>,
-    pub stdout: ChildStdout,
+    /// The plain command line's process; `None` for a supervisor.
+    child: Option<Child>,
+    /// The supervisor's spawner (its own, so its stderr is this port's).
+    spawner: Option<Spawner>,
+    /// The supervisor's pid (HELLO), or the child's.
+    pid: i32,
+    /// The port's stdin: the channel (a dup) or the pipe.
+    pub stdin: Option<File>,
+    /// The port's stdout: the channel or the pipe.
+    pub stdout: File,
     stderr: Option<JoinHandle<String>>,
     watchdog: Option<mpsc::Sender<()>>,
+    /// The status of the last EXIT frame read.
+    exit: Option<u32>,
 }
 
 impl Port {
@@ -41,40 +57,54 @@ impl Port {
     }
 
     pub fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Port {
-        let start = Start::new(args);
-        let mut cmd = Command::new(BIN);
-        cmd.env_remove("MUONTRAP_LOG").args(&start.argv);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let port = Port::spawn_command(cmd);
-        start.finish(&port);
-        port
+        Port::start(Start::new(args), &[], env)
     }
 
     /// The library's start of `cmd`, handed over as it is.
     pub fn spawn_library(cmd: &muontrap_command::Command) -> Port {
-        let start = Start::library(cmd);
-        let mut command = Command::new(BIN);
-        command.env_remove("MUONTRAP_LOG").args(&start.argv);
-        let port = Port::spawn_command(command);
-        start.finish(&port);
-        port
+        Port::start(Start::library(cmd), &[], &[])
     }
 
-    /// Runs the port through `wrapper` (e.g. `setpriv --reuid=nobody ...`
-    /// or `sh -c '...; exec "$0" "$@"'`), which must exec it with `args`.
-    /// `pid()` is then the wrapper's pid, which becomes the port's.
+    /// Runs the port (the spawner, for the library's start) through
+    /// `wrapper` (e.g. `setpriv --reuid=nobody ...` or
+    /// `sh -c '...; exec "$0" "$@"'`), which must exec it.
     pub fn spawn_wrapped(wrapper: &[&str], args: &[&str]) -> Port {
-        let start = Start::new(args);
-        let mut cmd = Command::new(wrapper[0]);
-        cmd.env_remove("MUONTRAP_LOG")
-            .args(&wrapper[1..])
-            .arg(BIN)
-            .args(&start.argv);
-        let port = Port::spawn_command(cmd);
-        start.finish(&port);
-        port
+        Port::start(Start::new(args), wrapper, &[])
+    }
+
+    fn start(start: Start, wrapper: &[&str], env: &[(&str, &str)]) -> Port {
+        let Some(argv) = &start.argv else {
+            return Port::on_spawner(Spawner::start_with(wrapper, env), start);
+        };
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        cmd.env_remove("MUONTRAP_LOG").args(argv);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Port::spawn_command(cmd)
+    }
+
+    /// A supervisor of `spawner`'s for `start`.
+    pub fn on_spawner(mut spawner: Spawner, start: Start) -> Port {
+        let (channel, pid) = start.open(&spawner);
+        let stderr = spawner.take_stderr();
+        Port {
+            child: None,
+            spawner: Some(spawner),
+            pid,
+            stdin: Some(channel.try_clone().expect("dup")),
+            stdout: channel,
+            stderr,
+            watchdog: Some(kill_after_timeout(pid)),
+            exit: None,
+        }
     }
 
     fn spawn_command(mut cmd: Command) -> Port {
@@ -82,44 +112,52 @@ impl Port {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn muontrap");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout");
+        let stdin = child.stdin.take().map(|s| File::from(OwnedFd::from(s)));
+        let stdout = File::from(OwnedFd::from(child.stdout.take().expect("stdout")));
         let mut err = child.stderr.take().expect("stderr");
         let stderr = thread::spawn(move || {
             let mut s = String::new();
             let _ = err.read_to_string(&mut s);
             s
         });
-        // Kill a hung port so the test fails instead of blocking.
-        let (tx, rx) = mpsc::channel::<()>();
         let pid = child.id() as i32;
-        thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(TIMEOUT) {
-                eprintln!("watchdog: killing hung muontrap {pid}");
-                // SAFETY: plain kill(2) of the port we spawned.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        });
         Port {
-            child,
+            child: Some(child),
+            spawner: None,
+            pid,
             stdin,
             stdout,
             stderr: Some(stderr),
-            watchdog: Some(tx),
+            watchdog: Some(kill_after_timeout(pid)),
+            exit: None,
         }
     }
 
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.pid
     }
 
+    /// The supervisor's spawner (library start only).
+    pub fn spawner(&mut self) -> &mut Spawner {
+        self.spawner.as_mut().expect("a supervisor's spawner")
+    }
+
+    /// Plain: closes the pipe. A channel: shuts down our sending side
+    /// (the supervisor reads EOF; other copies of it stay open).
     pub fn close_stdin(&mut self) {
-        self.stdin = None;
+        if let Some(s) = self.stdin.take() {
+            if self.child.is_none() {
+                let _ = nix::sys::socket::shutdown(s.as_raw_fd(), Shutdown::Write);
+            }
+        }
     }
 
     /// Closes our read end of the port's stdout (its writes then fail with
     /// EPIPE); the fd number stays valid, now /dev/null.
     pub fn close_stdout(&mut self) {
+        if self.child.is_none() {
+            let _ = nix::sys::socket::shutdown(self.stdout.as_raw_fd(), Shutdown::Read);
+        }
         let null = File::open("/dev/null").expect("/dev/null");
         // SAFETY: dup2 onto an fd we own; `stdout` keeps owning that number.
         assert!(unsafe { libc::dup2(null.as_raw_fd(), self.stdout.as_raw_fd()) } >= 0);
@@ -133,15 +171,25 @@ impl Port {
             .expect("write to port");
     }
 
+    /// The exit status; for a supervisor (whose status nobody can
+    /// collect: its spawner ignores SIGCHLD) the last EXIT frame's once
+    /// it is gone, -1 without one.
     pub fn try_status(&mut self) -> Option<i32> {
-        self.child
-            .try_wait()
-            .expect("try_wait")
-            .map(|s| s.code().expect("muontrap killed by a signal"))
+        match &mut self.child {
+            Some(child) => child
+                .try_wait()
+                .expect("try_wait")
+                .map(|s| s.code().expect("muontrap killed by a signal")),
+            None => finished(self.pid).then(|| self.exit.map_or(-1, |s| s as i32)),
+        }
     }
 
-    /// Waits for the port to exit; panics on timeout.
+    /// Waits for the port to exit; panics on timeout. A supervisor's
+    /// frames are read to EOF first (recording EXIT).
     pub fn wait(&mut self) -> i32 {
+        if self.child.is_none() {
+            while self.read_frame().is_some() {}
+        }
         let mut status = None;
         assert!(
             wait_until(TIMEOUT, || {
@@ -155,12 +203,14 @@ impl Port {
     }
 
     /// Waits for the port to exit; returns the signal that killed it.
+    /// (The plain command line only: a supervisor's status is nobody's.)
     pub fn wait_signal(&mut self) -> Option<i32> {
         use std::os::unix::process::ExitStatusExt;
+        let child = self.child.as_mut().expect("a plain command line");
         let mut status = None;
         assert!(
             wait_until(TIMEOUT, || {
-                status = self.child.try_wait().expect("try_wait");
+                status = child.try_wait().expect("try_wait");
                 status.is_some()
             }),
             "muontrap did not exit"
@@ -169,8 +219,19 @@ impl Port {
         status.and_then(|s| s.signal())
     }
 
-    /// Everything the port wrote on stderr (waits for EOF).
+    /// Waits until the supervisor is gone (or a zombie), however it ended.
+    pub fn wait_gone(&mut self) {
+        let pid = self.pid;
+        assert!(wait_until(TIMEOUT, || finished(pid)), "{pid} did not exit");
+        self.watchdog = None;
+    }
+
+    /// Everything the port wrote on stderr (waits for EOF; a supervisor's
+    /// spawner is told to exit first).
     pub fn stderr(&mut self) -> String {
+        if let Some(s) = &mut self.spawner {
+            s.close();
+        }
         self.stderr
             .take()
             .map(|h| h.join().unwrap_or_default())
@@ -220,16 +281,11 @@ impl Port {
 
     /// Framed mode: the next message as (tag, body), None on EOF.
     pub fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
-        let mut len = [0u8; 4];
-        if self.stdout.read_exact(&mut len).is_err() {
-            return None;
+        let frame = read_frame_from(&self.stdout);
+        if let Some((EXIT, body)) = &frame {
+            self.exit = Some(be_u32(body));
         }
-        let len = u32::from_be_bytes(len) as usize;
-        assert!(len >= 1, "empty frame");
-        let mut msg = vec![0u8; len];
-        self.stdout.read_exact(&mut msg).expect("frame body");
-        let tag = msg.remove(0);
-        Some((tag, msg))
+        frame
     }
 
     pub fn send_frame(&mut self, tag: u8, body: &[u8]) {
@@ -258,10 +314,44 @@ impl Port {
 
 impl Drop for Port {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        match &mut self.child {
+            Some(child) => {
+                if child.try_wait().ok().flatten().is_none() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+            None if !finished(self.pid) => {
+                // SAFETY: kill(2) of the supervisor this test started.
+                unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            }
+            None => {}
         }
+    }
+}
+
+/// Kills a hung port (by then its pid is certainly still ours: nothing
+/// reaped it) so the test fails instead of blocking; stopped by dropping
+/// the sender.
+fn kill_after_timeout(pid: i32) -> mpsc::Sender<()> {
+    let (tx, rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(TIMEOUT) {
+            eprintln!("watchdog: killing hung muontrap {pid}");
+            // SAFETY: plain kill(2) of the port we spawned.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    tx
+}
+
+/// Gone, or a zombie (an orphan whose reaper is slow or absent).
+pub fn finished(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
     }
 }
 

@@ -1,0 +1,192 @@
+//! `muontrap --spawner`: the one resident process per BEAM that forks a
+//! supervisor per command (docs/protocol.md, "Transport").
+//!
+//! The NIF starts it with its request socket on fd 3 (`SPAWNER_FD`). It
+//! forks once so that the NIF reaps only that short-lived parent, says
+//! hello, then takes one SPAWN request at a time: each carries one end of
+//! a command's channel, and a forked child (`supervisor.rs`) runs the
+//! command on it. Between forks the spawner allocates nothing, so the
+//! pages its children share with it stay shared (copy-on-write).
+
+use std::os::fd::RawFd;
+
+use muontrap_wire::channel::{self, SPAWNER_FD, SPAWN_REQUEST, TAG_SPAWNER_HELLO};
+
+use crate::fds;
+use crate::supervisor;
+
+/// Room for this many descriptors per request: one is right, more is a
+/// bad request whose descriptors must still be received to be closed.
+const ROOM: usize = 4;
+
+/// Runs the spawner; returns only on a setup failure (its exit status).
+/// Every other end is `_exit`: the BEAM is gone.
+pub fn run() -> i32 {
+    fds::close_from(SPAWNER_FD + 1);
+    // A channel received onto 0 or 1 would be clobbered by the dup2s of
+    // the supervisor's start.
+    if let Err(msg) = crate::ensure_std_fds() {
+        return report(&msg, 0);
+    }
+    // SAFETY: SIG_IGN installs no handler code. Interrupts meant for the
+    // BEAM's terminal (^C in iex) must not end the spawner; its end is the
+    // request socket's EOF (or SIGTERM). Children put SIG_DFL back.
+    unsafe {
+        for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGPIPE] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+        // Supervisors are reaped by the kernel: nobody waits for them.
+        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+    }
+    // SAFETY: fork(2) in a single-threaded process (the std runtime was
+    // never started: `no_main`, and nothing here spawns threads).
+    match unsafe { libc::fork() } {
+        -1 => return report("cannot fork", errno()),
+        // The NIF waits for this parent; the child is reparented.
+        // SAFETY: _exit(2) never returns and flushes nothing.
+        0 => {}
+        _ => unsafe { libc::_exit(0) },
+    }
+    // Out of the BEAM's session: its terminal's signals never reach us
+    // nor the supervisors. Fails only for a group leader, which a fresh
+    // child is not.
+    // SAFETY: setsid(2) takes no arguments.
+    unsafe { libc::setsid() };
+    // SAFETY: getpid(2) cannot fail.
+    let pid = unsafe { libc::getpid() } as u32;
+    if !fds::write_all(SPAWNER_FD, &channel::hello(TAG_SPAWNER_HELLO, pid)) {
+        exit(0);
+    }
+    loop {
+        match next_request() {
+            Request::Spawn(channel) => spawn(channel),
+            Request::Bad => {}
+            Request::Gone => exit(0),
+        }
+    }
+}
+
+/// Forks the supervisor of the command whose channel end is `channel`,
+/// then closes the spawner's copy. A failed fork closes it too: the NIF
+/// sees its channel end before any HELLO.
+fn spawn(channel: RawFd) {
+    if !single_threaded() {
+        // A fork now could copy another thread's lock held mid-update.
+        report("more than one thread, refusing to fork", 0);
+        exit(70);
+    }
+    // SAFETY: fork(2) in a process just checked to be single-threaded;
+    // the child only runs code that is fine after such a fork.
+    match unsafe { libc::fork() } {
+        0 => supervisor::run(channel),
+        -1 => {
+            report("cannot fork a supervisor", errno());
+        }
+        _ => {}
+    }
+    fds::close(channel);
+}
+
+enum Request {
+    Spawn(RawFd),
+    Bad,
+    Gone,
+}
+
+/// Receives exactly one request (5 bytes) and its descriptors. Anything
+/// but one descriptor on a SPAWN frame is closed and skipped.
+fn next_request() -> Request {
+    let mut buf = [0u8; SPAWN_REQUEST.len()];
+    let mut got = 0;
+    let mut received = fds::Received::<ROOM>::new();
+    let mut bad = false;
+    while got < buf.len() {
+        match fds::recv_with_fds(SPAWNER_FD, &mut buf[got..], &mut received) {
+            Ok(0) => {
+                received.close_all();
+                return Request::Gone;
+            }
+            Ok(n) => got += n,
+            Err(libc::EINTR) => {}
+            Err(_) => {
+                received.close_all();
+                return Request::Gone;
+            }
+        }
+        bad |= received.truncated;
+    }
+    match received.fds() {
+        [fd] if !bad && buf == SPAWN_REQUEST => Request::Spawn(*fd),
+        _ => {
+            received.close_all();
+            Request::Bad
+        }
+    }
+}
+
+/// Whether this process has exactly one thread. Linux says so in
+/// /proc/self/stat (read without allocating). Elsewhere there is no
+/// portable count: the spawner never starts a thread (no std runtime, no
+/// library that spawns), so there it holds by construction.
+#[cfg(target_os = "linux")]
+fn single_threaded() -> bool {
+    let mut buf = [0u8; 1024];
+    let Some(n) = fds::read_file(c"/proc/self/stat", &mut buf) else {
+        // No /proc: nothing to check with.
+        return true;
+    };
+    num_threads(&buf[..n]) == Some(1)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn single_threaded() -> bool {
+    true
+}
+
+/// Field 20 of `/proc/<pid>/stat`, counted after the `(comm)` field,
+/// which may hold spaces and parentheses.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn num_threads(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    // After ")": state is field 3, so num_threads is the 18th word.
+    let word = stat[close + 1..]
+        .split(|&b| b == b' ')
+        .filter(|w| !w.is_empty())
+        .nth(17)?;
+    std::str::from_utf8(word).ok()?.parse().ok()
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// A line on stderr (the BEAM's), without allocating; returns 1.
+fn report(what: &str, errno: i32) -> i32 {
+    let _ = fds::write_all(2, b"muontrap spawner: ");
+    let _ = fds::write_all(2, what.as_bytes());
+    if errno != 0 {
+        let _ = fds::write_all(2, b": ");
+        let _ = fds::write_all(2, nix::errno::Errno::from_raw(errno).desc().as_bytes());
+    }
+    let _ = fds::write_all(2, b"\n");
+    1
+}
+
+fn exit(status: i32) -> ! {
+    // SAFETY: _exit(2) never returns; nothing buffered is ours to flush.
+    unsafe { libc::_exit(status) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::num_threads;
+
+    #[test]
+    fn num_threads_is_read_after_the_command_name() {
+        let stat = b"42 (a) b) c) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 3 0 123 456";
+        assert_eq!(num_threads(stat), Some(3));
+        let own = std::fs::read("/proc/self/stat").unwrap();
+        assert!(num_threads(&own).is_some_and(|n| n >= 1));
+        assert_eq!(num_threads(b"42 (x"), None);
+    }
+}
