@@ -3,27 +3,19 @@ defmodule MuonTrap.PortBinaryTest do
 
   import MuonTrap.Test.OSProcess
 
-  alias MuonTrap.{Daemon, Options, PortBinary, Protocol}
-
-  test "a port opened by open/3 runs the command; close/1 leaves no message behind" do
-    port = PortBinary.open(Options.validate(:cmd, "true", [], []), :none)
-    assert exit_frame(port) == {:exit, 0}
-    assert PortBinary.close(port) == :ok
-    assert PortBinary.close(nil) == :ok
-    refute_received {^port, _}
-  end
+  alias MuonTrap.{Daemon, PortBinary}
 
   test "MuonTrap.Port, the module's name before its release, is gone" do
     refute Code.ensure_loaded?(MuonTrap.Port)
   end
 
-  # What the port binary's command line may hold: its path, and the BEAM's
-  # socket. The options go to the NIF and reach the port with the descriptors.
+  # What a supervisor's command line may hold: it is a fork of the
+  # spawner, `muontrap --spawner`. The options go to the NIF and reach the
+  # supervisor with the descriptors.
   defp assert_no_option(os_pid) do
     cmdline = File.read!("/proc/#{os_pid}/cmdline")
-    assert [path, "--beam", name, ""] = String.split(cmdline, <<0>>)
-    assert path == PortBinary.path()
-    assert name =~ ~r/\Amuontrap-#{System.pid()}-[0-9a-f]{16}\z/
+    assert ["muontrap", "--spawner", ""] = String.split(cmdline, <<0>>)
+    assert File.read_link!("/proc/#{os_pid}/exe") == PortBinary.path()
   end
 
   # The command (the port binary's child): its umask and nice value, which
@@ -51,7 +43,7 @@ defmodule MuonTrap.PortBinaryTest do
     if Enum.all?(children, &(File.read("/proc/#{&1}/comm") == {:ok, "sleep\n"})), do: children
   end
 
-  test "cmd/3's port binary holds no option on its command line" do
+  test "cmd/3's supervisor holds no option on its command line" do
     caller = self()
 
     task =
@@ -60,21 +52,18 @@ defmodule MuonTrap.PortBinaryTest do
         MuonTrap.cmd("sleep", ["1"], delay_to_sigkill: 123, umask: 0o22, nice: 5)
       end)
 
-    assert_receive {:running, pid}
+    assert_receive {:running, _pid}
+
+    # The supervisor: the spawner's child whose child is a `sleep 1`.
+    spawner = MuonTrap.Nif.spawner_pid() || wait_until(&MuonTrap.Nif.spawner_pid/0)
 
     os_pid =
       wait_until(fn ->
-        Enum.find_value(Port.list(), fn port ->
-          # Owned by the caller's reaper (MuonTrap.PortReaper), linked to it.
-          with [_ | _] = info <- Port.info(port),
-               owner = info[:connected],
-               {:links, links} <- Process.info(owner, :links),
-               true <- owner == pid or pid in links,
-               os_pid when is_integer(os_pid) and os_pid > 0 <- info[:os_pid],
-               {:ok, exe} <- File.read_link("/proc/#{os_pid}/exe"),
-               true <- Path.basename(exe) == "muontrap",
-               do: os_pid,
-               else: (_ -> nil)
+        "/proc/#{spawner}/task/#{spawner}/children"
+        |> File.read!()
+        |> String.split()
+        |> Enum.find(fn sup ->
+          match?({:ok, "sleep\0" <> "1\0"}, child_cmdline(sup))
         end)
       end)
 
@@ -83,7 +72,7 @@ defmodule MuonTrap.PortBinaryTest do
     assert Task.await(task) == {"", 0}
   end
 
-  test "a daemon's port binary holds no option on its command line" do
+  test "a daemon's supervisor holds no option on its command line" do
     # With output pipes, and without any (the hand-over then carries the
     # command alone).
     for {logging, umask} <- [{[log_output: :debug], 0o27}, {[], 0o77}] do
@@ -110,12 +99,10 @@ defmodule MuonTrap.PortBinaryTest do
     end
   end
 
-  defp exit_frame(port) do
-    receive do
-      {^port, {:data, frame}} ->
-        with {:started, _pid} <- Protocol.decode(frame), do: exit_frame(port)
-    after
-      5_000 -> flunk("no EXIT frame")
-    end
+  defp child_cmdline(sup) do
+    with {:ok, text} <- File.read("/proc/#{sup}/task/#{sup}/children"),
+         [child] <- String.split(text),
+         do: File.read("/proc/#{child}/cmdline"),
+         else: (_ -> nil)
   end
 end

@@ -1,25 +1,26 @@
 defmodule MuonTrap.StdioTest do
-  # The descriptor hand-over itself (MuonTrap.Stdio): only the port binary
-  # is served, and a hand-over that cannot happen is one clear error.
+  # A command's stdio and channel (MuonTrap.Stdio): the supervisor says
+  # hello, its frames come on the channel and the output through the
+  # pipe; a start that cannot happen is one clear error; no Erlang port
+  # is held per command.
   use ExUnit.Case, async: true
 
-  alias MuonTrap.{Options, Protocol, Stdio}
+  alias MuonTrap.{Options, PortBinary, Stdio}
 
-  defp open_port(args, handover_args) do
+  defp start(args, stdio) do
     options = Options.validate(:cmd, "echo", args, [])
-    port = MuonTrap.PortBinary.open(options, :output, handover_args)
-    {port, options}
+    PortBinary.start(stdio, options, :output)
   end
 
-  # Steps the stdio until EOF, collecting output; the port's frames are left
-  # in the mailbox.
+  # Steps the stdio until EOF, collecting output.
   defp read_all(stdio, acc \\ "") do
     case Stdio.next(stdio) do
       {:data, data, stdio} ->
         read_all(stdio, acc <> data)
 
       {:wait, stdio} ->
-        %Stdio{resource: res, ref: ref} = stdio
+        %Stdio{resource: res} = stdio
+        ref = stdio.refs.output
 
         receive do
           {:select, ^res, ^ref, :ready_input} -> read_all(stdio, acc)
@@ -32,46 +33,93 @@ defmodule MuonTrap.StdioTest do
     end
   end
 
-  defp frames(port, acc \\ []) do
-    receive do
-      {^port, {:data, frame}} ->
-        case Protocol.decode(frame) do
-          {:exit, _} = exit -> Enum.reverse([exit | acc])
-          other -> frames(port, [other | acc])
+  # Every frame up to the channel's end.
+  defp frames(stdio, acc \\ []) do
+    case Stdio.recv(stdio) do
+      {frames, :eof} ->
+        acc ++ frames
+
+      {frames, :wait} ->
+        %Stdio{resource: res, ref: ref} = stdio
+
+        receive do
+          {:select, ^res, ^ref, :ready_input} -> frames(stdio, acc ++ frames)
+        after
+          5_000 -> flunk("no end of the channel, got #{inspect(acc ++ frames)}")
         end
-    after
-      5_000 -> flunk("no EXIT from the port, got #{inspect(Enum.reverse(acc))}")
     end
   end
 
-  test "a stranger connecting first is not served; the port binary is" do
-    {%Stdio{name: name} = stdio, handover_args} = Stdio.open(65_536)
-    {:ok, squatter} = :socket.open(:local, :seqpacket, :default)
-    :ok = :socket.connect(squatter, %{family: :local, path: <<0, name::binary>>})
-
-    {port, _} = open_port(["through the pipe"], handover_args)
-    stdio = Stdio.attach(stdio, port)
+  test "the supervisor says hello, then STARTED and EXIT; the output comes through the pipe" do
+    stdio = start(["through the pipe"], Stdio.open(65_536))
     assert read_all(stdio) == "through the pipe\n"
-    assert [{:started, _}, {:exit, 0}] = frames(port)
-
-    # The stranger got no descriptor: its connection was closed unanswered
-    # (EOF: an empty message without control data).
-    assert {:ok, %{ctrl: [], iov: [""]}} = :socket.recvmsg(squatter, 0, 0, [], 1_000)
-    :socket.close(squatter)
-    Port.close(port)
+    # The supervisor waits for the channel to close after EXIT.
+    assert [{:supervisor, sup}, {:started, cmd}, {:exit, 0} | rest] = take_until_exit(stdio)
+    assert rest == []
+    assert is_integer(sup) and is_integer(cmd) and sup != cmd
+    assert %{supervisor: ^sup, program: ^cmd, exited: true} = MuonTrap.Nif.stdio_info(stdio.resource)
     Stdio.close(stdio)
   end
 
-  test "a hand-over that cannot happen is one clear error, and no port starts" do
-    {stdio, handover_args} = Stdio.open(65_536)
-    # The listener is gone before the port starts: no fallback to any other path.
+  test "a start on a closed stdio is one clear error, and nothing is spawned" do
+    stdio = Stdio.open(65_536)
     Stdio.close(stdio)
+
+    assert_raise MuonTrap.Error, "muontrap: cannot start the command: :closed", fn ->
+      start(["never runs"], stdio)
+    end
+  end
+
+  test "no Erlang port is held per running command" do
     ports = Port.list()
-
-    assert_raise MuonTrap.Error,
-                 "muontrap: cannot hand the command to the port binary: :closed",
-                 fn -> open_port(["never runs"], handover_args) end
-
+    tasks = for _ <- 1..5, do: Task.async(fn -> MuonTrap.cmd("sleep", ["1"]) end)
+    wait_for(fn -> length(sleeps()) >= 5 end)
     assert Port.list() -- ports == []
+    assert Enum.map(tasks, &Task.await/1) == List.duplicate({"", 0}, 5)
   end
+
+  test "closing the channel makes the supervisor stop the command" do
+    stdio = start([], Stdio.open(65_536))
+    Stdio.close(stdio)
+    # The channel's end is seen by the supervisor: nothing of it stays.
+    %{supervisor: sup} = MuonTrap.Nif.stdio_info(stdio.resource)
+    if sup, do: wait_for(fn -> not File.exists?("/proc/#{sup}") end)
+  end
+
+  defp take_until_exit(stdio) do
+    Enum.reduce_while(1..100, [], fn _, acc ->
+      case Stdio.recv(stdio) do
+        {frames, :eof} ->
+          {:halt, acc ++ frames}
+
+        {frames, :wait} ->
+          acc = acc ++ frames
+
+          if Enum.any?(acc, &match?({:exit, _}, &1)) do
+            {:halt, acc}
+          else
+            %Stdio{resource: res, ref: ref} = stdio
+            assert_receive {:select, ^res, ^ref, :ready_input}, 5_000
+            {:cont, acc}
+          end
+      end
+    end)
+  end
+
+  defp sleeps do
+    for dir <- Path.wildcard("/proc/[0-9]*"),
+        {:ok, cmdline} <- [File.read(Path.join(dir, "cmdline"))],
+        cmdline == "sleep\0" <> "1\0",
+        do: dir
+  end
+
+  defp wait_for(fun, tries \\ 500) do
+    cond do
+      fun.() -> :ok
+      tries == 0 -> flunk("condition not met")
+      true -> Process.sleep(10) && wait_for(fun, tries - 1)
+    end
+  end
+
+  _ = &frames/1
 end
