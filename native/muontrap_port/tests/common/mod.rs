@@ -324,12 +324,11 @@ impl Port {
 impl Drop for Port {
     fn drop(&mut self) {
         match &mut self.child {
-            Some(child) => {
-                if child.try_wait().ok().flatten().is_none() {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
+            Some(child) if child.try_wait().ok().flatten().is_none() => {
+                let _ = child.kill();
+                let _ = child.wait();
             }
+            Some(_) => {}
             None if !finished(self.pid) => {
                 // SAFETY: kill(2) of the supervisor this test started.
                 unsafe { libc::kill(self.pid, libc::SIGKILL) };
