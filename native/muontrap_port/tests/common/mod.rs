@@ -324,11 +324,13 @@ impl Port {
 impl Drop for Port {
     fn drop(&mut self) {
         match &mut self.child {
-            Some(child) if child.try_wait().ok().flatten().is_none() => {
-                let _ = child.kill();
-                let _ = child.wait();
+            Some(child) => {
+                let running = child.try_wait().ok().flatten().is_none();
+                if running {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
             }
-            Some(_) => {}
             None if !finished(self.pid) => {
                 // SAFETY: kill(2) of the supervisor this test started.
                 unsafe { libc::kill(self.pid, libc::SIGKILL) };
