@@ -56,86 +56,72 @@ fn usage_errors() {
     fails_with(&["-k", "x", "sh", "--framed"], 1, "--delay-to-sigkill");
 }
 
-/// The library's start: an error is an ERROR message, then EXIT 1, then
-/// the wait for stdin EOF; nothing on stderr.
-fn fails_framed(args: &[&str], message: &str) {
-    let mut port = Port::spawn(args);
-    let (status, errors) = port.read_framed_until_exit();
-    assert_eq!((status, errors.len()), (1, 1), "{args:?}: {errors:?}");
-    assert_eq!(errors[0], message, "{args:?}");
-    // It waits to be closed, as after every EXIT.
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    assert_eq!(port.try_status(), None, "{args:?}");
-    port.close_stdin();
-    assert_eq!(port.wait(), 1, "{args:?}");
-    assert!(port.read_frame().is_none(), "{args:?}: nothing after EXIT");
-    assert_eq!(port.stderr(), "", "{args:?}");
+/// A library start whose setup fails: `cd` into a directory that is
+/// not there.
+fn bad_cd() -> muontrap_command::Command {
+    muontrap_command::Command {
+        program: "true".into(),
+        cd: Some("/nonexistent/dir".into()),
+        ..muontrap_command::Command::default()
+    }
 }
+
+const BAD_CD: &str = "muontrap: cannot change directory to /nonexistent/dir: \
+                      No such file or directory";
 
 #[test]
 fn the_library_modes_flags_are_gone_from_the_command_line() {
-    // The library starts the port as `muontrap --beam NAME`; --framed and
-    // --handover, its flags of old, are no options of the plain command line.
+    // The library starts `muontrap --spawner`; --framed, --handover and
+    // --beam, its flags of old, are no options of the plain command line.
     fails_with(&["--framed", "true"], 1, "unknown option '--framed'");
     fails_with(
         &["--handover", "x", "true"],
         1,
         "unknown option '--handover'",
     );
-    // `--beam` alone, or with more, is no library start either.
     fails_with(&["--beam"], 1, "unknown option '--beam'");
     fails_with(
         &["--beam", "muontrap-1-a", "true"],
         1,
         "unknown option '--beam'",
     );
+    // `--spawner` with more is no spawner either.
+    fails_with(&["--spawner", "true"], 1, "unknown option '--spawner'");
 }
 
-/// The BEAM's socket names that cannot be served, and why.
-fn unreachable_beams() -> Vec<(String, String)> {
-    let nobody = format!("muontrap-{}-{:x}", std::process::id(), random());
-    let why = "muontrap: cannot receive descriptors from the BEAM: ";
-    vec![
-        (
-            "muontrap-1".into(),
-            format!("{why}invalid hand-over name 'muontrap-1' (expected muontrap-<pid>-<suffix>)"),
-        ),
-        (
-            nobody,
-            format!("{why}cannot connect to the hand-over socket: Connection refused"),
-        ),
-    ]
-}
-
+/// The library's start: an error is an ERROR message, then EXIT 1, then
+/// the wait for the channel's EOF; nothing on stderr.
 #[test]
 fn library_start_errors_are_in_band() {
-    for (name, want) in unreachable_beams() {
-        fails_framed(&["--beam", &name], &want);
-    }
+    let mut port = Port::spawn_library(&bad_cd());
+    let (status, errors) = port.read_framed_until_exit();
+    assert_eq!((status, errors), (1, vec![BAD_CD.to_string()]));
+    // It waits to be closed, as after every EXIT.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(port.try_status(), None);
+    port.close_stdin();
+    assert_eq!(port.wait(), 1);
+    assert!(port.read_frame().is_none(), "nothing after EXIT");
+    assert_eq!(port.stderr(), "");
 }
 
 #[test]
 fn library_start_error_ends_on_sigterm_too() {
-    let mut port = Port::spawn(&["--beam", "muontrap-1"]);
+    let mut port = Port::spawn_library(&bad_cd());
     let (status, errors) = port.read_framed_until_exit();
     assert_eq!((status, errors.len()), (1, 1), "{errors:?}");
-    // SAFETY: kill(2) of the port we spawned.
+    // SAFETY: kill(2) of the supervisor we started.
     unsafe { libc::kill(port.pid(), libc::SIGTERM) };
     assert_eq!(port.wait(), 1);
 }
 
 #[test]
-fn library_start_error_with_stdin_at_eof_exits_at_once() {
-    for (name, want) in unreachable_beams() {
-        let (code, out, err) = run_no_child(&["--beam", &name]);
-        assert_eq!((code, err.as_str()), (1, ""));
-        let mut frames = vec![];
-        frames.extend_from_slice(&(want.len() as u32 + 1).to_be_bytes());
-        frames.push(ERROR);
-        frames.extend_from_slice(want.as_bytes());
-        frames.extend_from_slice(&[0, 0, 0, 5, EXIT, 0, 0, 0, 1]);
-        assert_eq!(out.as_bytes(), frames);
-    }
+fn library_start_error_with_the_channel_shut_exits_at_once() {
+    let mut port = Port::spawn_library(&bad_cd());
+    port.close_stdin();
+    let (status, errors) = port.read_framed_until_exit();
+    assert_eq!((status, errors), (1, vec![BAD_CD.to_string()]));
+    assert_eq!(port.wait(), 1);
 }
 
 #[test]

@@ -202,14 +202,7 @@ fn eof_before_the_hand_over_exits_quietly() {
     let listener = Listener::new();
     let marker = marker();
     let touch = format!("touch {}", marker.display());
-    let mut port = Port::spawn(&[
-        "--framed",
-        "--handover",
-        &listener.name,
-        "sh",
-        "-c",
-        &touch,
-    ]);
+    let mut port = Port::spawn(&["--framed", "--handover", &listener.name, "sh", "-c", &touch]);
     let start = Instant::now();
     drop(listener);
     port.close_stdin();

@@ -7,8 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::thread::{self, JoinHandle};
 
 use super::{
-    register_channel, send_with_fds, stream_pair, with_command, Port, LISTEN, OUTPUT, STDERR,
-    STDIN,
+    register_channel, send_with_fds, stream_pair, with_command, Port, LISTEN, OUTPUT, STDERR, STDIN,
 };
 
 impl Port {
@@ -135,8 +134,12 @@ pub fn send_fds(conn: &OwnedFd, roles: &[u8], fds: &[RawFd]) {
 
 /// `send_fds` without the COMMAND memfd.
 pub fn send_fds_raw(conn: &OwnedFd, roles: &[u8], fds: &[RawFd]) {
-    send_with_fds(conn.as_raw_fd(), &muontrap_wire::channel::handover(roles), fds)
-        .expect("send the HANDOVER");
+    send_with_fds(
+        conn.as_raw_fd(),
+        &muontrap_wire::channel::handover(roles),
+        fds,
+    )
+    .expect("send the HANDOVER");
 }
 
 /// Any bytes (a malformed first frame) with `fds` on the channel.

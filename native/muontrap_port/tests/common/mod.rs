@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use nix::sys::socket::Shutdown;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -47,8 +47,8 @@ pub struct Port {
     pub stdout: File,
     stderr: Option<JoinHandle<String>>,
     watchdog: Option<mpsc::Sender<()>>,
-    /// The status of the last EXIT frame read.
-    exit: Option<u32>,
+    /// The status of the last EXIT frame read (here or by `Frames`).
+    exit: Arc<Mutex<Option<u32>>>,
 }
 
 impl Port {
@@ -103,7 +103,7 @@ impl Port {
             stdout: channel,
             stderr,
             watchdog: Some(kill_after_timeout(pid)),
-            exit: None,
+            exit: Arc::default(),
         }
     }
 
@@ -129,12 +129,21 @@ impl Port {
             stdout,
             stderr: Some(stderr),
             watchdog: Some(kill_after_timeout(pid)),
-            exit: None,
+            exit: Arc::default(),
         }
     }
 
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// Where EXIT statuses read from this port go.
+    pub fn exit_slot(&self) -> Arc<Mutex<Option<u32>>> {
+        Arc::clone(&self.exit)
+    }
+
+    fn exit(&self) -> Option<u32> {
+        *self.exit.lock().expect("exit slot")
     }
 
     /// The supervisor's spawner (library start only).
@@ -180,7 +189,7 @@ impl Port {
                 .try_wait()
                 .expect("try_wait")
                 .map(|s| s.code().expect("muontrap killed by a signal")),
-            None => finished(self.pid).then(|| self.exit.map_or(-1, |s| s as i32)),
+            None => finished(self.pid).then(|| self.exit().map_or(-1, |s| s as i32)),
         }
     }
 
@@ -283,7 +292,7 @@ impl Port {
     pub fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
         let frame = read_frame_from(&self.stdout);
         if let Some((EXIT, body)) = &frame {
-            self.exit = Some(be_u32(body));
+            *self.exit.lock().expect("exit slot") = Some(be_u32(body));
         }
         frame
     }
@@ -316,7 +325,8 @@ impl Drop for Port {
     fn drop(&mut self) {
         match &mut self.child {
             Some(child) => {
-                if child.try_wait().ok().flatten().is_none() {
+                let running = child.try_wait().ok().flatten().is_none();
+                if running {
                     let _ = child.kill();
                     let _ = child.wait();
                 }

@@ -31,6 +31,7 @@ impl Frames {
             .expect("dup stdout");
         let mut file = File::from(fd);
         let (tx, rx) = mpsc::channel();
+        let exit = port.exit_slot();
         thread::spawn(move || loop {
             let mut len = [0u8; 4];
             if file.read_exact(&mut len).is_err() {
@@ -41,6 +42,9 @@ impl Frames {
                 return;
             }
             let tag = msg.remove(0);
+            if tag == EXIT && msg.len() == 4 {
+                *exit.lock().expect("exit slot") = Some(be_u32(&msg));
+            }
             if tx.send((tag, msg)).is_err() {
                 return;
             }

@@ -1,0 +1,171 @@
+//! `muontrap --spawner`: its hello, its requests, its end, and the
+//! supervisors it forks.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+
+use common::*;
+use muontrap_command::Command;
+
+fn cmd(program: &str, args: &[&str]) -> Command {
+    Command {
+        program: program.into(),
+        args: args.iter().map(|a| (*a).into()).collect(),
+        ..Command::default()
+    }
+}
+
+/// `cmd` on `spawner`: the port, its frames from STARTED on.
+fn start_on(spawner: Spawner, cmd: &Command) -> Port {
+    Port::on_spawner(spawner, Start::library(cmd))
+}
+
+fn started(port: &mut Port) -> i32 {
+    let (tag, body) = port.read_frame().expect("STARTED");
+    assert_eq!(tag, STARTED, "{body:?}");
+    be_u32(&body) as i32
+}
+
+#[test]
+fn hello_then_eof_ends_the_spawner() {
+    let mut spawner = Spawner::start();
+    let pid = spawner.pid;
+    assert!(!finished(pid));
+    spawner.close();
+    assert!(wait_until(TIMEOUT, || finished(pid)), "spawner {pid} left");
+    assert_eq!(spawner.stderr(), "");
+}
+
+#[test]
+fn bad_requests_are_dropped_and_the_next_one_works() {
+    let spawner = Spawner::start();
+    let (a, a_peer) = stream_pair();
+    let (b, b_peer) = stream_pair();
+    let (c, c_peer) = stream_pair();
+    // No descriptor; two descriptors; a wrong tag.
+    spawner.send_raw(&muontrap_wire::channel::SPAWN_REQUEST, &[]);
+    spawner.send_raw(
+        &muontrap_wire::channel::SPAWN_REQUEST,
+        &[a_peer.as_raw_fd(), b_peer.as_raw_fd()],
+    );
+    spawner.send_raw(&[0, 0, 0, 1, 99], &[c_peer.as_raw_fd()]);
+    drop((a_peer, b_peer, c_peer));
+    // Their channels are closed, never served.
+    for end in [a, b, c] {
+        let f = std::fs::File::from(end);
+        assert_eq!(read_frame_from(&f), None);
+    }
+    assert!(!finished(spawner.pid));
+    let mut port = start_on(spawner, &cmd("true", &[]));
+    started(&mut port);
+    assert_eq!(port.read_framed_until_exit(), (0, vec![]));
+}
+
+#[test]
+fn fifty_requests_back_to_back_get_a_supervisor_each() {
+    let spawner = Spawner::start();
+    let channels: Vec<std::fs::File> = (0..50).map(|_| spawner.channel()).collect();
+    let mut pids: Vec<i32> = channels.iter().map(read_hello).collect();
+    pids.sort();
+    pids.dedup();
+    assert_eq!(pids.len(), 50);
+    assert!(!pids.contains(&spawner.pid));
+}
+
+#[test]
+fn supervisors_hold_only_their_own_channel() {
+    let spawner = Spawner::start();
+    let channels: Vec<std::fs::File> = (0..20).map(|_| spawner.channel()).collect();
+    let mut seen = std::collections::HashSet::new();
+    for ch in &channels {
+        let pid = read_hello(ch);
+        let mut fds = open_fds(pid);
+        fds.sort();
+        // Its channel on 0 and 1, the BEAM's stderr, its own signalfd:
+        // no other command's channel, not the request socket.
+        assert_eq!(fds.len(), 4, "supervisor {pid}: {fds:?}");
+        assert!(fds[0].1.starts_with("socket:") && fds[0].1 == fds[1].1);
+        assert!(seen.insert(fds[0].1.clone()), "a channel twice: {fds:?}");
+        assert!(!fds[2].1.starts_with("socket:"), "{fds:?}");
+        assert_eq!(fds[3].1, "anon_inode:[signalfd]", "{fds:?}");
+    }
+}
+
+/// The owner of /proc/<pid>: a non-dumpable process's is root's.
+fn proc_owner(pid: i32) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/status"))
+        .unwrap()
+        .uid()
+}
+
+#[test]
+#[ignore = "needs root and setpriv (runs the spawner as nobody)"]
+fn supervisors_are_not_dumpable() {
+    let wrapper = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let spawner = Spawner::start_with(&wrapper, &[]);
+    // The spawner is dumpable: its /proc files are its user's.
+    assert_eq!(proc_owner(spawner.pid), 65534);
+    let ch = spawner.channel();
+    let pid = read_hello(&ch);
+    assert_eq!(proc_owner(pid), 0, "supervisor {pid} is dumpable");
+}
+
+#[test]
+fn killing_the_spawner_leaves_running_commands_alone() {
+    let spawner = Spawner::start();
+    let spawner_pid = spawner.pid;
+    let mut port = start_on(spawner, &cmd("sleep", &["1000"]));
+    let program = started(&mut port);
+    // SAFETY: kill(2) of the spawner this test started.
+    unsafe { libc::kill(spawner_pid, libc::SIGKILL) };
+    assert!(wait_until(TIMEOUT, || finished(spawner_pid)));
+    assert!(!finished(port.pid()) && !gone(program));
+    port.send_frame(TERMINATE, &[]);
+    assert_eq!(port.read_framed_until_exit(), (143, vec![]));
+    port.close_stdin();
+    port.wait_gone();
+}
+
+#[test]
+fn the_command_dies_with_its_supervisor() {
+    let mut port = Port::spawn_library(&cmd("sleep", &["1000"]));
+    let program = started(&mut port);
+    // SAFETY: kill(2) of the supervisor this test started.
+    unsafe { libc::kill(port.pid(), libc::SIGKILL) };
+    port.wait_gone();
+    assert!(wait_until(TIMEOUT, || finished(program)), "{program} left");
+}
+
+#[test]
+fn base_env_and_cd_are_honoured() {
+    let dir = std::env::temp_dir();
+    let mut c = cmd("sh", &["-c", "echo \"$A|$B|$HOME|$(pwd)\""]);
+    c.capture = muontrap_command::Capture::Stdout;
+    c.base_env = Some(vec![("A".into(), "1".into()), ("B".into(), "2".into())]);
+    c.env = vec![("B".into(), Some("3".into()))];
+    c.cd = Some(muontrap_command::Bytes(dir.as_os_str().to_owned()));
+    let (read, write) = pipe();
+    let spawner = Spawner::start_with(&[], &[("A", "outer"), ("HOME", "/outer")]);
+    let (beam, theirs) = stream_pair();
+    spawner.request(&theirs);
+    drop(theirs);
+    let beam = std::fs::File::from(beam);
+    let _pid = read_hello(&beam);
+    let memfd = memfd_with(&muontrap_command::wire::encode(&c));
+    send_handover(
+        &beam,
+        &[OUTPUT, COMMAND_ROLE],
+        &[write.as_raw_fd(), memfd.as_raw_fd()],
+    );
+    drop(write);
+    let out = drained(drain(read));
+    let want = format!("1|3||{}\n", dir.canonicalize().unwrap().display());
+    assert_eq!(String::from_utf8_lossy(&out), want);
+}
