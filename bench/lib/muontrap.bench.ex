@@ -37,6 +37,7 @@ defmodule Mix.Tasks.Muontrap.Bench do
     Measure,
     Procs,
     Report,
+    ResidentFloor,
     Sections
   }
 
@@ -55,11 +56,14 @@ defmodule Mix.Tasks.Muontrap.Bench do
     Logger.configure(level: :warning)
     {:ok, _} = Application.ensure_all_started(:muontrap)
 
+    floor = Measure.build_floor()
+
     cfg = %{
       quick: opts[:quick] || false,
       gb: opts[:gb] || false,
       reps: if(opts[:quick], do: 3, else: 7),
-      floor: Measure.build_floor(),
+      floor: floor,
+      resident: floor && ResidentFloor.start(floor),
       load_start: Procs.load_average()
     }
 
@@ -78,6 +82,7 @@ defmodule Mix.Tasks.Muontrap.Bench do
     )
 
     rows = Enum.flat_map(@sections, &if(only in [nil, &1], do: run_section(&1, cfg), else: []))
+    if cfg.resident, do: ResidentFloor.stop(cfg.resident)
 
     leftovers = Procs.leftovers()
     IO.puts("left behind: #{if leftovers == [], do: "nothing", else: inspect(leftovers)}")

@@ -131,6 +131,10 @@ defmodule Mix.Tasks.Muontrap.Bench.Measure do
   def floor_rows(%{floor: nil}, _fun), do: []
   def floor_rows(%{floor: floor}, fun), do: [fun.(floor)]
 
+  @doc "Rows of `bench/floor.c --resident` (started once per run), skipped like the floor rows."
+  def resident_rows(%{resident: nil}, _fun), do: []
+  def resident_rows(%{resident: server}, fun), do: [fun.(server)]
+
   def build_floor do
     src = Path.expand("../../floor.c", __DIR__)
     out = Path.join(System.tmp_dir!(), "muontrap_bench_floor")
