@@ -136,7 +136,15 @@ defmodule Mix.Tasks.Muontrap.Bench.Sections do
         extra: "#{length(alive)} OS processes alive after stop"
       ),
       row("many", "BEAM memory per daemon", "KB", stats([beam_per / 1024]), nil, false),
-      row("many", "port RSS per daemon", "KB", stats([rss_per]), nil, false)
+      row(
+        "many",
+        "RSS per supervisor (mean; shared pages counted in each)",
+        "KB",
+        stats([rss_per]),
+        nil,
+        false,
+        extra: "see the PSS rows of section memory for what they cost together"
+      )
     ]
   end
 
