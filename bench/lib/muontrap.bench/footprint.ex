@@ -84,7 +84,7 @@ defmodule Mix.Tasks.Muontrap.Bench.Footprint do
 
   defp after_cmds(_spawner, _alone, _n, _label, nil), do: []
 
-  defp after_cmds(spawner, alone, n, label, cmds) do
+  defp after_cmds(spawner, alone, n, _label, cmds) do
     for _ <- 1..cmds, do: {_, 0} = MuonTrap.cmd("true", [])
     _ = await_children(spawner, n)
     total = total_pss(spawner)
