@@ -112,7 +112,18 @@ defmodule Mix.Tasks.Muontrap.Bench.Measure do
     end
   end
 
+  # The port binary's RSS (a port of the caller), or, with the resident
+  # spawner, its supervisors' (one command runs at a time here).
   defp port_rss(parent) do
+    supervisors =
+      if Procs.spawner_transport?(),
+        do: Procs.children(MuonTrap.Nif.spawner_pid()) |> Enum.map(&Procs.rss_kb/1) |> Enum.sum(),
+        else: 0
+
+    supervisors + ports_rss(parent)
+  end
+
+  defp ports_rss(parent) do
     Port.list()
     |> Enum.filter(&(Port.info(&1, :connected) == {:connected, parent}))
     |> Enum.map(&Port.info(&1, :os_pid))

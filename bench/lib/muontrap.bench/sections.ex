@@ -162,7 +162,8 @@ defmodule Mix.Tasks.Muontrap.Bench.Sections do
     idle = Procs.rss_kb(Daemon.os_pid(d))
     GenServer.stop(d)
 
-    # Streaming: the sampler in Measure.throughput/4 records the port's peak RSS.
+    # Streaming: the sampler in Measure.throughput/4 records the peak RSS of
+    # the port binary or supervisor.
     {_, mem} = throughput(1, 100 * @mb, :default)
 
     [
