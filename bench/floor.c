@@ -10,10 +10,23 @@
  *                                   pipe hop without flow control
  *   floor --idle                    an idle dynamically linked C program
  *                                   (RSS floor); exits at EOF on stdin
+ *   floor --resident                the least a resident spawner with a
+ *                                   containment process per command can
+ *                                   cost: per request line "ID PROGRAM
+ *                                   ARGS..." on stdin (space separated),
+ *                                   it forks a child, which posix_spawnp's
+ *                                   the program with stdout on a pipe,
+ *                                   collects the output, waits, and writes
+ *                                   "ID STATUS HEXOUTPUT" as one line to
+ *                                   stdout; requests run concurrently and
+ *                                   the resident reaps its children as
+ *                                   SIGCHLD arrives; exits at EOF on stdin
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <spawn.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -64,6 +77,106 @@ static void relay(int from)
     }
 }
 
+/* Output kept per request: one reply line stays below PIPE_BUF, so the
+ * concurrent children's writes to the shared stdout never interleave. */
+#define OUT_MAX 1500
+#define LINE_MAX_ 4096
+
+static volatile sig_atomic_t got_chld;
+
+static void on_chld(int sig)
+{
+    (void)sig;
+    got_chld = 1;
+}
+
+/* The per-request child: spawn, collect, wait, report, _exit. */
+static void serve(char *line)
+{
+    char *argv[64], *save = NULL, *id = strtok_r(line, " ", &save);
+    char out[OUT_MAX], reply[LINE_MAX_];
+    posix_spawn_file_actions_t fa;
+    size_t len = 0;
+    int p[2], argc = 0, n;
+    pid_t pid;
+
+    signal(SIGCHLD, SIG_DFL);
+    while (argc < 63 && (argv[argc] = strtok_r(NULL, " ", &save)) != NULL)
+        argc++;
+    argv[argc] = NULL;
+    if (id == NULL || argc == 0 || pipe(p) < 0)
+        _exit(2);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    posix_spawn_file_actions_addclose(&fa, p[0]);
+    posix_spawn_file_actions_addclose(&fa, p[1]);
+    if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ) != 0) {
+        n = snprintf(reply, sizeof reply, "%s 127 \n", id);
+        _exit(write(1, reply, n) == n ? 0 : 1);
+    }
+    close(p[1]);
+    for (;;) {
+        char buf[4096];
+        ssize_t r = read(p[0], buf, sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        for (ssize_t i = 0; i < r && len < OUT_MAX; i++)
+            out[len++] = buf[i];
+    }
+    n = snprintf(reply, sizeof reply, "%s %d ", id, wait_status(pid));
+    for (size_t i = 0; i < len; i++)
+        n += snprintf(reply + n, sizeof reply - n, "%02x", (unsigned char)out[i]);
+    reply[n++] = '\n';
+    _exit(write(1, reply, n) == n ? 0 : 1);
+}
+
+static void reap(void)
+{
+    got_chld = 0;
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+}
+
+static int resident(void)
+{
+    struct sigaction sa;
+    char buf[LINE_MAX_];
+    size_t have = 0;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_chld; /* no SA_RESTART: SIGCHLD interrupts read() */
+    sigaction(SIGCHLD, &sa, NULL);
+    for (;;) {
+        ssize_t r;
+
+        if (got_chld)
+            reap();
+        r = read(0, buf + have, sizeof buf - have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        have += r;
+        for (char *nl; (nl = memchr(buf, '\n', have)) != NULL;) {
+            size_t used = nl - buf + 1;
+
+            *nl = '\0';
+            if (fork() == 0)
+                serve(buf);
+            memmove(buf, buf + used, have - used);
+            have -= used;
+        }
+        if (have == sizeof buf)
+            return 2;
+    }
+    while (wait(NULL) > 0 || errno == EINTR)
+        ;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     pid_t pid;
@@ -76,6 +189,8 @@ int main(int argc, char **argv)
             ;
         return 0;
     }
+    if (strcmp(argv[1], "--resident") == 0)
+        return resident();
     if (strcmp(argv[1], "--relay") == 0) {
         posix_spawn_file_actions_t fa;
         int p[2];

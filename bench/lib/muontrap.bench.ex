@@ -9,7 +9,8 @@ defmodule Mix.Tasks.Muontrap.Bench do
     * `--quick` - fewer repetitions, 200 daemons instead of 1,000, no 100 MB
       window sweep, 10 MB instead of 100 MB of `:input` (about 30 s)
     * `--gb` - add the 1 GB throughput cases
-    * `--only latency|throughput|input|concurrency|timeout|daemon|cgroup|many|binary` - one section
+    * `--only latency|throughput|input|concurrency|timeout|daemon|cgroup|many|memory|first_use|binary` -
+      one section
       (`cgroup` is the cgroup v2 cases of sections 4 and 5; without cgroup v2
       controllers, section 5 on a v1 memory group beneath the BEAM's own);
       nothing is written
@@ -21,7 +22,8 @@ defmodule Mix.Tasks.Muontrap.Bench do
   which git ignores, so a run leaves the working tree as it was.
 
   Every output byte is counted; the run ends by checking `/proc` that no
-  port binary or command it started is left.
+  supervisor, port binary or command it started is left: nothing but
+  MuonTrap's resident spawner, which stays while the BEAM runs.
 
   A task of this repository, not of the library: it lives in `bench/lib/`,
   compiled only in this project's own `:dev` and `:test` environments
@@ -33,14 +35,17 @@ defmodule Mix.Tasks.Muontrap.Bench do
 
   alias Mix.Tasks.Muontrap.Bench.{
     CgroupSections,
+    FirstUse,
+    Footprint,
     InputSection,
     Measure,
     Procs,
     Report,
+    ResidentFloor,
     Sections
   }
 
-  @sections ~w(latency throughput input concurrency timeout daemon cgroup many binary)
+  @sections ~w(latency throughput input concurrency timeout daemon cgroup many memory first_use binary)
 
   @impl Mix.Task
   def run(argv) do
@@ -55,11 +60,14 @@ defmodule Mix.Tasks.Muontrap.Bench do
     Logger.configure(level: :warning)
     {:ok, _} = Application.ensure_all_started(:muontrap)
 
+    floor = Measure.build_floor()
+
     cfg = %{
       quick: opts[:quick] || false,
       gb: opts[:gb] || false,
       reps: if(opts[:quick], do: 3, else: 7),
-      floor: Measure.build_floor(),
+      floor: floor,
+      resident: floor && ResidentFloor.start(floor),
       load_start: Procs.load_average()
     }
 
@@ -78,6 +86,7 @@ defmodule Mix.Tasks.Muontrap.Bench do
     )
 
     rows = Enum.flat_map(@sections, &if(only in [nil, &1], do: run_section(&1, cfg), else: []))
+    if cfg.resident, do: ResidentFloor.stop(cfg.resident)
 
     leftovers = Procs.leftovers()
     IO.puts("left behind: #{if leftovers == [], do: "nothing", else: inspect(leftovers)}")
@@ -121,6 +130,8 @@ defmodule Mix.Tasks.Muontrap.Bench do
 
   defp section(s, cfg) when s in ~w(daemon cgroup), do: CgroupSections.section(s, cfg)
   defp section("input", cfg), do: InputSection.section("input", cfg)
+  defp section("memory", cfg), do: Footprint.section("memory", cfg)
+  defp section("first_use", cfg), do: FirstUse.section("first_use", cfg)
   defp section(s, cfg), do: Sections.section(s, cfg)
 
   defp write(out, rows, cfg, leftovers) do

@@ -12,7 +12,7 @@ defmodule Mix.Tasks.Muontrap.Bench.CgroupSections do
   @mb 1_000_000
   @cg_base "muontrap_bench"
 
-  def section("daemon", cfg), do: daemon_rows(cfg, [], "no cgroup")
+  def section("daemon", cfg), do: daemon_rows(cfg, [], "no cgroup") ++ exe_rows(cfg)
 
   def section("cgroup", cfg) do
     cond do
@@ -71,6 +71,83 @@ defmodule Mix.Tasks.Muontrap.Bench.CgroupSections do
         false
       )
     ]
+  end
+
+  # The targets of the resident spawner: a bare `sleep`, timed in tight
+  # loops (no sleeps) from start_link until /proc/<command_os_pid>/exe is
+  # the program, and from GenServer.stop until the supervisor and the
+  # command are gone from /proc (reaped, not only dead).
+  defp exe_rows(cfg) do
+    n = if cfg.quick, do: 15, else: 50
+    Process.flag(:trap_exit, true)
+    exe = realpath(System.find_executable("sleep"))
+    {start, stop} = Enum.unzip(for _ <- 1..n, do: exe_once(exe))
+
+    [
+      row(
+        "daemon",
+        "Daemon sleep (no cgroup): start until /proc/<command_os_pid>/exe is the program",
+        "ms",
+        stats(Enum.map(start, &(&1 / 1000))),
+        nil,
+        false
+      ),
+      row(
+        "daemon",
+        "Daemon stop until all is gone (supervisor and command, from /proc)",
+        "ms",
+        stats(Enum.map(stop, &(&1 / 1000))),
+        nil,
+        false
+      )
+    ]
+  end
+
+  defp exe_once(exe) do
+    t0 = System.monotonic_time(:microsecond)
+    {:ok, d} = Daemon.start_link("sleep", ["1000"], [])
+    cmd = await_exe(d, exe, t0 + 5_000_000)
+    t1 = System.monotonic_time(:microsecond)
+    sup = Daemon.os_pid(d)
+    t2 = System.monotonic_time(:microsecond)
+    :ok = GenServer.stop(d)
+    await_gone([sup, cmd], t2 + 5_000_000)
+    {t1 - t0, System.monotonic_time(:microsecond) - t2}
+  end
+
+  @doc false
+  def await_exe(d, exe, deadline) do
+    with pid when is_integer(pid) <- Daemon.command_os_pid(d),
+         {:ok, ^exe} <- File.read_link("/proc/#{pid}/exe") do
+      pid
+    else
+      _ ->
+        if System.monotonic_time(:microsecond) > deadline,
+          do: Mix.raise("the daemon's command never became #{exe}")
+
+        await_exe(d, exe, deadline)
+    end
+  end
+
+  defp await_gone(pids, deadline) do
+    cond do
+      Enum.all?(pids, &Procs.gone?/1) ->
+        :ok
+
+      System.monotonic_time(:microsecond) > deadline ->
+        Mix.raise("still in /proc: #{inspect(pids)}")
+
+      true ->
+        await_gone(pids, deadline)
+    end
+  end
+
+  @doc false
+  def realpath(path) do
+    case File.read_link(path) do
+      {:ok, target} -> realpath(Path.expand(target, Path.dirname(path)))
+      {:error, _} -> path
+    end
   end
 
   # µs from start_link to running, and from stop to every process gone.

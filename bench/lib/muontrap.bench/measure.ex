@@ -112,7 +112,18 @@ defmodule Mix.Tasks.Muontrap.Bench.Measure do
     end
   end
 
+  # The port binary's RSS (a port of the caller), or, with the resident
+  # spawner, its supervisors' (one command runs at a time here).
   defp port_rss(parent) do
+    supervisors =
+      if Procs.spawner_transport?(),
+        do: Procs.children(MuonTrap.Nif.spawner_pid()) |> Enum.map(&Procs.rss_kb/1) |> Enum.sum(),
+        else: 0
+
+    supervisors + ports_rss(parent)
+  end
+
+  defp ports_rss(parent) do
     Port.list()
     |> Enum.filter(&(Port.info(&1, :connected) == {:connected, parent}))
     |> Enum.map(&Port.info(&1, :os_pid))
@@ -130,6 +141,10 @@ defmodule Mix.Tasks.Muontrap.Bench.Measure do
   """
   def floor_rows(%{floor: nil}, _fun), do: []
   def floor_rows(%{floor: floor}, fun), do: [fun.(floor)]
+
+  @doc "Rows of `bench/floor.c --resident` (started once per run), skipped like the floor rows."
+  def resident_rows(%{resident: nil}, _fun), do: []
+  def resident_rows(%{resident: server}, fun), do: [fun.(server)]
 
   def build_floor do
     src = Path.expand("../../floor.c", __DIR__)

@@ -68,13 +68,64 @@ defmodule Mix.Tasks.Muontrap.Bench.Procs do
     end
   end
 
-  @doc "Every live descendant of this BEAM except erl_child_setup."
+  @doc "The proportional set size of OS process `pid` in KB (0 if it is gone)."
+  def pss_kb(pid) do
+    case File.read("/proc/#{pid}/smaps_rollup") do
+      {:ok, s} ->
+        case Regex.run(~r/^Pss:\s+(\d+)/m, s) do
+          [_, kb] -> String.to_integer(kb)
+          _ -> 0
+        end
+
+      _ ->
+        0
+    end
+  end
+
+  @doc "`PageTables` + `KernelStack` of the whole machine in KB (/proc/meminfo)."
+  def kernel_kb do
+    s = File.read!("/proc/meminfo")
+
+    for key <- ~w(PageTables KernelStack), reduce: 0 do
+      acc ->
+        [_, kb] = Regex.run(~r/^#{key}:\s+(\d+)/m, s)
+        acc + String.to_integer(kb)
+    end
+  end
+
+  @doc """
+  The OS pid of MuonTrap's resident spawner (started if it is not yet),
+  or nil with a transport that has none (then the rows that need it are
+  skipped).
+  """
+  def spawner do
+    if spawner_transport?() do
+      {_, 0} = MuonTrap.cmd("true", [])
+      MuonTrap.Nif.spawner_pid()
+    end
+  end
+
+  @doc "True if this build has the resident spawner (`MuonTrap.Nif.spawner_pid/0`)."
+  def spawner_transport? do
+    Code.ensure_loaded?(MuonTrap.Nif) and function_exported?(MuonTrap.Nif, :spawner_pid, 0)
+  end
+
+  @doc "True if /proc/`pid` is gone (a zombie still counts as there)."
+  def gone?(pid), do: not File.exists?("/proc/#{pid}")
+
+  @doc """
+  Every live descendant of this BEAM except erl_child_setup, and every
+  live descendant of MuonTrap's resident spawner (a child of init, which
+  stays while the BEAM runs): the supervisors and their commands.
+  """
   def leftovers do
     Process.sleep(200)
     me = System.pid() |> String.to_integer()
+    spawner = if spawner_transport?(), do: MuonTrap.Nif.spawner_pid()
 
-    me
-    |> descendants()
+    (descendants(me) ++ if(spawner, do: descendants(spawner), else: []))
+    |> Enum.uniq()
+    |> Enum.reject(&(&1 == spawner))
     |> Enum.filter(&alive?/1)
     |> Enum.map(fn pid -> {pid, String.trim(File.read!("/proc/#{pid}/comm"))} end)
     |> Enum.reject(fn {_, comm} -> comm in ["erl_child_setup", "inet_gethost", "epmd"] end)

@@ -40,7 +40,7 @@ defmodule Mix.Tasks.Muontrap.Bench.Report do
   defp fmt_stats({a, b, c}), do: "#{fmt(a)} / #{fmt(b)} / #{fmt(c)}"
 
   defp mem_note(%{mem: %{mailbox: q, heap: h} = m}) do
-    port = if m.port_rss_kb > 0, do: ", port RSS ≤ #{m.port_rss_kb} KB", else: ""
+    port = if m.port_rss_kb > 0, do: ", port/supervisor RSS ≤ #{m.port_rss_kb} KB", else: ""
     "caller mailbox ≤ #{q} msgs, heap ≤ #{fmt(h / 1024)} KB#{port}"
   end
 

@@ -5,7 +5,7 @@ defmodule Mix.Tasks.Muontrap.Bench.Sections do
   import Mix.Tasks.Muontrap.Bench.Measure
   import Mix.Tasks.Muontrap.Bench.Report, only: [row: 6, row: 7]
 
-  alias Mix.Tasks.Muontrap.Bench.{Counter, Procs}
+  alias Mix.Tasks.Muontrap.Bench.{Counter, Procs, ResidentFloor}
   alias MuonTrap.Daemon
 
   @mb 1_000_000
@@ -21,7 +21,11 @@ defmodule Mix.Tasks.Muontrap.Bench.Sections do
       [row("latency", name, "µs", mt, sys, false)] ++
         floor_rows(cfg, fn floor ->
           fl = times(n, fn -> {_, 0} = System.cmd(floor, [cmd | args]) end)
-          row("latency", "floor: #{name} through bench/floor.c", "µs", fl, sys, false)
+          row("latency", "floor (per command): #{name}", "µs", fl, sys, false)
+        end) ++
+        resident_rows(cfg, fn server ->
+          fl = times(n, fn -> {_, 0} = ResidentFloor.cmd(server, cmd, args) end)
+          row("latency", "floor (resident): #{name}", "µs", fl, sys, false)
         end)
     end)
   end
@@ -77,7 +81,19 @@ defmodule Mix.Tasks.Muontrap.Bench.Sections do
 
         row(
           "concurrency",
-          "floor: 500 × true through bench/floor.c",
+          "floor (per command): 500 × true, 50 at once",
+          "cmds/s",
+          stats(fl),
+          stats(sys),
+          true
+        )
+      end) ++
+      resident_rows(cfg, fn server ->
+        fl = run.(fn -> ResidentFloor.cmd(server, "true", []) end)
+
+        row(
+          "concurrency",
+          "floor (resident): 500 × true, 50 at once",
           "cmds/s",
           stats(fl),
           stats(sys),
@@ -120,7 +136,15 @@ defmodule Mix.Tasks.Muontrap.Bench.Sections do
         extra: "#{length(alive)} OS processes alive after stop"
       ),
       row("many", "BEAM memory per daemon", "KB", stats([beam_per / 1024]), nil, false),
-      row("many", "port RSS per daemon", "KB", stats([rss_per]), nil, false)
+      row(
+        "many",
+        "RSS per supervisor (mean; shared pages counted in each)",
+        "KB",
+        stats([rss_per]),
+        nil,
+        false,
+        extra: "see the PSS rows of section memory for what they cost together"
+      )
     ]
   end
 
@@ -138,7 +162,8 @@ defmodule Mix.Tasks.Muontrap.Bench.Sections do
     idle = Procs.rss_kb(Daemon.os_pid(d))
     GenServer.stop(d)
 
-    # Streaming: the sampler in Measure.throughput/4 records the port's peak RSS.
+    # Streaming: the sampler in Measure.throughput/4 records the peak RSS of
+    # the port binary or supervisor.
     {_, mem} = throughput(1, 100 * @mb, :default)
 
     [
