@@ -180,7 +180,13 @@ defmodule MuonTrap.Engine do
   """
   @spec read(t()) :: {[event()], t()}
   def read(%{stdio: nil} = engine), do: {[], engine}
-  def read(%{announce: true} = engine), do: channel(%{engine | announce: false}) |> announced()
+
+  def read(%{announce: true, stdio: %Stdio{resource: res, ref: ref}} = engine) do
+    # The channel is read on its own notices, like the pipes: the first
+    # one is ours, so its frames come through handle_message/2.
+    send(self(), {:select, res, ref, :ready_input})
+    {[:handed_over], %{engine | announce: false}}
+  end
 
   def read(%{ready: [stream | rest]} = engine) do
     case Stdio.next(engine.stdio, stream) do
@@ -213,8 +219,6 @@ defmodule MuonTrap.Engine do
   end
 
   def read_on(engine), do: engine
-
-  defp announced({events, engine}), do: {[:handed_over | events], engine}
 
   # The command is gone and its pipes are read (or the drain's grace is
   # over).
@@ -369,7 +373,15 @@ defmodule MuonTrap.Engine do
     Nif.stdio_close_channel(engine.stdio.resource)
     close_stdin(engine)
     deadline = System.monotonic_time(:millisecond) + @drain_grace
-    %{engine | live: false, reaper: nil, status: status, deadline: deadline, ready: engine.reading}
+
+    %{
+      engine
+      | live: false,
+        reaper: nil,
+        status: status,
+        deadline: deadline,
+        ready: engine.reading
+    }
   end
 
   # The supervisor died without cleaning up (it was SIGKILLed, say): kill

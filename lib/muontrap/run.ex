@@ -103,7 +103,7 @@ defmodule MuonTrap.Run do
   # EXEC_ERROR, when sent, comes first and says more.
   defp event({:error, message}, run), do: %{run | error: run.error || message}
 
-  defp event({:exec_error, errno}, run) when errno in [:enoent, :eacces],
+  defp event({:exec_error, errno}, run) when errno in [:enoent, :eacces, :e2big],
     do: %{run | error: {:exec_error, errno}}
 
   defp event(writable, run) when writable in [:handed_over, :writable],

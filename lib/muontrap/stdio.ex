@@ -103,6 +103,8 @@ defmodule MuonTrap.Stdio do
 
   defp cannot_start(message) when is_binary(message), do: message
 
+  defp cannot_start(:closed), do: "muontrap: cannot start the command: its stdio is closed"
+
   defp cannot_start(:busy),
     do: "muontrap: cannot start the command: too many descriptors in flight for too long"
 

@@ -1,12 +1,12 @@
 defmodule MuonTrap.CgroupLayoutTest do
   # The host's cgroup layout is detected once per BEAM (by the NIF) and
-  # handed to the port binary in the command value: a port started by the
-  # library with a cgroup does not read /proc/self/mountinfo. Watched for
-  # real with strace: the port binary's path is swapped for a wrapper that
-  # execs it under `strace -D` (the tracer detaches as a grandchild, so the
-  # port keeps its pid, which the hand-over checks). The plain command line
-  # under the same wrapper does read mountinfo: the observation works.
-  # Not async: the port binary's path is global.
+  # handed to the supervisor in the command value: a supervisor started by
+  # the library with a cgroup does not read /proc/self/mountinfo. Watched
+  # for real with strace: the binary's path is swapped for a wrapper that
+  # execs it under `strace -D -f`, and a new spawner is started from it.
+  # The plain command line under the same wrapper does read mountinfo:
+  # the observation works. Not async: the binary's path and the spawner
+  # are global.
   use ExUnit.Case, async: false
 
   import MuonTrap.Test.{Faults, OSProcess}
@@ -32,9 +32,13 @@ defmodule MuonTrap.CgroupLayoutTest do
 
     File.chmod!(wrapper, 0o755)
     :persistent_term.put({PortBinary, :path}, wrapper)
+    # The next command starts a spawner from the wrapper: its forks, the
+    # supervisors, are traced too (-f).
+    MuonTrap.Nif.spawner_stop()
 
     on_exit(fn ->
       :persistent_term.put({PortBinary, :path}, real)
+      MuonTrap.Nif.spawner_stop()
       File.rm_rf!(dir)
     end)
 

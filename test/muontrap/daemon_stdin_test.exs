@@ -419,7 +419,7 @@ defmodule MuonTrap.DaemonStdinTest do
 
       System.cmd("kill", ["-KILL", "#{port}"])
       assert Task.await(writer, 10_000) == {:error, :closed}
-      assert_receive {:EXIT, ^pid, {:muontrap_port_exited, 137}}, 10_000
+      assert_receive {:EXIT, ^pid, :muontrap_supervisor_died}, 10_000
       wait_all_dead([port, child])
       assert_no_fds([stdin])
     end

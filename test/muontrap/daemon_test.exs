@@ -228,7 +228,7 @@ defmodule MuonTrap.DaemonTest do
     child = command_pid(pid)
 
     System.cmd("kill", ["-KILL", "#{Daemon.os_pid(pid)}"])
-    assert_receive {:EXIT, ^pid, {:muontrap_port_exited, 137}}, 5_000
+    assert_receive {:EXIT, ^pid, :muontrap_supervisor_died}, 5_000
     # The command got SIGKILL from its parent-death signal.
     wait_all_dead([child])
   end

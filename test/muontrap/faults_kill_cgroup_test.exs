@@ -17,7 +17,7 @@ defmodule MuonTrap.FaultsKillCgroupTest do
 
   @moduletag :cgroup2
 
-  @port_died "muontrap: port binary exited unexpectedly with status 137"
+  @port_died "muontrap: the command's supervisor exited unexpectedly"
   # Only a bound: every test ends the stop sooner.
   @stop_delay 10_000
 

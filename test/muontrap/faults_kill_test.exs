@@ -13,7 +13,7 @@ defmodule MuonTrap.FaultsKillTest do
 
   alias MuonTrap.{Daemon, Options, Run}
 
-  @port_died "muontrap: port binary exited unexpectedly with status 137"
+  @port_died "muontrap: the command's supervisor exited unexpectedly"
 
   # The stop sequence's SIGTERM to SIGKILL: long enough that a kill lands
   # while the port is stopping, short enough for a test.
@@ -82,20 +82,21 @@ defmodule MuonTrap.FaultsKillTest do
   end
 
   describe "the port binary SIGKILLed" do
-    test "before STARTED: the caller gets a clear error" do
+    test "before its supervisor exists (the spawner SIGKILLed with the request queued): a clear error" do
       m = fault_marker()
+      {"", 0} = MuonTrap.cmd("true", [])
       fds = fd_count()
+      spawner = MuonTrap.Nif.spawner_pid()
+      signal(spawner, "STOP")
       run = Run.start(Options.validate(:cmd, helper(), ["sleep", m], []))
-      # No step taken yet: the port binary waits for its pipes.
-      port = run.engine.stdio.port_pid
-      signal(port, "KILL")
-      # Killed as the pipes go over, the hand-over itself fails (EPIPE).
-      assert {:error, message, run} = drive(run)
-
-      assert message == @port_died or
-               message == "muontrap: cannot hand the command's pipes to the port binary: :epipe"
-
+      # The request waits in the stopped spawner's socket; its death
+      # frees the channel's other end unread.
+      signal(spawner, "KILL")
+      assert {:error, @port_died, run} = drive(run)
       Run.stop(run)
+      # The next start starts a new spawner.
+      assert MuonTrap.cmd("echo", [m]) == {"#{m}\n", 0}
+      assert MuonTrap.Nif.spawner_pid() != spawner
       assert_nothing_left(m)
       assert_fds_back(fds)
     end

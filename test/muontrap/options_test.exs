@@ -382,12 +382,11 @@ defmodule MuonTrap.OptionsTest do
     test "the port binary gets the kept translation", %{settings: settings, v1: v1} do
       opts = Options.validate(:cmd, "echo", [], cgroup_path: "x", cgroup: settings)
       kept = %{opts | cgroup_writes: {v1, {["kept"], [{"kept.file", "1"}]}}}
-      # The port binary tries the kept controller, which no host has.
-      port = MuonTrap.PortBinary.open(kept, :none)
-      assert_receive {^port, {:data, frame}}, 10_000
-      assert {:error, "muontrap: " <> message} = MuonTrap.Protocol.decode(frame)
+      # The supervisor tries the kept controller, which no host has.
+      stdio = MuonTrap.PortBinary.start(MuonTrap.Stdio.open(4096, []), kept, :none)
+      assert {:error, "muontrap: " <> message} = error_frame(stdio)
       assert message =~ "'kept'"
-      MuonTrap.PortBinary.close(port)
+      MuonTrap.Stdio.close(stdio)
     end
 
     test "bad keys and values still raise when validated", %{settings: settings} do
@@ -407,5 +406,19 @@ defmodule MuonTrap.OptionsTest do
 
   test "cmd/3 raises for bad options before running anything" do
     assert_raise ArgumentError, fn -> MuonTrap.cmd("echo", [], stdio_window: 1) end
+  end
+
+  defp error_frame(stdio) do
+    {frames, state} = MuonTrap.Stdio.recv(stdio)
+
+    case Enum.find(frames, &match?({:error, _}, &1)) do
+      nil when state == :wait ->
+        %MuonTrap.Stdio{resource: res, ref: ref} = stdio
+        assert_receive {:select, ^res, ^ref, _}, 10_000
+        error_frame(stdio)
+
+      found ->
+        found
+    end
   end
 end

@@ -1,6 +1,6 @@
 defmodule MuonTrap.StdioDescriptorsTest do
   # MuonTrap.Stdio.close/1 closes every descriptor of the BEAM's side, also
-  # when no port binary ever took them. Not async: it watches the BEAM's
+  # when no supervisor ever took them. Not async: it watches the BEAM's
   # own descriptor table.
   use ExUnit.Case, async: false
 
@@ -36,24 +36,27 @@ defmodule MuonTrap.StdioDescriptorsTest do
     end
   end
 
-  test "a stdio that was never selected or handed over closes its descriptors" do
+  test "a stdio that was never selected or started closes its descriptors" do
     before = open_fds()
-    {stdio, _handover_args} = Stdio.open(4096, [:output, :stderr, :stdin])
-    # The listening socket, and both ends of three pipes.
+    stdio = Stdio.open(4096, [:output, :stderr, :stdin])
+    # Both ends of three pipes.
     created = created_since(before)
-    assert map_size(created) == 7
+    assert map_size(created) == 6
     Stdio.close(stdio)
     assert still_open(created) == []
   end
 
-  test "a stdio whose listener was selected, but never handed over, closes its descriptors" do
+  test "a started stdio whose channel was selected closes its descriptors" do
+    options = MuonTrap.Options.validate(:cmd, "sleep", ["10"], [])
+    # The spawner's request socket, opened once per BEAM, is no stdio's.
+    _ = MuonTrap.cmd("true", [])
     before = open_fds()
-    {stdio, _handover_args} = Stdio.open(4096, [:output])
+    stdio = MuonTrap.PortBinary.start(Stdio.open(4096, [:output]), options, :output)
+    # Our ends of the pipe and of the channel (theirs went to the supervisor).
     created = created_since(before)
-    assert map_size(created) == 3
-    # Nobody connects: the listener is selected (only the stop callback may
-    # close it then).
-    assert {:wait, stdio} = Stdio.handover(%{stdio | port_pid: 1})
+    assert map_size(created) == 2
+    # The channel is selected: only the stop callback may close it then.
+    assert {_frames, :wait} = Stdio.recv(stdio)
     Stdio.close(stdio)
     assert still_open(created) == []
   end

@@ -33,23 +33,6 @@ defmodule MuonTrap.StdioTest do
     end
   end
 
-  # Every frame up to the channel's end.
-  defp frames(stdio, acc \\ []) do
-    case Stdio.recv(stdio) do
-      {frames, :eof} ->
-        acc ++ frames
-
-      {frames, :wait} ->
-        %Stdio{resource: res, ref: ref} = stdio
-
-        receive do
-          {:select, ^res, ^ref, :ready_input} -> frames(stdio, acc ++ frames)
-        after
-          5_000 -> flunk("no end of the channel, got #{inspect(acc ++ frames)}")
-        end
-    end
-  end
-
   test "the supervisor says hello, then STARTED and EXIT; the output comes through the pipe" do
     stdio = start(["through the pipe"], Stdio.open(65_536))
     assert read_all(stdio) == "through the pipe\n"
@@ -57,7 +40,10 @@ defmodule MuonTrap.StdioTest do
     assert [{:supervisor, sup}, {:started, cmd}, {:exit, 0} | rest] = take_until_exit(stdio)
     assert rest == []
     assert is_integer(sup) and is_integer(cmd) and sup != cmd
-    assert %{supervisor: ^sup, program: ^cmd, exited: true} = MuonTrap.Nif.stdio_info(stdio.resource)
+
+    assert %{supervisor: ^sup, program: ^cmd, exited: true} =
+             MuonTrap.Nif.stdio_info(stdio.resource)
+
     Stdio.close(stdio)
   end
 
@@ -65,7 +51,7 @@ defmodule MuonTrap.StdioTest do
     stdio = Stdio.open(65_536)
     Stdio.close(stdio)
 
-    assert_raise MuonTrap.Error, "muontrap: cannot start the command: :closed", fn ->
+    assert_raise MuonTrap.Error, "muontrap: cannot start the command: its stdio is closed", fn ->
       start(["never runs"], stdio)
     end
   end
@@ -120,6 +106,4 @@ defmodule MuonTrap.StdioTest do
       true -> Process.sleep(10) && wait_for(fun, tries - 1)
     end
   end
-
-  _ = &frames/1
 end

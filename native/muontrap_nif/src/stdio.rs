@@ -126,8 +126,9 @@ impl State {
         }
     }
 
-    /// Closes every descriptor (idempotent).
+    /// Closes every descriptor (idempotent); nothing can start after.
     pub fn close_all(&mut self, env: *mut ErlNifEnv, obj: *mut c_void) {
+        self.handed_over = true;
         self.pending.clear();
         for s in [
             &mut self.channel,
