@@ -109,7 +109,7 @@ defmodule Mix.Tasks.Muontrap.Bench.Footprint do
 
     {:ok, sup} = Supervisor.start_link(children, strategy: :one_for_one, max_restarts: 0)
     # Running = the command has exec'd (statistics/1 waits for that).
-    for {_, pid, _, _} <- Supervisor.which_children(sup), do: Daemon.statistics(pid)
+    Enum.each(Supervisor.which_children(sup), fn {_, pid, _, _} -> _ = Daemon.statistics(pid) end)
     {:ok, sup}
   end
 
