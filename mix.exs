@@ -29,7 +29,7 @@ defmodule MuonTrap.MixProject do
   end
 
   def application do
-    [extra_applications: [:logger]]
+    [extra_applications: [:logger], mod: {MuonTrap.Application, []}]
   end
 
   # bench/lib holds `mix muontrap.bench`, for this repository only: a

@@ -69,6 +69,7 @@ defmodule MuonTrap.Nif do
 
   # The resident spawner (native/muontrap_nif/src/spawner.rs).
   def spawner_pid, do: :erlang.nif_error(:nif_not_loaded)
+  def spawner_start(_path), do: :erlang.nif_error(:nif_not_loaded)
   def spawner_stop, do: :erlang.nif_error(:nif_not_loaded)
   def stdio_read(_stdio, _stream, _max, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_write(_stdio, _data, _select_ref), do: :erlang.nif_error(:nif_not_loaded)

@@ -70,6 +70,21 @@ pub fn request(path: &CStr, end: &OwnedFd) -> Result<(), SpawnError> {
     ))
 }
 
+/// Starts a spawner if none runs (at the application's start, so that
+/// the first command does not wait for it).
+pub fn ensure(path: &CStr) -> Result<u32, SpawnError> {
+    let mut guard = spawner();
+    match guard.as_ref() {
+        Some(s) => Ok(s.pid),
+        None => {
+            let s = start(path)?;
+            let pid = s.pid;
+            *guard = Some(s);
+            Ok(pid)
+        }
+    }
+}
+
 /// The running spawner's pid, if there is one.
 pub fn pid() -> Option<u32> {
     spawner().as_ref().map(|s| s.pid)

@@ -95,9 +95,10 @@ fn a_signal_reaches_the_program() {
 
 #[test]
 fn a_signal_to_a_program_that_exited_is_not_sent() {
-    // The program exits at once; the descendant it leaves ignores SIGTERM,
-    // so the stop sequence lasts until the SIGKILL, 3 s later.
-    let script = r#"(trap "" TERM; exec sleep 30) & echo $!; exit 3"#;
+    // The program exits at once; the descendant it leaves ignores SIGTERM
+    // (inherited: set before the fork, a stop signal cannot race it), so
+    // the stop sequence lasts until the SIGKILL, 3 s later.
+    let script = r#"trap "" TERM; sleep 30 & echo $!; exit 3"#;
     let (mut port, frames, pid, mut out) = start(&["-k", "3000", "sh", "-c", script]);
     let sleeper: i32 = line(&mut out).parse().expect("pid");
     assert_gone(pid);

@@ -304,6 +304,18 @@ pub fn spawner_pid() -> Option<u32> {
     spawner::pid()
 }
 
+/// `spawner_start(port_binary_path) :: {:ok, os_pid} | {:error, String.t}`:
+/// starts the spawner now if none runs.
+#[rustler::nif]
+pub fn spawner_start<'a>(env: Env<'a>, path: Binary<'a>) -> NifResult<Term<'a>> {
+    let path = CString::new(path.as_slice()).map_err(|_| Error::BadArg)?;
+    Ok(match spawner::ensure(&path) {
+        Ok(pid) => (atoms::ok(), pid).encode(env),
+        Err(SpawnError::Start(why)) => (atoms::error(), format!("muontrap: {why}")).encode(env),
+        Err(e) => (atoms::error(), format!("muontrap: {e:?}")).encode(env),
+    })
+}
+
 /// `spawner_stop() :: :ok`: lets go of the spawner (it exits once its
 /// request socket reads EOF; running commands go on); the next start
 /// begins a new one.
