@@ -79,11 +79,10 @@ defmodule MuonTrap.PortBinary do
   def command(options, capture) do
     options
     |> Map.put(:capture, capture(options, capture))
-    # The BEAM's environment and directory of the moment: the spawner
-    # keeps those of its own start, and System.put_env/2 and
-    # File.cd/1 never reach a running OS process.
+    # The BEAM's environment of the moment: the spawner keeps that of its
+    # own start, and System.put_env/2 never reaches an OS process. (The
+    # NIF adds the BEAM's directory of the moment.)
     |> Map.put(:base_env, System.get_env() |> Enum.to_list())
-    |> Map.put_new_lazy(:cd, &File.cwd!/0)
   end
 
   defp capture(_options, :none), do: :none

@@ -223,6 +223,15 @@ pub fn stdio_command<'a>(
     }
     let mut command = command;
     crate::cgroup_fs::hand_layout(&mut command, crate::cgroup_fs::layout);
+    // The BEAM's directory of the moment (File.cd/1 changes the OS
+    // process's): a resident spawner's is that of its own start. Read
+    // here, a syscall, rather than by File.cwd!/0, a dirty IO call.
+    if command.cd.is_none() {
+        match std::env::current_dir() {
+            Ok(dir) => command.cd = Some(muontrap_command::Bytes(dir.into_os_string())),
+            Err(e) => return error(env, &e),
+        }
+    }
     let bytes = muontrap_command::wire::encode(&command);
     match pipe::memfd_with(&bytes) {
         Ok(fd) => {

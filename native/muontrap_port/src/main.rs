@@ -113,12 +113,8 @@ fn plain(argv: &[OsString]) -> i32 {
 /// gets nothing started. Every report is a frame.
 pub(crate) fn library() -> i32 {
     log::init_from_env();
-    let mut out = Output::new(true);
-    let prepared = prepare();
-    if !supervisor::hello() {
-        return 0;
-    }
-    let sigfd = match prepared {
+    let mut out = Output::new(true).with_preface(&supervisor::hello());
+    let sigfd = match prepare() {
         Ok(fd) => fd,
         Err(msg) => return fail(&mut out, None, &msg),
     };
@@ -251,7 +247,9 @@ fn start(cfg: &Command, handover: Handover) -> Result<Started, String> {
         .transpose()?
         .unwrap_or_default();
     let arg0 = cfg.arg0.as_ref().unwrap_or(&cfg.program);
-    let mut plan = spawn::Plan::new(&cfg.program, arg0, &cfg.args, cfg.capture, &creds, procs)
+    let found = lookup_program(cfg);
+    let program = found.as_deref().unwrap_or(&cfg.program);
+    let mut plan = spawn::Plan::new(program, arg0, &cfg.args, cfg.capture, &creds, procs)
         .map_err(|e| e.to_string())?
         .with_attrs(spawn::Attrs {
             umask: cfg.umask,
@@ -286,6 +284,24 @@ fn start(cfg: &Command, handover: Handover) -> Result<Started, String> {
         notify,
         target,
     })
+}
+
+/// The program's path in `PATH` (the BEAM's of the moment, else ours),
+/// found before the clone (`spawn::lookup`). Not for a program run as
+/// another user: whether it may run a file is for the kernel to say
+/// after the switch, as execvp lets it.
+fn lookup_program(cfg: &Command) -> Option<std::ffi::OsString> {
+    if cfg.uid.is_some() || cfg.gid.is_some() {
+        return None;
+    }
+    let path = match &cfg.base_env {
+        Some(env) => env
+            .iter()
+            .find(|(k, _)| k.0 == "PATH")
+            .map(|(_, v)| v.0.clone()),
+        None => std::env::var_os("PATH"),
+    };
+    spawn::lookup::resolve(&cfg.program, path.as_deref())
 }
 
 /// The cgroup path and setting file names, as the plain command line

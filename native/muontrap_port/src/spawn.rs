@@ -37,6 +37,7 @@ mod child;
 mod clone;
 mod env;
 mod listen_fds;
+pub mod lookup;
 
 use child::{ChildArgs, ChildFds};
 use clone::{clone_vfork, ChildStack};

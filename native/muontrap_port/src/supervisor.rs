@@ -1,9 +1,8 @@
 //! A command's supervisor: the spawner's forked child that owns one
 //! channel (docs/protocol.md, "Transport"). It leaves the spawner's state
-//! behind (descriptors, signal dispositions), says HELLO (once its
-//! signals are on a signalfd: a SIGTERM from then on is handled), takes its
-//! HANDOVER and then runs the command as the port binary always has, the
-//! channel being its stdin and stdout.
+//! behind (descriptors, signal dispositions), takes its HANDOVER and then
+//! runs the command as the port binary always has, the channel being its
+//! stdin and stdout; its HELLO goes out with its first frame.
 
 use std::os::fd::RawFd;
 
@@ -35,12 +34,13 @@ pub fn run(channel: RawFd) -> ! {
     unsafe { libc::_exit(status) }
 }
 
-/// HELLO on the channel, the supervisor's pid in it (the BEAM's
-/// `os_pid`); false when the channel is gone.
-pub fn hello() -> bool {
+/// The HELLO frame, the supervisor's pid in it (the BEAM's `os_pid`):
+/// the channel's first frame, written with the next (the STARTED, or
+/// the ERROR of a start that fails).
+pub fn hello() -> [u8; channel::HEADER + 9] {
     // SAFETY: getpid(2) cannot fail.
     let pid = unsafe { libc::getpid() } as u32;
-    fds::write_all(1, &channel::hello(TAG_HELLO, pid))
+    channel::hello(TAG_HELLO, pid)
 }
 
 /// The dispositions and mask a freshly started port binary had: what the
