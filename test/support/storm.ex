@@ -11,12 +11,16 @@ defmodule MuonTrap.Test.Storm do
   @concurrency 16
   @hang_ms 20_000
 
+  alias MuonTrap.Test.FunCollectable
+
   @doc """
-  Run `pairs` pairs of `mode` (:output, :input or :stream) with `opts`
+  Run `pairs` pairs of `mode` (:output, :input, :stream, or :tracked:
+  :output collected `:into` a binary, so that a caller that raises says
+  how many bytes it had) with `opts`
   for every command, calling `progress.(i)` after each pair. Returns the
   storm's marker (in every command line) and the pairs that did not end
   with their own output, status 0: `{:crosstalk, i, sample}`,
-  `{:status, i, sample, status}`, `{:raised, i, message}`, or
+  `{:status, i, sample, status}`, `{:raised, i, message, bytes_before}`, or
   `{:exit, :timeout}` for a hang.
   """
   def run(pairs, opts, mode \\ :output, progress \\ fn _ -> :ok end) do
@@ -68,11 +72,12 @@ defmodule MuonTrap.Test.Storm do
     try do
       check(mode, text, opts, i)
     rescue
-      e -> {:raised, i, Exception.message(e)}
+      e -> {:raised, i, Exception.message(e), Process.get(:storm_bytes, 0)}
     end
   end
 
-  defp victim(:output, text, n, opts), do: MuonTrap.cmd(helper(), ["repeat", text, n], opts)
+  defp victim(mode, text, n, opts) when mode in [:output, :tracked],
+    do: MuonTrap.cmd(helper(), ["repeat", text, n], opts)
 
   defp victim(:input, text, n, opts),
     do: MuonTrap.cmd("cat", [], [input: expected(text, String.to_integer(n))] ++ opts)
@@ -85,6 +90,11 @@ defmodule MuonTrap.Test.Storm do
 
   defp check(:output, text, opts, i),
     do: compare(MuonTrap.cmd(helper(), ["repeat", text, "#{@size}"], opts), text, i)
+
+  defp check(:tracked, text, opts, i) do
+    into = %FunCollectable{acc: "", fun: &track/2}
+    compare(MuonTrap.cmd(helper(), ["repeat", text, "#{@size}"], [into: into] ++ opts), text, i)
+  end
 
   defp check(:input, text, opts, i),
     do: compare(MuonTrap.cmd("cat", [], [input: expected(text)] ++ opts), text, i)
@@ -99,6 +109,15 @@ defmodule MuonTrap.Test.Storm do
     with :ok <- compare({out, 0}, "O" <> text, i),
          do: compare({err, 0}, "E" <> text, i)
   end
+
+  defp track(acc, {:cont, data}) do
+    acc = acc <> data
+    Process.put(:storm_bytes, byte_size(acc))
+    acc
+  end
+
+  defp track(acc, :done), do: acc
+  defp track(_acc, :halt), do: :ok
 
   defp compare({out, 0}, text, i),
     do: if(out == expected(text), do: :ok, else: {:crosstalk, i, sample(out, text)})
