@@ -233,9 +233,10 @@ defmodule MuonTrap.Test.Faults do
   muontrap on its code path), under `sh -c PREFIX; exec elixir ...` so
   that a `prefix` such as `ulimit -n 64` applies to it. Returns the port,
   to read the lines it prints with `child_line/3`, and its OS pid; it is
-  SIGKILLed at the end of the test if it is still there.
+  SIGKILLed at the end of the test if it is still there. `wrapper` goes
+  before `elixir` (`setpriv ...` to run it as another user).
   """
-  def start_child_beam(script, prefix \\ ":") do
+  def start_child_beam(script, prefix \\ ":", wrapper \\ "") do
     ebin = Path.join([Mix.Project.build_path(), "lib", "muontrap", "ebin"])
     script = "IO.puts(\"beam \" <> System.pid())\n" <> script
     elixir = System.find_executable("elixir")
@@ -249,7 +250,7 @@ defmodule MuonTrap.Test.Faults do
         :exit_status,
         :stderr_to_stdout,
         {:line, 65_536},
-        args: ["-c", "#{prefix}; exec #{elixir} -pa #{ebin} #{file}"]
+        args: ["-c", "#{prefix}; exec #{wrapper} #{elixir} -pa #{ebin} #{file}"]
       ])
 
     beam = child_line(port, "beam ", 60_000)
