@@ -32,7 +32,11 @@ defmodule MuonTrap.Application do
     MuonTrap.Daemon.Readiness,
     MuonTrap.Daemon.Relaunch,
     MuonTrap.Daemon.Signals,
-    MuonTrap.Daemon.Startup
+    MuonTrap.Daemon.Startup,
+    # What an error message needs: out of descriptors, no module loads.
+    MuonTrap.Error,
+    String.Chars.List,
+    :erl_posix_msg
   ]
 
   @impl Application

@@ -81,20 +81,30 @@ defmodule MuonTrap.Stdio do
       {:error, reason} -> raise MuonTrap.Error, message: cannot_start(reason)
     end
 
-    spawn_busy(stdio, path, System.monotonic_time(:millisecond) + @busy_wait, 1)
+    spawn_busy(stdio, path, System.monotonic_time(:millisecond) + @busy_wait, 1, 0)
   end
 
-  defp spawn_busy(stdio, path, deadline, wait) do
-    case Nif.stdio_spawn(stdio.resource, path) do
+  defp spawn_busy(stdio, path, deadline, wait, starts) do
+    case Nif.stdio_spawn(stdio.resource) do
       :ok ->
         stdio
+
+      {:error, :no_spawner} when starts < 3 ->
+        # Started on a dirty scheduler, once, whoever asks first.
+        case Nif.spawner_start(path) do
+          {:ok, _pid} -> spawn_busy(stdio, path, deadline, wait, starts + 1)
+          {:error, message} -> raise MuonTrap.Error, message: message
+        end
+
+      {:error, :no_spawner} ->
+        raise MuonTrap.Error, message: "muontrap: the spawner exits as soon as it starts"
 
       {:error, :busy} ->
         if System.monotonic_time(:millisecond) > deadline,
           do: raise(MuonTrap.Error, message: cannot_start(:busy))
 
         Process.sleep(wait)
-        spawn_busy(stdio, path, deadline, min(wait * 2, 50))
+        spawn_busy(stdio, path, deadline, min(wait * 2, 50), starts)
 
       {:error, reason} ->
         raise MuonTrap.Error, message: cannot_start(reason)

@@ -20,8 +20,7 @@ defmodule MuonTrap.FidelityTest do
   end
 
   test "a Daemon with no log option captures nothing and counts 0" do
-    {:ok, pid} =
-      Daemon.start_link("sh", ["-c", "echo out; exec #{helper()} sleep"], [])
+    {:ok, pid} = Daemon.start_link("sh", ["-c", "echo out; exec #{helper()} sleep"], [])
 
     wait_until(fn -> is_integer(Daemon.command_os_pid(pid)) end)
     Process.sleep(100)

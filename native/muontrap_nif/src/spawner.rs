@@ -28,6 +28,9 @@ struct Spawner {
 }
 
 static SPAWNER: Mutex<Option<Spawner>> = Mutex::new(None);
+/// Held while a spawner starts (on a dirty scheduler): one start at a
+/// time, never under SPAWNER, so sends to a running spawner never wait.
+static STARTING: Mutex<()> = Mutex::new(());
 
 fn spawner() -> MutexGuard<'static, Option<Spawner>> {
     SPAWNER.lock().unwrap_or_else(|e| e.into_inner())
@@ -39,50 +42,52 @@ pub enum SpawnError {
     /// The request socket is full or too many descriptors are in flight
     /// (`EAGAIN`, `ETOOMANYREFS`): try again shortly.
     Busy,
+    /// No spawner runs (none yet, or the last one is gone): start one
+    /// (`ensure`, on a dirty scheduler) and try again.
+    NoSpawner,
     /// The spawner could not be started, or said something else.
     Start(String),
     /// Another failure of the request socket.
     Os(io::Error),
 }
 
-/// Sends `end` (a channel's supervisor end) to the spawner, starting one
-/// first if there is none or the last one is gone (`path`: the port
-/// binary).
-pub fn request(path: &CStr, end: &OwnedFd) -> Result<(), SpawnError> {
+/// Sends `end` (a channel's supervisor end) to the running spawner.
+/// Never waits: without a spawner, or when it is gone, `NoSpawner`.
+pub fn request(end: &OwnedFd) -> Result<(), SpawnError> {
     let mut guard = spawner();
-    for _ in 0..2 {
-        if guard.is_none() {
-            *guard = Some(start(path)?);
-        }
-        let Some(s) = guard.as_ref() else { continue };
-        match fdpass::send(&s.socket, &SPAWN_REQUEST, &[end.as_raw_fd()]) {
-            Ok(()) => return Ok(()),
-            Err(e) => match e.raw_os_error() {
-                Some(libc::EAGAIN | libc::ETOOMANYREFS) => return Err(SpawnError::Busy),
-                // Gone: replace it once.
-                Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN) => *guard = None,
-                _ => return Err(SpawnError::Os(e)),
-            },
-        }
+    let Some(s) = guard.as_ref() else {
+        return Err(SpawnError::NoSpawner);
+    };
+    match fdpass::send(&s.socket, &SPAWN_REQUEST, &[end.as_raw_fd()]) {
+        Ok(()) => Ok(()),
+        Err(e) => match e.raw_os_error() {
+            Some(libc::EAGAIN | libc::ETOOMANYREFS) => Err(SpawnError::Busy),
+            // Gone: the next start replaces it.
+            Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN) => {
+                *guard = None;
+                Err(SpawnError::NoSpawner)
+            }
+            _ => Err(SpawnError::Os(e)),
+        },
     }
-    Err(SpawnError::Start(
-        "the spawner exits as soon as it starts".into(),
-    ))
 }
 
-/// Starts a spawner if none runs (at the application's start, so that
-/// the first command does not wait for it).
+/// Whether a spawner runs (as far as is known without sending to it).
+pub fn running() -> bool {
+    spawner().is_some()
+}
+
+/// Starts a spawner if none runs (blocks for its start and hello: call
+/// it from a dirty scheduler). Returns its pid.
 pub fn ensure(path: &CStr) -> Result<u32, SpawnError> {
-    let mut guard = spawner();
-    match guard.as_ref() {
-        Some(s) => Ok(s.pid),
-        None => {
-            let s = start(path)?;
-            let pid = s.pid;
-            *guard = Some(s);
-            Ok(pid)
-        }
+    let _one = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pid) = pid() {
+        return Ok(pid);
     }
+    let s = start(path)?;
+    let pid = s.pid;
+    *spawner() = Some(s);
+    Ok(pid)
 }
 
 /// The running spawner's pid, if there is one.

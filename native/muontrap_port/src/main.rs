@@ -113,8 +113,14 @@ fn plain(argv: &[OsString]) -> i32 {
 /// gets nothing started. Every report is a frame.
 pub(crate) fn library() -> i32 {
     log::init_from_env();
-    let mut out = Output::new(true).with_preface(&supervisor::hello());
-    let sigfd = match prepare() {
+    let mut out = Output::new(true);
+    let prepared = prepare();
+    // Written at once, not with the first frame: the BEAM learns the
+    // supervisor's pid (os_pid/1) before the HANDOVER is read.
+    if !supervisor::write_hello() {
+        return 0;
+    }
+    let sigfd = match prepared {
         Ok(fd) => fd,
         Err(msg) => return fail(&mut out, None, &msg),
     };

@@ -24,8 +24,6 @@ pub struct Output {
     /// first failure other than EAGAIN/EINTR/EPIPE, e.g. EINVAL for a
     /// stdout that is an O_APPEND file).
     splice: bool,
-    /// Written before the first frame (`with_preface`).
-    preface: Vec<u8>,
 }
 
 /// Bytes queued in a pipe (FIONREAD); 0 if unknown.
@@ -122,16 +120,7 @@ impl Output {
             framed,
             broken: false,
             splice: true,
-            preface: Vec::new(),
         }
-    }
-
-    /// `bytes` go out with the first frame, in the same write: the
-    /// supervisor's HELLO reaches the BEAM with its STARTED (or ERROR),
-    /// one wake-up instead of two.
-    pub fn with_preface(mut self, bytes: &[u8]) -> Output {
-        self.preface = bytes.to_vec();
-        self
     }
 
     /// Whether `data_from_pipe` moves bytes without copying them.
@@ -233,15 +222,6 @@ impl Output {
         if self.broken {
             return;
         }
-        let joined;
-        let bytes = if self.preface.is_empty() {
-            bytes
-        } else {
-            let mut all = std::mem::take(&mut self.preface);
-            all.extend_from_slice(bytes);
-            joined = all;
-            &joined[..]
-        };
         let stdout = io::stdout();
         if let Err(e) = write_fd(stdout.as_fd(), bytes) {
             if e != Errno::EPIPE {

@@ -2,7 +2,7 @@
 //! channel (docs/protocol.md, "Transport"). It leaves the spawner's state
 //! behind (descriptors, signal dispositions), takes its HANDOVER and then
 //! runs the command as the port binary always has, the channel being its
-//! stdin and stdout; its HELLO goes out with its first frame.
+//! stdin and stdout; its HELLO goes out first.
 
 use std::os::fd::RawFd;
 
@@ -34,13 +34,12 @@ pub fn run(channel: RawFd) -> ! {
     unsafe { libc::_exit(status) }
 }
 
-/// The HELLO frame, the supervisor's pid in it (the BEAM's `os_pid`):
-/// the channel's first frame, written with the next (the STARTED, or
-/// the ERROR of a start that fails).
-pub fn hello() -> [u8; channel::HEADER + 9] {
+/// HELLO on the channel, the supervisor's pid in it (the BEAM's
+/// `os_pid`); false when the channel is gone.
+pub fn write_hello() -> bool {
     // SAFETY: getpid(2) cannot fail.
     let pid = unsafe { libc::getpid() } as u32;
-    channel::hello(TAG_HELLO, pid)
+    fds::write_all(1, &channel::hello(TAG_HELLO, pid))
 }
 
 /// The dispositions and mask a freshly started port binary had: what the

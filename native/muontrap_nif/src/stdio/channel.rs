@@ -23,7 +23,7 @@ use crate::spawner::{self, SpawnError};
 use crate::{fdpass, wire};
 
 mod atoms {
-    rustler::atoms! { ok, wait, eof, busy, supervisor, error }
+    rustler::atoms! { ok, wait, eof, busy, no_spawner, supervisor, error }
 }
 
 /// Largest frame accepted from a supervisor (NOTIFY bodies are the
@@ -47,19 +47,21 @@ pub struct Progress {
     pub eof: bool,
 }
 
-/// `stdio_spawn(stdio, port_binary_path) :: :ok | {:error, :busy | :closed | String.t}`:
+/// `stdio_spawn(stdio) :: :ok | {:error, :busy | :no_spawner | :closed | posix}`:
 /// the command's channel, its HANDOVER (the pipes' other ends, listeners
-/// and the command) and its SPAWN request to the spawner, which is
-/// started first if need be. `:busy`: too many descriptors in flight, try
-/// again shortly. Nothing here waits for the supervisor.
+/// and the command) and its SPAWN request to the spawner. `:busy`: too
+/// many descriptors in flight, try again shortly; `:no_spawner`: start
+/// one (`spawner_start/1`) and try again. Nothing here waits.
 #[rustler::nif]
-pub fn stdio_spawn<'a>(env: Env<'a>, stdio: Term<'a>, path: Binary<'a>) -> NifResult<Term<'a>> {
+pub fn stdio_spawn<'a>(env: Env<'a>, stdio: Term<'a>) -> NifResult<Term<'a>> {
     let obj = resource::get(stdio)?;
     let mut state = lock(obj);
     if state.handed_over {
         return Ok(closed(env));
     }
-    let path = CString::new(path.as_slice()).map_err(|_| Error::BadArg)?;
+    if !spawner::running() {
+        return Ok((atoms::error(), atoms::no_spawner()).encode(env));
+    }
     let (ours, theirs) = match fdpass::stream_pair() {
         Ok(pair) => pair,
         Err(e) => return error(env, &e),
@@ -69,9 +71,10 @@ pub fn stdio_spawn<'a>(env: Env<'a>, stdio: Term<'a>, path: Binary<'a>) -> NifRe
     if let Err(e) = fdpass::send(&ours, &channel::handover(&roles), &fds) {
         return busy_or_error(env, &e);
     }
-    match spawner::request(&path, &theirs) {
+    match spawner::request(&theirs) {
         Ok(()) => {}
         Err(SpawnError::Busy) => return Ok((atoms::error(), atoms::busy()).encode(env)),
+        Err(SpawnError::NoSpawner) => return Ok((atoms::error(), atoms::no_spawner()).encode(env)),
         Err(SpawnError::Os(e)) => return error(env, &e),
         Err(SpawnError::Start(why)) => {
             return Ok((atoms::error(), format!("muontrap: {why}")).encode(env))
@@ -305,8 +308,9 @@ pub fn spawner_pid() -> Option<u32> {
 }
 
 /// `spawner_start(port_binary_path) :: {:ok, os_pid} | {:error, String.t}`:
-/// starts the spawner now if none runs.
-#[rustler::nif]
+/// starts the spawner now if none runs. On a dirty scheduler: it waits
+/// for the spawner's start and hello, milliseconds.
+#[rustler::nif(schedule = "DirtyIo")]
 pub fn spawner_start<'a>(env: Env<'a>, path: Binary<'a>) -> NifResult<Term<'a>> {
     let path = CString::new(path.as_slice()).map_err(|_| Error::BadArg)?;
     Ok(match spawner::ensure(&path) {
