@@ -39,14 +39,15 @@ defmodule MuonTrap do
     * `:stderr_to_stdout` - collect stderr together with stdout
     * `:capture_stderr_only` - collect only stderr and discard stdout (wins over
       `:stderr_to_stdout` when both are `true`)
-    * `:parallelism` - the port's `:parallelism` hint (see `Port.open/2`)
+    * `:parallelism` - accepted as in `System.cmd/3`, with no effect: no Erlang
+      port is opened per command (a command is a fork of the resident spawner)
     * `:cgroup` - cgroup v2 settings such as `%{memory_max: 268_435_456, cpu_max: {50_000, 100_000}}`;
       see `MuonTrap.Daemon.cgroup_config/1` for every key
     * `:cgroup_base` - run the command in a new random sub-group of this cgroup
     * `:cgroup_path` - run the command in this cgroup (created, then removed at exit)
     * `:beneath_own_cgroup` - `true` to make cgroup paths relative to the BEAM's own cgroup
-      in each hierarchy (for a BEAM that is not at a hierarchy's root); the port binary's
-      flag of the same name does this
+      in each hierarchy (for a BEAM that is not at a hierarchy's root); the `muontrap`
+      binary's flag of the same name does this
     * `:delay_to_sigkill` - milliseconds between the stop signal and SIGKILL (default 500)
     * `:stop_signal` - the first signal when the command is stopped (at a timeout,
       when the caller dies or halts a stream): `:sigterm` (default), or e.g.
@@ -97,7 +98,7 @@ defmodule MuonTrap do
   binary sends the stop signal, SIGKILL after `:delay_to_sigkill`, reaps
   every descendant and removes the cgroup, as when the caller dies. So a
   command that ignores SIGTERM may still be alive for up to
-  `:delay_to_sigkill` ms after `cmd/3` returned. A port binary that has not
+  `:delay_to_sigkill` ms after `cmd/3` returned. A supervisor that has not
   finished `:delay_to_sigkill` + 2 s later (it was SIGSTOPped, say) is
   SIGKILLed, and the cgroup of one that died on the way is cleaned up
   through the NIF. A caller that does not come back to the command (a
@@ -241,7 +242,8 @@ defmodule MuonTrap do
   defp tag(chunks, :stderr, true), do: Enum.map(chunks, &{:stderr, &1})
 
   @doc """
-  Path to the `muontrap` port binary, for running it by hand.
+  Path to the `muontrap` binary, for running it by hand (its plain command
+  line, as MuonTrap 2.0's port binary).
 
   Its command line is compatible with the C original's; run it with
   `--help` for the options.

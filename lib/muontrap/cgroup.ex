@@ -66,7 +66,7 @@ defmodule MuonTrap.Cgroup do
   # for pure v2 when the options are validated (which checks every key and
   # value, whatever the host), kept with the v1 controllers it was made for,
   # and made again only for a host that binds controllers to v1
-  # (check_host!/1); the port binary's arguments use what is kept.
+  # (check_host!/1); the supervisor's arguments use what is kept.
   @spec translate(settings(), {[String.t()] | nil, term()} | nil) ::
           {[String.t()], {[String.t()], [{String.t(), String.t()}]}}
   def translate(settings, kept \\ nil)
@@ -139,9 +139,9 @@ defmodule MuonTrap.Cgroup do
 
   @doc """
   Kill whatever is left in the group of validated `options` and remove its
-  directories in every hierarchy, and then the parent levels a port binary
-  made that are now empty, as the port binary does (the NIF does both,
-  with the port binary's own code: `native/muontrap_cgroup`, modules
+  directories in every hierarchy, and then the parent levels a supervisor
+  made that are now empty, as the supervisor does (the NIF does both,
+  with the supervisor's own code: `native/muontrap_cgroup`, modules
   `teardown` and `parents`); for when it died (e.g. was SIGKILLed) before
   doing it. Returns `:ok` without a group.
   """
@@ -165,7 +165,7 @@ defmodule MuonTrap.Cgroup do
   """
   @spec validate_path!(term(), atom()) :: String.t()
   def validate_path!(path, option) when is_binary(path) do
-    # The check the port binary and the NIF make (native/muontrap_cgroup,
+    # The check the supervisor and the NIF make (native/muontrap_cgroup,
     # module `path`), with the messages of this option.
     case Nif.cgroup_path_check(path) do
       :ok ->

@@ -56,7 +56,7 @@ defmodule MuonTrap.Daemon do
   @doc """
   Send `signal` (`:sighup`, `:sigusr1`, ... or a number) to the command's
   main process: the `MAINPID=` it reported, or else the process the port
-  binary exec'd. The port binary sends it through a pidfd, so a recycled
+  binary exec'd. The supervisor sends it through a pidfd, so a recycled
   pid is never hit. Returns `:ok`, `{:error, :not_running}` (not started
   yet, or gone) or `{:error, :refused}` (the kernel refused it). An
   unknown signal name raises `ArgumentError`.
@@ -77,14 +77,15 @@ defmodule MuonTrap.Daemon do
   def reload(server), do: GenServer.call(server, :reload, :infinity)
 
   @doc """
-  Return the OS pid of the `muontrap` port binary, or `:error` before it has
-  started (for example while `:wait_for` runs).
+  Return the OS pid of the command's supervisor (a fork of the resident
+  `muontrap --spawner`, as MuonTrap 2.0 returned its port binary's), or
+  `:error` before it has started (for example while `:wait_for` runs).
   """
   @spec os_pid(GenServer.server()) :: non_neg_integer() | :error
   def os_pid(server), do: GenServer.call(server, :os_pid)
 
   @doc """
-  Return the OS pid of the command itself (the port binary's child), or
+  Return the OS pid of the command itself (the supervisor's child), or
   `:error` before it has started. Use it to inspect or signal the program.
   """
   @spec command_os_pid(GenServer.server()) :: non_neg_integer() | :error

@@ -23,7 +23,7 @@ defmodule MuonTrap.Nif do
   def cleanup(_path, _beneath_own_cgroup), do: :erlang.nif_error(:nif_not_loaded)
   def layout, do: :erlang.nif_error(:nif_not_loaded)
 
-  # What the library and the port binary agree on (native/muontrap_wire through
+  # What the library and the supervisor agree on (native/muontrap_wire through
   # native/muontrap_nif/src/wire.rs): frames for MuonTrap.Protocol, the signal
   # and rlimit tables and defaults (constants/0, fetched once: see constants/0
   # below), errno names, cgroup path checks. Normal scheduler, microseconds.

@@ -104,7 +104,7 @@ defmodule MuonTrap.Options do
     do: validate(context, command, args, opts, :always)
 
   @doc false
-  # cmd/3's own path: a bare name may be left to the port binary's execvp
+  # cmd/3's own path: a bare name may be left to the supervisor's execvp
   # (see resolve_command/4); the errors are the same, raised once it fails.
   @spec validate_for_cmd(binary(), [binary()], keyword()) :: t()
   def validate_for_cmd(command, args, opts), do: validate(:cmd, command, args, opts, :port_may)
@@ -189,7 +189,7 @@ defmodule MuonTrap.Options do
     end
   end
 
-  # Where System.cmd/3 would search PATH, cmd/3 lets the port binary's
+  # Where System.cmd/3 would search PATH, cmd/3 lets the supervisor's
   # execvp do it when that finds the same program: PATH is inherited
   # unchanged (no :env entry for it) and has only absolute entries (so :cd
   # cannot change the result). A failed exec comes back as EXEC_ERROR and
@@ -286,7 +286,7 @@ defmodule MuonTrap.Options do
   defp validate_option(_, :delay_to_sigkill, v) when v in 0..@u32_max, do: v
   defp validate_option(_, key, v) when key in [:uid, :gid], do: Values.id!(key, v)
   defp validate_option(_, :groups, v) when is_list(v), do: Enum.map(v, &Values.id!(:groups, &1))
-  # The smallest `:stdio_window` is the port binary's `--stdio-window`
+  # The smallest `:stdio_window` is the `muontrap` binary's `--stdio-window`
   # bound (MIN_WINDOW in native/muontrap_wire), from the NIF.
   defp validate_option(_, :stdio_window, v) when v in 1..@u32_max,
     do: if(v >= min_window(), do: v, else: invalid!(:stdio_window, v))

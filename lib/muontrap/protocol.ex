@@ -1,6 +1,6 @@
 defmodule MuonTrap.Protocol do
   @moduledoc false
-  # The framed wire protocol spoken with the port binary (started by the library).
+  # The framed wire protocol spoken with the supervisor (started by the library).
   #
   # Frames are length-prefixed by the port itself (`{:packet, 4}`), so this
   # module only deals with the tag byte and the body. The protocol carries
@@ -8,12 +8,12 @@ defmodule MuonTrap.Protocol do
   # See `docs/protocol.md`.
   #
   # The tags and bodies are defined once, in Rust (`native/muontrap_wire`,
-  # module `frame`), which the port binary encodes with; this module decodes
+  # module `frame`), which the supervisor encodes with; this module decodes
   # and encodes through the NIF, so it holds no tag number of its own.
 
   alias MuonTrap.Nif
 
-  @typedoc "A decoded message from the port binary."
+  @typedoc "A decoded message from the supervisor."
   @type message ::
           {:started, non_neg_integer()}
           | {:exit, non_neg_integer()}
@@ -24,7 +24,7 @@ defmodule MuonTrap.Protocol do
           | {:signaled, :ok | :not_running | :refused}
 
   @doc """
-  Decode one frame received from the port binary. A failed exec's errno
+  Decode one frame received from the supervisor. A failed exec's errno
   comes as its POSIX atom (`:enoent`), or as the number for one without.
 
       iex> MuonTrap.Protocol.decode(<<3, 0, 0, 1, 0>>)

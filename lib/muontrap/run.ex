@@ -11,7 +11,7 @@ defmodule MuonTrap.Run do
   # its output while it waits for input cannot deadlock the caller.
   #
   # The caller owns the pipes, a MuonTrap.PortReaper the port: if the
-  # caller dies, the port binary terminates the command's tree (the reaper
+  # caller dies, the supervisor terminates the command's tree (the reaper
   # sees to it), and the NIF closes the pipes.
 
   alias MuonTrap.{Engine, Input, Lines}
@@ -109,7 +109,7 @@ defmodule MuonTrap.Run do
   defp event(writable, run) when writable in [:handed_over, :writable],
     do: %{run | writable: run.input != nil}
 
-  # Nothing more to hand over or read: the port binary reports its side
+  # Nothing more to hand over or read: the supervisor reports its side
   # and exits.
   defp event({:pipe_error, message}, run), do: end_input(%{run | error: run.error || message})
   defp event(_other, run), do: run
@@ -211,7 +211,7 @@ defmodule MuonTrap.Run do
   end
 
   # What the command wrote before the deadline is in the pipes; releasing
-  # the port (in stop/1) makes the port binary terminate and reap the
+  # the command (in stop/1) makes the supervisor terminate and reap the
   # command and remove its cgroup on its own, or the reaper do it.
   defp timed_out(run) do
     {queued, run} =
@@ -225,7 +225,7 @@ defmodule MuonTrap.Run do
   end
 
   @doc """
-  Stop the command (if it still runs, the port binary terminates its
+  Stop the command (if it still runs, the supervisor terminates its
   tree asynchronously) and close everything. Idempotent.
   """
   @spec stop(t()) :: :ok

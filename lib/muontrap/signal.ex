@@ -4,7 +4,7 @@ defmodule MuonTrap.Signal do
   # (`:sighup`, `:sigusr1`, `:sigrtmin`, ...), plus the aliases `:sigiot`,
   # `:sigcld` and `:sigpoll`, and their numbers on this machine.
   #
-  # The table is the port binary's own (`native/muontrap_wire`, module
+  # The table is the supervisor's own (`native/muontrap_wire`, module
   # `signals`), read through the NIF once per VM: the numbers are the C
   # library's for the architecture MuonTrap was built for (MIPS numbers
   # several differently, and has no `:sigstkflt`); with glibc the real-time

@@ -101,7 +101,7 @@ defmodule Mix.Tasks.Muontrap.Doctor do
   defp describe(:v2), do: "cgroup2 only"
   defp describe(:hybrid), do: "v1 controller hierarchies plus a cgroup2 mount"
   defp describe(:v1), do: "cgroup v1 only"
-  defp describe(:none), do: "no cgroups; processes are still contained by the port binary"
+  defp describe(:none), do: "no cgroups; processes are still contained by their supervisor"
 
   defp own(%{own: nil}), do: "a group outside this mount"
   defp own(%{own: ""}), do: "the root"

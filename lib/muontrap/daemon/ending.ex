@@ -1,7 +1,7 @@
 defmodule MuonTrap.Daemon.Ending do
   @moduledoc false
   # How a daemon's command ends: the stop reason its exit status maps to.
-  # The wait at the daemon's stop and the port binary's death are the
+  # The wait at the daemon's stop and the supervisor's death are the
   # engine's (MuonTrap.Engine).
 
   require Logger

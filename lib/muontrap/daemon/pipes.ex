@@ -32,7 +32,7 @@ defmodule MuonTrap.Daemon.Pipes do
 
   @doc """
   Launch the command: its pipes, the hand-over of the daemon's
-  `listeners` if any, its port binary.
+  `listeners` if any, its supervisor.
   """
   @spec start(t(), map(), map() | nil) :: t()
   def start(pipes, options, listeners) do
@@ -180,7 +180,7 @@ defmodule MuonTrap.Daemon.Pipes do
     pipes
   end
 
-  @doc "Close everything without reading more (the port binary died)."
+  @doc "Close everything without reading more (the supervisor died)."
   @spec close(t()) :: t()
   def close(pipes) do
     {_, pipes} = close_stdin(pipes)

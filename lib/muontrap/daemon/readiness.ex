@@ -2,7 +2,7 @@ defmodule MuonTrap.Daemon.Readiness do
   @moduledoc false
   # What a daemon's command has said about itself: its state, as
   # `MuonTrap.Daemon.status/1` reports it, from the sd_notify assignments
-  # the port binary forwards (`READY=1`, `RELOADING=1`, `STOPPING=1`,
+  # the supervisor forwards (`READY=1`, `RELOADING=1`, `STOPPING=1`,
   # `STATUS=`, `MAINPID=`, ...) or from a line of output that matched the
   # `ready: {:output, pattern}` option (`MuonTrap.Daemon.Output` watches).
   #

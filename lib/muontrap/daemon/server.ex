@@ -1,7 +1,7 @@
 defmodule MuonTrap.Daemon.Server do
   @moduledoc false
   # The GenServer behind MuonTrap.Daemon (whose functions are the API):
-  # launching the port binary, its frames, the pipes, readiness, signal
+  # launching the supervisor, its frames, the pipes, readiness, signal
   # requests, relaunches and the stop.
   use GenServer
 

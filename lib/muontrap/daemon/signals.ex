@@ -1,7 +1,7 @@
 defmodule MuonTrap.Daemon.Signals do
   @moduledoc false
   # A daemon's signal requests (`MuonTrap.Daemon.signal/2`, `reload/1`):
-  # each is sent by the port binary, which answers with one SIGNALED frame,
+  # each is sent by the supervisor, which answers with one SIGNALED frame,
   # in order. A reload of a `ready: :notify` command is answered only once
   # the command has reported `RELOADING=1` and then `READY=1`, like
   # systemd's `Type=notify-reload`, or with `{:error, :reload_timeout}`.

@@ -11,7 +11,7 @@ defmodule MuonTrap.Daemon.Startup do
   # terminated), the command exited first (`{:exit_status, n}`), it could
   # not be started (`{:muontrap_error, message}`, e.g. an exec failure),
   # the watchdog fired (`:watchdog_timeout`), `:wait_for` raised, or the
-  # port binary failed. Once failed, a late `READY=1` or matching line
+  # supervisor failed. Once failed, a late `READY=1` or matching line
   # changes nothing. A failed daemon stops with `:normal` after answering, and
   # the caller unlinks first, so a caller that does not trap exits gets the
   # error as a return value and lives on (OTP 25's `{:stop, reason}` from
@@ -25,7 +25,7 @@ defmodule MuonTrap.Daemon.Startup do
 
   alias MuonTrap.Daemon.Readiness
 
-  # The one home of :ready_timeout's default: the port binary never sees
+  # The one home of :ready_timeout's default: the supervisor never sees
   # it (readiness is judged here), so it needs no Rust home.
   @default_timeout 30_000
 
