@@ -56,6 +56,9 @@ defmodule MuonTrap.Daemon.Server do
   @impl GenServer
   def handle_continue(:launch, state) do
     pipes = Pipes.start(state.pipes, state.options, state.listeners)
+    # The start's garbage (the BEAM's environment, the command value)
+    # would otherwise keep an idle daemon's heap ten times its size.
+    :erlang.garbage_collect()
     {:noreply, %{state | channel: pipes.engine.stdio, os_pid: :error, pipes: pipes}}
   end
 
