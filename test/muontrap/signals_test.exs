@@ -100,7 +100,9 @@ defmodule MuonTrap.SignalsTest do
   test "the signal goes to the MAINPID the command reported, not to the exec'd shell" do
     m = marker()
 
-    child = "sh -c 'trap \"echo child got USR1\" USR1; while :; do sleep 0.02; done # #{m}'"
+    child =
+      "sh -c 'trap \"echo child got USR1\" USR1; echo child ready; " <>
+        "while :; do sleep 0.02; done # #{m}'"
 
     script =
       "trap 'echo parent got USR1' USR1; #{child} & systemd-notify --ready --pid=$!; " <>
@@ -109,6 +111,8 @@ defmodule MuonTrap.SignalsTest do
     {:ok, pid} = Daemon.start_link("sh", ["-c", script], ready: :notify, logger_fun: forward())
     main = wait_until(fn -> Daemon.status(pid).main_pid end)
     assert main != Daemon.command_os_pid(pid)
+    # Its trap is set (before, USR1 would end it).
+    assert_receive {:line, "child ready"}, 5_000
     assert Daemon.signal(pid, :sigusr1) == :ok
     assert_receive {:line, "child got USR1"}, 5_000
     refute_received {:line, "parent got USR1"}

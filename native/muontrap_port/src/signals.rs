@@ -48,3 +48,27 @@ pub fn drain(fd: &SignalFd) -> Pending {
     }
     p
 }
+
+/// Set in a supervisor once its dispositions are known: all default but
+/// SIGPIPE's, ignored (the spawner starts from defaults, `spawner.rs`).
+/// The program's start then resets SIGPIPE alone.
+static ONLY_PIPE_IGNORED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_only_pipe_ignored() {
+    ONLY_PIPE_IGNORED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn only_pipe_ignored() -> bool {
+    ONLY_PIPE_IGNORED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Every catchable signal back to its default disposition (what an
+/// exec'd process may have inherited as ignored).
+pub fn all_default() {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: SIG_DFL installs no handler.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}

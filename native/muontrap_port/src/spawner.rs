@@ -28,6 +28,9 @@ pub fn run() -> i32 {
     if let Err(msg) = crate::ensure_std_fds() {
         return report(&msg, 0);
     }
+    // From known dispositions (whoever started us may have left some
+    // ignored): a supervisor then resets only what is set here.
+    crate::signals::all_default();
     // SAFETY: SIG_IGN installs no handler code. Interrupts meant for the
     // BEAM's terminal (^C in iex) must not end the spawner; its end is the
     // request socket's EOF (or SIGTERM). Children put SIG_DFL back.
@@ -52,6 +55,8 @@ pub fn run() -> i32 {
     // child is not.
     // SAFETY: setsid(2) takes no arguments.
     unsafe { libc::setsid() };
+    #[cfg(target_os = "linux")]
+    open_stat();
     // SAFETY: getpid(2) cannot fail.
     let pid = unsafe { libc::getpid() } as u32;
     if !fds::write_all(SPAWNER_FD, &channel::hello(TAG_SPAWNER_HELLO, pid)) {
@@ -131,11 +136,36 @@ fn next_request() -> Request {
 #[cfg(target_os = "linux")]
 fn single_threaded() -> bool {
     let mut buf = [0u8; 1024];
-    let Some(n) = fds::read_file(c"/proc/self/stat", &mut buf) else {
-        // No /proc: nothing to check with.
-        return true;
+    let fd = STAT.load(std::sync::atomic::Ordering::Relaxed);
+    let n = if fd >= 0 {
+        // SAFETY: pread(2) of our own open /proc/<pid>/stat into a live
+        // buffer; at offset 0 the kernel renders the file afresh.
+        let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        usize::try_from(n).ok()
+    } else {
+        fds::read_file(c"/proc/self/stat", &mut buf)
     };
+    // No /proc: nothing to check with.
+    let Some(n) = n else { return true };
     num_threads(&buf[..n]) == Some(1)
+}
+
+/// The spawner's `/proc/<pid>/stat`, open for its life (-1: not open):
+/// one pread per fork instead of an open, a read and a close. Closed in
+/// every supervisor with the rest (`supervisor.rs`).
+#[cfg(target_os = "linux")]
+static STAT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+#[cfg(target_os = "linux")]
+fn open_stat() {
+    // SAFETY: open(2) of a NUL-terminated path; the fd is kept for life.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/stat".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    STAT.store(fd, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(not(target_os = "linux"))]

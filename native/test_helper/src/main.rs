@@ -33,6 +33,11 @@ fn arg_num(args: &[String], i: usize) -> u64 {
 }
 
 fn main() {
+    // As a C program: a write to a pipe nobody reads any more ends it
+    // quietly (SIGPIPE), not with a panic message on the BEAM's stderr
+    // (std ignores SIGPIPE, so println! would panic on EPIPE).
+    // SAFETY: SIG_DFL installs no handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("print_bytes") => print_bytes(arg_num(&args, 1)),

@@ -169,11 +169,16 @@ fn drop_privileges(plan: &Plan, fds: &ChildFds) {
 fn child(plan: &Plan, fds: &ChildFds, parent: Pid) -> ! {
     // SAFETY: only async-signal-safe libc calls on stack data. Dispositions
     // go back to default before unblocking so nothing pending meets the
-    // port's SIG_IGN for SIGPIPE.
+    // port's SIG_IGN for SIGPIPE. A supervisor knows it changed no other
+    // (one syscall, not 64); a plain start resets all it may inherit.
     unsafe {
-        for sig in 1..=libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
+        if crate::signals::only_pipe_ignored() {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        } else {
+            for sig in 1..=libc::SIGRTMAX() {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
             }
         }
         let mut none: libc::sigset_t = std::mem::zeroed();
