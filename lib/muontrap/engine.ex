@@ -30,11 +30,22 @@ defmodule MuonTrap.Engine do
   # only come from something that escaped containment.
   @drain_grace 1_000
 
+  # With `lazy_channel: true`, how long the channel waits for the output's
+  # end before it is read anyway: a pipe held open by something outside
+  # the containment must not keep cmd/3 from seeing EXIT.
+  @lazy_arm 5
+
   defstruct stdio: nil,
             # The channel may still bring frames (until EXIT or its end).
             live: false,
             # :handed_over was not reported yet.
             announce: true,
+            # The channel is read once the output is at its end, or after
+            # @lazy_arm ms (cmd/3's `lazy_channel: true`): a short
+            # command's HELLO, STARTED and EXIT then come in one or two
+            # reads, not three wake-ups. :pending until the first read,
+            # then the timer, then nil.
+            lazy: nil,
             options: %{},
             os_pid: :error,
             # Takes the command over from a caller that lets go of it
@@ -59,7 +70,9 @@ defmodule MuonTrap.Engine do
   (`:streams` to read, `:stdin` true for a stdin pipe, the daemon's
   `:listeners`) and its supervisor. `reaper: true` names a
   `MuonTrap.PortReaper` as heir, for a caller that may let go early;
-  `:timeout` (milliseconds) gives a `:timeout` event.
+  `:timeout` (milliseconds) gives a `:timeout` event; `lazy_channel: true`
+  reads the channel only once every output stream is at its end (for an
+  owner that acts on no frame before: cmd/3, stream!/3).
   """
   @spec start(map(), keyword()) :: t()
   def start(options, spec) do
@@ -87,7 +100,8 @@ defmodule MuonTrap.Engine do
       reaper: if(spec[:reaper], do: PortReaper.adopt(stdio, options)),
       timer: timer,
       reading: reading,
-      ready: reading
+      ready: reading,
+      lazy: if(spec[:lazy_channel] && reading != [], do: :pending)
     }
   end
 
@@ -107,6 +121,12 @@ defmodule MuonTrap.Engine do
   def handle_message(%{timer: timer} = engine, {:timeout, timer, :muontrap_timeout})
       when timer != nil,
       do: {[:timeout], %{engine | timer: nil}}
+
+  def handle_message(%{lazy: lazy} = engine, {:timeout, lazy, :muontrap_arm})
+      when is_reference(lazy) do
+    arm_channel(engine)
+    {[], %{engine | lazy: nil}}
+  end
 
   def handle_message(%{stdio: %Stdio{resource: res}} = engine, {:select, res, _, _} = notice),
     do: handle_select(engine, Stdio.stream_of(engine.stdio, notice))
@@ -155,12 +175,13 @@ defmodule MuonTrap.Engine do
 
   # The next message about the command within `timeout` ms, handled.
   defp await(engine, timeout) do
-    %{timer: timer} = engine
+    %{timer: timer, lazy: lazy} = engine
     res = if engine.stdio, do: engine.stdio.resource
 
     receive do
       {:select, ^res, _, _} = message when res != nil -> handled(engine, message)
       {:timeout, ^timer, :muontrap_timeout} = msg when timer != nil -> handled(engine, msg)
+      {:timeout, ^lazy, :muontrap_arm} = msg when is_reference(lazy) -> handled(engine, msg)
     after
       timeout -> :none
     end
@@ -181,10 +202,13 @@ defmodule MuonTrap.Engine do
   @spec read(t()) :: {[event()], t()}
   def read(%{stdio: nil} = engine), do: {[], engine}
 
-  def read(%{announce: true, stdio: %Stdio{resource: res, ref: ref}} = engine) do
-    # The channel is read on its own notices, like the pipes: the first
-    # one is ours, so its frames come through handle_message/2.
-    send(self(), {:select, res, ref, :ready_input})
+  def read(%{announce: true, lazy: :pending} = engine) do
+    lazy = :erlang.start_timer(@lazy_arm, self(), :muontrap_arm)
+    {[:handed_over], %{engine | announce: false, lazy: lazy}}
+  end
+
+  def read(%{announce: true} = engine) do
+    arm_channel(engine)
     {[:handed_over], %{engine | announce: false}}
   end
 
@@ -198,6 +222,7 @@ defmodule MuonTrap.Engine do
 
       {:eof, stdio} ->
         reading = List.delete(engine.reading, stream)
+        engine = if reading == [], do: arm_early(engine), else: engine
         {[{:eof, stream}], %{engine | stdio: stdio, ready: rest, reading: reading}}
 
       {:error, message, stdio} ->
@@ -206,6 +231,34 @@ defmodule MuonTrap.Engine do
   end
 
   def read(engine), do: {[], engine}
+
+  # The channel is read on its own notices, like the pipes: the first one
+  # is ours, so its frames come through handle_message/2.
+  defp arm_channel(%{stdio: %Stdio{resource: res, ref: ref}, live: true}),
+    do: send(self(), {:select, res, ref, :ready_input})
+
+  defp arm_channel(_engine), do: :ok
+
+  # The output is at its end: the channel now, not at the timer.
+  defp arm_early(%{lazy: lazy} = engine) when is_reference(lazy) do
+    cancel_arm(lazy)
+    arm_channel(engine)
+    %{engine | lazy: nil}
+  end
+
+  defp arm_early(engine), do: engine
+
+  defp cancel_arm(lazy) when is_reference(lazy) do
+    _ = :erlang.cancel_timer(lazy)
+
+    receive do
+      {:timeout, ^lazy, :muontrap_arm} -> :ok
+    after
+      0 -> :ok
+    end
+  end
+
+  defp cancel_arm(_lazy), do: :ok
 
   @doc """
   After a read that left a stream with data to come, the owner sends
@@ -342,8 +395,9 @@ defmodule MuonTrap.Engine do
   """
   @spec close(t()) :: t()
   def close(engine) do
+    cancel_arm(engine.lazy)
     Stdio.close(engine.stdio)
-    %{engine | stdio: nil, live: false, reading: [], ready: []}
+    %{engine | stdio: nil, live: false, lazy: nil, reading: [], ready: []}
   end
 
   @doc """
@@ -354,9 +408,20 @@ defmodule MuonTrap.Engine do
   @spec stop(t()) :: t()
   def stop(%{live: true, reaper: reaper, stdio: %Stdio{} = stdio} = engine) when reaper != nil do
     cancel_timer(engine.timer)
+    cancel_arm(engine.lazy)
     PortReaper.release(reaper, stdio)
     Stdio.forget(stdio)
-    %{engine | stdio: nil, live: false, reaper: nil, timer: nil, reading: [], ready: []}
+
+    %{
+      engine
+      | stdio: nil,
+        live: false,
+        lazy: nil,
+        reaper: nil,
+        timer: nil,
+        reading: [],
+        ready: []
+    }
   end
 
   def stop(engine) do

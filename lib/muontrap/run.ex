@@ -56,6 +56,7 @@ defmodule MuonTrap.Run do
         streams: reading,
         stdin: input != nil,
         reaper: true,
+        lazy_channel: true,
         timeout: Map.get(options, :timeout, :infinity)
       )
 
