@@ -23,7 +23,8 @@ defmodule MuonTrap.Engine do
 
   require Logger
 
-  alias MuonTrap.{Cgroup, Nif, PortBinary, PortReaper, Protocol, Stdio}
+  alias MuonTrap.{Cgroup, Nif, PortBinary, PortReaper, Stdio}
+  alias MuonTrap.Engine.Timers
 
   # How long the pipes are read after EXIT. Every process of the command
   # is gone by then, so what is left is at most a pipe's worth; more can
@@ -81,7 +82,7 @@ defmodule MuonTrap.Engine do
     streams = if spec[:stdin], do: reading ++ [:stdin], else: reading
     capture = if reading != [], do: :output, else: :none
     # The deadline counts from the call.
-    timer = start_timer(Keyword.get(spec, :timeout, :infinity))
+    timer = Timers.start(Keyword.get(spec, :timeout, :infinity))
 
     stdio =
       try do
@@ -89,7 +90,7 @@ defmodule MuonTrap.Engine do
         start_command(stdio, options, capture)
       rescue
         e ->
-          cancel_timer(timer)
+          Timers.cancel(timer)
           reraise e, __STACKTRACE__
       end
 
@@ -203,7 +204,7 @@ defmodule MuonTrap.Engine do
   def read(%{stdio: nil} = engine), do: {[], engine}
 
   def read(%{announce: true, lazy: :pending} = engine) do
-    lazy = :erlang.start_timer(@lazy_arm, self(), :muontrap_arm)
+    lazy = Timers.start_arm(@lazy_arm)
     {[:handed_over], %{engine | announce: false, lazy: lazy}}
   end
 
@@ -241,24 +242,12 @@ defmodule MuonTrap.Engine do
 
   # The output is at its end: the channel now, not at the timer.
   defp arm_early(%{lazy: lazy} = engine) when is_reference(lazy) do
-    cancel_arm(lazy)
+    Timers.cancel_arm(lazy)
     arm_channel(engine)
     %{engine | lazy: nil}
   end
 
   defp arm_early(engine), do: engine
-
-  defp cancel_arm(lazy) when is_reference(lazy) do
-    _ = :erlang.cancel_timer(lazy)
-
-    receive do
-      {:timeout, ^lazy, :muontrap_arm} -> :ok
-    after
-      0 -> :ok
-    end
-  end
-
-  defp cancel_arm(_lazy), do: :ok
 
   @doc """
   After a read that left a stream with data to come, the owner sends
@@ -326,46 +315,9 @@ defmodule MuonTrap.Engine do
     end
   end
 
-  @doc """
-  For an owner that must see its command gone (a daemon's stop): ask the
-  supervisor to terminate the tree and wait for EXIT, reading the pipes
-  and handing events to `fun` meanwhile, then drain them. A supervisor
-  that has not finished within `MuonTrap.PortReaper.stop_timeout/1` is
-  stuck: it is SIGKILLed and what is left cleaned up.
-  """
+  @doc "A daemon's stop: `MuonTrap.Engine.Terminate.terminate/3`."
   @spec terminate(t(), acc, ([event()], acc -> acc)) :: {acc, t()} when acc: term()
-  def terminate(%{live: true} = engine, acc, fun) do
-    _ = Stdio.send_frame(engine.stdio, Protocol.terminate())
-    deadline = System.monotonic_time(:millisecond) + PortReaper.stop_timeout(engine.options)
-    stopping(engine, acc, fun, deadline)
-  end
-
-  def terminate(engine, acc, fun), do: drain(engine, acc, fun)
-
-  defp stopping(engine, acc, fun, deadline) do
-    left = max(deadline - System.monotonic_time(:millisecond), 0)
-
-    case step(engine, left) do
-      {events, %{live: false} = engine} ->
-        drain(engine, fun.(events, acc), fun)
-
-      {events, engine} when left > 0 ->
-        stopping(engine, fun.(events, acc), fun, deadline)
-
-      {events, engine} ->
-        Logger.warning(
-          "muontrap: the command's supervisor did not finish within " <>
-            "#{PortReaper.stop_timeout(engine.options)} ms of being asked to stop " <>
-            "(stopped?); killing it and cleaning up"
-        )
-
-        PortReaper.kill(engine.stdio, engine.options)
-        {fun.(events, acc), close(%{engine | live: false})}
-
-      :finished ->
-        {acc, close(engine)}
-    end
-  end
+  defdelegate terminate(engine, acc, fun), to: MuonTrap.Engine.Terminate
 
   @doc "What `stream`'s pipe holds now, without waiting (at a `:timeout`)."
   @spec read_queued(t(), :output | :stderr) :: binary()
@@ -395,7 +347,7 @@ defmodule MuonTrap.Engine do
   """
   @spec close(t()) :: t()
   def close(engine) do
-    cancel_arm(engine.lazy)
+    Timers.cancel_arm(engine.lazy)
     Stdio.close(engine.stdio)
     %{engine | stdio: nil, live: false, lazy: nil, reading: [], ready: []}
   end
@@ -407,8 +359,8 @@ defmodule MuonTrap.Engine do
   """
   @spec stop(t()) :: t()
   def stop(%{live: true, reaper: reaper, stdio: %Stdio{} = stdio} = engine) when reaper != nil do
-    cancel_timer(engine.timer)
-    cancel_arm(engine.lazy)
+    Timers.cancel(engine.timer)
+    Timers.cancel_arm(engine.lazy)
     PortReaper.release(reaper, stdio)
     Stdio.forget(stdio)
 
@@ -425,7 +377,7 @@ defmodule MuonTrap.Engine do
   end
 
   def stop(engine) do
-    cancel_timer(engine.timer)
+    Timers.cancel(engine.timer)
     PortReaper.done(engine.reaper)
     close(%{engine | reaper: nil, timer: nil})
   end
@@ -456,20 +408,5 @@ defmodule MuonTrap.Engine do
          do: Logger.error("could not clean up the cgroup: #{inspect(reason)}")
 
     :ok
-  end
-
-  defp start_timer(:infinity), do: nil
-  defp start_timer(ms), do: :erlang.start_timer(ms, self(), :muontrap_timeout)
-
-  defp cancel_timer(nil), do: :ok
-
-  defp cancel_timer(timer) do
-    _ = :erlang.cancel_timer(timer)
-
-    receive do
-      {:timeout, ^timer, :muontrap_timeout} -> :ok
-    after
-      0 -> :ok
-    end
   end
 end

@@ -31,7 +31,7 @@ defmodule MuonTrap.DaemonTest do
     assert_receive {:line, "one"}
     assert_receive {:line, "two"}
     assert_receive {:line, "three"}
-    assert_receive {:DOWN, ^ref, :process, ^pid, :normal}
+    assert_receive {:DOWN, ^ref, :process, ^pid, reason} when reason in [:normal, :noproc]
   end
 
   test "logger_fun as {m, f} and {m, f, a}" do
@@ -56,7 +56,9 @@ defmodule MuonTrap.DaemonTest do
           )
 
         ref = Process.monitor(pid)
-        assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 5_000
+
+        assert_receive {:DOWN, ^ref, :process, ^pid, reason} when reason in [:normal, :noproc],
+                       5_000
       end)
 
     assert log =~ "echo: hello log"
@@ -93,7 +95,9 @@ defmodule MuonTrap.DaemonTest do
           )
 
         ref = Process.monitor(pid)
-        assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 5_000
+
+        assert_receive {:DOWN, ^ref, :process, ^pid, reason} when reason in [:normal, :noproc],
+                       5_000
       end)
 
     assert log =~ "[x] ABC"
@@ -116,7 +120,9 @@ defmodule MuonTrap.DaemonTest do
         )
 
       ref = Process.monitor(pid)
-      assert_receive {:DOWN, ^ref, :process, ^pid, :normal}, 5_000
+
+      assert_receive {:DOWN, ^ref, :process, ^pid, reason} when reason in [:normal, :noproc],
+                     5_000
     end)
 
     assert_receive {:raw_log, ok}
