@@ -26,11 +26,10 @@ defmodule MuonTrap.Nif do
   # What the library and the supervisor agree on (native/muontrap_wire through
   # native/muontrap_nif/src/wire.rs): frames for MuonTrap.Protocol, the signal
   # and rlimit tables and defaults (constants/0, fetched once: see constants/0
-  # below), errno names, cgroup path checks. Normal scheduler, microseconds.
+  # below), cgroup path checks. Normal scheduler, microseconds.
   def frame_decode(_frame), do: :erlang.nif_error(:nif_not_loaded)
   def frame_terminate, do: :erlang.nif_error(:nif_not_loaded)
   def frame_signal(_number), do: :erlang.nif_error(:nif_not_loaded)
-  def errno_name(_errno), do: :erlang.nif_error(:nif_not_loaded)
   def cgroup_path_check(_path), do: :erlang.nif_error(:nif_not_loaded)
 
   @doc false

@@ -26,6 +26,13 @@ defmodule MuonTrap.ContainmentTest do
   # The helper's processes (not the BEAM whose command line holds the marker).
   defp helpers(m), do: Enum.filter(pids_matching(m), &(cmdline(&1) =~ "muontrap_test_helper "))
 
+  defp sleeper(m) do
+    case Enum.filter(helpers(m), &String.starts_with?(cmdline(&1), helper() <> " sleep ")) do
+      [pid] -> pid
+      _ -> nil
+    end
+  end
+
   defp wait_for_escapist(m) do
     wait_until(
       fn -> length(helpers(m)) >= @escapist_count end,
@@ -72,8 +79,10 @@ defmodule MuonTrap.ContainmentTest do
       end)
 
     wait_for_escapist(m)
-    # Terminate through the timeout path by killing the command itself.
-    [sleeper] = Enum.filter(helpers(m), &(cmdline(&1) =~ "sleep"))
+    # Terminate through the timeout path by killing the command itself:
+    # the helper the shell execs (the shell's own command line names it
+    # too, until the exec).
+    sleeper = wait_until(fn -> sleeper(m) end, 10_000, "the shell to exec the sleeping helper")
     System.cmd("kill", ["-KILL", "#{sleeper}"])
     assert {_, 137} = Task.await(task, 15_000)
     assert_nothing_left(m)

@@ -66,9 +66,4 @@ defmodule MuonTrap.ProtocolTest do
     assert Nif.constants().rlimits ==
              ~w(as core cpu data fsize locks memlock msgqueue nice nofile nproc rss rtprio rttime sigpending stack)a
   end
-
-  test "errno names for the BEAM's exit status of a port it could not exec" do
-    assert Nif.errno_name(7) == :e2big
-    assert Nif.errno_name(-1) == nil
-  end
 end

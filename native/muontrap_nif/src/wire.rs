@@ -130,18 +130,8 @@ fn nif_constants(env: Env<'_>) -> NifResult<Term<'_>> {
         .map_put(atoms::min_window(), defaults::MIN_WINDOW)
 }
 
-/// `errno_name(n) :: atom | nil`: the POSIX atom of errno `n` (the BEAM
-/// reports a port program it could not exec by that as exit status).
-#[rustler::nif]
-fn errno_name(env: Env<'_>, n: i64) -> NifResult<Term<'_>> {
-    match i32::try_from(n).ok().and_then(errno::name) {
-        Some(name) => Ok(Atom::from_str(env, name)?.encode(env)),
-        None => Ok(rustler::types::atom::nil().encode(env)),
-    }
-}
-
 /// `cgroup_path_check(path) :: :ok | {:error, reason}`: the check the
-/// port binary and the NIF's own file access make of a cgroup path
+/// supervisor and the NIF's own file access make of a cgroup path
 /// (`muontrap_cgroup::path`), `reason` one of `:empty`, `:absolute`,
 /// `:dot_component`, `:empty_component`, `:nul`.
 #[rustler::nif]
