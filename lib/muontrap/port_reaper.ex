@@ -177,8 +177,10 @@ defmodule MuonTrap.PortReaper do
   defp await_more(res, ref, deadline, _frames) do
     left = max(deadline - System.monotonic_time(:millisecond), 0)
 
+    # Any ref: the select its giver had armed was pointed here (the NIF's
+    # stdio_give), and a pending select keeps the ref it was armed with.
     receive do
-      {:select, ^res, ^ref, _} -> await_end(res, ref, deadline)
+      {:select, ^res, _ref, _} -> await_end(res, ref, deadline)
     after
       left -> :timeout
     end

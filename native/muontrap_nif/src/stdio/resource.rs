@@ -153,6 +153,9 @@ pub fn give(env: *mut ErlNifEnv, obj: *mut c_void, state: &mut State, pid: ErlNi
         return close_down(env, obj, state);
     }
     state.monitor = Some(mon);
+    // A read select the old owner armed would still notify it: its
+    // notices go to the new owner now (who reads with a ref of its own).
+    retarget_read(env, obj, &state.channel, &pid);
     if let Some(fd) = state.channel.fd.as_ref() {
         super::channel::shutdown_write(fd);
     }
@@ -208,6 +211,27 @@ pub fn release(env: *mut ErlNifEnv, obj: *mut c_void, s: &mut Selectable) {
         // alone, open, and closed exactly once, here.
         drop(unsafe { OwnedFd::from_raw_fd(raw) });
     }
+}
+
+/// Points `s`'s pending read select, if it has one, at `pid`: no notice
+/// goes to whoever armed it.
+fn retarget_read(env: *mut ErlNifEnv, obj: *mut c_void, s: &Selectable, pid: &ErlNifPid) {
+    let Some(fd) = s.raw().filter(|_| s.selected) else {
+        return;
+    };
+    // SAFETY: obj is live and of our type; fd is open, owned by it and
+    // was selected with it; pid is a valid pid; re-selecting changes only
+    // whom the notice goes to.
+    unsafe {
+        enif_select(
+            env,
+            fd,
+            rustler::sys::ERL_NIF_SELECT_READ,
+            obj,
+            pid,
+            atoms::undefined().as_c_arg(),
+        )
+    };
 }
 
 /// Asks for `{:select, obj, ref, :ready_input | :ready_output}` (per
