@@ -8,9 +8,21 @@ defmodule MuonTrap.Nif do
 
   @doc false
   def load do
-    path = Path.join(:code.priv_dir(:muontrap), "libmuontrap_nif")
-    :erlang.load_nif(String.to_charlist(path), 0)
+    priv = :code.priv_dir(:muontrap)
+
+    with :ok <- :erlang.load_nif(String.to_charlist(Path.join(priv, "libmuontrap_nif")), 0) do
+      # This load's instance replaces an earlier load's, whose spawner
+      # then exits (native/muontrap_nif/src/spawner.rs, Instance); the
+      # port binary is the one beside this library.
+      instance = {spawner_instance(), Path.join(priv, "muontrap")}
+      :persistent_term.put({__MODULE__, :instance}, instance)
+    end
   end
+
+  @doc false
+  # The port binary beside the loaded library (cached: :code.priv_dir/1
+  # is a call to the code server).
+  def port_binary_path, do: elem(:persistent_term.get({__MODULE__, :instance}), 1)
 
   def cgget(_path, _beneath_own_cgroup, _file), do: :erlang.nif_error(:nif_not_loaded)
   def cgset(_path, _beneath_own_cgroup, _file, _value), do: :erlang.nif_error(:nif_not_loaded)
@@ -67,6 +79,7 @@ defmodule MuonTrap.Nif do
   def stdio_kill(_stdio, _what), do: :erlang.nif_error(:nif_not_loaded)
 
   # The resident spawner (native/muontrap_nif/src/spawner.rs).
+  def spawner_instance, do: :erlang.nif_error(:nif_not_loaded)
   def spawner_pid, do: :erlang.nif_error(:nif_not_loaded)
   def spawner_start(_path), do: :erlang.nif_error(:nif_not_loaded)
   def spawner_stop, do: :erlang.nif_error(:nif_not_loaded)

@@ -41,18 +41,7 @@ defmodule MuonTrap.PortBinary do
 
   @doc "Path to the port binary."
   @spec path() :: String.t()
-  def path do
-    # Cached: :code.priv_dir/1 is a call to the code server, on every cmd/3.
-    case :persistent_term.get({__MODULE__, :path}, nil) do
-      nil ->
-        path = Path.join(:code.priv_dir(:muontrap), "muontrap")
-        :persistent_term.put({__MODULE__, :path}, path)
-        path
-
-      path ->
-        path
-    end
-  end
+  def path, do: MuonTrap.Nif.port_binary_path()
 
   @doc """
   Start the command of `options` (from `MuonTrap.Options.validate/4`) on

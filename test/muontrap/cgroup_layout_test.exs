@@ -11,15 +11,14 @@ defmodule MuonTrap.CgroupLayoutTest do
 
   import MuonTrap.Test.{Faults, OSProcess}
 
-  alias MuonTrap.PortBinary
-
   @moduletag :cgroup2
   @moduletag :strace
 
   setup do
     m = fault_marker()
     base = make_cgroup2_base(m)
-    real = PortBinary.path()
+    # The loaded library's instance and its port binary (MuonTrap.Nif.load/0).
+    {instance, real} = :persistent_term.get({MuonTrap.Nif, :instance})
     dir = Path.join(System.tmp_dir!(), "muontrap_layout_#{m}")
     File.mkdir_p!(dir)
     trace = Path.join(dir, "trace")
@@ -31,13 +30,13 @@ defmodule MuonTrap.CgroupLayoutTest do
     """)
 
     File.chmod!(wrapper, 0o755)
-    :persistent_term.put({PortBinary, :path}, wrapper)
+    :persistent_term.put({MuonTrap.Nif, :instance}, {instance, wrapper})
     # The next command starts a spawner from the wrapper: its forks, the
     # supervisors, are traced too (-f).
     MuonTrap.Nif.spawner_stop()
 
     on_exit(fn ->
-      :persistent_term.put({PortBinary, :path}, real)
+      :persistent_term.put({MuonTrap.Nif, :instance}, {instance, real})
       MuonTrap.Nif.spawner_stop()
       File.rm_rf!(dir)
     end)

@@ -9,7 +9,7 @@ defmodule MuonTrap.FaultsCgroupTest do
   import ExUnit.CaptureLog
   import MuonTrap.Test.{Faults, OSProcess}
 
-  alias MuonTrap.Daemon
+  alias MuonTrap.{Cgroup, Daemon}
 
   @moduletag :cgroup2
 
@@ -139,6 +139,36 @@ defmodule MuonTrap.FaultsCgroupTest do
         assert leaf(c.pool) == group
         assert {:ok, procs} = Daemon.cgget(daemon, "cgroup.procs")
         assert "#{second}" in String.split(procs)
+        GenServer.stop(daemon)
+        assert_all_gone(c)
+      end)
+    end
+  end
+
+  describe "groups the command made beneath its own" do
+    # The command moves itself into a group it makes beneath its own (as
+    # a container runtime or a service manager would), and a daemonized
+    # grandchild follows it there.
+    test "are killed and removed with the command's group", c do
+      capture_log(fn ->
+        script = """
+        own=$(sed -n 's/^0:://p' /proc/self/cgroup)
+        mkdir "#{Cgroup.layout().v2.mount}$own/sub" && echo $$ > "#{Cgroup.layout().v2.mount}$own/sub/cgroup.procs"
+        #{escaping("exec #{helper()} sleep \"$1\"")}
+        """
+
+        {:ok, daemon} = Daemon.start_link("sh", ["-c", script, "sh", c.m], opts(c.pool, []))
+
+        leaf =
+          wait_until(fn ->
+            with true <- File.dir?(cgroup2_dir(c.pool)),
+                 [leaf] <- cgroup2_children(c.pool),
+                 do: leaf,
+                 else: (_ -> nil)
+          end)
+
+        sub = "#{c.pool}/#{leaf}/sub"
+        wait_until(fn -> File.dir?(cgroup2_dir(sub)) && length(cgroup_procs(sub)) >= 2 end)
         GenServer.stop(daemon)
         assert_all_gone(c)
       end)

@@ -11,10 +11,15 @@
 //! - Killed tasks leave asynchronously: wait for `cgroup.procs` to empty,
 //!   then remove each directory, retrying `EBUSY`; each for at most
 //!   [`RETRIES`] × [`RETRY_PAUSE`] (1 s), which a loaded board needs.
+//! - The command may have made groups of its own beneath its group (a
+//!   container runtime, a service manager): they are the command's too.
+//!   Their processes are killed with the rest (v2's `cgroup.kill` and v1's
+//!   freezer cover the subtree; the pass over `cgroup.procs` reads every
+//!   group in it), and they are removed deepest first.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, ErrorKind, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::Duration;
 
@@ -43,9 +48,10 @@ impl<'a> Tracking<'a> {
         }
     }
 
-    /// The pids in the group; none when it is gone or unreadable.
+    /// The pids in the group and the groups beneath it; none when it is
+    /// gone or unreadable.
     pub fn procs(&self) -> Vec<i32> {
-        procs(self.dir)
+        subtree(self.dir).iter().flat_map(|d| procs(d)).collect()
     }
 
     /// SIGKILLs every process in the group once. True if that was atomic
@@ -100,6 +106,39 @@ pub fn parse_procs(text: &str) -> Vec<i32> {
         .filter_map(|p| p.parse().ok())
         .filter(|&pid: &i32| pid > 0)
         .collect()
+}
+
+/// How deep beneath a group its subtree is walked: far beyond any real
+/// nesting, and a bound on a hostile one.
+const MAX_DEPTH: usize = 32;
+
+/// `dir` and every group beneath it, deepest first (children before their
+/// parent). A group's sub-groups are its only subdirectories (cgroupfs
+/// has no symlinks, and `file_type` does not follow one).
+pub fn subtree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    walk(dir, 0, &mut out);
+    out
+}
+
+fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    if depth < MAX_DEPTH {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&entry.path(), depth + 1, out);
+            }
+        }
+    }
+    out.push(dir.to_path_buf());
+}
+
+/// Removes an emptied group and the groups beneath it, deepest first
+/// (`remove_dir` each); the first failure is returned.
+pub fn remove_tree(dir: &Path) -> io::Result<()> {
+    subtree(dir)
+        .iter()
+        .map(|d| remove_dir(d))
+        .fold(Ok(()), Result::and)
 }
 
 /// Removes an emptied group directory; one already gone counts as removed.
@@ -185,6 +224,30 @@ mod tests {
         let tracking = Tracking::new(Path::new("/nonexistent/muontrap"), 2, &[]);
         assert_eq!(tracking.procs(), [0; 0]);
         assert!(tracking.kill_all());
+    }
+
+    #[test]
+    fn a_subtree_is_walked_and_removed_deepest_first() {
+        let dir = temp_dir("subtree");
+        fs::create_dir_all(dir.join("a/b")).unwrap();
+        fs::create_dir_all(dir.join("c")).unwrap();
+        fs::write(dir.join("a/b/cgroup.procs"), "41\n").unwrap();
+        fs::write(dir.join("c/cgroup.procs"), "42\n").unwrap();
+        fs::write(dir.join("cgroup.procs"), "43\n").unwrap();
+        let groups = subtree(&dir);
+        assert_eq!(groups.len(), 4);
+        assert_eq!(groups.last(), Some(&dir));
+        let pos = |p: &Path| groups.iter().position(|g| g == p).unwrap();
+        assert!(pos(&dir.join("a/b")) < pos(&dir.join("a")));
+        let mut pids = Tracking::new(&dir, 2, &[]).procs();
+        pids.sort();
+        assert_eq!(pids, [41, 42, 43]);
+        for f in ["a/b/cgroup.procs", "c/cgroup.procs", "cgroup.procs"] {
+            fs::remove_file(dir.join(f)).unwrap();
+        }
+        remove_tree(&dir).unwrap();
+        assert!(!dir.exists());
+        remove_tree(&dir).unwrap();
     }
 
     #[test]

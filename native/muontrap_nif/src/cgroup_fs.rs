@@ -275,7 +275,7 @@ pub fn kill_and_remove(group: Option<Group>) -> Result<Vec<PathBuf>, Failure> {
         .iter()
         .chain(layout.v1.iter())
         .filter_map(|h| resolved.dir_in(h))
-        .filter(|dir| teardown::remove_dir(dir).is_err())
+        .filter(|dir| teardown::remove_tree(dir).is_err())
         .collect();
     Ok(left)
 }

@@ -8,10 +8,17 @@
 //! request socket reads EOF, that is when the BEAM (or this library's
 //! instance) is gone. One that died is replaced at the next start; the
 //! commands it forked do not depend on it.
+//!
+//! Each load of this library is an `Instance`, which `MuonTrap.Nif` keeps
+//! in `:persistent_term`. A later load (a code upgrade, or a reload in
+//! development) puts its own there, and the old one's drop retires the
+//! spawner started under it: otherwise an unloaded library's spawner
+//! would hold its request socket, and live, until the BEAM exits.
 
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -25,6 +32,33 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 struct Spawner {
     socket: OwnedFd,
     pid: u32,
+    /// The `Instance` current when it started.
+    instance: u64,
+}
+
+/// The latest `Instance` of this library (0: none yet).
+static INSTANCE: AtomicU64 = AtomicU64::new(0);
+
+/// One load of this library; dropping it retires the spawner started
+/// while it was the latest (see the module docs).
+pub struct Instance(u64);
+
+#[rustler::resource_impl]
+impl rustler::Resource for Instance {}
+
+impl Instance {
+    pub fn new() -> Self {
+        Instance(INSTANCE.fetch_add(1, Ordering::SeqCst) + 1)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let mut guard = spawner();
+        if guard.as_ref().is_some_and(|s| s.instance <= self.0) {
+            *guard = None;
+        }
+    }
 }
 
 static SPAWNER: Mutex<Option<Spawner>> = Mutex::new(None);
@@ -130,7 +164,12 @@ fn start(path: &CStr) -> Result<Spawner, SpawnError> {
         )));
     }
     fdpass::set_nonblocking(&ours).map_err(os("cannot set up its socket"))?;
-    Ok(Spawner { socket: ours, pid })
+    let instance = INSTANCE.load(Ordering::SeqCst);
+    Ok(Spawner {
+        socket: ours,
+        pid,
+        instance,
+    })
 }
 
 /// posix_spawn of `path --spawner` with `/dev/null` on fds 0 and 1, the

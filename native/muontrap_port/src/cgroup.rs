@@ -266,8 +266,9 @@ impl Cgroup {
         self.tracking().is_none_or(|t| t.kill_once())
     }
 
-    /// Kills everything left in the group and removes the leaves, then
-    /// the parents muontrap made that are now empty.
+    /// Kills everything left in the group and removes the leaves (with
+    /// any groups the command made beneath them), then the parents
+    /// muontrap made that are now empty.
     pub fn destroy(&mut self) {
         if self.removed {
             return;
@@ -287,7 +288,7 @@ impl Cgroup {
 }
 
 fn remove_leaf(leaf: &Path) {
-    match teardown::remove_dir(leaf) {
+    match teardown::remove_tree(leaf) {
         Ok(()) => tracing::debug!(path = %leaf.display(), "removed cgroup"),
         Err(e) => tracing::warn!(path = %leaf.display(), error = %e, "could not remove cgroup"),
     }

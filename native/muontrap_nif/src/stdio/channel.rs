@@ -15,7 +15,7 @@ use muontrap_wire::channel::{self, HEADER, TAG_HELLO};
 use muontrap_wire::frame::{TAG_EXIT, TAG_STARTED};
 use rustler::sys::ERL_NIF_SELECT_READ;
 use rustler::types::binary::OwnedBinary;
-use rustler::{Atom, Binary, Encoder, Env, Error, LocalPid, NifResult, Term};
+use rustler::{Atom, Binary, Encoder, Env, Error, LocalPid, NifResult, ResourceArc, Term};
 
 use super::resource::{self, lock, select, Selectable};
 use super::{closed, error};
@@ -299,6 +299,13 @@ pub fn stdio_kill<'a>(env: Env<'a>, stdio: Term<'a>, what: Atom) -> NifResult<Te
         }
         _ => Ok((atoms::error(), Atom::from_str(env, "unknown")?).encode(env)),
     }
+}
+
+/// `spawner_instance() :: reference`: this load of the library
+/// (`spawner::Instance`), for `MuonTrap.Nif.load/0` to keep.
+#[rustler::nif]
+pub fn spawner_instance() -> ResourceArc<spawner::Instance> {
+    ResourceArc::new(spawner::Instance::new())
 }
 
 /// The spawner's pid (`nil` when none runs): for tests and the doctor.
