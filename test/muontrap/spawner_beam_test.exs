@@ -87,6 +87,36 @@ defmodule MuonTrap.SpawnerBeamTest do
     end
   end
 
+  describe "the standby supervisor killed" do
+    test "the spawner says so on stderr and forks the start's supervisor itself" do
+      m = fault_marker()
+
+      script = """
+      {"", 0} = MuonTrap.cmd("true", [])
+      IO.puts("spawner \#{MuonTrap.Nif.spawner_pid()}")
+      IO.gets("")
+      IO.puts("after " <> inspect(MuonTrap.cmd("echo", [#{inspect(m)}])))
+      Process.sleep(:infinity)
+      """
+
+      {port, beam} = start_child_beam(script)
+      spawner = String.to_integer(child_line(port, "spawner ", 60_000))
+      [standby] = wait_until(fn -> match?([_], s = standbys(spawner)) && s end)
+      signal(standby, "KILL")
+      wait_all_dead([standby])
+      Port.command(port, "\n")
+
+      assert child_line(port, "muontrap spawner: ", 30_000) ==
+               "the standby supervisor is gone, forking one for this start"
+
+      assert child_line(port, "after ", 30_000) == inspect({"#{m}\n", 0})
+      # And a new standby for the start after.
+      wait_until(fn -> match?([_], standbys(spawner)) end)
+      signal(beam, "KILL")
+      wait_all_dead([beam, spawner], 15_000)
+    end
+  end
+
   describe "a reload of the library, as a code upgrade does it" do
     test "retires the old spawner; the new library starts its own from its own directory" do
       m = fault_marker()

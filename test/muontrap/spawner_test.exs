@@ -103,6 +103,29 @@ defmodule MuonTrap.SpawnerTest do
     assert shared == [], "descriptors held by several supervisors: #{inspect(shared)}"
   end
 
+  describe "the standby supervisor" do
+    test "is forked ahead, holds its socket only, and supervises the next start" do
+      spawner = spawner()
+      %{1 => null, 3 => request} = fds(spawner)
+      standby = wait_until(fn -> match?([_], s = standbys(spawner)) && hd(s) end)
+      # Its socket to the spawner, the spawner's /dev/null and stderr: no
+      # request socket, no other command's descriptor.
+      assert %{0 => "socket:" <> _ = socket, 1 => ^null, 2 => _} = fds(standby)
+      assert map_size(fds(standby)) == 3
+      assert socket != request
+
+      capture_log(fn ->
+        {:ok, d} = Daemon.start_link("sleep", ["1000"], [])
+        assert Daemon.os_pid(d) == standby
+        # The next one is forked after it.
+        next = wait_until(fn -> match?([_], s = standbys(spawner)) && hd(s) end)
+        assert next != standby
+        GenServer.stop(d)
+        wait_all_dead([standby])
+      end)
+    end
+  end
+
   describe "the spawner SIGKILLed" do
     test "while 20 commands and 5 daemons run: they all go on, and a new command works at once" do
       m = marker()

@@ -83,12 +83,24 @@ defmodule MuonTrap.Test.Spawner do
   supervisor, no command, no older spawner.
   """
   def assert_sessions_empty(spawners) do
-    keep = List.wrap(MuonTrap.Nif.spawner_pid())
+    running = List.wrap(MuonTrap.Nif.spawner_pid())
+    keep = running ++ Enum.flat_map(running, &standbys/1)
 
     wait_until(fn -> in_sessions(spawners, keep) == [] end, 15_000, fn ->
       "nothing left in the spawners' sessions #{inspect(spawners)}: " <>
         inspect(in_sessions(spawners, keep))
     end)
+  end
+
+  @doc """
+  The spawner's standby supervisors (forked ahead of a request): its
+  children waiting on their socket to it (fd 0) with the spawner's
+  `/dev/null` still on fd 1, where a supervisor has its channel.
+  """
+  def standbys(spawner) do
+    for pid <- children(spawner),
+        %{0 => "socket:" <> _, 1 => "/dev/null"} <- [fds(pid)],
+        do: pid
   end
 
   @doc "OS process `pid`'s descriptors: a map of fd number to link (\"socket:[12]\"), {} if gone."

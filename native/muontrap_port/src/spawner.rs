@@ -7,6 +7,14 @@
 //! a command's channel, and a forked child (`supervisor.rs`) runs the
 //! command on it. Between forks the spawner allocates nothing, so the
 //! pages its children share with it stay shared (copy-on-write).
+//!
+//! The child is forked ahead of its request: one standby supervisor
+//! waits on a socket of its own, with its setup done, and a request's
+//! channel is passed to it (`SCM_RIGHTS`), so a start does not wait for a
+//! fork; the next standby is forked after. It holds no request when it is
+//! forked, and reads its command's over its channel like any supervisor.
+//! A standby that is gone (killed) is reported on stderr, and that
+//! request's supervisor is forked for it directly.
 
 use std::os::fd::RawFd;
 
@@ -62,34 +70,78 @@ pub fn run() -> i32 {
     if !fds::write_all(SPAWNER_FD, &channel::hello(TAG_SPAWNER_HELLO, pid)) {
         exit(0);
     }
+    let mut standby = fork_standby();
     loop {
         match next_request() {
-            Request::Spawn(channel) => spawn(channel),
+            Request::Spawn(channel) => standby = spawn(channel, standby),
             Request::Bad => {}
             Request::Gone => exit(0),
         }
     }
 }
 
-/// Forks the supervisor of the command whose channel end is `channel`,
-/// then closes the spawner's copy. A failed fork closes it too: the NIF
-/// sees its channel end before any HELLO.
-fn spawn(channel: RawFd) {
+/// Gives the command whose channel end is `channel` a supervisor: the
+/// standby, or else a fork now; then closes the spawner's copy (a failed
+/// fork closes it too: the NIF sees its channel end before any HELLO).
+/// Returns the next standby.
+fn spawn(channel: RawFd, standby: Option<RawFd>) -> Option<RawFd> {
+    let handed = standby.is_some_and(|sock| {
+        let sent = fds::send_fd(sock, channel);
+        fds::close(sock);
+        sent
+    });
+    if !handed {
+        if standby.is_some() {
+            report(
+                "the standby supervisor is gone, forking one for this start",
+                0,
+            );
+        }
+        match fork() {
+            Some(0) => supervisor::run(channel),
+            None => report("cannot fork a supervisor", errno()),
+            Some(_) => 0,
+        };
+    }
+    fds::close(channel);
+    fork_standby()
+}
+
+/// Forks the next standby supervisor; returns the spawner's end of its
+/// socket (None: no standby, the next start forks its own).
+fn fork_standby() -> Option<RawFd> {
+    let (ours, theirs) = fds::stream_pair()?;
+    match fork() {
+        Some(0) => {
+            fds::close(ours);
+            supervisor::standby(theirs)
+        }
+        Some(_) => {
+            fds::close(theirs);
+            Some(ours)
+        }
+        None => {
+            report("cannot fork a standby supervisor", errno());
+            fds::close(ours);
+            fds::close(theirs);
+            None
+        }
+    }
+}
+
+/// fork(2) after checking that this process is single-threaded (a fork
+/// could otherwise copy another thread's lock held mid-update): the
+/// child's 0, the parent's child pid, None on failure.
+fn fork() -> Option<libc::pid_t> {
     if !single_threaded() {
-        // A fork now could copy another thread's lock held mid-update.
         report("more than one thread, refusing to fork", 0);
         exit(70);
     }
-    // SAFETY: fork(2) in a process just checked to be single-threaded;
-    // the child only runs code that is fine after such a fork.
+    // SAFETY: fork(2) in a process just checked to be single-threaded.
     match unsafe { libc::fork() } {
-        0 => supervisor::run(channel),
-        -1 => {
-            report("cannot fork a supervisor", errno());
-        }
-        _ => {}
+        -1 => None,
+        pid => Some(pid),
     }
-    fds::close(channel);
 }
 
 enum Request {

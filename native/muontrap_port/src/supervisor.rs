@@ -12,14 +12,63 @@ use crate::fds;
 
 /// Runs in the spawner's forked child; never returns into its loop.
 pub fn run(channel: RawFd) -> ! {
-    // SAFETY: dup2(2) onto 0 and 1 of a descriptor we hold; then only
-    // our own stdio (2 is the BEAM's stderr) and the channel remain.
+    take_channel(channel);
+    fds::close_from(3);
+    detach();
+    serve()
+}
+
+/// A supervisor forked ahead of its request (`spawner.rs`): `sock` is
+/// its socket to the spawner, which sends its channel, or closes it (the
+/// spawner is gone) and the standby exits.
+pub fn standby(sock: RawFd) -> ! {
+    // Its socket on 0 (fd 1 and 2 as the spawner's), nothing else kept.
+    // SAFETY: dup2(2) of a descriptor we hold onto 0.
+    if unsafe { libc::dup2(sock, 0) } < 0 {
+        exit(1);
+    }
+    fds::close_from(3);
+    detach();
+    let channel = match wait_for_channel() {
+        Some(fd) => fd,
+        None => exit(0),
+    };
+    take_channel(channel);
+    fds::close(channel);
+    serve()
+}
+
+/// The one descriptor the spawner sends on fd 0; None at EOF or on
+/// anything else.
+fn wait_for_channel() -> Option<RawFd> {
+    let mut byte = [0u8; 1];
+    let mut received = fds::Received::<4>::new();
+    loop {
+        match fds::recv_with_fds(0, &mut byte, &mut received) {
+            Err(libc::EINTR) => continue,
+            Ok(1) if !received.truncated && received.fds().len() == 1 => {
+                return received.fds().first().copied();
+            }
+            _ => {
+                received.close_all();
+                return None;
+            }
+        }
+    }
+}
+
+/// The channel on 0 and 1, the supervisor's stdin and stdout.
+fn take_channel(channel: RawFd) {
+    // SAFETY: dup2(2) onto 0 and 1 of a descriptor we hold.
     unsafe {
         if libc::dup2(channel, 0) < 0 || libc::dup2(channel, 1) < 0 {
             libc::_exit(1);
         }
     }
-    fds::close_from(3);
+}
+
+/// Leaves the spawner's signal state behind and becomes non-dumpable.
+fn detach() {
     reset_signals();
     crate::signals::set_only_pipe_ignored();
     #[cfg(target_os = "linux")]
@@ -29,7 +78,14 @@ pub fn run(channel: RawFd) -> ! {
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
-    let status = crate::library();
+}
+
+/// Runs the command on the channel (fds 0 and 1).
+fn serve() -> ! {
+    exit(crate::library())
+}
+
+fn exit(status: i32) -> ! {
     // No flushing of anything inherited from the spawner.
     // SAFETY: _exit(2) never returns.
     unsafe { libc::_exit(status) }
