@@ -250,7 +250,7 @@ defmodule MuonTrap.CgroupLimitsTest do
         end
       end)
 
-    wait_until(fn -> length(pids_matching(m)) == 6 end, 5_000, "6 processes")
+    wait_until(fn -> length(pids_matching(m)) == 6 end, 30_000, "6 processes")
     pids = pids_matching(m)
     assert Enum.any?(cgroup_dirs(path), &File.dir?/1)
     [port_binary] = port_binaries_matching(m)

@@ -74,10 +74,15 @@ defmodule MuonTrap.SpawnerBeamTest do
       false = List.keymember?(Application.started_applications(), :muontrap, 0)
       IO.puts("not started: " <> inspect(MuonTrap.cmd("echo", [#{inspect(m)}])))
       {:ok, _} = Application.ensure_all_started(:muontrap)
-      t = Task.async(fn -> MuonTrap.cmd("sh", ["-c", "echo a; sleep 1; echo b; : #{m}"]) end)
-      Enum.find(1..1000, fn _ -> Process.sleep(10); System.cmd("pgrep", ["-f", #{inspect(m)}]) |> elem(1) == 0 end)
+      # The command runs until the application is stopped and a file made.
+      go = Path.join(System.tmp_dir!(), #{inspect(m)})
+      script = "echo a; while [ ! -e \\"$1\\" ]; do sleep 0.05; done; echo b"
+      t = Task.async(fn -> MuonTrap.cmd("sh", ["-c", script, #{inspect(m)}, go]) end)
+      true = Enum.any?(1..6000, fn _ -> Process.sleep(10); match?({_, 0}, System.cmd("pgrep", ["-f", #{inspect(m)}])) end)
       :ok = Application.stop(:muontrap)
-      IO.puts("after stop: " <> inspect(Task.await(t, 30_000)))
+      File.write!(go, "")
+      IO.puts("after stop: " <> inspect(Task.await(t, 60_000)))
+      File.rm!(go)
       """
 
       {port, _beam} = start_child_beam(script)
