@@ -138,6 +138,7 @@ defmodule MuonTrap.SpawnerBeamTest do
       old = MuonTrap.Nif.spawner_pid()
       IO.puts("old spawner \#{old}")
       caller = spawn(fn -> MuonTrap.cmd(#{inspect(helper())}, ["sleep", #{inspect(m)}]) end)
+      true = Enum.any?(1..6000, fn _ -> Process.sleep(10); match?({_, 0}, System.cmd("pgrep", ["-f", #{inspect(m)}])) end)
       dir = #{inspect(upgrade_dir)}
       File.mkdir_p!(Path.dirname(dir))
       {:ok, _} = File.cp_r(:code.lib_dir(:muontrap), dir)

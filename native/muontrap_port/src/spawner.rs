@@ -8,11 +8,13 @@
 //! command on it. Between forks the spawner allocates nothing, so the
 //! pages its children share with it stay shared (copy-on-write).
 //!
-//! The child is forked ahead of its request: one standby supervisor
-//! waits on a socket of its own, with its setup done, and a request's
-//! channel is passed to it (`SCM_RIGHTS`), so a start does not wait for a
-//! fork; the next standby is forked after. It holds no request when it is
-//! forked, and reads its command's over its channel like any supervisor.
+//! While it is idle, the spawner forks a child ahead of its request: the
+//! standby supervisor waits on a socket of its own, with its set-up done,
+//! and the next request's channel is passed to it (`SCM_RIGHTS`), so a
+//! start does not wait for a fork. In a burst (a request already waiting)
+//! each start is forked directly, which is less work. A standby holds no
+//! request when it is forked, and reads its command's over its channel
+//! like any supervisor.
 //! A standby that is gone (killed) is reported on stderr, and that
 //! request's supervisor is forked for it directly.
 
@@ -70,21 +72,36 @@ pub fn run() -> i32 {
     if !fds::write_all(SPAWNER_FD, &channel::hello(TAG_SPAWNER_HELLO, pid)) {
         exit(0);
     }
-    let mut standby = fork_standby();
+    let mut standby = None;
     loop {
+        // Forked while idle only: in a burst each start forks its own,
+        // the least work per start.
+        if standby.is_none() && !request_pending() {
+            standby = fork_standby();
+        }
         match next_request() {
-            Request::Spawn(channel) => standby = spawn(channel, standby),
+            Request::Spawn(channel) => spawn(channel, standby.take()),
             Request::Bad => {}
             Request::Gone => exit(0),
         }
     }
 }
 
+/// Whether a request is waiting on the request socket (or it is at EOF).
+fn request_pending() -> bool {
+    let mut pfd = libc::pollfd {
+        fd: SPAWNER_FD,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll(2) on one live pollfd, without waiting.
+    unsafe { libc::poll(&mut pfd, 1, 0) > 0 }
+}
+
 /// Gives the command whose channel end is `channel` a supervisor: the
 /// standby, or else a fork now; then closes the spawner's copy (a failed
 /// fork closes it too: the NIF sees its channel end before any HELLO).
-/// Returns the next standby.
-fn spawn(channel: RawFd, standby: Option<RawFd>) -> Option<RawFd> {
+fn spawn(channel: RawFd, standby: Option<RawFd>) {
     let handed = standby.is_some_and(|sock| {
         let sent = fds::send_fd(sock, channel);
         fds::close(sock);
@@ -104,7 +121,6 @@ fn spawn(channel: RawFd, standby: Option<RawFd>) -> Option<RawFd> {
         };
     }
     fds::close(channel);
-    fork_standby()
 }
 
 /// Forks the next standby supervisor; returns the spawner's end of its
