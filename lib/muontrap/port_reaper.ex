@@ -26,10 +26,11 @@ defmodule MuonTrap.PortReaper do
   #
   # And it watches the command's `:owner` (MuonTrap.Owner) when that is
   # not the caller: a process on another node, say. When the owner goes
-  # down, the reaper asks the supervisor to terminate the command and
-  # flags it for the caller, which raises once the command ended; a
-  # supervisor that has not reported EXIT within `stop_timeout/1` is
-  # SIGKILLed with the command's process group.
+  # down, the reaper asks the supervisor to terminate the command, as at
+  # the deadline, and flags it for the caller, which raises once the
+  # command ended. (A stuck supervisor is seen to once the caller lets go
+  # or dies, as above: only the channel's reader knows whether EXIT came,
+  # so a kill from here could hit a recycled process group.)
 
   require Logger
 
@@ -156,16 +157,6 @@ defmodule MuonTrap.PortReaper do
 
       {:DOWN, ref, :process, _, reason} when ref == s.owner_monitor ->
         owner_down(s, reason)
-
-      :owner_kill ->
-        # Stuck (SIGSTOPped, say): whoever reads the channel next sees its
-        # end and cleans up the rest (the cgroup).
-        unless Nif.stdio_info(s.res).exited do
-          _ = Nif.stdio_kill(s.res, :supervisor)
-          _ = Nif.stdio_kill(s.res, :group)
-        end
-
-        wait(s)
     end
   end
 
@@ -174,7 +165,6 @@ defmodule MuonTrap.PortReaper do
   defp owner_down(s, reason) do
     if Owner.down(s.owner, s.caller_pid, reason) do
       _ = Stdio.send_frame(s.res, Protocol.terminate())
-      Process.send_after(self(), :owner_kill, stop_timeout(s.options))
     end
 
     wait(%{s | owner_monitor: nil})

@@ -101,7 +101,10 @@ defmodule MuonTrap.OwnerTest do
       parent = self()
 
       stream =
-        MuonTrap.stream!("sh", ["-c", "echo #{m}; exec sleep 30 #{m}"], owner: owner, lines: 64)
+        MuonTrap.stream!("sh", ["-c", "echo #{m}; exec #{helper()} sleep #{m}"],
+          owner: owner,
+          lines: 64
+        )
         |> Stream.each(fn _ -> send(parent, :pulled) end)
 
       task = Task.async(fn -> catch_error(Stream.run(stream)) end)
