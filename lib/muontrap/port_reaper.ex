@@ -163,9 +163,9 @@ defmodule MuonTrap.PortReaper do
   # The caller may still be reading, or not at all (a stream's consumer
   # that stopped pulling): the command is terminated from here.
   defp owner_down(s, reason) do
-    if Owner.down(s.owner, s.caller_pid, reason) do
-      _ = Stdio.send_frame(s.res, Protocol.terminate())
-    end
+    _ =
+      if Owner.down(s.owner, s.caller_pid, reason),
+        do: Stdio.send_frame(s.res, Protocol.terminate())
 
     wait(%{s | owner_monitor: nil})
   end
