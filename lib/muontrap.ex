@@ -66,6 +66,13 @@ defmodule MuonTrap do
     * `:stdio_window` - output bytes in flight before the command is paused (default
       262144). The command writes into a pipe of this capacity (at least one page)
       that the caller reads directly, at most this many bytes at a time
+    * `:owner` - a process, on any node, that the command dies with too: when it
+      dies or its node goes down (a netsplit included, once seen), the command is
+      terminated (as with `:stop_signal`) and `cmd/3` raises `MuonTrap.Error`
+      naming the owner. The calling process is always an owner. Default: the
+      caller of an `:erpc.call/4` or `:rpc.call/4` from another node when
+      `cmd/3` runs directly in that call (see "Calls from other nodes"), else
+      none; `nil` for none
 
   Cgroup paths are relative to the root of each cgroup hierarchy (v2, or v1
   on v1 and hybrid hosts), or beneath the BEAM's own group with `:beneath_own_cgroup`.
@@ -104,6 +111,20 @@ defmodule MuonTrap do
   through the NIF. A caller that does not come back to the command (a
   collector that blocks) still has its command terminated 1 s after the
   deadline, and gets `:timeout` when it returns.
+
+  ## Calls from other nodes
+
+  `:erpc.call(node, MuonTrap, :cmd, [...])` (or `:rpc.call/4`) runs
+  `cmd/3` on `node` in a process that nothing links to the caller. So
+  that the command still dies with its caller, `cmd/3` called directly in
+  such a process (its initial call is `{:erpc, :execute_call, 4}` and its
+  group leader is on the calling node) takes the caller's group leader as
+  its default `:owner`: the command is terminated if the calling node
+  goes down, and `cmd/3` raises `MuonTrap.Error`. Processes that the call
+  spawns, tasks it starts under a supervisor, commands typed in a remote
+  shell (`iex --remsh`) and daemons keep no such default: give them
+  `:owner`. `owner: nil` opts out. On one node nothing changes: a local
+  call adds no monitor and no message.
 
   With an explicit `:cgroup_path`, a second command started at once with
   the same path fails with `MuonTrap.Error` ("cgroup ... already exists")
@@ -177,6 +198,12 @@ defmodule MuonTrap do
   After the last output, a non-zero exit raises `MuonTrap.ExitError` with
   its `:status`; a `:timeout` raises it with `status: :timeout`, after what
   was written before the deadline.
+
+  `:owner` works as in `cmd/3`: the command is terminated when the owner
+  dies or its node goes down, whether or not the consumer is pulling,
+  and the next pull raises `MuonTrap.Error`. The default owner (an
+  `:erpc.call/4` or `:rpc.call/4` caller's) is judged in the process
+  that enumerates the stream, when the command starts.
 
       iex> MuonTrap.stream!("printf", ["a\nb\n"], lines: 1024) |> Enum.to_list()
       ["a", "b"]

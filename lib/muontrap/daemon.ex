@@ -3,7 +3,7 @@ defmodule MuonTrap.Daemon do
   @external_resource Path.expand("../../docs/daemon.md", __DIR__)
   @moduledoc File.read!(Path.expand("../../docs/daemon.md", __DIR__))
 
-  alias MuonTrap.{Nif, Options}
+  alias MuonTrap.{Nif, Options, Owner}
   alias MuonTrap.Daemon.{Listeners, Readiness, Server, Startup}
 
   @doc """
@@ -25,17 +25,29 @@ defmodule MuonTrap.Daemon do
     }
   end
 
-  @doc "Start/link a daemon GenServer for the specified command."
-  @spec start_link(binary(), [binary()], keyword()) :: GenServer.on_start()
+  @doc """
+  Start/link a daemon GenServer for the specified command.
+
+  With `owner: pid` (a process on any node), returns `{:error,
+  :owner_down}` if that process is not alive (or its node cannot be
+  reached), without starting anything; see "Daemons in a cluster".
+  """
+  @spec start_link(binary(), [binary()], keyword()) ::
+          GenServer.on_start() | {:error, :owner_down}
   def start_link(command, args, opts \\ []) do
     options = Options.validate(:daemon, command, args, opts)
     if entries = options[:listen_sockets], do: Listeners.check!(entries)
     server_opts = if name = options[:name], do: [name: name], else: []
 
-    with {:ok, pid} <- GenServer.start_link(Server, {command, options}, server_opts) do
+    # One that dies after this check is seen by the daemon's monitor.
+    with :ok <- check_owner(options[:owner]),
+         {:ok, pid} <- GenServer.start_link(Server, {command, options}, server_opts) do
       if options[:ready], do: with(:ok <- Startup.await(pid), do: {:ok, pid}), else: {:ok, pid}
     end
   end
+
+  defp check_owner(nil), do: :ok
+  defp check_owner(owner), do: if(Owner.alive?(owner), do: :ok, else: {:error, :owner_down})
 
   @doc """
   What the command has said about itself: `%{state: state, status_text:

@@ -23,7 +23,7 @@ defmodule MuonTrap.Engine do
 
   require Logger
 
-  alias MuonTrap.{Cgroup, Nif, PortBinary, PortReaper, Stdio}
+  alias MuonTrap.{Cgroup, Nif, Owner, PortBinary, PortReaper, Stdio}
   alias MuonTrap.Engine.Timers
 
   # How long the pipes are read after EXIT. Every process of the command
@@ -52,6 +52,9 @@ defmodule MuonTrap.Engine do
             # Takes the command over from a caller that lets go of it
             # early or dies (cmd/3).
             reaper: nil,
+            # An `:owner` other than the caller, watched by the reaper
+            # (MuonTrap.Owner), until settle_owner/1.
+            owner: nil,
             timer: nil,
             # Output streams not at EOF yet, and those that may have data now.
             reading: [],
@@ -70,7 +73,8 @@ defmodule MuonTrap.Engine do
   Start the command for validated, host-checked `options`: its pipes
   (`:streams` to read, `:stdin` true for a stdin pipe, the daemon's
   `:listeners`) and its supervisor. `reaper: true` names a
-  `MuonTrap.PortReaper` as heir, for a caller that may let go early;
+  `MuonTrap.PortReaper` as heir, for a caller that may let go early,
+  which also watches an `:owner` pid (not the caller's own) with it;
   `:timeout` (milliseconds) gives a `:timeout` event; `lazy_channel: true`
   reads the channel only once every output stream is at its end (for an
   owner that acts on no frame before: cmd/3, stream!/3).
@@ -94,11 +98,14 @@ defmodule MuonTrap.Engine do
           reraise e, __STACKTRACE__
       end
 
+    owner = if spec[:reaper] && spec[:owner], do: Owner.new(spec[:owner], stdio.resource)
+
     %__MODULE__{
       stdio: stdio,
       live: true,
       options: options,
-      reaper: if(spec[:reaper], do: PortReaper.adopt(stdio, options)),
+      reaper: if(spec[:reaper], do: PortReaper.adopt(stdio, options, owner)),
+      owner: owner,
       timer: timer,
       reading: reading,
       ready: reading,
@@ -350,6 +357,22 @@ defmodule MuonTrap.Engine do
     Timers.cancel_arm(engine.lazy)
     Stdio.close(engine.stdio)
     %{engine | stdio: nil, live: false, lazy: nil, reading: [], ready: []}
+  end
+
+  @doc """
+  Once the caller is done with the command: `{:up, engine}`, or
+  `{{:down, owner, reason}, engine}` if its `:owner` went down first (the
+  command was terminated for it). The owner's watcher then leaves the
+  caller alone; later calls are `:up`.
+  """
+  @spec settle_owner(t()) :: {:up | {:down, pid(), term()}, t()}
+  def settle_owner(%{owner: nil} = engine), do: {:up, engine}
+
+  def settle_owner(%{owner: owner} = engine) do
+    case Owner.settle(owner) do
+      :up -> {:up, %{engine | owner: nil}}
+      {:down, reason} -> {{:down, owner.pid, reason}, %{engine | owner: nil}}
+    end
   end
 
   @doc """

@@ -12,11 +12,15 @@ defmodule MuonTrap.Error do
   Raise what `error` means for `MuonTrap.cmd/3`'s caller: for a program
   that could not be exec'd, what `System.cmd/3` raises (`ErlangError`
   with `:enoent`, `:eacces` or `:e2big`, with `call_args` as the
-  arguments); otherwise `MuonTrap.Error`.
+  arguments); otherwise `MuonTrap.Error` (also when the command's
+  `:owner` went down, naming the owner).
   """
   @spec raise!(MuonTrap.Run.error(), [term()]) :: no_return()
   def raise!({:exec_error, errno}, [command | _] = call_args),
     do: :erlang.error(exec_error_reason(errno, command), call_args)
+
+  def raise!({:owner_down, owner, reason}, _call_args),
+    do: raise(MuonTrap.Error, message: MuonTrap.Owner.message(owner, reason))
 
   def raise!(message, _call_args), do: raise(MuonTrap.Error, message: message)
 

@@ -48,7 +48,9 @@ defmodule MuonTrap.Options do
     :stop_signal,
     :umask,
     :nice,
-    :rlimits
+    :rlimits,
+    # Elixir's alone (MuonTrap.Owner): the supervisor never sees it.
+    :owner
   ]
 
   @cmd_only [:into, :timeout, :input, :lines]
@@ -303,6 +305,7 @@ defmodule MuonTrap.Options do
   defp validate_option(_, :umask, v) when v in 0..0o777, do: v
   defp validate_option(_, :nice, v) when v in -20..19, do: v
   defp validate_option(_, :rlimits, v), do: Values.rlimits!(v)
+  defp validate_option(_, :owner, v) when is_pid(v) or v == nil, do: v
   defp validate_option(:cmd, :into, v), do: v
   defp validate_option(_, :timeout, v) when v in 1..@u32_max or v == :infinity, do: v
   defp validate_option(_, :input, v), do: MuonTrap.Input.new(v)
@@ -378,6 +381,7 @@ defmodule MuonTrap.Options do
   defp expected(:log_prefix), do: "a string"
   defp expected(:logger_metadata), do: "a keyword list"
   defp expected(:wait_for), do: "a 0-arity function"
+  defp expected(:owner), do: "a pid (on any node) or nil"
 
   defp expected(key) when key in [:log_transform, :exit_status_to_reason],
     do: "a 1-arity function"

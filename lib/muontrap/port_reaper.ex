@@ -23,10 +23,18 @@ defmodule MuonTrap.PortReaper do
   # never comes back for the output (a stream consumer that stops pulling,
   # a collector that blocks) has its command terminated at the deadline
   # plus a grace, while the caller still gets `:timeout` when it returns.
+  #
+  # And it watches the command's `:owner` (MuonTrap.Owner) when that is
+  # not the caller: a process on another node, say. When the owner goes
+  # down, the reaper asks the supervisor to terminate the command, as at
+  # the deadline, and flags it for the caller, which raises once the
+  # command ended. (A stuck supervisor is seen to once the caller lets go
+  # or dies, as above: only the channel's reader knows whether EXIT came,
+  # so a kill from here could hit a recycled process group.)
 
   require Logger
 
-  alias MuonTrap.{Nif, Protocol, Stdio}
+  alias MuonTrap.{Nif, Owner, Protocol, Stdio}
 
   # Beyond :delay_to_sigkill, how long a supervisor asked to terminate
   # has to report EXIT before it is taken for stuck (stop_timeout/1).
@@ -41,14 +49,15 @@ defmodule MuonTrap.PortReaper do
 
   @doc """
   Name a reaper heir of `stdio`'s command, just started by the calling
-  process for validated `options`. Returns the reaper.
+  process for validated `options`, watching `owner` if not `nil`.
+  Returns the reaper.
   """
-  @spec adopt(Stdio.t(), map()) :: pid()
-  def adopt(%Stdio{resource: res}, options) do
+  @spec adopt(Stdio.t(), map(), Owner.t() | nil) :: pid()
+  def adopt(%Stdio{resource: res}, options, owner \\ nil) do
     caller = self()
     # Only what it needs: an :input's iodata would be copied to its heap.
     options = Map.take(options, [:cgroup_path, :beneath_own_cgroup, :delay_to_sigkill, :timeout])
-    reaper = spawn(fn -> init(caller, res, options) end)
+    reaper = spawn(fn -> init(caller, res, options, owner) end)
     :ok = Nif.stdio_heir(res, reaper)
     reaper
   end
@@ -102,8 +111,11 @@ defmodule MuonTrap.PortReaper do
 
   ## The reaper process
 
-  defp init(caller, res, options) do
+  defp init(caller, res, options, owner) do
     monitor = Process.monitor(caller)
+    # Monitored after the caller: a remote owner's monitor may take a
+    # round trip to say :noproc or :noconnection.
+    owner_monitor = if owner, do: Process.monitor(owner.pid)
 
     _ =
       case Map.get(options, :timeout, :infinity) do
@@ -111,7 +123,14 @@ defmodule MuonTrap.PortReaper do
         ms -> Process.send_after(self(), :deadline, ms + @caller_grace)
       end
 
-    wait(%{caller: monitor, res: res, options: options})
+    wait(%{
+      caller: monitor,
+      caller_pid: caller,
+      res: res,
+      options: options,
+      owner: owner,
+      owner_monitor: owner_monitor
+    })
   end
 
   # Until the caller is done, lets go or dies.
@@ -135,7 +154,20 @@ defmodule MuonTrap.PortReaper do
       :deadline ->
         _ = Stdio.send_frame(s.res, Protocol.terminate())
         wait(s)
+
+      {:DOWN, ref, :process, _, reason} when ref == s.owner_monitor ->
+        owner_down(s, reason)
     end
+  end
+
+  # The caller may still be reading, or not at all (a stream's consumer
+  # that stopped pulling): the command is terminated from here.
+  defp owner_down(s, reason) do
+    _ =
+      if Owner.down(s.owner, s.caller_pid, reason),
+        do: Stdio.send_frame(s.res, Protocol.terminate())
+
+    wait(%{s | owner_monitor: nil})
   end
 
   # The command is ours and its channel shut down for writing: see how

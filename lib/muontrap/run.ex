@@ -14,7 +14,7 @@ defmodule MuonTrap.Run do
   # caller dies, the supervisor terminates the command's tree (the reaper
   # sees to it), and the NIF closes the pipes.
 
-  alias MuonTrap.{Engine, Input, Lines}
+  alias MuonTrap.{Engine, Input, Lines, Owner}
 
   # Writes to stdin per step before output is read and messages looked at.
   @writes_per_step 4
@@ -39,12 +39,19 @@ defmodule MuonTrap.Run do
   @typedoc "A running command."
   @type t :: %__MODULE__{}
 
-  @typedoc "Why a command could not run: an exec errno or a `muontrap:` message."
-  @type error :: {:exec_error, :enoent | :eacces | :e2big} | String.t()
+  @typedoc """
+  Why a command could not run or finish: an exec errno, a `muontrap:`
+  message, or its `:owner` that went down (the command was terminated).
+  """
+  @type error ::
+          {:exec_error, :enoent | :eacces | :e2big}
+          | {:owner_down, pid(), term()}
+          | String.t()
 
   @doc """
   Start the command for validated, host-checked `options`. With
-  `stderr: :separate` its stderr gets a pipe of its own.
+  `stderr: :separate` its stderr gets a pipe of its own. Its owner is
+  the calling process, plus any other `:owner` (`MuonTrap.Owner`).
   """
   @spec start(MuonTrap.Options.t()) :: t()
   def start(options) do
@@ -57,7 +64,8 @@ defmodule MuonTrap.Run do
         stdin: input != nil,
         reaper: true,
         lazy_channel: true,
-        timeout: Map.get(options, :timeout, :infinity)
+        timeout: Map.get(options, :timeout, :infinity),
+        owner: Owner.for_caller(options)
       )
 
     %__MODULE__{
@@ -75,6 +83,8 @@ defmodule MuonTrap.Run do
   command and its descendants are gone and every byte was returned,
   `{:timeout, [{stream, chunks}], run}` with what was queued at the
   deadline, or `{:error, error, run}`. After the last three, call `stop/1`.
+  Once the command ended, an `:owner` that went down first makes it
+  `{:error, {:owner_down, owner, reason}, run}`.
   """
   @spec next(t()) ::
           {:data, :output | :stderr, [binary()], t()}
@@ -82,6 +92,23 @@ defmodule MuonTrap.Run do
           | {:timeout, [{:output | :stderr, [binary()]}], t()}
           | {:error, error(), t()}
   def next(run) do
+    case step(run) do
+      {:data, _stream, _chunks, _run} = data -> data
+      {kind, result, run} when kind in [:exit, :timeout, :error] -> settle(kind, result, run)
+    end
+  end
+
+  defp settle(kind, result, run) do
+    case Engine.settle_owner(run.engine) do
+      {:up, engine} ->
+        {kind, result, %{run | engine: engine}}
+
+      {{:down, owner, reason}, engine} ->
+        {:error, {:owner_down, owner, reason}, %{run | engine: engine}}
+    end
+  end
+
+  defp step(run) do
     # Input is written between steps; while it can be, nothing is waited for.
     run = guard(run, fn -> feed(run, @writes_per_step) end)
 
@@ -91,7 +118,7 @@ defmodule MuonTrap.Run do
     end
   end
 
-  defp events([], run), do: next(run)
+  defp events([], run), do: step(run)
   defp events([:timeout | _], run), do: timed_out(run)
   defp events([{:data, stream, data}], run), do: emit(split(run, stream, data), stream)
   defp events([{:eof, stream}], run), do: emit(flush(run, stream), stream)
@@ -115,7 +142,7 @@ defmodule MuonTrap.Run do
   defp event({:pipe_error, message}, run), do: end_input(%{run | error: run.error || message})
   defp event(_other, run), do: run
 
-  defp emit({[], run}, _stream), do: next(run)
+  defp emit({[], run}, _stream), do: step(run)
   defp emit({chunks, run}, stream), do: {:data, stream, chunks, run}
 
   defp split(%{lines: nil} = run, _stream, data), do: {[data], run}
@@ -232,7 +259,10 @@ defmodule MuonTrap.Run do
   @spec stop(t()) :: :ok
   def stop(run) do
     halt_input(run)
-    _ = Engine.stop(run.engine)
+    # Before the command is let go: the owner's watcher then leaves the
+    # caller's mailbox alone.
+    {_owner, engine} = Engine.settle_owner(run.engine)
+    _ = Engine.stop(engine)
     :ok
   end
 end

@@ -43,6 +43,8 @@ defmodule MuonTrap.Daemon.Server do
       # file is far cheaper than opening it (docs/performance.md, "cgroup reads").
       open_files: if(options[:cgroup_path], do: Nif.open_files()),
       error: nil,
+      # The `:owner`'s monitor: its death, or its node's, stops the daemon.
+      owner: if(owner = options[:owner], do: Process.monitor(owner)),
       # How the last command ended, for crash reports (Report).
       last_exit: nil
     }
@@ -187,6 +189,12 @@ defmodule MuonTrap.Daemon.Server do
 
   def handle_info({:DOWN, ref, :process, _pid, reason}, %{wait_task: %Task{ref: ref}} = state) do
     stop(%{state | wait_task: nil}, reason)
+  end
+
+  # terminate/2 then stops the command, as at any stop.
+  def handle_info({:DOWN, ref, :process, _pid, reason}, %{owner: ref} = state) when ref != nil do
+    Logger.info("#{state.command}: owner down (#{inspect(reason)}), stopping")
+    stop(%{state | owner: nil}, {:shutdown, {:owner_down, reason}})
   end
 
   def handle_info(message, state) do
