@@ -107,7 +107,7 @@ defmodule MuonTrap.FaultsKillCgroupTest do
     test "the port binary SIGKILLed: a clear error, the escaped grandchild killed", c do
       parent = self()
       script = escaping("exec #{helper()} repeat \"$1\" 0")
-      task = cmd_task(c.m, script, opts(c.pool, into: %Collect{to: parent}))
+      task = cmd_task(c.m, script, opts(c.pool, into: %Collect{to: parent, max: 1_000}))
       assert_receive {:collected, _}, 15_000
       leaf(c.pool, 2)
       signal(port_binary(c.m), "KILL")
@@ -118,7 +118,7 @@ defmodule MuonTrap.FaultsKillCgroupTest do
     test "the command SIGKILLed: status 137, the escaped grandchild killed", c do
       parent = self()
       script = escaping("exec #{helper()} repeat \"$1\" 0")
-      task = cmd_task(c.m, script, opts(c.pool, into: %Collect{to: parent}))
+      task = cmd_task(c.m, script, opts(c.pool, into: %Collect{to: parent, max: 1_000}))
       assert_receive {:collected, _}, 15_000
       group = leaf(c.pool, 2)
       command = Enum.find(cgroup_procs(group), &(File.read!("/proc/#{&1}/cmdline") =~ "repeat"))

@@ -30,7 +30,7 @@ defmodule MuonTrap.FaultsKillTest do
   # A command streaming lines of `m` into the test, read by a task.
   defp streaming(m, opts \\ []) do
     parent = self()
-    collect = %Collect{to: parent}
+    collect = %Collect{to: parent, max: 1_000}
 
     task =
       Task.async(fn ->

@@ -54,7 +54,9 @@ defmodule MuonTrap.SpawnerFaultsTest do
 
       task =
         Task.async(fn ->
-          raised(fn -> MuonTrap.cmd("sh", ["-c", script], into: %Collect{to: parent}) end)
+          raised(fn ->
+            MuonTrap.cmd("sh", ["-c", script], into: %Collect{to: parent, max: 1_000})
+          end)
         end)
 
       assert_receive {:collected, _}, 15_000
