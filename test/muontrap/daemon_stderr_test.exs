@@ -67,7 +67,10 @@ defmodule MuonTrap.DaemonStderrTest do
         :exit, _gone -> nil
       end
 
-    assert_receive {:DOWN, ^ref, :process, ^daemon, :normal}, 10_000
+    # Linked to this test: one already gone (:noproc) exited normally.
+    assert_receive {:DOWN, ^ref, :process, ^daemon, reason} when reason in [:normal, :noproc],
+                   10_000
+
     if is_integer(supervisor), do: wait_all_dead([supervisor])
   end
 

@@ -110,7 +110,11 @@ defmodule MuonTrap.StreamTest do
           "-c",
           "#{helper()} fork_many 3 #{m} & exec #{helper()} repeat #{m} 1000000000"
         ])
-        |> Enum.each(fn _ -> send(parent, :element) end)
+        # The first element only: a billion messages would swamp this test.
+        |> Enum.reduce(0, fn
+          _, 0 -> send(parent, :element) && 1
+          _, n -> n + 1
+        end)
       end)
 
     assert_receive :element, 10_000
