@@ -116,16 +116,18 @@ defmodule Mix.Tasks.Muontrap.Bench.Procs do
   @doc """
   Every live descendant of this BEAM except erl_child_setup, and every
   live descendant of MuonTrap's resident spawner (a child of init, which
-  stays while the BEAM runs): the supervisors and their commands.
+  stays while the BEAM runs): the supervisors and their commands. The
+  spawner's standby supervisor (a child without a command) stays with it.
   """
   def leftovers do
     Process.sleep(200)
     me = System.pid() |> String.to_integer()
     spawner = if spawner_transport?(), do: MuonTrap.Nif.spawner_pid()
+    standbys = for pid <- children(spawner), children(pid) == [], do: pid
 
     (descendants(me) ++ if(spawner, do: descendants(spawner), else: []))
     |> Enum.uniq()
-    |> Enum.reject(&(&1 == spawner))
+    |> Enum.reject(&(&1 == spawner or &1 in standbys))
     |> Enum.filter(&alive?/1)
     |> Enum.map(fn pid -> {pid, String.trim(File.read!("/proc/#{pid}/comm"))} end)
     |> Enum.reject(fn {_, comm} -> comm in ["erl_child_setup", "inet_gethost", "epmd"] end)
