@@ -22,7 +22,7 @@ pub fn run(channel: RawFd) -> ! {
     fds::close_from(3);
     reset_signals();
     crate::signals::set_only_pipe_ignored();
-    #[cfg(target_os = "linux")]
+    #[cfg(linux_native)]
     // SAFETY: prctl(2) with integer arguments. Not dumpable: no core
     // file, no ptrace or /proc/<pid>/mem for its user's other processes
     // (the command's environment passes through here).
