@@ -60,10 +60,16 @@ defmodule MuonTrap.PlatformTest do
   @tag :portable
   test "the portable build runs commands contained in their process group" do
     m = marker()
-    # A background child of the shell is in its group: gone with it.
+    # A background child of the shell is in its group: gone with it, on a
+    # timeout...
     script = "#{helper()} sleep #{m} & exec #{helper()} sleep #{m}"
     assert {_, :timeout} = MuonTrap.cmd("sh", ["-c", script], timeout: 300)
+    wait_until(fn -> pids_matching(m) == [] end, 5_000, "the group to be gone")
 
+    # ...and when the program exits first: no subreaper makes the child
+    # ours, its process group is what is left to stop.
+    m = marker()
+    assert {"", 0} = MuonTrap.cmd("sh", ["-c", "#{helper()} sleep #{m} & exit 0"])
     wait_until(fn -> pids_matching(m) == [] end, 5_000, "the group to be gone")
   end
 end
