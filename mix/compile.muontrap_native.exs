@@ -22,7 +22,7 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
   # CARGO_PROFILE_*), including what Nerves exports for MIX_TARGET=<board>.
   @env_keys ~w(CARGO_BUILD_TARGET CARGO_BUILD_RUSTFLAGS CARGO_ENCODED_RUSTFLAGS RUSTFLAGS
                CARGO RUSTC RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER RUSTUP_TOOLCHAIN
-               MUONTRAP_PLAIN_LINK MUONTRAP_CARGO_TARGET NERVES_SDK_SYSROOT
+               MUONTRAP_PLAIN_LINK MUONTRAP_CARGO_TARGET MUONTRAP_PORTABLE NERVES_SDK_SYSROOT
                TARGET_ARCH TARGET_CPU TARGET_OS TARGET_ABI CROSSCOMPILE CC)
 
   @impl true
@@ -111,7 +111,7 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
 
     base = [
       {Path.join(dir.("release"), "muontrap"), Path.join(priv, "muontrap")},
-      {Path.join(dir.("release-nif"), "libmuontrap_nif.so"),
+      {Path.join(dir.("release-nif"), Target.nif_artifact(triple, :os.type())),
        Path.join(priv, "libmuontrap_nif.so")}
     ]
 
@@ -286,7 +286,8 @@ defmodule Mix.Tasks.Compile.MuontrapNative do
           ["build", "--profile=#{profile}"] ++
             color(System.get_env()) ++
             if(triple, do: ["--target", triple], else: []) ++
-            Enum.flat_map(packages, &["-p", &1])
+            Enum.flat_map(packages, &["-p", &1]) ++
+            Target.feature_args(System.get_env(), packages)
 
         run_env =
           if profile == "release-nif",

@@ -48,6 +48,24 @@ exclude =
      do: exclude,
      else: [:x86_64_gnu | exclude]
 
+# The portable build (MUONTRAP_PORTABLE=1, docs/portability.md), or a
+# system other than Linux: as the NIF reports it, no cgroups and no
+# sd_notify; tests of what needs Linux's own facilities (tag :linux) and
+# every cgroup test are excluded. Tests of the refusals there (tag
+# :portable) run only then.
+exclude =
+  case MuonTrap.Platform.info() do
+    %{cgroups: true, notify: true} ->
+      [:portable | exclude]
+
+    platform ->
+      IO.puts(
+        "#{MuonTrap.Platform.describe(platform)}: skipping :linux and cgroup tests (docs/portability.md)"
+      )
+
+      [:linux, :cgroup, :cgroup_limits, :cgroup2, :doctor | exclude]
+  end
+
 # Logs are shown only for failing tests.
 # Commands start in real OS processes: allow for a loaded 2-core machine.
 ExUnit.start(exclude: [:soak | exclude], capture_log: true, assert_receive_timeout: 5_000)

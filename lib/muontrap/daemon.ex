@@ -3,7 +3,7 @@ defmodule MuonTrap.Daemon do
   @external_resource Path.expand("../../docs/daemon.md", __DIR__)
   @moduledoc File.read!(Path.expand("../../docs/daemon.md", __DIR__))
 
-  alias MuonTrap.{Nif, Options, Owner}
+  alias MuonTrap.{Nif, Options, Owner, Platform}
   alias MuonTrap.Daemon.{Listeners, Readiness, Server, Startup}
 
   @doc """
@@ -152,11 +152,13 @@ defmodule MuonTrap.Daemon do
 
   Returns `{:error, :no_cgroup}` without a cgroup, `{:error, :enoent}` for
   a file that exists in neither form, and `{:error, :einval}` for a file
-  name that is not a plain name inside the group.
+  name that is not a plain name inside the group. Raises `ArgumentError`
+  where there are no cgroups (macOS, FreeBSD, the portable build).
   """
   @spec cgget(GenServer.server(), binary()) ::
           {:ok, String.t()} | {:error, File.posix() | :no_cgroup}
   def cgget(server, variable_name) do
+    Platform.require!(:cgroups, "MuonTrap.Daemon.cgget/2")
     {path, beneath} = live_cgroup(server)
     Nif.cgget(path, beneath, variable_name)
   end
@@ -169,15 +171,16 @@ defmodule MuonTrap.Daemon do
   `cpu.shares`, `"cpu.max"` to both CFS files in an order the kernel
   accepts at each step); a value the option would refuse is
   `{:error, :einval}`. Other names, v1 ones included, are written as they
-  are. See "cgroup files" above.
+  are. See "cgroup files" above. Raises `ArgumentError` where there are
+  no cgroups (macOS, FreeBSD, the portable build).
   """
   @spec cgset(GenServer.server(), binary(), binary()) :: :ok | {:error, File.posix() | :no_cgroup}
-  def cgset(server, variable_name, value),
-    do:
-      with(
-        {path, beneath} <- live_cgroup(server),
-        do: Nif.cgset(path, beneath, variable_name, value)
-      )
+  def cgset(server, variable_name, value) do
+    Platform.require!(:cgroups, "MuonTrap.Daemon.cgset/3")
+
+    with {path, beneath} <- live_cgroup(server),
+         do: Nif.cgset(path, beneath, variable_name, value)
+  end
 
   @doc """
   Return the daemon's writable cgroup settings.
@@ -189,9 +192,12 @@ defmodule MuonTrap.Daemon do
   (count or `:max`), `:io_weight`, `:cpuset_cpus`, `:cpuset_mems`. Absent
   files are omitted; an empty map without a cgroup. The map is accepted as
   the `:cgroup` option, to start another daemon with the same settings.
+  Raises `ArgumentError` where there are no cgroups (macOS, FreeBSD, the
+  portable build).
   """
   @spec cgroup_config(GenServer.server()) :: %{required(atom()) => term()}
   def cgroup_config(server) do
+    Platform.require!(:cgroups, "MuonTrap.Daemon.cgroup_config/1")
     {{path, beneath}, files} = GenServer.call(server, :cgroup_config)
     Nif.cgroup_config(path, beneath, files)
   end

@@ -131,6 +131,8 @@ defmodule MuonTrap.Options do
       opts
       |> Enum.reduce(%{args: args}, fn {key, value}, acc ->
         if key in allowed do
+          MuonTrap.Platform.check_option!(key, value)
+
           acc
           |> Map.put(key, validate_option(context, key, value))
           |> translate_cgroup(key, value)

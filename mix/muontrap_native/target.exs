@@ -209,6 +209,30 @@ defmodule Mix.Tasks.Compile.MuontrapNative.Target do
   defp join("", _sep, flag), do: flag
   defp join(flags, sep, flag), do: flags <> sep <> flag
 
+  @doc """
+  The NIF's file name as cargo makes it: `libmuontrap_nif.dylib` for an
+  Apple target (or an Apple host without one), else `.so`. It is
+  installed as `libmuontrap_nif.so` whatever the system: the name the BEAM
+  loads (`:erlang.load_nif/2` appends `.so` on macOS too).
+  """
+  def nif_artifact(triple, os_type) do
+    apple = if triple, do: triple =~ "-apple-", else: os_type == {:unix, :darwin}
+    if apple, do: "libmuontrap_nif.dylib", else: "libmuontrap_nif.so"
+  end
+
+  @doc """
+  Cargo feature arguments for `packages`: with `MUONTRAP_PORTABLE=1`, the
+  port binary and the NIF are built on the portable path, without Linux's
+  own facilities (docs/portability.md).
+  """
+  def feature_args(env, packages) do
+    if present(env, "MUONTRAP_PORTABLE") in ["1", "true"] do
+      for p <- packages, p in ~w(muontrap_port muontrap_nif), do: "--features=#{p}/portable"
+    else
+      []
+    end
+  end
+
   @doc "Debian's architecture name for a target triple, or nil if Debian has none."
   def debian_arch(triple), do: Map.get(@debian_arch, triple)
 

@@ -30,6 +30,17 @@ use std::process::{Command, Stdio};
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // `cfg(linux_native)`: Linux's own facilities (pidfd, signalfd, the
+    // subreaper, the parent-death signal, clone, close_range, cgroups,
+    // sd_notify, the abstract namespace). Off on other systems, and on
+    // Linux with the `portable` feature, which builds the code macOS and
+    // FreeBSD run (docs/portability.md).
+    println!("cargo:rustc-check-cfg=cfg(linux_native)");
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && env::var_os("CARGO_FEATURE_PORTABLE").is_none()
+    {
+        println!("cargo:rustc-cfg=linux_native");
+    }
     for var in [
         "MUONTRAP_PLAIN_LINK",
         "NERVES_SDK_SYSROOT",

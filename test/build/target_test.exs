@@ -179,4 +179,25 @@ defmodule MuonTrap.Build.TargetTest do
     assert Target.debian_arch("arm-unknown-linux-gnueabihf") == nil
     assert Target.debian_arch("aarch64-unknown-linux-musl") == nil
   end
+
+  test "nif_artifact/2: cargo's .dylib on macOS hosts and Apple targets, else .so" do
+    assert Target.nif_artifact(nil, {:unix, :darwin}) == "libmuontrap_nif.dylib"
+    assert Target.nif_artifact(nil, {:unix, :linux}) == "libmuontrap_nif.so"
+    assert Target.nif_artifact(nil, {:unix, :freebsd}) == "libmuontrap_nif.so"
+    assert Target.nif_artifact("aarch64-apple-darwin", {:unix, :linux}) == "libmuontrap_nif.dylib"
+    assert Target.nif_artifact("x86_64-unknown-freebsd", {:unix, :darwin}) == "libmuontrap_nif.so"
+  end
+
+  test "feature_args/2: MUONTRAP_PORTABLE=1 turns on the portable feature of the port and the NIF" do
+    packages = ~w(muontrap_port muontrap_test_helper)
+    assert Target.feature_args(%{}, packages) == []
+    assert Target.feature_args(%{"MUONTRAP_PORTABLE" => ""}, packages) == []
+
+    assert Target.feature_args(%{"MUONTRAP_PORTABLE" => "1"}, packages) == [
+             "--features=muontrap_port/portable"
+           ]
+
+    assert Target.feature_args(%{"MUONTRAP_PORTABLE" => "1"}, ["muontrap_nif"]) ==
+             ["--features=muontrap_nif/portable"]
+  end
 end

@@ -61,6 +61,7 @@ defmodule MuonTrap.DaemonReadyTest do
 
   defp done(caller), do: send(caller, :done)
 
+  @tag :linux
   test "redis-server --supervised systemd: ready means listening, PING answers at once" do
     # A short path: a Unix socket's path is at most 107 bytes.
     sock = Path.join(System.tmp_dir!(), "muontrap_redis_#{marker()}.sock")
@@ -86,6 +87,7 @@ defmodule MuonTrap.DaemonReadyTest do
     wait_all_dead(pids)
   end
 
+  @tag :linux
   test "systemd-notify --ready --status after 0.3 s: start_link waits for it" do
     m = marker()
 
@@ -101,6 +103,7 @@ defmodule MuonTrap.DaemonReadyTest do
     stop_and_check(pid, m)
   end
 
+  @tag :linux
   test "a Python sender: STATUS, READY, RELOADING, READY, STOPPING, MAINPID" do
     m = marker()
     # Each line on stdin is sent as one datagram; the sender stays alive.
@@ -139,6 +142,7 @@ defmodule MuonTrap.DaemonReadyTest do
   end
 
   describe "ready_timeout" do
+    @tag :linux
     test "from a caller that does not trap exits: the tree is gone, the caller lives" do
       m = marker()
       # The shell records its pid, then becomes the sleeper.
@@ -172,6 +176,7 @@ defmodule MuonTrap.DaemonReadyTest do
       assert_none_left(m)
     end
 
+    @tag :linux
     test "from a caller that traps exits: no {:EXIT, ...} or other stray message left" do
       # Not the test process itself: capture_log's StringIO, linked to
       # it, leaves an {:EXIT, io, :normal} of its own when trapping.
@@ -200,6 +205,7 @@ defmodule MuonTrap.DaemonReadyTest do
     # The timeout sends SIGTERM; a command that reports readiness while
     # it goes (at SIGTERM, or a report still on its way) must not turn
     # the failed start into a success, nor make its exit the reason.
+    @tag :linux
     test "READY=1 after the timeout fired: still {:error, :ready_timeout}, the caller lives" do
       m = marker()
 
@@ -266,6 +272,7 @@ defmodule MuonTrap.DaemonReadyTest do
       assert_none_left(m)
     end
 
+    @tag :linux
     test "while wait_for still runs: {:error, :ready_timeout}, the caller lives" do
       test = self()
 
@@ -291,6 +298,7 @@ defmodule MuonTrap.DaemonReadyTest do
       end)
     end
 
+    @tag :linux
     test ":infinity is accepted" do
       m = marker()
       script = "systemd-notify --ready; exec #{helper()} sleep #{m}"
@@ -305,6 +313,7 @@ defmodule MuonTrap.DaemonReadyTest do
 
   describe "the command exits before it is ready" do
     for status <- [3, 0] do
+      @tag :linux
       test "exit #{status}: {:error, {:exit_status, #{status}}}, the caller lives" do
         m = marker()
         script = "exit #{unquote(status)}; : #{m}"
@@ -317,6 +326,7 @@ defmodule MuonTrap.DaemonReadyTest do
       end
     end
 
+    @tag :linux
     test "a command that cannot be exec'd: {:error, {:muontrap_error, message}}" do
       # Executable, with an interpreter that does not exist: execve fails.
       script = Path.join(System.tmp_dir!(), "muontrap_bad_interp_#{marker()}")
@@ -332,6 +342,7 @@ defmodule MuonTrap.DaemonReadyTest do
       end)
     end
 
+    @tag :linux
     test "from a trapping caller: the error, and no {:EXIT, ...} left" do
       start = fn -> Daemon.start_link("sh", ["-c", "exit 3"], ready: :notify) end
       caller = in_caller(start, true)
@@ -447,6 +458,7 @@ defmodule MuonTrap.DaemonReadyTest do
     end
   end
 
+  @tag :linux
   test "READY=1 from outside the containment (the BEAM itself) is ignored" do
     m = marker()
 
@@ -480,6 +492,7 @@ defmodule MuonTrap.DaemonReadyTest do
     end)
   end
 
+  @tag :linux
   test "under a Supervisor the next child starts only once the daemon is ready" do
     m = marker()
     name = :"ready_test_#{m}"
@@ -521,6 +534,7 @@ defmodule MuonTrap.DaemonReadyTest do
   end
 
   describe "with wait_for" do
+    @tag :linux
     test "wait_for, then the command becomes ready: {:ok, pid}" do
       m = marker()
       script = "systemd-notify --ready; exec #{helper()} sleep #{m}"
@@ -537,6 +551,7 @@ defmodule MuonTrap.DaemonReadyTest do
       stop_and_check(pid, m)
     end
 
+    @tag :linux
     test "a wait_for that raises: {:error, {exception, stacktrace}}, the caller lives" do
       m = marker()
 

@@ -127,6 +127,7 @@ defmodule MuonTrap.DaemonRelaunchTest do
     end)
   end
 
+  @tag :linux
   test "a death by a signal and a watchdog expiry are failures" do
     file = launch_file()
 
@@ -150,6 +151,7 @@ defmodule MuonTrap.DaemonRelaunchTest do
     assert_none_left(m)
   end
 
+  @tag :linux
   test "start_link fails without a relaunch when the first command is never ready" do
     file = launch_file()
 
@@ -163,6 +165,7 @@ defmodule MuonTrap.DaemonRelaunchTest do
     assert length(launches(file)) == 1
   end
 
+  @tag :linux
   test "after a relaunch: :relaunching, then :starting until the new command is ready" do
     file = launch_file()
     m = marker()
@@ -189,6 +192,7 @@ defmodule MuonTrap.DaemonRelaunchTest do
     assert_none_left(m)
   end
 
+  @tag :linux
   test "a relaunched command not ready within :ready_timeout is a failure" do
     file = launch_file()
     m = marker()

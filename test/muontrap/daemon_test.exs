@@ -250,6 +250,7 @@ defmodule MuonTrap.DaemonTest do
     GenServer.stop(pid)
   end
 
+  @tag :linux
   test "cgroup functions without a cgroup" do
     {:ok, pid} = Daemon.start_link(helper(), ["sleep"], [])
     assert Daemon.cgroup_path(pid) == nil

@@ -11,6 +11,9 @@ defmodule MuonTrap.DaemonWatchdogTest do
   # commands at once) can hold a Python sender up for longer than that.
   use ExUnit.Case, async: false
 
+  # sd_notify and the watchdog need Linux (docs/portability.md).
+  @moduletag :linux
+
   import ExUnit.CaptureLog
   import MuonTrap.Test.{Notify, OSProcess}
 

@@ -9,6 +9,9 @@ defmodule MuonTrap.FaultsNotifyTest do
   # the suite's stress tests too, and the BEAM's descriptors are counted.
   use ExUnit.Case, async: false
 
+  # sd_notify needs Linux (docs/portability.md).
+  @moduletag :linux
+
   import ExUnit.CaptureLog
   import MuonTrap.Test.{Faults, Notify, OSProcess}
 

@@ -121,6 +121,7 @@ defmodule MuonTrap.FaultsResourcesTest do
     IO.puts("oom_kill " <> kills)
     """
 
+    @tag :linux
     test "the caller gets a clear error, and the command and its group are gone" do
       m = marker()
       base = "muontrap_faults_#{m}"
@@ -165,6 +166,7 @@ defmodule MuonTrap.FaultsResourcesTest do
     # The port made the base, and removes it with the group.
     defp assert_no_group(base), do: assert_cgroup_removed(base)
 
+    @tag :linux
     test "the command sees fork fail with EAGAIN; its exit status comes back",
          %{opts: opts} = c do
       # The interpreter itself: pyenv's shim is a shell script that forks.
@@ -174,6 +176,7 @@ defmodule MuonTrap.FaultsResourcesTest do
       assert_no_group(c.base)
     end
 
+    @tag :linux
     test "a shell that cannot fork fails cleanly, and nothing is left", %{opts: opts} = c do
       m = marker()
       script = "#{helper()} sleep #{m} & wait; echo after"

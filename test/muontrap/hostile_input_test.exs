@@ -51,6 +51,7 @@ defmodule MuonTrap.HostileInputTest do
     :gen_tcp.close(socket)
   end
 
+  @tag :linux
   test "a daemon with every feature on: its command has fds 0-2 and its listener only" do
     assert_daemon_fds([])
   end

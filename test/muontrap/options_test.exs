@@ -159,6 +159,7 @@ defmodule MuonTrap.OptionsTest do
     assert %{groups: []} = Options.validate(:cmd, "echo", [], groups: [])
   end
 
+  @tag :linux
   test ":cgroup_base and :cgroup_path are exclusive, and :cgroup needs one" do
     assert_raise ArgumentError, ~r/either :cgroup_base or :cgroup_path/, fn ->
       Options.validate(:cmd, "echo", [], cgroup_base: "a", cgroup_path: "b")
@@ -172,6 +173,7 @@ defmodule MuonTrap.OptionsTest do
     assert %{cgroup: %{}} = Options.validate(:cmd, "echo", [], cgroup: %{})
   end
 
+  @tag :linux
   test ":cgroup_base becomes a fresh path beneath it" do
     %{cgroup_path: a} = Options.validate(:cmd, "echo", [], cgroup_base: "base/x")
     %{cgroup_path: b} = Options.validate(:cmd, "echo", [], cgroup_base: "base/x")
@@ -179,6 +181,7 @@ defmodule MuonTrap.OptionsTest do
     assert a != b
   end
 
+  @tag :linux
   test "the cgroup map becomes controllers and writes for this host's layout" do
     opts =
       Options.validate(:cmd, "echo", [],
@@ -206,6 +209,7 @@ defmodule MuonTrap.OptionsTest do
            ]
   end
 
+  @tag :linux
   test ":beneath_own_cgroup is passed to the port binary; its unreleased old name is refused" do
     for value <- [true, false] do
       opts = Options.validate(:cmd, "echo", [], cgroup_path: "g", beneath_own_cgroup: value)
@@ -265,6 +269,7 @@ defmodule MuonTrap.OptionsTest do
     assert MuonTrap.PortBinary.command(opts, :none).capture == :none
   end
 
+  @tag :linux
   test "the original's phrases are in the messages" do
     for {opts, phrase} <- [
           {[cgroup_path: "x", cgroup: %{nonsense: 1}], "unknown cgroup config field"},
@@ -279,6 +284,7 @@ defmodule MuonTrap.OptionsTest do
     end
   end
 
+  @tag :linux
   test "numbers are bounded as the port binary bounds them; every message says what to pass" do
     for {key, value} <- [
           delay_to_sigkill: 10_000_000_000,
@@ -347,6 +353,7 @@ defmodule MuonTrap.OptionsTest do
     assert error.message =~ "expected a list of group names or gids"
   end
 
+  @tag :linux
   test "validation does not read the host's cgroup layout" do
     # memory_high has no v1 equivalent: fine to validate anywhere; only a
     # command started on a host with memory on v1 refuses it.
@@ -368,6 +375,7 @@ defmodule MuonTrap.OptionsTest do
       %{settings: %{pids_max: 10, cpu_weight: 50}, v1: MuonTrap.Cgroup.v1_controllers()}
     end
 
+    @tag :linux
     test "validation keeps its pure-v2 translation, the host check one for this host",
          %{settings: settings, v1: v1} do
       opts = Options.validate(:cmd, "echo", [], cgroup_path: "x", cgroup: settings)
@@ -379,6 +387,7 @@ defmodule MuonTrap.OptionsTest do
       assert Options.check_host!(host) == host
     end
 
+    @tag :linux
     test "the port binary gets the kept translation", %{settings: settings, v1: v1} do
       opts = Options.validate(:cmd, "echo", [], cgroup_path: "x", cgroup: settings)
       kept = %{opts | cgroup_writes: {v1, {["kept"], [{"kept.file", "1"}]}}}
@@ -389,6 +398,7 @@ defmodule MuonTrap.OptionsTest do
       MuonTrap.Stdio.close(stdio)
     end
 
+    @tag :linux
     test "bad keys and values still raise when validated", %{settings: settings} do
       assert_raise ArgumentError, ~r/unknown cgroup config field :nope/, fn ->
         Options.validate(:cmd, "echo", [], cgroup: Map.put(settings, :nope, 1))

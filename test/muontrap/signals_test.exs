@@ -97,6 +97,7 @@ defmodule MuonTrap.SignalsTest do
     assert_receive {:EXIT, ^pid, _}, 5_000
   end
 
+  @tag :linux
   test "the signal goes to the MAINPID the command reported, not to the exec'd shell" do
     m = marker()
 
@@ -126,6 +127,7 @@ defmodule MuonTrap.SignalsTest do
     stop(pid, m)
   end
 
+  @tag :linux
   test "reload/1 with notify waits for RELOADING=1 then READY=1" do
     m = marker()
     gate = Path.join(System.tmp_dir!(), "reload_#{m}")
@@ -147,6 +149,7 @@ defmodule MuonTrap.SignalsTest do
     stop(pid, m)
   end
 
+  @tag :linux
   test "reload/1 with notify times out after :ready_timeout if the command never reloads" do
     m = marker()
     script = "trap '' HUP; systemd-notify --ready; while :; do sleep 0.02; done # #{m}"

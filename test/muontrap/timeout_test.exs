@@ -67,6 +67,7 @@ defmodule MuonTrap.TimeoutTest do
     wait_all_dead(pids, 5_000)
   end
 
+  @tag :linux
   test "a forking tree times out promptly and is gone shortly after" do
     m = marker()
 

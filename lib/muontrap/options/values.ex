@@ -91,7 +91,11 @@ defmodule MuonTrap.Options.Values do
 
     Map.new(limits, fn
       {name, value} = other ->
-        if name in rlimits, do: {name, rlimit!(name, value)}, else: bad_rlimit!(other)
+        cond do
+          name in rlimits -> {name, rlimit!(name, value)}
+          MuonTrap.Platform.missing_rlimit?(name) -> missing_rlimit!(name)
+          true -> bad_rlimit!(other)
+        end
 
       other ->
         bad_rlimit!(other)
@@ -115,6 +119,12 @@ defmodule MuonTrap.Options.Values do
   defp above?(:infinity, hard), do: hard != :infinity
   defp above?(_soft, :infinity), do: false
   defp above?(soft, hard), do: soft > hard
+
+  defp missing_rlimit!(name) do
+    raise ArgumentError,
+          "invalid option :rlimits: #{MuonTrap.Platform.describe(MuonTrap.Platform.info())} " <>
+            "has no rlimit #{inspect(name)}"
+  end
 
   defp bad_rlimit!(what) do
     raise ArgumentError,

@@ -7,7 +7,7 @@
 //! cannot make it write into whatever reused that descriptor number.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 pub use muontrap_wire::handover::{MAX_FDS, MAX_MESSAGE_FDS};
@@ -22,12 +22,7 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 
 /// A connected `SOCK_STREAM` pair, both ends close-on-exec and blocking.
 pub fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    let kind = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
-    // SAFETY: socketpair writes two new descriptors into the array.
-    cvt(unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) })?;
-    // SAFETY: both are new and ours alone.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    crate::sys::socket_pair(libc::SOCK_STREAM)
 }
 
 pub fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
@@ -114,6 +109,7 @@ pub fn send(sock: &OwnedFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::FromRawFd;
 
     #[test]
     fn passes_descriptors_on_a_frame() {

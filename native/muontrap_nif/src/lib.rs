@@ -27,6 +27,7 @@ mod pipe;
 mod settings;
 mod spawner;
 mod stdio;
+mod sys;
 mod wire;
 
 use cgroup_fs::{Failure, Group, Root};

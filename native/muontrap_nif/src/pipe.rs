@@ -3,14 +3,16 @@
 //! writes of its input.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// The largest pipe we ask for: the default `/proc/sys/fs/pipe-max-size`,
 /// above which an unprivileged process is refused. The window is clamped
 /// to this once, in `make`; reads and writes are then bounded by the pipe
 /// itself (what is queued, what is free), so they need no clamp of their own.
+#[cfg(linux_native)]
 const MAX_PIPE: usize = 1 << 20;
 /// The smallest pipe the kernel makes: one page.
+#[cfg(linux_native)]
 const MIN_PIPE: usize = 4096;
 /// What a read asks for when FIONREAD reports nothing (EOF or EAGAIN next).
 const PROBE_READ: usize = 64 * 1024;
@@ -42,17 +44,19 @@ pub enum Ours {
 /// system's pipe-max-size at most): `(ours, theirs)`, both close-on-exec,
 /// ours non-blocking.
 pub fn make(window: usize, ours: Ours) -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2 writes two fds into the array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
+    let (read, write) = crate::sys::pipe()?;
+    // Elsewhere a pipe's capacity is the system's (macOS: 16 KiB growing
+    // to 64 KiB); the window then bounds only what is read at once.
+    #[cfg(linux_native)]
+    {
+        let size =
+            libc::c_int::try_from(window.clamp(MIN_PIPE, MAX_PIPE)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: fcntl with an integer argument. Failure (EPERM above the
+        // limit for unprivileged users) leaves the default 64 KiB.
+        unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
     }
-    // SAFETY: pipe2 succeeded: both fds are new and ours.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let size = libc::c_int::try_from(window.clamp(MIN_PIPE, MAX_PIPE)).unwrap_or(libc::c_int::MAX);
-    // SAFETY: fcntl with an integer argument. Failure (EPERM above the
-    // limit for unprivileged users) leaves the default 64 KiB.
-    unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
+    #[cfg(not(linux_native))]
+    let _ = window;
     let pair = match ours {
         Ours::Read => (read, write),
         Ours::Write => (write, read),
@@ -117,16 +121,10 @@ pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// A close-on-exec memfd holding `bytes` (its offset at the end: the
-/// reader reads from 0).
+/// A close-on-exec anonymous file holding `bytes` (its offset at the
+/// end: the reader reads from 0).
 pub fn memfd_with(bytes: &[u8]) -> io::Result<OwnedFd> {
-    // SAFETY: a NUL-terminated name and flags; the fd is ours on success.
-    let fd = unsafe { libc::memfd_create(c"muontrap-command".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = crate::sys::anonymous_file()?;
     let mut done = 0;
     while done < bytes.len() {
         let rest = &bytes[done..];
@@ -167,6 +165,7 @@ mod tests {
         assert_eq!(read(r.as_raw_fd(), &mut buf).unwrap(), 0);
     }
 
+    #[cfg(linux_native)]
     #[test]
     fn capacity_follows_the_window() {
         let (_r, w) = make(262_144, Ours::Read).unwrap();

@@ -22,6 +22,7 @@ mod atoms {
         ok, error, started, exit, exec_error, notify, watchdog, signaled,
         expired, triggered, not_running, refused, bad_frame,
         signals, sigrtmax, rlimits, delay_to_sigkill, min_window,
+        platform, os, portable, cgroups, missing_rlimits,
         empty, absolute, dot_component, empty_component, nul, separator,
     }
 }
@@ -102,32 +103,60 @@ fn frame_signal(env: Env<'_>, number: u32) -> Term<'_> {
 }
 
 /// `nif_constants() :: %{signals: [{atom, pos_integer}], sigrtmax: pos_integer,
-/// rlimits: [atom], delay_to_sigkill: non_neg_integer, min_window:
-/// pos_integer}`: the signal names (`:sighup`, ... `:sigrtmin`,
-/// `:sigrtmax`), the highest signal number, the rlimit resources, the
+/// rlimits: [atom], platform: map, delay_to_sigkill: non_neg_integer,
+/// min_window: pos_integer}`: the signal names (`:sighup`, ... `:sigrtmin`,
+/// `:sigrtmax`), the highest signal number, the rlimit resources this
+/// system has, what it can do (`platform/1`), the
 /// port's `--delay-to-sigkill` default and `--stdio-window` minimum.
 /// Elixir fetches it once per VM (`MuonTrap.Nif.constants/0`).
 #[rustler::nif]
 fn nif_constants(env: Env<'_>) -> NifResult<Term<'_>> {
     let mut named: Vec<(Atom, i32)> = Vec::new();
-    let realtime = [
-        ("RTMIN", signals::sigrtmin()),
-        ("RTMAX", signals::sigrtmax()),
-    ];
+    let realtime: Vec<(&str, i32)> = signals::realtime_range()
+        .map(|(min, max)| vec![("RTMIN", min), ("RTMAX", max)])
+        .unwrap_or_default();
     for (name, n) in signals::SIGNALS.iter().chain(&realtime) {
         let atom = Atom::from_str(env, &format!("sig{}", name.to_ascii_lowercase()))?;
         named.push((atom, *n));
     }
     let rlimits = rlimit::RESOURCES
         .iter()
+        .filter(|(_, r)| r.available())
         .map(|(name, _)| Atom::from_str(env, name))
         .collect::<NifResult<Vec<Atom>>>()?;
     Term::map_new(env)
         .map_put(atoms::signals(), named)?
         .map_put(atoms::sigrtmax(), signals::sigrtmax())?
         .map_put(atoms::rlimits(), rlimits)?
+        .map_put(atoms::platform(), platform(env)?)?
         .map_put(atoms::delay_to_sigkill(), defaults::DELAY_TO_SIGKILL_MS)?
         .map_put(atoms::min_window(), defaults::MIN_WINDOW)
+}
+
+/// The `platform` of `nif_constants/0`: what this build of the library
+/// can do, which `MuonTrap.Options` and `MuonTrap.Cgroup` check options
+/// against. `%{os: :linux | :macos | :freebsd | atom, portable: boolean,
+/// cgroups: boolean, notify: boolean, missing_rlimits: [atom]}`: `portable`
+/// is a Linux build without Linux's own facilities (the `portable`
+/// feature, docs/portability.md); `cgroups` and `notify` (sd_notify and
+/// the watchdog) need those; `missing_rlimits` are the resources of
+/// `:rlimits` this system lacks.
+fn platform(env: Env<'_>) -> NifResult<Term<'_>> {
+    let linux_native = cfg!(linux_native);
+    let missing = rlimit::RESOURCES
+        .iter()
+        .filter(|(_, r)| !r.available())
+        .map(|(name, _)| Atom::from_str(env, name))
+        .collect::<NifResult<Vec<Atom>>>()?;
+    Term::map_new(env)
+        .map_put(atoms::os(), Atom::from_str(env, std::env::consts::OS)?)?
+        .map_put(
+            atoms::portable(),
+            cfg!(target_os = "linux") && !linux_native,
+        )?
+        .map_put(atoms::cgroups(), linux_native)?
+        .map_put(atoms::notify(), linux_native)?
+        .map_put(atoms::missing_rlimits(), missing)
 }
 
 /// `cgroup_path_check(path) :: :ok | {:error, reason}`: the check the

@@ -9,7 +9,7 @@ use std::os::fd::RawFd;
 /// Closes every descriptor from `first` on: close_range(2) where the
 /// kernel has it, else one close(2) per possible number.
 pub fn close_from(first: RawFd) {
-    #[cfg(target_os = "linux")]
+    #[cfg(linux_native)]
     {
         // SAFETY: close_range(2) on integers; closing is what we want.
         let r = unsafe { libc::syscall(libc::SYS_close_range, first as u32, u32::MAX, 0u32) };
@@ -67,7 +67,7 @@ pub fn read_exact(fd: RawFd, buf: &mut [u8]) -> Result<bool, i32> {
 }
 
 /// The start of a small file (one read), into `buf`.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(linux_native), allow(dead_code))]
 pub fn read_file(path: &CStr, buf: &mut [u8]) -> Option<usize> {
     // SAFETY: open(2) of a NUL-terminated path.
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
@@ -204,9 +204,9 @@ pub fn recv_with_fds<const N: usize>(
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    #[cfg(target_os = "linux")]
+    #[cfg(linux_native)]
     let flags = libc::MSG_CMSG_CLOEXEC;
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(not(linux_native))]
     let flags = 0;
     // SAFETY: recvmsg(2) into the live buffers msg points at.
     let n = unsafe { libc::recvmsg(sock, &mut msg, flags) };
@@ -227,7 +227,7 @@ pub fn recv_with_fds<const N: usize>(
                 let bytes = c.cmsg_len as usize - libc::CMSG_LEN(0) as usize;
                 for i in 0..bytes / std::mem::size_of::<RawFd>() {
                     let fd = data.add(i).read_unaligned();
-                    #[cfg(not(target_os = "linux"))]
+                    #[cfg(not(linux_native))]
                     libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
                     into.push(fd);
                 }

@@ -18,9 +18,9 @@ mod tests;
 use std::fmt;
 use std::os::fd::OwnedFd;
 
+use crate::signals::Signals;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
-use nix::sys::signalfd::SignalFd;
 
 use muontrap_command::wire::WireError;
 use muontrap_command::{Capture, Command};
@@ -256,7 +256,7 @@ pub fn check_listen_names<F>(h: &Handover<F>, names: Option<usize>) -> Result<()
 /// LISTEN sockets keep their flags: O_NONBLOCK on them is the BEAM's too
 /// (one open file description), and a listener's blocking mode is the
 /// program's call.
-pub fn receive(sigfd: &SignalFd) -> Result<(Handover, Command), HandoverError> {
+pub fn receive(sigfd: &Signals) -> Result<(Handover, Command), HandoverError> {
     socket::wait(sigfd)?;
     let (roles, fds) = socket::recv()?;
     let mut h = sort(&roles, fds)?;

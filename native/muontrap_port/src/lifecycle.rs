@@ -10,7 +10,7 @@
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use nix::sys::signalfd::SignalFd;
+use crate::signals::Signals;
 use nix::unistd::Pid;
 
 use crate::cgroup::Cgroup;
@@ -60,7 +60,7 @@ struct StopSequence {
 }
 
 struct Lifecycle {
-    sigfd: SignalFd,
+    sigfd: Signals,
     out: Output,
     stop: StopSequence,
     /// Where SIGNAL requests go.
@@ -78,7 +78,7 @@ struct Lifecycle {
 }
 
 pub struct Params {
-    pub sigfd: SignalFd,
+    pub sigfd: Signals,
     pub out: Output,
     pub delay: Duration,
     pub stop_signal: libc::c_int,

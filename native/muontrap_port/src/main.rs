@@ -59,7 +59,6 @@ use std::os::fd::IntoRawFd;
 use std::time::Duration;
 
 use nix::fcntl::{open, OFlag};
-use nix::sys::signalfd::SignalFd;
 use nix::sys::stat::Mode;
 
 use cgroup::Cgroup;
@@ -140,7 +139,7 @@ pub(crate) fn library() -> i32 {
 /// the exit status, 1. Plain: a stderr line. Framed: ERROR and EXIT, then,
 /// given signal handling to wait with, the wait for stdin EOF that follows
 /// every EXIT (without it, ERROR and EXIT only: nothing to wait with).
-fn fail(out: &mut Output, sigfd: Option<&SignalFd>, msg: &str) -> i32 {
+fn fail(out: &mut Output, sigfd: Option<&signals::Signals>, msg: &str) -> i32 {
     out.error(msg);
     match sigfd {
         Some(fd) => lifecycle::finish(out, fd, true, 1),
@@ -152,7 +151,7 @@ fn fail(out: &mut Output, sigfd: Option<&SignalFd>, msg: &str) -> i32 {
 /// What the port needs before it can speak either protocol: fds 0-2 open,
 /// and its signals on a signalfd, so that a SIGTERM from now on is queued,
 /// not fatal.
-fn prepare() -> Result<SignalFd, String> {
+fn prepare() -> Result<signals::Signals, String> {
     ensure_std_fds()?;
     signals::install().map_err(|e| format!("cannot set up signal handling: {}", e.desc()))
 }
@@ -172,7 +171,7 @@ pub(crate) fn ensure_std_fds() -> Result<(), String> {
     Ok(())
 }
 
-fn run(cmd: &Command, mut out: Output, sigfd: SignalFd, handover: Handover) -> i32 {
+fn run(cmd: &Command, mut out: Output, sigfd: signals::Signals, handover: Handover) -> i32 {
     // On error no child exists; a created cgroup was removed by its Drop.
     let Started {
         child,
@@ -236,8 +235,7 @@ fn start(cfg: &Command, handover: Handover) -> Result<Started, String> {
         })?;
     }
     // Orphaned descendants must reparent to us so we can find and reap them.
-    nix::sys::prctl::set_child_subreaper(true)
-        .map_err(|e| format!("cannot become a child subreaper: {}", e.desc()))?;
+    tree::become_reaper().map_err(|e| format!("cannot become a child subreaper: {}", e.desc()))?;
     let creds = privileges::resolve(
         &SystemDirectory,
         cfg.uid.as_ref(),
@@ -246,6 +244,10 @@ fn start(cfg: &Command, handover: Handover) -> Result<Started, String> {
         nix::unistd::getegid().as_raw(),
     )
     .map_err(|e| e.to_string())?;
+    #[cfg(not(linux_native))]
+    if let Some(c) = cfg.cgroup() {
+        return Err(format!("cannot use cgroup {}: cgroups need Linux", c.path));
+    }
     let cgroup = cfg.cgroup().map(|c| make_cgroup(cfg, &c)).transpose()?;
     let procs = cgroup
         .as_ref()

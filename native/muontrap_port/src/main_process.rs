@@ -104,6 +104,8 @@ impl MainProcess {
     }
 
     /// Whether the program is a zombie, without reaping it.
+    // `id_t` is u32 on Linux and macOS (a pid may not fit), i64 on FreeBSD.
+    #[allow(irrefutable_let_patterns, clippy::unnecessary_fallible_conversions)]
     fn program_exited(&self) -> bool {
         let Ok(id) = libc::id_t::try_from(self.program.as_raw()) else {
             return false;

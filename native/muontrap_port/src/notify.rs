@@ -19,6 +19,7 @@ mod parse;
 #[cfg(test)]
 mod props;
 pub mod sender;
+#[cfg_attr(not(linux_native), path = "notify/no_socket.rs")]
 mod socket;
 
 use coalesce::{Coalescer, Key};

@@ -2,13 +2,16 @@
 //! signal sent through it can never reach another process that later got
 //! the same pid. libc's syscall numbers, so no glibc 2.36 wrappers needed.
 
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+#[cfg(linux_native)]
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 /// `pidfd_open(2)`: ENOSYS before Linux 5.3, ESRCH for no such process,
 /// EINVAL for a thread that is not a thread-group leader.
+#[cfg(linux_native)]
 pub fn open(pid: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -22,6 +25,7 @@ pub fn open(pid: i32) -> Result<OwnedFd, Errno> {
 }
 
 /// `pidfd_send_signal(2)` with a kernel-filled siginfo (as from kill(2)).
+#[cfg(linux_native)]
 pub fn send_signal(fd: BorrowedFd<'_>, sig: libc::c_int) -> Result<(), Errno> {
     // SAFETY: an fd we hold open, a plain signal number, a null siginfo
     // (allowed: the kernel fills one in like kill()) and no flags.
@@ -51,7 +55,19 @@ pub fn exited(fd: BorrowedFd<'_>) -> bool {
             .is_some_and(|r| r.contains(PollFlags::POLLIN))
 }
 
-#[cfg(test)]
+/// Without pidfds (macOS, FreeBSD, the `portable` build) every caller
+/// takes the path of a Linux before 5.3: ENOSYS.
+#[cfg(not(linux_native))]
+pub fn open(_pid: i32) -> Result<OwnedFd, Errno> {
+    Err(Errno::ENOSYS)
+}
+
+#[cfg(not(linux_native))]
+pub fn send_signal(_fd: BorrowedFd<'_>, _sig: libc::c_int) -> Result<(), Errno> {
+    Err(Errno::ENOSYS)
+}
+
+#[cfg(all(test, linux_native))]
 mod tests {
     use super::*;
     use std::os::fd::AsFd;

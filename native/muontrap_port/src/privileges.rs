@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::fmt;
 
-use nix::unistd::{Gid, Group, Uid, User};
+use nix::unistd::{Group, Uid, User};
 
 use muontrap_command::IdSpec;
 
@@ -240,10 +240,36 @@ impl Directory for SystemDirectory {
 
     fn supplementary_gids(&self, user: &str, gid: u32) -> Result<Vec<u32>, String> {
         let name = CString::new(user).map_err(|e| e.to_string())?;
-        nix::unistd::getgrouplist(&name, Gid::from_raw(gid))
-            .map(|v| v.into_iter().map(Gid::as_raw).collect())
-            .map_err(|e| format!("getgrouplist({user}): {e}"))
+        #[cfg(not(target_vendor = "apple"))]
+        return nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(gid))
+            .map(|v| v.into_iter().map(nix::unistd::Gid::as_raw).collect())
+            .map_err(|e| format!("getgrouplist({user}): {e}"));
+        #[cfg(target_vendor = "apple")]
+        return apple_grouplist(&name, gid).ok_or_else(|| format!("getgrouplist({user}) failed"));
     }
+}
+
+/// macOS's getgrouplist(3) takes and fills `int`s (nix has no wrapper
+/// there); a list longer than the buffer is cut, as the kernel refuses
+/// more than NGROUPS_MAX (16) anyway.
+#[cfg(target_vendor = "apple")]
+fn apple_grouplist(name: &std::ffi::CStr, gid: u32) -> Option<Vec<u32>> {
+    let mut groups = vec![0 as libc::c_int; 1024];
+    let mut n = groups.len() as libc::c_int;
+    // SAFETY: the name is NUL-terminated; `groups` has room for `n` ints.
+    let r = unsafe {
+        libc::getgrouplist(
+            name.as_ptr(),
+            gid as libc::c_int,
+            groups.as_mut_ptr(),
+            &mut n,
+        )
+    };
+    if r < 0 && n <= 0 {
+        return None;
+    }
+    groups.truncate(usize::try_from(n).ok()?);
+    Some(groups.into_iter().map(|g| g as u32).collect())
 }
 
 #[cfg(test)]

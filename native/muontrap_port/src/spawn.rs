@@ -18,7 +18,9 @@ use std::os::unix::ffi::OsStrExt;
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
-use nix::unistd::{pipe2, read, setpgid, Pid};
+#[cfg(linux_native)]
+use nix::unistd::pipe2;
+use nix::unistd::{read, setpgid, Pid};
 
 use muontrap_command::{Capture, Rlimit};
 
@@ -296,7 +298,23 @@ fn output_pipe(capture: Capture, direct: Option<OwnedFd>) -> Result<Option<Outpu
 }
 
 fn new_pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {}", e.desc()))
+    let err = |e: nix::Error| format!("cannot create a pipe: {}", e.desc());
+    #[cfg(linux_native)]
+    return pipe2(OFlag::O_CLOEXEC).map_err(err);
+    // No pipe2 (macOS): close-on-exec right after. Only this single
+    // thread forks, so no exec can come in between.
+    #[cfg(not(linux_native))]
+    {
+        let (r, w) = nix::unistd::pipe().map_err(err)?;
+        for fd in [&r, &w] {
+            nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            )
+            .map_err(err)?;
+        }
+        Ok((r, w))
+    }
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> nix::Result<()> {

@@ -71,7 +71,7 @@ fn take_channel(channel: RawFd) {
 fn detach() {
     reset_signals();
     crate::signals::set_only_pipe_ignored();
-    #[cfg(target_os = "linux")]
+    #[cfg(linux_native)]
     // SAFETY: prctl(2) with integer arguments. Not dumpable: no core
     // file, no ptrace or /proc/<pid>/mem for its user's other processes
     // (the command's environment passes through here).

@@ -12,8 +12,53 @@ use nix::unistd::Pid;
 
 use crate::pidfd;
 
+#[cfg(target_os = "freebsd")]
+mod freebsd;
+
+/// Makes orphaned descendants reparent to us, so we can find and reap
+/// them: Linux's child subreaper, FreeBSD's `procctl(PROC_REAP_ACQUIRE)`.
+/// macOS (and the `portable` build) has neither: the program's process
+/// group is the containment there.
+pub fn become_reaper() -> nix::Result<()> {
+    #[cfg(linux_native)]
+    return nix::sys::prctl::set_child_subreaper(true);
+    #[cfg(target_os = "freebsd")]
+    return freebsd::acquire_reaper();
+    #[cfg(not(any(linux_native, target_os = "freebsd")))]
+    return Ok(());
+}
+
+/// In the child before exec: SIGKILL when the supervisor dies (Linux's
+/// `PR_SET_PDEATHSIG`, FreeBSD's `PROC_PDEATHSIG_CTL`; nothing on macOS
+/// and the `portable` build, where the BEAM kills the process group once
+/// the channel ends). Async-signal-safe: one system call.
+pub fn kill_with_parent() {
+    // SAFETY: prctl(2) with integer arguments.
+    #[cfg(linux_native)]
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    #[cfg(target_os = "freebsd")]
+    freebsd::parent_death_signal(libc::SIGKILL);
+}
+
+/// Whether any process is left in the process group `pgid` (signal 0).
+/// While one is, no new process can get the id (POSIX), so it names the
+/// same group.
+#[cfg_attr(linux_native, allow(dead_code))]
+pub fn group_exists(pgid: Pid) -> bool {
+    kill_raw(-pgid.as_raw(), 0).is_ok()
+}
+
 /// Direct children of `pid`, across all of its threads (children belong to
 /// the thread that forked them).
+#[cfg(linux_native)]
 fn children_of(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -31,7 +76,16 @@ fn children_of(pid: i32) -> Vec<i32> {
     out
 }
 
+/// No /proc walk without a subreaper (orphans are not ours to find):
+/// the process group reaches what is contained (macOS, the `portable`
+/// build), and FreeBSD's reaper kills the rest (`signal_tree`).
+#[cfg(not(linux_native))]
+pub fn descendants() -> Vec<(i32, i32)> {
+    Vec::new()
+}
+
 /// `(parent, pid)` for every descendant of this process, parents first.
+#[cfg(linux_native)]
 pub fn descendants() -> Vec<(i32, i32)> {
     let me = std::process::id() as i32;
     let mut found: Vec<(i32, i32)> = children_of(me).into_iter().map(|c| (me, c)).collect();
@@ -119,6 +173,8 @@ pub fn signal_tree(process_group: Option<Pid>, sig: libc::c_int) -> usize {
     for &(parent, pid) in &all {
         signal_one(parent, pid, sig, skip);
     }
+    #[cfg(target_os = "freebsd")]
+    freebsd::signal_descendants(sig);
     tracing::debug!(
         signal = sig,
         processes = all.len(),
@@ -139,6 +195,11 @@ pub fn exit_status(raw: libc::c_int) -> Option<i32> {
     }
 }
 
+#[cfg(target_os = "linux")]
+const WAIT_FLAGS: libc::c_int = libc::WNOHANG | libc::__WALL;
+#[cfg(not(target_os = "linux"))]
+const WAIT_FLAGS: libc::c_int = libc::WNOHANG;
+
 /// Reaps every exited child; only the program's own status is kept.
 pub struct Reaper {
     main: Pid,
@@ -158,7 +219,7 @@ impl Reaper {
             // SAFETY: waitpid(2) writes one int through a valid pointer.
             // __WALL: also children with a non-SIGCHLD exit signal, or
             // ECHILD could claim nothing is left while they still run.
-            let pid = unsafe { libc::waitpid(-1, &mut raw, libc::WNOHANG | libc::__WALL) };
+            let pid = unsafe { libc::waitpid(-1, &mut raw, WAIT_FLAGS) };
             match pid {
                 0 => return true,
                 p if p == self.main.as_raw() => {

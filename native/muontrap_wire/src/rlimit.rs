@@ -57,29 +57,50 @@ impl Resource {
             .map_or("?", |(n, _)| n)
     }
 
-    /// The `RLIMIT_*` number.
-    pub fn raw(self) -> libc::c_int {
+    /// The `RLIMIT_*` number; `None` where the platform has no such
+    /// resource (macOS and FreeBSD lack `locks`, `msgqueue`, `nice`,
+    /// `rtprio`, `rttime` and `sigpending`).
+    pub fn raw(self) -> Option<libc::c_int> {
         let r = match self {
             Resource::As => libc::RLIMIT_AS,
             Resource::Core => libc::RLIMIT_CORE,
             Resource::Cpu => libc::RLIMIT_CPU,
             Resource::Data => libc::RLIMIT_DATA,
             Resource::Fsize => libc::RLIMIT_FSIZE,
-            Resource::Locks => libc::RLIMIT_LOCKS,
             Resource::Memlock => libc::RLIMIT_MEMLOCK,
-            Resource::Msgqueue => libc::RLIMIT_MSGQUEUE,
-            Resource::Nice => libc::RLIMIT_NICE,
             Resource::Nofile => libc::RLIMIT_NOFILE,
             Resource::Nproc => libc::RLIMIT_NPROC,
             Resource::Rss => libc::RLIMIT_RSS,
-            Resource::Rtprio => libc::RLIMIT_RTPRIO,
-            Resource::Rttime => libc::RLIMIT_RTTIME,
-            Resource::Sigpending => libc::RLIMIT_SIGPENDING,
             Resource::Stack => libc::RLIMIT_STACK,
+            #[cfg(target_os = "linux")]
+            Resource::Locks => libc::RLIMIT_LOCKS,
+            #[cfg(target_os = "linux")]
+            Resource::Msgqueue => libc::RLIMIT_MSGQUEUE,
+            #[cfg(target_os = "linux")]
+            Resource::Nice => libc::RLIMIT_NICE,
+            #[cfg(target_os = "linux")]
+            Resource::Rtprio => libc::RLIMIT_RTPRIO,
+            #[cfg(target_os = "linux")]
+            Resource::Rttime => libc::RLIMIT_RTTIME,
+            #[cfg(target_os = "linux")]
+            Resource::Sigpending => libc::RLIMIT_SIGPENDING,
+            #[cfg(not(target_os = "linux"))]
+            Resource::Locks
+            | Resource::Msgqueue
+            | Resource::Nice
+            | Resource::Rtprio
+            | Resource::Rttime
+            | Resource::Sigpending => return None,
         };
-        // glibc types these as `__rlimit_resource_t` (unsigned), musl as
-        // `c_int`; all are small.
-        r as libc::c_int
+        // glibc types these as `__rlimit_resource_t` (unsigned), musl and
+        // the BSDs as `c_int`; all are small.
+        #[allow(clippy::unnecessary_cast)]
+        Some(r as libc::c_int)
+    }
+
+    /// Whether this platform has the resource.
+    pub fn available(self) -> bool {
+        self.raw().is_some()
     }
 }
 
@@ -95,8 +116,13 @@ mod tests {
             assert!(RESOURCES[i + 1..]
                 .iter()
                 .all(|(n, o)| n > name && o.raw() != r.raw()));
+            #[cfg(target_os = "linux")]
+            assert!(r.available(), "{name}");
         }
         assert_eq!(Resource::by_name("NOFILE"), None);
-        assert_eq!(Resource::Nofile.raw(), libc::RLIMIT_NOFILE as libc::c_int);
+        assert_eq!(
+            Resource::Nofile.raw(),
+            Some(libc::RLIMIT_NOFILE as libc::c_int)
+        );
     }
 }

@@ -7,23 +7,39 @@ use libc::c_int;
 
 /// Signal names without `SIG`: those `kill -l` prints and the aliases
 /// IOT, CLD and POLL. The real-time ones are [`realtime`]'s.
-#[cfg(not(any(
-    target_arch = "mips",
-    target_arch = "mips64",
-    target_arch = "sparc",
-    target_arch = "sparc64"
-)))]
-pub const SIGNALS: [(&str, c_int); 34] = table!(("STKFLT", libc::SIGSTKFLT));
+#[cfg(all(
+    target_os = "linux",
+    not(any(
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    ))
+))]
+pub const SIGNALS: [(&str, c_int); 34] = table!(
+    ("STKFLT", libc::SIGSTKFLT),
+    ("POLL", libc::SIGPOLL),
+    ("PWR", libc::SIGPWR)
+);
 
 /// Signal names without `SIG`: those `kill -l` prints (this architecture
 /// has no STKFLT) and the aliases IOT, CLD and POLL.
-#[cfg(any(
-    target_arch = "mips",
-    target_arch = "mips64",
-    target_arch = "sparc",
-    target_arch = "sparc64"
+#[cfg(all(
+    target_os = "linux",
+    any(
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    )
 ))]
-pub const SIGNALS: [(&str, c_int); 33] = table!();
+pub const SIGNALS: [(&str, c_int); 33] = table!(("POLL", libc::SIGPOLL), ("PWR", libc::SIGPWR));
+
+/// Signal names without `SIG`: those `kill -l` prints on macOS and
+/// FreeBSD (no STKFLT, POLL or PWR; EMT and INFO instead), and the aliases
+/// IOT and CLD.
+#[cfg(not(target_os = "linux"))]
+pub const SIGNALS: [(&str, c_int); 33] = table!(("EMT", libc::SIGEMT), ("INFO", libc::SIGINFO));
 
 macro_rules! table {
     ($($extra:expr),*) => {
@@ -44,7 +60,6 @@ macro_rules! table {
             ("PIPE", libc::SIGPIPE),
             ("ALRM", libc::SIGALRM),
             ("TERM", libc::SIGTERM),
-            $($extra,)*
             ("CHLD", libc::SIGCHLD),
             ("CLD", libc::SIGCHLD),
             ("CONT", libc::SIGCONT),
@@ -59,33 +74,48 @@ macro_rules! table {
             ("PROF", libc::SIGPROF),
             ("WINCH", libc::SIGWINCH),
             ("IO", libc::SIGIO),
-            ("POLL", libc::SIGPOLL),
-            ("PWR", libc::SIGPWR),
             ("SYS", libc::SIGSYS),
+            $($extra,)*
         ]
     };
 }
 use table;
 
-/// The lowest real-time signal number, as the C library reserves it
-/// (34 with glibc).
-pub fn sigrtmin() -> c_int {
-    libc::SIGRTMIN()
+/// The real-time signals, lowest and highest, where the platform has
+/// them: the C library's reservation on Linux (34 to 64 with glibc, 128
+/// on MIPS), FreeBSD's `SIGRTMIN`/`SIGRTMAX` (65 and 126, from its
+/// `signal.h`: the libc crate names neither). macOS has none.
+pub fn realtime_range() -> Option<(c_int, c_int)> {
+    #[cfg(target_os = "linux")]
+    return Some((libc::SIGRTMIN(), libc::SIGRTMAX()));
+    #[cfg(target_os = "freebsd")]
+    return Some((65, 126));
+    #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+    return None;
 }
 
-/// The highest signal number (64 on Linux, 128 on MIPS).
-pub fn sigrtmax() -> c_int {
-    libc::SIGRTMAX()
+/// The lowest real-time signal number (34 with glibc); one past the
+/// highest signal where there are none.
+pub fn sigrtmin() -> c_int {
+    realtime_range().map_or(MAX_CLASSIC + 1, |(min, _)| min)
 }
+
+/// The highest signal number (64 on Linux, 128 on MIPS, 31 on macOS).
+pub fn sigrtmax() -> c_int {
+    realtime_range().map_or(MAX_CLASSIC, |(_, max)| max)
+}
+
+/// The highest signal number below the real-time ones.
+const MAX_CLASSIC: c_int = 31;
 
 fn digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `RTMIN`, `RTMIN+N`, `RTMAX`, `RTMAX-N` (upper case, no `SIG`), within
-/// [`sigrtmin`]..=[`sigrtmax`].
+/// [`sigrtmin`]..=[`sigrtmax`]; `None` where there are none.
 pub fn realtime(name: &str) -> Option<c_int> {
-    let (min, max) = (sigrtmin(), sigrtmax());
+    let (min, max) = realtime_range()?;
     let offset = |rest: &str| -> Option<c_int> {
         if rest.is_empty() {
             return Some(0);

@@ -120,12 +120,20 @@ fn parse_rlimit(arg: &str) -> Result<Rlimit, ArgError> {
         .split_once('=')
         .ok_or_else(|| bad("expected NAME=VALUE, e.g. nofile=1024".into()))?;
     let resource = Resource::by_name(name).ok_or_else(|| {
-        let names: Vec<&str> = RESOURCES.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = RESOURCES
+            .iter()
+            .filter(|(_, r)| r.available())
+            .map(|(n, _)| *n)
+            .collect();
         bad(format!(
             "unknown resource '{name}', expected one of {}",
             names.join(" ")
         ))
     })?;
+    if !resource.available() {
+        let os = std::env::consts::OS;
+        return Err(bad(format!("{os} has no resource '{name}'")));
+    }
     let limits = match value.split_once(':') {
         Some((s, h)) => parse_limit(s).zip(parse_limit(h)),
         None => parse_limit(value).map(|n| (n, n)),

@@ -28,7 +28,7 @@ pub(super) type MkdirFn<'a> = dyn FnMut(&Path, u32) -> io::Result<()> + 'a;
 
 /// mkdir(2) without std's recursive DirBuilder machinery (binary size).
 pub(super) fn mkdir(path: &Path, mode: u32) -> io::Result<()> {
-    nix::unistd::mkdir(path, Mode::from_bits_truncate(mode)).map_err(io::Error::from)
+    nix::unistd::mkdir(path, Mode::from_bits_truncate(mode as _)).map_err(io::Error::from)
 }
 
 /// Directories from `base` down to `base/path`: `(levels above the leaf,

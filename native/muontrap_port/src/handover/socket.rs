@@ -4,10 +4,10 @@
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
+use crate::signals::Signals;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signalfd::SignalFd;
 
 use muontrap_wire::channel::{self, HandoverFrameError, HEADER};
 
@@ -30,7 +30,7 @@ fn os(op: &'static str) -> impl Fn(Errno) -> HandoverError {
 
 /// Blocks until the channel is readable (the frame, or EOF); a
 /// terminating signal meanwhile ends the wait.
-pub(super) fn wait(sigfd: &SignalFd) -> Result<(), HandoverError> {
+pub(super) fn wait(sigfd: &Signals) -> Result<(), HandoverError> {
     let stdin = std::io::stdin();
     loop {
         let mut fds = [

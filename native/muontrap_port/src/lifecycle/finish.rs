@@ -2,9 +2,9 @@
 
 use std::os::fd::AsFd;
 
+use crate::signals::Signals;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signalfd::SignalFd;
 use nix::unistd::read;
 
 use crate::output::Output;
@@ -13,7 +13,7 @@ use crate::signals;
 /// Last step in both modes. Framed: send EXIT, then wait for the Erlang
 /// side to close stdin (or a terminating signal), so it never writes to a
 /// port whose program is gone.
-pub fn finish(out: &mut Output, sigfd: &SignalFd, stdin_open: bool, status: i32) {
+pub fn finish(out: &mut Output, sigfd: &Signals, stdin_open: bool, status: i32) {
     if !out.framed() {
         return;
     }

@@ -3,7 +3,9 @@
 //! and write). Framed output goes into a handed-over pipe instead and
 //! never reaches us.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+#[cfg(linux_native)]
+use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::unistd::read;
@@ -14,6 +16,7 @@ use crate::protocol::{ProtocolError, Window};
 /// Largest single read from the output pipe.
 const READ_CAP: usize = 128 * 1024;
 /// Largest output pipe we ask for (the unprivileged default maximum).
+#[cfg(linux_native)]
 const PIPE_MAX: usize = 1024 * 1024;
 
 /// The read buffer: the window bounds it, so a small window costs little memory.
@@ -25,6 +28,7 @@ fn read_cap(window: u32) -> usize {
 /// while we wait for acks: fewer context switches per byte (measured in
 /// `mix muontrap.bench`). Only for windows that could use it; failure (an
 /// unprivileged process above `/proc/sys/fs/pipe-max-size`) is harmless.
+#[cfg(linux_native)]
 fn grow_pipe(pipe: &OwnedFd, window: u32) {
     let want = usize::try_from(window).map_or(PIPE_MAX, |w| w.min(PIPE_MAX));
     if want > 64 * 1024 {
@@ -58,6 +62,7 @@ pub(super) struct Pipe {
 
 impl Pipe {
     pub(super) fn new(fd: Option<OwnedFd>, window: u32) -> Pipe {
+        #[cfg(linux_native)]
         if let Some(fd) = &fd {
             grow_pipe(fd, window);
         }

@@ -3,7 +3,7 @@
 
 use nix::unistd::Pid;
 
-use crate::tree::Reaper;
+use crate::tree::{self, Reaper};
 
 pub(super) struct Processes {
     reaper: Reaper,
@@ -37,9 +37,17 @@ impl Processes {
         }
     }
 
-    /// Any child, alive or unreaped, as of the last reap.
+    /// Any child, alive or unreaped, as of the last reap; without a
+    /// subreaper (macOS, the `portable` build) also any process left in
+    /// the program's group, which is not our child.
     pub(super) fn any_left(&self) -> bool {
-        self.any_left
+        self.any_left || self.group_left()
+    }
+
+    /// The program is reaped but its process group lives on: no
+    /// subreaper makes its members our children.
+    fn group_left(&self) -> bool {
+        cfg!(not(linux_native)) && !self.program_running() && tree::group_exists(self.program)
     }
 
     /// The program's status, once it is reaped.
@@ -52,8 +60,9 @@ impl Processes {
     }
 
     /// The program's process group, to signal: only while the program is
-    /// unreaped (see `tree::signal_tree`).
+    /// unreaped (see `tree::signal_tree`), or, without a subreaper, while
+    /// the group has members (its id cannot be reused meanwhile).
     pub(super) fn process_group(&self) -> Option<Pid> {
-        self.program_running().then_some(self.program)
+        (self.program_running() || self.group_left()).then_some(self.program)
     }
 }

@@ -11,6 +11,7 @@ use super::Stage;
 
 /// The kernel's `struct rlimit64`, what `prlimit64(2)` takes on every
 /// architecture (`setrlimit(2)` is missing on some, e.g. riscv32).
+#[cfg(linux_native)]
 #[repr(C)]
 struct Rlimit64 {
     cur: u64,
@@ -21,22 +22,51 @@ fn errno() -> i32 {
     nix::errno::Errno::last_raw()
 }
 
+#[cfg(linux_native)]
 fn set_rlimit(r: &Rlimit) -> Result<(), i32> {
     let new = Rlimit64 {
         cur: r.soft,
         max: r.hard,
     };
+    let resource = r.resource.raw().ok_or(libc::EINVAL)?;
     // SAFETY: prlimit64(2) on ourselves (pid 0), reading one struct from
     // the stack; no old value is written back (null).
     let rc = unsafe {
         libc::syscall(
             libc::SYS_prlimit64,
             0,
-            r.resource.raw(),
+            resource,
             &new as *const Rlimit64,
             std::ptr::null_mut::<Rlimit64>(),
         )
     };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// setrlimit(2), where `rlim_t` may be narrower or signed (FreeBSD's is
+/// i64, its infinity `i64::MAX`). A resource the system lacks is EINVAL
+/// (validation refused it before).
+#[cfg(not(linux_native))]
+fn set_rlimit(r: &Rlimit) -> Result<(), i32> {
+    let limit = |v: u64| -> libc::rlim_t {
+        if v == muontrap_command::INFINITY {
+            libc::RLIM_INFINITY
+        } else {
+            libc::rlim_t::try_from(v).unwrap_or(libc::RLIM_INFINITY)
+        }
+    };
+    let new = libc::rlimit {
+        rlim_cur: limit(r.soft),
+        rlim_max: limit(r.hard),
+    };
+    let resource = r.resource.raw().ok_or(libc::EINVAL)?;
+    // SAFETY: setrlimit(2) reads one struct from the stack.
+    #[allow(clippy::useless_conversion)]
+    let rc = unsafe { libc::setrlimit(resource.try_into().map_err(|_| libc::EINVAL)?, &new) };
     if rc == 0 {
         Ok(())
     } else {

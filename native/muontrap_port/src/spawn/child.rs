@@ -115,6 +115,7 @@ fn setup_stdio(capture: Capture, fds: &ChildFds) -> Result<(), i32> {
 /// stays usable until exec.
 fn cloexec_all_from(first: RawFd) {
     // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only changes fd flags.
+    #[cfg(linux_native)]
     let r = unsafe {
         libc::syscall(
             libc::SYS_close_range,
@@ -123,10 +124,11 @@ fn cloexec_all_from(first: RawFd) {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
+    #[cfg(linux_native)]
     if r == 0 {
         return;
     }
-    // Pre-5.11 kernel: walk the fd table.
+    // Pre-5.11 kernel, or no close_range: walk the fd table.
     // SAFETY: getrlimit/fcntl on integers only; fcntl on a closed fd just
     // fails with EBADF.
     unsafe {
@@ -152,7 +154,7 @@ fn drop_privileges(plan: &Plan, fds: &ChildFds) {
     if let Some(groups) = &plan.supplementary_groups {
         // SAFETY: the pointer and length describe a live Vec (or an empty
         // list, for which the pointer is not read).
-        let r = unsafe { libc::setgroups(groups.len(), groups.as_ptr()) };
+        let r = unsafe { libc::setgroups(groups.len() as _, groups.as_ptr()) };
         if r != 0 && plan.supplementary_groups_required {
             fail(fds, Stage::Setgroups, errno());
         }
@@ -165,6 +167,32 @@ fn drop_privileges(plan: &Plan, fds: &ChildFds) {
     }
 }
 
+#[cfg(linux_native)]
+use libc::execvpe;
+
+/// execvpe(3) where the C library has none (macOS) or for the portable
+/// build: the environment swapped in, then execvp. Only in a forked child
+/// (the portable spawn forks, it shares no memory with us).
+#[cfg(not(linux_native))]
+unsafe fn execvpe(
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> libc::c_int {
+    #[cfg(target_vendor = "apple")]
+    {
+        *libc::_NSGetEnviron() = envp.cast_mut().cast();
+    }
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        extern "C" {
+            static mut environ: *const *const libc::c_char;
+        }
+        environ = envp;
+    }
+    libc::execvp(program, argv)
+}
+
 /// Runs in the forked child; never returns.
 fn child(plan: &Plan, fds: &ChildFds, parent: Pid) -> ! {
     // SAFETY: only async-signal-safe libc calls on stack data. Dispositions
@@ -175,7 +203,7 @@ fn child(plan: &Plan, fds: &ChildFds, parent: Pid) -> ! {
         if crate::signals::only_pipe_ignored() {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         } else {
-            for sig in 1..=libc::SIGRTMAX() {
+            for sig in 1..=muontrap_wire::signals::sigrtmax() {
                 if sig != libc::SIGKILL && sig != libc::SIGSTOP {
                     libc::signal(sig, libc::SIG_DFL);
                 }
@@ -183,17 +211,15 @@ fn child(plan: &Plan, fds: &ChildFds, parent: Pid) -> ! {
         }
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
+        #[cfg(not(linux_native))]
+        crate::signals::reset_in_child();
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         libc::setpgid(0, 0);
         // If the port dies (even by SIGKILL), take the program with it. The
         // parent may have died before this took effect, hence the check.
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        );
+        // Without a parent-death signal (macOS, the `portable` build) the
+        // BEAM kills the process group when the channel ends.
+        crate::tree::kill_with_parent();
         if libc::getppid() != parent.as_raw() {
             libc::_exit(127);
         }
@@ -224,7 +250,7 @@ fn child(plan: &Plan, fds: &ChildFds, parent: Pid) -> ! {
             env.fill_pid(me);
             // SAFETY: as for execvp below; envp is a null-terminated array
             // of C strings owned by the Plan.
-            unsafe { libc::execvpe(program, argv, env.envp()) };
+            unsafe { execvpe(program, argv, env.envp()) };
         }
         // SAFETY: program and argv are NUL-terminated C strings and a
         // null-terminated pointer array, all alive (the Plan outlives

@@ -1,23 +1,32 @@
 //! The vfork-style clone: the child runs on a stack of its own while we
 //! are suspended, sharing our memory until it execs or exits.
 
+#[cfg(linux_native)]
 use nix::errno::Errno;
+#[cfg(linux_native)]
 use nix::unistd::Pid;
 
 use super::child::{child_entry, ChildArgs};
+
+#[cfg(not(linux_native))]
+pub(super) use portable::{clone_vfork, ChildStack};
 
 /// Stack for the child between clone and exec: it runs `child` and
 /// `execvp` (which builds paths on the stack), nothing else. Below it a
 /// guard page turns an overflow into a fault instead of silent corruption
 /// of our memory.
+#[cfg(linux_native)]
 pub(super) struct ChildStack {
     base: *mut libc::c_void,
     len: usize,
 }
 
+#[cfg(linux_native)]
 const CHILD_STACK: usize = 256 * 1024;
+#[cfg(linux_native)]
 const GUARD: usize = 4096;
 
+#[cfg(linux_native)]
 impl ChildStack {
     pub(super) fn new() -> nix::Result<ChildStack> {
         let len = CHILD_STACK + GUARD;
@@ -50,6 +59,7 @@ impl ChildStack {
     }
 }
 
+#[cfg(linux_native)]
 impl Drop for ChildStack {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping created in `new`; the child that
@@ -62,6 +72,7 @@ impl Drop for ChildStack {
 /// exec'd or exited. All signals are blocked around the clone so no handler
 /// of ours can run on the child's side of the shared memory; the child sets
 /// its own mask and dispositions before exec.
+#[cfg(linux_native)]
 pub(super) fn clone_vfork(stack: &ChildStack, args: &ChildArgs) -> nix::Result<Pid> {
     // SAFETY: sigset_t is plain data (all-zero is a valid empty set), and
     // sigfillset/sigprocmask only read and write these stack-local sets.
@@ -92,4 +103,54 @@ pub(super) fn clone_vfork(stack: &ChildStack, args: &ChildArgs) -> nix::Result<P
     // SAFETY: restores the mask saved above.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     result
+}
+
+/// Without clone (macOS, FreeBSD, the `portable` build): a plain fork. The
+/// child has its own copy of our memory, so `ChildArgs` stays valid in it;
+/// we return at once, and the child's exec or failure is read from the
+/// report pipe as after the clone.
+#[cfg(not(linux_native))]
+mod portable {
+    use nix::errno::Errno;
+    use nix::unistd::Pid;
+
+    use super::{child_entry, ChildArgs};
+
+    pub(in crate::spawn) struct ChildStack;
+
+    impl ChildStack {
+        pub(in crate::spawn) fn new() -> nix::Result<ChildStack> {
+            Ok(ChildStack)
+        }
+    }
+
+    /// Signals are blocked around the fork so no handler of ours runs in
+    /// the child before it resets them (`child`).
+    pub(in crate::spawn) fn clone_vfork(_stack: &ChildStack, args: &ChildArgs) -> nix::Result<Pid> {
+        // SAFETY: sigset_t is plain data; sigfillset/sigprocmask only read
+        // and write these stack-local sets.
+        let old = unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
+            old
+        };
+        // SAFETY: we are single-threaded, so the child may run anything;
+        // it runs `child_entry`, which execs or `_exit`s, never returns.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            child_entry(std::ptr::from_ref(args).cast_mut().cast());
+            // SAFETY: not reached (child_entry never returns); _exit(2).
+            unsafe { libc::_exit(127) };
+        }
+        let result = if pid < 0 {
+            Err(Errno::last())
+        } else {
+            Ok(Pid::from_raw(pid))
+        };
+        // SAFETY: restores the mask saved above.
+        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        result
+    }
 }
