@@ -118,7 +118,11 @@ defmodule MuonTrap.StreamTest do
       end)
 
     assert_receive :element, 10_000
-    wait_until(fn -> length(pids_matching(m)) >= 2 end)
+
+    wait_until(fn -> length(pids_matching(m)) >= 2 end, 15_000, fn ->
+      "the command's processes: #{inspect(all_pids_matching(m))}"
+    end)
+
     pids = pids_matching(m)
     Process.exit(consumer, :kill)
     wait_all_dead(pids)
