@@ -130,7 +130,7 @@ defmodule Mix.Tasks.Muontrap.Bench.Footprint do
   defp await_children(spawner, n, deadline \\ nil) do
     deadline = deadline || System.monotonic_time(:millisecond) + 10_000
 
-    kids = Enum.filter(Procs.children(spawner), &(Procs.alive?(&1) and Procs.children(&1) != []))
+    kids = Enum.filter(Procs.supervisors(spawner), &Procs.alive?/1)
 
     cond do
       length(kids) == n ->

@@ -128,7 +128,11 @@ defmodule Mix.Tasks.Muontrap.Bench.Measure do
   defp port_rss(parent) do
     supervisors =
       if Procs.spawner_transport?(),
-        do: Procs.children(MuonTrap.Nif.spawner_pid()) |> Enum.map(&Procs.rss_kb/1) |> Enum.sum(),
+        do:
+          MuonTrap.Nif.spawner_pid()
+          |> Procs.supervisors()
+          |> Enum.map(&Procs.rss_kb/1)
+          |> Enum.sum(),
         else: 0
 
     supervisors + ports_rss(parent)

@@ -48,6 +48,9 @@ defmodule Mix.Tasks.Muontrap.Bench.Procs do
 
   def children(_), do: []
 
+  @doc "The spawner's children that run a command (not its standby supervisor, which has none)."
+  def supervisors(spawner), do: for(pid <- children(spawner), children(pid) != [], do: pid)
+
   def descendants(pid) do
     kids = children(pid)
     kids ++ Enum.flat_map(kids, &descendants/1)
@@ -123,7 +126,7 @@ defmodule Mix.Tasks.Muontrap.Bench.Procs do
     Process.sleep(200)
     me = System.pid() |> String.to_integer()
     spawner = if spawner_transport?(), do: MuonTrap.Nif.spawner_pid()
-    standbys = for pid <- children(spawner), children(pid) == [], do: pid
+    standbys = children(spawner) -- supervisors(spawner)
 
     (descendants(me) ++ if(spawner, do: descendants(spawner), else: []))
     |> Enum.uniq()
