@@ -6,6 +6,9 @@ defmodule MuonTrap.Daemon do
   alias MuonTrap.{Nif, Options, Owner, Platform}
   alias MuonTrap.Daemon.{Listeners, Readiness, Server, Startup}
 
+  # How long a daemon stays idle (no output, no call) before it hibernates.
+  @hibernate_after 15_000
+
   @doc """
   Returns a specification to start this module under a supervisor.
 
@@ -37,7 +40,9 @@ defmodule MuonTrap.Daemon do
   def start_link(command, args, opts \\ []) do
     options = Options.validate(:daemon, command, args, opts)
     if entries = options[:listen_sockets], do: Listeners.check!(entries)
-    server_opts = if name = options[:name], do: [name: name], else: []
+    # An idle daemon's heap goes back to its state's size.
+    server_opts =
+      [hibernate_after: @hibernate_after] ++ if(name = options[:name], do: [name: name], else: [])
 
     # One that dies after this check is seen by the daemon's monitor.
     with :ok <- check_owner(options[:owner]),

@@ -197,6 +197,26 @@ defmodule MuonTrap.DaemonTest do
     wait_all_dead([port_pid])
   end
 
+  test "once its command runs, the daemon hibernates: the start's heap is let go" do
+    {:ok, pid} = Daemon.start_link("sleep", ["1000"], [])
+
+    # No call: a call would wake it. Well before the idle hibernation.
+    wait_until(
+      fn ->
+        Process.info(pid, :current_function) == {:current_function, {:erlang, :hibernate, 3}}
+      end,
+      5_000,
+      "the daemon to hibernate"
+    )
+
+    # Its state only (a few hundred words); the start's garbage (the
+    # BEAM's environment, the command value) took thousands.
+    {:total_heap_size, words} = Process.info(pid, :total_heap_size)
+    assert words < 1_000
+    assert is_integer(Daemon.command_os_pid(pid))
+    GenServer.stop(pid)
+  end
+
   test "stopping a chatty daemon mid-stream kills it and its children" do
     m = marker()
 

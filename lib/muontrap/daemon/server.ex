@@ -57,10 +57,8 @@ defmodule MuonTrap.Daemon.Server do
 
   @impl GenServer
   def handle_continue(:launch, state) do
+    # The start's garbage goes when the command has started (hibernation).
     pipes = Pipes.start(state.pipes, state.options, state.listeners)
-    # The start's garbage (the BEAM's environment, the command value)
-    # would otherwise keep an idle daemon's heap ten times its size.
-    :erlang.garbage_collect()
     {:noreply, %{state | channel: pipes.engine.stdio, os_pid: :error, pipes: pipes}}
   end
 
@@ -199,10 +197,26 @@ defmodule MuonTrap.Daemon.Server do
 
   def handle_info(message, state) do
     case Pipes.handle_message(state.pipes, message) do
-      {events, pipes} -> handle_events(events, output_readiness(%{state | pipes: pipes}))
-      :unknown -> {:noreply, state}
+      {events, pipes} ->
+        events
+        |> handle_events(output_readiness(%{state | pipes: pipes}))
+        |> hibernate_when_started(events)
+
+      :unknown ->
+        {:noreply, state}
     end
   end
+
+  # A started command's daemon mostly waits: hibernating once drops the
+  # start's heap (the command value, the BEAM's environment), which
+  # would otherwise stay with every idle daemon (docs/performance.md).
+  defp hibernate_when_started({:noreply, state}, events) do
+    if Enum.any?(events, &match?({:started, _}, &1)),
+      do: {:noreply, state, :hibernate},
+      else: {:noreply, state}
+  end
+
+  defp hibernate_when_started(other, _events), do: other
 
   # The command's events, from its engine (MuonTrap.Engine), in order.
   defp handle_events([], state), do: {:noreply, state}
