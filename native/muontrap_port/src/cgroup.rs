@@ -289,8 +289,8 @@ impl Cgroup {
 
 fn remove_leaf(leaf: &Path) {
     match teardown::remove_tree(leaf) {
-        Ok(()) => tracing::debug!(path = %leaf.display(), "removed cgroup"),
-        Err(e) => tracing::warn!(path = %leaf.display(), error = %e, "could not remove cgroup"),
+        Ok(()) => crate::log::debug!(path = %leaf.display(), "removed cgroup"),
+        Err(e) => crate::log::warn!(path = %leaf.display(), error = %e, "could not remove cgroup"),
     }
 }
 
@@ -309,7 +309,7 @@ fn enable_v2(levels: &[PathBuf], leaf: &Path, controllers: &[String]) -> Result<
         for c in controllers {
             let r = write_file(&dir.join("cgroup.subtree_control"), &format!("+{c}"));
             if let Err(e) = r {
-                tracing::debug!(path = %dir.display(), controller = %c, error = %e, "could not enable controller");
+                crate::log::debug!(path = %dir.display(), controller = %c, error = %e, "could not enable controller");
             }
         }
     }

@@ -275,7 +275,7 @@ pub fn receive(sigfd: &Signals) -> Result<(Handover, Command), HandoverError> {
             socket::set_blocking(fd, op)?;
         }
     }
-    tracing::debug!(
+    crate::log::debug!(
         descriptors = roles.len(),
         listen = h.listen.len(),
         "descriptors received"

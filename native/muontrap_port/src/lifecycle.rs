@@ -139,10 +139,10 @@ impl Lifecycle {
             .error_status
             .or(self.processes.program_status())
             .unwrap_or_else(|| {
-                tracing::warn!("program status unknown");
+                crate::log::warn!("program status unknown");
                 1
             });
-        tracing::debug!(status, "finished");
+        crate::log::debug!(status, "finished");
         let stdin_open = self.inbox != Inbox::Closed;
         finish(&mut self.out, &self.sigfd, stdin_open, status);
         status
@@ -151,7 +151,7 @@ impl Lifecycle {
     fn start_terminate(&mut self, reason: &str) {
         if let Phase::Running = self.phase {
             let signal = self.stop.signal;
-            tracing::debug!(reason, signal, "terminating");
+            crate::log::debug!(reason, signal, "terminating");
             tree::signal_tree(self.processes.process_group(), signal);
             self.phase = Phase::Terminating {
                 sigkill_at: Instant::now() + self.stop.delay,
@@ -211,7 +211,7 @@ impl Lifecycle {
 
     fn kill_remaining(&mut self, now: Instant, sigkill_at: Instant, first: bool) {
         if first {
-            tracing::debug!("delay expired, sending SIGKILL");
+            crate::log::debug!("delay expired, sending SIGKILL");
         }
         tree::signal_tree(self.processes.process_group(), libc::SIGKILL);
         if let Some(cg) = &self.cgroup {
@@ -224,7 +224,7 @@ impl Lifecycle {
     }
 
     fn processes_gone(&mut self, now: Instant) {
-        tracing::debug!("no processes left");
+        crate::log::debug!("no processes left");
         if let Some(mut cg) = self.cgroup.take() {
             cg.destroy();
         }
@@ -246,7 +246,7 @@ impl Lifecycle {
                 deadline: now + DRAIN_GRACE,
             };
         } else if now >= deadline {
-            tracing::warn!(
+            crate::log::warn!(
                 "output pipe still open 1s after the program and its descendants exited; \
                  something outside holds it, not draining further"
             );

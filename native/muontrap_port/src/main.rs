@@ -191,7 +191,7 @@ fn run(cmd: &Command, mut out: Output, sigfd: signals::Signals, handover: Handov
             Some(f.status())
         }
         None => {
-            tracing::debug!(pid = child.pid.as_raw(), "program started");
+            crate::log::debug!(pid = child.pid.as_raw(), "program started");
             out.started(child.pid.as_raw() as u32);
             None
         }

@@ -64,14 +64,14 @@ impl MainProcess {
         let program_fd = match pidfd::open(program.as_raw()) {
             Ok(fd) => Some(fd),
             Err(Errno::ENOSYS) => {
-                tracing::debug!(
+                crate::log::debug!(
                     "pidfd_open unavailable (ENOSYS): SIGNAL falls back to kill(2) on the \
                      program while it is unreaped, MAINPID is not used"
                 );
                 None
             }
             Err(e) => {
-                tracing::debug!(
+                crate::log::debug!(
                     error = %e,
                     "no pidfd for the program: SIGNAL falls back to kill(2) on it while it \
                      is unreaped"

@@ -114,7 +114,7 @@ impl Notifier {
                 Ok(Received::Datagram { len, pid }) => {
                     let verdict = self.containment.check(pid);
                     if verdict != Verdict::Inside {
-                        tracing::debug!(pid, ?verdict, "notification from outside ignored");
+                        crate::log::debug!(pid, ?verdict, "notification from outside ignored");
                         continue;
                     }
                     let msgs = parse::parse(&body[..len]);
@@ -123,7 +123,7 @@ impl Notifier {
                 Ok(Received::TooLong) => {}
                 Ok(Received::Empty) => break,
                 Err(e) => {
-                    tracing::warn!(error = %e, "reading the notification socket failed");
+                    crate::log::warn!(error = %e, "reading the notification socket failed");
                     break;
                 }
             }
@@ -167,7 +167,7 @@ impl Notifier {
             Pinned::Fd(fd) => self.main_pidfd = Some(fd),
             Pinned::Unpinned => self.main_pidfd = None,
             Pinned::Refused(why) => {
-                tracing::debug!(pid, why, "MAINPID ignored");
+                crate::log::debug!(pid, why, "MAINPID ignored");
                 return;
             }
         }

@@ -87,7 +87,7 @@ fn move_exact(
                     Errno::EAGAIN => wait_writable(to),
                     Errno::EPIPE => return Err(Errno::EPIPE),
                     e => {
-                        tracing::debug!(error = %e, "splice unavailable, copying output");
+                        crate::log::debug!(error = %e, "splice unavailable, copying output");
                         *splice = false;
                     }
                 },
@@ -170,7 +170,7 @@ impl Output {
         let stdout = io::stdout();
         if let Err(e) = move_exact(pipe, stdout.as_fd(), n, &mut scratch, &mut self.splice) {
             if e != Errno::EPIPE {
-                tracing::warn!(error = %e, "relaying output failed");
+                crate::log::warn!(error = %e, "relaying output failed");
             }
             self.broken = true;
         }
@@ -238,7 +238,7 @@ impl Output {
         let stdout = io::stdout();
         if let Err(e) = write_fd(stdout.as_fd(), bytes) {
             if e != Errno::EPIPE {
-                tracing::warn!(error = %e, "writing to stdout failed");
+                crate::log::warn!(error = %e, "writing to stdout failed");
             }
             self.broken = true;
         }

@@ -266,7 +266,7 @@ pub fn spawn(plan: Plan, direct: Direct) -> Result<Child, String> {
     });
     if let Some(r) = &output {
         if let Err(e) = set_nonblocking(r) {
-            tracing::warn!(error = %e, "cannot make the output pipe non-blocking");
+            crate::log::warn!(error = %e, "cannot make the output pipe non-blocking");
         }
     }
     let failure = read_report(&report_r).map(|r| {

@@ -175,7 +175,7 @@ pub fn signal_tree(process_group: Option<Pid>, sig: libc::c_int) -> usize {
     }
     #[cfg(target_os = "freebsd")]
     freebsd::signal_descendants(sig);
-    tracing::debug!(
+    crate::log::debug!(
         signal = sig,
         processes = all.len(),
         "signalled process tree"
@@ -224,18 +224,18 @@ impl Reaper {
                 0 => return true,
                 p if p == self.main.as_raw() => {
                     self.status = exit_status(raw);
-                    tracing::debug!(
+                    crate::log::debug!(
                         pid = p,
                         status = self.status.unwrap_or(-1),
                         "program exited"
                     );
                 }
-                p if p > 0 => tracing::trace!(pid = p, "reaped descendant"),
+                p if p > 0 => crate::log::trace!(pid = p, "reaped descendant"),
                 _ => match Errno::last() {
                     Errno::EINTR => {}
                     Errno::ECHILD => return false,
                     e => {
-                        tracing::warn!(error = %e, "waitpid failed");
+                        crate::log::warn!(error = %e, "waitpid failed");
                         return true;
                     }
                 },

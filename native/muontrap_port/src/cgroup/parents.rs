@@ -57,11 +57,11 @@ pub(super) fn make_chain(
     loop {
         match make_once(levels, leaf, created, mkdir) {
             Ok(()) => {
-                tracing::debug!(path = %leaf.display(), "created cgroup");
+                crate::log::debug!(path = %leaf.display(), "created cgroup");
                 return Ok(());
             }
             Err((dir, e)) if e.kind() == ErrorKind::NotFound && attempt < CHAIN_ATTEMPTS => {
-                tracing::debug!(path = %dir.display(), attempt, "a parent cgroup vanished, retrying");
+                crate::log::debug!(path = %dir.display(), attempt, "a parent cgroup vanished, retrying");
                 attempt += 1;
             }
             Err((dir, e)) if dir == leaf && e.kind() == ErrorKind::AlreadyExists => {
@@ -82,7 +82,7 @@ fn make_once(
     for dir in levels.iter().skip(1) {
         match mkdir(dir, PARENT_MODE) {
             Ok(()) => {
-                tracing::debug!(path = %dir.display(), "created parent cgroup");
+                crate::log::debug!(path = %dir.display(), "created parent cgroup");
                 if !created.contains(dir) {
                     created.push(dir.clone());
                 }
@@ -115,16 +115,16 @@ fn create_error(dir: &Path, e: &io::Error) -> String {
 /// the NIF's cleanup uses too).
 pub(super) fn remove_parents(parents: &[PathBuf], created: &[PathBuf]) {
     shared::remove(parents, created, &mut |step| match step {
-        Step::Removed(dir) => tracing::debug!(path = %dir.display(), "removed parent cgroup"),
+        Step::Removed(dir) => crate::log::debug!(path = %dir.display(), "removed parent cgroup"),
         Step::Gone(_) => {}
         Step::NotOurs(dir) => {
-            tracing::debug!(path = %dir.display(), "kept parent cgroup: not created by muontrap")
+            crate::log::debug!(path = %dir.display(), "kept parent cgroup: not created by muontrap")
         }
         Step::InUse(dir) => {
-            tracing::debug!(path = %dir.display(), "kept parent cgroup: still in use")
+            crate::log::debug!(path = %dir.display(), "kept parent cgroup: still in use")
         }
         Step::Failed(dir, e) => {
-            tracing::warn!(path = %dir.display(), error = %e, "could not remove parent cgroup")
+            crate::log::warn!(path = %dir.display(), error = %e, "could not remove parent cgroup")
         }
     });
 }

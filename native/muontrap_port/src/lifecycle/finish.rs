@@ -31,7 +31,7 @@ pub fn finish(out: &mut Output, sigfd: &Signals, stdin_open: bool, status: i32) 
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => {
-                tracing::error!(error = %e, "poll failed");
+                crate::log::error!(error = %e, "poll failed");
                 return;
             }
         }

@@ -41,7 +41,7 @@ fn grow_pipe(pipe: &OwnedFd, window: u32) {
             )
         };
         if r < 0 {
-            tracing::debug!(want, "cannot grow the output pipe");
+            crate::log::debug!(want, "cannot grow the output pipe");
         }
     }
 }
@@ -137,7 +137,7 @@ impl Pipe {
         };
         match read(pipe, &mut buf[..want]) {
             Ok(0) => {
-                tracing::debug!("output pipe reached EOF");
+                crate::log::debug!("output pipe reached EOF");
                 self.fd = None;
             }
             Ok(n) if !discard => {
@@ -147,7 +147,7 @@ impl Pipe {
             }
             Ok(_) | Err(Errno::EINTR | Errno::EAGAIN) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "reading the output pipe failed");
+                crate::log::warn!(error = %e, "reading the output pipe failed");
                 self.fd = None;
             }
         }

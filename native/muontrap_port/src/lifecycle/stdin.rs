@@ -37,7 +37,7 @@ impl Lifecycle {
             Ok(n) => n,
             Err(Errno::EINTR | Errno::EAGAIN) => return,
             Err(e) => {
-                tracing::warn!(error = %e, "reading stdin failed");
+                crate::log::warn!(error = %e, "reading stdin failed");
                 0
             }
         };
@@ -88,7 +88,7 @@ impl Lifecycle {
         let running = matches!(self.phase, Phase::Running) && self.processes.program_running();
         let main = self.notify.as_ref().and_then(Notifier::main_pidfd);
         let reply = self.target.signal(sig, main, running);
-        tracing::debug!(signal = sig, ?reply, "SIGNAL");
+        crate::log::debug!(signal = sig, ?reply, "SIGNAL");
         self.out.signaled(reply);
     }
 }

@@ -109,7 +109,7 @@ impl Lifecycle {
             Err(Errno::EINTR) => return None,
             Err(e) => {
                 // Should not happen; avoid spinning on it.
-                tracing::error!(error = %e, "poll failed");
+                crate::log::error!(error = %e, "poll failed");
                 std::thread::sleep(Duration::from_millis(10));
                 return None;
             }

@@ -53,7 +53,7 @@ impl Containment {
         match cgroup_of(program, &h) {
             Some(path) => Containment::Cgroup { hierarchy: h, path },
             None => {
-                tracing::warn!(pid = program, "cannot read the program's cgroup");
+                crate::log::warn!(pid = program, "cannot read the program's cgroup");
                 Containment::Nobody
             }
         }

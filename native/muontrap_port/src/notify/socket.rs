@@ -114,14 +114,14 @@ pub fn recv(sock: &OwnedFd, body: &mut [u8], control: &mut Vec<u8>) -> Result<Re
             }
         }
         // Cannot happen with room for SCM_MAX_FD descriptors.
-        Err(_) => tracing::warn!("notification control data truncated"),
+        Err(_) => crate::log::warn!("notification control data truncated"),
     }
     if !fds.is_empty() {
-        tracing::trace!(count = fds.len(), "closing received descriptors");
+        crate::log::trace!(count = fds.len(), "closing received descriptors");
     }
     drop(fds);
     if truncated {
-        tracing::debug!(pid, "notification datagram too long, dropped");
+        crate::log::debug!(pid, "notification datagram too long, dropped");
         return Ok(Received::TooLong);
     }
     Ok(Received::Datagram { len, pid })
