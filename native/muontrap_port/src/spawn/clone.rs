@@ -1,9 +1,7 @@
 //! The vfork-style clone: the child runs on a stack of its own while we
 //! are suspended, sharing our memory until it execs or exits.
 
-#[cfg(linux_native)]
 use nix::errno::Errno;
-#[cfg(linux_native)]
 use nix::unistd::Pid;
 
 use super::child::{child_entry, ChildArgs};
@@ -68,12 +66,13 @@ impl Drop for ChildStack {
     }
 }
 
-/// `clone(CLONE_VM | CLONE_VFORK | SIGCHLD)`: returns once the child has
-/// exec'd or exited. All signals are blocked around the clone so no handler
-/// of ours can run on the child's side of the shared memory; the child sets
-/// its own mask and dispositions before exec.
-#[cfg(linux_native)]
-pub(super) fn clone_vfork(stack: &ChildStack, args: &ChildArgs) -> nix::Result<Pid> {
+/// Runs `spawn` (a clone or fork that returns the raw pid) with every
+/// signal blocked, then restores our mask. The child starts with that full
+/// mask, so no handler of ours runs in it (on Linux, in the memory it
+/// shares with us) before it resets its dispositions and unblocks
+/// (`child`). The pid becomes a `Result` before the mask is restored, so
+/// `errno` is still the spawn's.
+fn with_all_signals_blocked(spawn: impl FnOnce() -> libc::pid_t) -> nix::Result<Pid> {
     // SAFETY: sigset_t is plain data (all-zero is a valid empty set), and
     // sigfillset/sigprocmask only read and write these stack-local sets.
     let old = unsafe {
@@ -83,26 +82,36 @@ pub(super) fn clone_vfork(stack: &ChildStack, args: &ChildArgs) -> nix::Result<P
         libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
         old
     };
-    // SAFETY: the child runs `child_entry` on its own stack and only makes
-    // raw syscalls on data prepared before this call (which outlives it,
-    // since CLONE_VFORK suspends us until the child execs or `_exit`s); it
-    // never returns into our frames and allocates nothing.
-    let pid = unsafe {
-        libc::clone(
-            child_entry,
-            stack.top(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            std::ptr::from_ref(args).cast_mut().cast(),
-        )
-    };
+    let pid = spawn();
     let result = if pid < 0 {
         Err(Errno::last())
     } else {
         Ok(Pid::from_raw(pid))
     };
-    // SAFETY: restores the mask saved above.
+    // SAFETY: restores the mask saved above, a set of our own stack.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     result
+}
+
+/// `clone(CLONE_VM | CLONE_VFORK | SIGCHLD)`: returns once the child has
+/// exec'd or exited.
+#[cfg(linux_native)]
+pub(super) fn clone_vfork(stack: &ChildStack, args: &ChildArgs) -> nix::Result<Pid> {
+    with_all_signals_blocked(|| {
+        // SAFETY: the child runs `child_entry` on its own stack and only
+        // makes raw syscalls on data prepared before this call (which
+        // outlives it, since CLONE_VFORK suspends us until the child execs
+        // or `_exit`s); it never returns into our frames and allocates
+        // nothing.
+        unsafe {
+            libc::clone(
+                child_entry,
+                stack.top(),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                std::ptr::from_ref(args).cast_mut().cast(),
+            )
+        }
+    })
 }
 
 /// Without clone (macOS, FreeBSD, the `portable` build): a plain fork. The
@@ -111,10 +120,9 @@ pub(super) fn clone_vfork(stack: &ChildStack, args: &ChildArgs) -> nix::Result<P
 /// report pipe as after the clone.
 #[cfg(not(linux_native))]
 mod portable {
-    use nix::errno::Errno;
     use nix::unistd::Pid;
 
-    use super::{child_entry, ChildArgs};
+    use super::{child_entry, with_all_signals_blocked, ChildArgs};
 
     pub(in crate::spawn) struct ChildStack;
 
@@ -124,33 +132,18 @@ mod portable {
         }
     }
 
-    /// Signals are blocked around the fork so no handler of ours runs in
-    /// the child before it resets them (`child`).
     pub(in crate::spawn) fn clone_vfork(_stack: &ChildStack, args: &ChildArgs) -> nix::Result<Pid> {
-        // SAFETY: sigset_t is plain data; sigfillset/sigprocmask only read
-        // and write these stack-local sets.
-        let old = unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
-            old
-        };
-        // SAFETY: we are single-threaded, so the child may run anything;
-        // it runs `child_entry`, which execs or `_exit`s, never returns.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            child_entry(std::ptr::from_ref(args).cast_mut().cast());
-            // SAFETY: not reached (child_entry never returns); _exit(2).
-            unsafe { libc::_exit(127) };
-        }
-        let result = if pid < 0 {
-            Err(Errno::last())
-        } else {
-            Ok(Pid::from_raw(pid))
-        };
-        // SAFETY: restores the mask saved above.
-        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-        result
+        with_all_signals_blocked(|| {
+            // SAFETY: we are single-threaded, so the child may run
+            // anything; it runs `child_entry`, which execs or `_exit`s,
+            // never returns.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                child_entry(std::ptr::from_ref(args).cast_mut().cast());
+                // SAFETY: not reached (child_entry never returns); _exit(2).
+                unsafe { libc::_exit(127) };
+            }
+            pid
+        })
     }
 }
