@@ -181,7 +181,9 @@ defmodule MuonTrap.InputTest do
     m = marker()
 
     assert_raise ArgumentError, ~r/invalid element in option :input: :bad/, fn ->
-      MuonTrap.cmd("sh", ["-c", "exec cat #{m} -"], input: Stream.concat(["ok"], [:bad]))
+      MuonTrap.cmd("sh", ["-c", "exec cat #{m} - 2>/dev/null"],
+        input: Stream.concat(["ok"], [:bad])
+      )
     end
 
     assert_raise ArgumentError, ~r/invalid element in option :input: \[1000\]/, fn ->
