@@ -57,8 +57,11 @@ defmodule MuonTrap.Daemon.Server do
 
   @impl GenServer
   def handle_continue(:launch, state) do
-    # The start's garbage goes when the command has started (hibernation).
     pipes = Pipes.start(state.pipes, state.options, state.listeners)
+    # The start's garbage (the BEAM's environment, the command value) is
+    # collected while the supervisor forks and execs, so that the
+    # hibernation once the command has started is cheap.
+    :erlang.garbage_collect()
     {:noreply, %{state | channel: pipes.engine.stdio, os_pid: :error, pipes: pipes}}
   end
 
@@ -207,9 +210,9 @@ defmodule MuonTrap.Daemon.Server do
     end
   end
 
-  # A started command's daemon mostly waits: hibernating once drops the
-  # start's heap (the command value, the BEAM's environment), which
-  # would otherwise stay with every idle daemon (docs/performance.md).
+  # A started command's daemon mostly waits: hibernating once shrinks
+  # its heap to its state, which the garbage collection after the start
+  # leaves ten times larger (docs/performance.md, round 9).
   defp hibernate_when_started({:noreply, state}, events) do
     if Enum.any?(events, &match?({:started, _}, &1)),
       do: {:noreply, state, :hibernate},
