@@ -211,8 +211,8 @@ defmodule MuonTrap.Daemon.Server do
   end
 
   # A started command's daemon mostly waits: hibernating once shrinks
-  # its heap to its state, which the garbage collection after the start
-  # leaves ten times larger (docs/performance.md, round 9).
+  # the heap the start grew to the size of its state (docs/performance.md,
+  # round 9).
   defp hibernate_when_started({:noreply, state}, events) do
     if Enum.any?(events, &match?({:started, _}, &1)),
       do: {:noreply, state, :hibernate},
