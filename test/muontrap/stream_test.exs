@@ -63,6 +63,8 @@ defmodule MuonTrap.StreamTest do
         {"an exception in the consumer",
          quote(do: fn s -> catch_error(Enum.each(s, fn _ -> raise "consumer failed" end)) end)}
       ] do
+    # Scans of /proc are slow while other tests run thousands of processes.
+    @tag timeout: 120_000
     test "halting early with #{name} leaves no process or descriptor" do
       m = marker()
 
@@ -78,7 +80,16 @@ defmodule MuonTrap.StreamTest do
           # and repeat) is up before the consumer stops.
           stream
           |> Stream.each(fn _ ->
-            pids = wait_until(fn -> length(pids_matching(m)) == 5 && pids_matching(m) end)
+            pids =
+              wait_until(
+                fn ->
+                  pids = pids_matching(m)
+                  length(pids) == 5 && pids
+                end,
+                45_000,
+                fn -> "5 processes, found #{inspect(all_pids_matching(m))}" end
+              )
+
             send(parent, {:running, pids, pipes(pids)})
           end)
           |> halt.()
@@ -88,7 +99,7 @@ defmodule MuonTrap.StreamTest do
           Process.sleep(:infinity)
         end)
 
-      assert_receive {:running, [_, _, _, _, _] = pids, [_ | _] = pipes}, 20_000
+      assert_receive {:running, [_, _, _, _, _] = pids, [_ | _] = pipes}, 60_000
       assert_receive :halted, 10_000
       wait_all_dead(pids)
       wait_until(fn -> pids_matching(m) == [] end)
