@@ -87,15 +87,15 @@ pub fn last_errno() -> i32 {
 /// A connected pair of close-on-exec `SOCK_STREAM` Unix sockets.
 pub fn stream_pair() -> Option<(RawFd, RawFd)> {
     let mut fds = [-1 as RawFd; 2];
-    #[cfg(target_os = "linux")]
+    #[cfg(linux_native)]
     let kind = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(not(linux_native))]
     let kind = libc::SOCK_STREAM;
     // SAFETY: socketpair(2) fills the two-int array it is given.
     if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) } != 0 {
         return None;
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(not(linux_native))]
     for fd in fds {
         // SAFETY: fcntl(2) on descriptors we own. Not atomic with their
         // creation, which matters only where another thread could fork:
