@@ -56,8 +56,14 @@ defmodule MuonTrap.PortBinary do
   descriptors left, the spawner cannot run).
   """
   @spec start(Stdio.t(), Options.t(), :output | :none) :: Stdio.t()
-  def start(stdio, options, capture),
-    do: Stdio.spawn!(stdio, command(options, capture), path())
+  def start(stdio, options, capture) do
+    # The supervisor is asked for first: its fork and start overlap with
+    # the building of the command (the environment of the moment, the
+    # NIF's decoding).
+    stdio
+    |> Stdio.request!(path())
+    |> Stdio.hand_over!(command(options, capture))
+  end
 
   @doc """
   What the NIF decodes into the port binary's command value

@@ -5,10 +5,11 @@ defmodule MuonTrap.Stdio do
   # The one stdio path of `MuonTrap.cmd/3`, `MuonTrap.stream!/3` and
   # `MuonTrap.Daemon`: the NIF creates a pipe for each stream asked for
   # (`:output`, the captured stdout or merged stream; `:stderr`, a separate
-  # stderr; `:stdin`, the command's input); `spawn!/2` makes the command's
-  # channel, puts the command and the pipes' other ends on it (SCM_RIGHTS)
-  # and has the resident spawner fork the command's supervisor on the
-  # other end (docs/protocol.md, "Transport"). The command then reads and
+  # stderr; `:stdin`, the command's input); `request!/2` makes the
+  # command's channel and has the resident spawner fork the command's
+  # supervisor on its other end, and `hand_over!/2` puts the command and
+  # the pipes' other ends on it (SCM_RIGHTS) (docs/protocol.md,
+  # "Transport"). The command then reads and
   # writes the pipes directly: no process relays the bytes, and each
   # pipe's capacity is its flow-control window. The supervisor's frames
   # come on the channel (`recv/1`).
@@ -49,7 +50,7 @@ defmodule MuonTrap.Stdio do
   @doc """
   Create a pipe of about `window` bytes for each of `streams`, with a
   duplicate of each of a daemon's `listeners` (`MuonTrap.Daemon.Listeners`)
-  after them, for the supervisor `spawn!/2` starts.
+  after them, for the supervisor `request!/2` starts.
 
   Raises `MuonTrap.Error` if the descriptors cannot be created (for
   example when the BEAM is out of file descriptors).
@@ -68,23 +69,17 @@ defmodule MuonTrap.Stdio do
   end
 
   @doc """
-  Start the command (`MuonTrap.PortBinary.command/2`): its channel, the
-  hand-over of the command and the pipes, and the spawner's fork of its
-  supervisor. Returns at once; the supervisor's frames follow (`recv/1`).
-  While too many descriptors are in flight, waits for them to land.
-  Raises `MuonTrap.Error` if the command cannot be started.
+  Make the command's channel and have the spawner fork its supervisor
+  on the other end, before the command is built: the fork and the
+  supervisor's start overlap with that work. `hand_over!/2` follows.
+  Returns at once. While too many descriptors are in flight, waits for
+  them to land. Raises `MuonTrap.Error` if the supervisor cannot be
+  started.
   """
-  @spec spawn!(t(), map(), String.t()) :: t()
-  def spawn!(stdio, command, path) do
-    case Nif.stdio_command(stdio.resource, command) do
-      :ok -> :ok
-      {:error, reason} -> raise MuonTrap.Error, message: cannot_start(reason)
-    end
+  @spec request!(t(), String.t()) :: t()
+  def request!(stdio, path), do: request(stdio, path, busy_deadline(), 1, 0)
 
-    spawn_busy(stdio, path, System.monotonic_time(:millisecond) + @busy_wait, 1, 0)
-  end
-
-  defp spawn_busy(stdio, path, deadline, wait, starts) do
+  defp request(stdio, path, deadline, wait, starts) do
     case Nif.stdio_spawn(stdio.resource) do
       :ok ->
         stdio
@@ -92,7 +87,7 @@ defmodule MuonTrap.Stdio do
       {:error, :no_spawner} when starts < 3 ->
         # Started on a dirty scheduler, once, whoever asks first.
         case Nif.spawner_start(path) do
-          {:ok, _pid} -> spawn_busy(stdio, path, deadline, wait, starts + 1)
+          {:ok, _pid} -> request(stdio, path, deadline, wait, starts + 1)
           {:error, message} -> raise MuonTrap.Error, message: message
         end
 
@@ -100,15 +95,50 @@ defmodule MuonTrap.Stdio do
         raise MuonTrap.Error, message: "muontrap: the spawner exits as soon as it starts"
 
       {:error, :busy} ->
-        if System.monotonic_time(:millisecond) > deadline,
-          do: raise(MuonTrap.Error, message: cannot_start(:busy))
-
-        Process.sleep(wait)
-        spawn_busy(stdio, path, deadline, min(wait * 2, 50), starts)
+        busy_wait(deadline, wait)
+        request(stdio, path, deadline, min(wait * 2, 50), starts)
 
       {:error, reason} ->
         raise MuonTrap.Error, message: cannot_start(reason)
     end
+  end
+
+  @doc """
+  Hand the supervisor `request!/2` started the command
+  (`MuonTrap.PortBinary.command/2`) and the pipes' other ends. Returns at
+  once; the supervisor's frames follow (`recv/1`). While too many
+  descriptors are in flight, waits for them to land. Raises
+  `MuonTrap.Error` if the command cannot be handed over.
+  """
+  @spec hand_over!(t(), map()) :: t()
+  def hand_over!(stdio, command) do
+    case Nif.stdio_command(stdio.resource, command) do
+      :ok -> hand_over(stdio, busy_deadline(), 1)
+      {:error, reason} -> raise MuonTrap.Error, message: cannot_start(reason)
+    end
+  end
+
+  defp hand_over(stdio, deadline, wait) do
+    case Nif.stdio_hand_over(stdio.resource) do
+      :ok ->
+        stdio
+
+      {:error, :busy} ->
+        busy_wait(deadline, wait)
+        hand_over(stdio, deadline, min(wait * 2, 50))
+
+      {:error, reason} ->
+        raise MuonTrap.Error, message: cannot_start(reason)
+    end
+  end
+
+  defp busy_deadline, do: System.monotonic_time(:millisecond) + @busy_wait
+
+  defp busy_wait(deadline, wait) do
+    if System.monotonic_time(:millisecond) > deadline,
+      do: raise(MuonTrap.Error, message: cannot_start(:busy))
+
+    Process.sleep(wait)
   end
 
   defp cannot_start(message) when is_binary(message), do: message

@@ -93,7 +93,7 @@ defmodule MuonTrap.SpawnerBeamTest do
   end
 
   describe "the standby supervisor killed" do
-    test "the spawner says so on stderr and forks the start's supervisor itself" do
+    test "the spawner says so on stderr, and the next start gets a supervisor all the same" do
       m = fault_marker()
 
       script = """
@@ -112,7 +112,7 @@ defmodule MuonTrap.SpawnerBeamTest do
       Port.command(port, "\n")
 
       assert child_line(port, "muontrap spawner: ", 30_000) ==
-               "the standby supervisor is gone, forking one for this start"
+               "the standby supervisor is gone, forking another"
 
       assert child_line(port, "after ", 30_000) == inspect({"#{m}\n", 0})
       # And a new standby for the start after.

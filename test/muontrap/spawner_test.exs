@@ -106,19 +106,23 @@ defmodule MuonTrap.SpawnerTest do
   end
 
   describe "the standby supervisor" do
-    test "is forked ahead, holds its socket only, and supervises the next start" do
+    test "is forked ahead, takes the next request itself, and supervises that start" do
       spawner = spawner()
       %{1 => null, 3 => request} = fds(spawner)
       standby = wait_until(fn -> match?([_], s = standbys(spawner)) && hd(s) end)
-      # Its socket to the spawner, the spawner's /dev/null and stderr: no
-      # request socket, no other command's descriptor.
-      assert %{0 => "socket:" <> _ = socket, 1 => ^null, 2 => _} = fds(standby)
-      assert map_size(fds(standby)) == 3
+      # Its socket to the spawner, the spawner's /dev/null and stderr, and
+      # the request socket it takes one request from: no other command's
+      # descriptor.
+      assert %{0 => "socket:" <> _ = socket, 1 => ^null, 2 => _, 3 => ^request} = fds(standby)
+      assert map_size(fds(standby)) == 4
       assert socket != request
 
       capture_log(fn ->
         {:ok, d} = Daemon.start_link("sleep", ["1000"], [])
         assert Daemon.os_pid(d) == standby
+        # Once it took its request, it holds the request socket no more.
+        wait_until(fn -> fds(standby)[1] != null end)
+        refute request in Map.values(fds(standby))
         # The next one is forked after it.
         next = wait_until(fn -> match?([_], s = standbys(spawner)) && hd(s) end)
         assert next != standby
@@ -156,6 +160,10 @@ defmodule MuonTrap.SpawnerTest do
 
         {us, {"x\n", 0}} = :timer.tc(fn -> MuonTrap.cmd("echo", ["x"]) end)
         assert us < 1_000_000, "the first command after the kill took #{div(us, 1000)} ms"
+        # That one may have been served by the old spawner's standby,
+        # which takes a request queued before it saw its spawner gone; the
+        # next one finds nobody on the old request socket.
+        assert MuonTrap.cmd("echo", ["y"]) == {"y\n", 0}
         assert MuonTrap.Nif.spawner_pid() != old
 
         for t <- cmds, do: assert(Task.await(t, 30_000) == {"#{m} start\n#{m} end\n", 0})

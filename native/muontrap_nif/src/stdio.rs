@@ -181,7 +181,8 @@ fn closed(env: Env) -> Term {
 /// for each of `streams` (`:output`, `:stderr`, `:stdin`), a pipe of
 /// about `window` bytes; all closed if the caller dies. The supervisor
 /// also gets a duplicate of each of a daemon's `listeners`, in order,
-/// after the pipes. `stdio_spawn` starts the command.
+/// after the pipes. `stdio_spawn`, `stdio_command` and `stdio_hand_over`
+/// start the command.
 #[rustler::nif]
 pub fn stdio_open(
     env: Env,
@@ -202,7 +203,7 @@ pub fn stdio_open(
 /// `stdio_command(stdio, options) :: :ok | {:error, posix | :closed}`: the
 /// command the supervisor is to run, decoded from validated options
 /// (`muontrap_command::Command`, one rustler decoder per field type) and
-/// handed over with the descriptors, in binary form, in a memfd: no
+/// handed over with the descriptors (`stdio_hand_over`), in binary form, in a memfd: no
 /// socket buffer bounds its size (arguments may be megabytes). A command
 /// with a cgroup gets the host's layout too (`cgroup_fs::hand_layout`).
 #[rustler::nif]

@@ -105,46 +105,6 @@ pub fn stream_pair() -> Option<(RawFd, RawFd)> {
     Some((fds[0], fds[1]))
 }
 
-/// Sends `fd` with one byte on the Unix socket `sock` (SCM_RIGHTS); false
-/// when it cannot (the peer is gone).
-pub fn send_fd(sock: RawFd, fd: RawFd) -> bool {
-    let byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_ptr().cast_mut().cast(),
-        iov_len: 1,
-    };
-    // Room for one header and one int, usize-aligned as cmsghdr needs.
-    let mut control = [0usize; 4];
-    // SAFETY: an all-zero msghdr is valid (no name, no buffers yet).
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE computes a size from an integer.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as _;
-    // SAFETY: the control buffer is larger than CMSG_SPACE(one int), so
-    // the first header and its data lie within it.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
-        libc::CMSG_DATA(cmsg).cast::<RawFd>().write_unaligned(fd);
-    }
-    loop {
-        // SAFETY: sendmsg(2) from the live buffers msg points at. SIGPIPE
-        // is ignored in the spawner: a gone peer is EPIPE.
-        let n = unsafe { libc::sendmsg(sock, &msg, 0) };
-        if n == 1 {
-            return true;
-        }
-        if n < 0 && last_errno() == libc::EINTR {
-            continue;
-        }
-        return false;
-    }
-}
-
 /// Descriptors received with SCM_RIGHTS, at most `N` kept; the rest are
 /// closed at once and mark the whole as `truncated`, as does MSG_CTRUNC.
 pub struct Received<const N: usize> {
@@ -277,25 +237,6 @@ mod tests {
         got.close_all();
         drop(a);
         assert_eq!(recv_with_fds(b.as_raw_fd(), &mut buf, &mut got), Ok(0));
-    }
-
-    #[test]
-    fn sends_one_descriptor_and_fails_once_the_peer_is_gone() {
-        let (a, b) = stream_pair().unwrap();
-        let (x, _y) = pair();
-        assert!(send_fd(a, x.as_raw_fd()));
-        let mut buf = [0u8; 1];
-        let mut got = Received::<4>::new();
-        assert_eq!(recv_with_fds(b, &mut buf, &mut got), Ok(1));
-        assert_eq!(got.fds().len(), 1);
-        assert!(!got.truncated);
-        got.close_all();
-        close(b);
-        // SAFETY: SIG_IGN installs no handler; a send to a closed peer is
-        // then EPIPE, not a fatal signal.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-        assert!(!send_fd(a, x.as_raw_fd()));
-        close(a);
     }
 
     #[test]

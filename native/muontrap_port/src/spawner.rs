@@ -9,14 +9,17 @@
 //! pages its children share with it stay shared (copy-on-write).
 //!
 //! While it is idle, the spawner forks a child ahead of its request: the
-//! standby supervisor waits on a socket of its own, with its set-up done,
-//! and the next request's channel is passed to it (`SCM_RIGHTS`), so a
-//! start does not wait for a fork. In a burst (a request already waiting)
-//! each start is forked directly, which is less work. A standby holds no
-//! request when it is forked, and reads its command's over its channel
-//! like any supervisor.
-//! A standby that is gone (killed) is reported on stderr, and that
-//! request's supervisor is forked for it directly.
+//! standby supervisor, with its set-up done, takes the next request from
+//! the request socket itself, so a start waits neither for a fork nor for
+//! a hand-off from the spawner. Meanwhile the spawner reads nothing from
+//! that socket: it waits for the standby's word on a socket of their own
+//! (`TOOK`, or `GONE` at the request socket's EOF), then forks the next
+//! standby. In a burst (a request already waiting) each start is forked
+//! directly, which is less work. A standby holds no request when it is
+//! forked; it takes exactly one, closes the request socket, and reads its
+//! command over its channel like any supervisor.
+//! A standby that is gone (killed) before its word is reported on stderr,
+//! and the spawner goes on without it.
 
 use std::os::fd::RawFd;
 
@@ -24,6 +27,11 @@ use muontrap_wire::channel::{self, SPAWNER_FD, SPAWN_REQUEST, TAG_SPAWNER_HELLO}
 
 use crate::fds;
 use crate::supervisor;
+
+/// A standby's word to the spawner: it took a request (the next standby
+/// may be forked), or the request socket is at EOF (the BEAM is gone).
+pub const TOOK: u8 = 1;
+pub const GONE: u8 = 2;
 
 /// Room for this many descriptors per request: one is right, more is a
 /// bad request whose descriptors must still be received to be closed.
@@ -79,10 +87,35 @@ pub fn run() -> i32 {
         if standby.is_none() && !request_pending() {
             standby = fork_standby();
         }
-        match next_request() {
-            Request::Spawn(channel) => spawn(channel, standby.take()),
-            Request::Bad => {}
-            Request::Gone => exit(0),
+        // While a standby waits on the request socket, only it reads
+        // there: two readers could split a request.
+        match standby.take() {
+            Some(sock) => await_standby(sock),
+            None => match next_request() {
+                Request::Spawn(channel) => spawn(channel),
+                Request::Bad => {}
+                Request::Gone => exit(0),
+            },
+        }
+    }
+}
+
+/// Waits for the standby's word on `sock`, then closes it.
+fn await_standby(sock: RawFd) {
+    let mut word = [0u8; 1];
+    let n = loop {
+        // SAFETY: read(2) into a live one-byte buffer.
+        let n = unsafe { libc::read(sock, word.as_mut_ptr().cast(), 1) };
+        if n >= 0 || errno() != libc::EINTR {
+            break n;
+        }
+    };
+    fds::close(sock);
+    match (n, word[0]) {
+        (1, TOOK) => {}
+        (1, GONE) => exit(0),
+        _ => {
+            report("the standby supervisor is gone, forking another", 0);
         }
     }
 }
@@ -98,28 +131,15 @@ fn request_pending() -> bool {
     unsafe { libc::poll(&mut pfd, 1, 0) > 0 }
 }
 
-/// Gives the command whose channel end is `channel` a supervisor: the
-/// standby, or else a fork now; then closes the spawner's copy (a failed
-/// fork closes it too: the NIF sees its channel end before any HELLO).
-fn spawn(channel: RawFd, standby: Option<RawFd>) {
-    let handed = standby.is_some_and(|sock| {
-        let sent = fds::send_fd(sock, channel);
-        fds::close(sock);
-        sent
-    });
-    if !handed {
-        if standby.is_some() {
-            report(
-                "the standby supervisor is gone, forking one for this start",
-                0,
-            );
-        }
-        match fork() {
-            Some(0) => supervisor::run(channel),
-            None => report("cannot fork a supervisor", errno()),
-            Some(_) => 0,
-        };
-    }
+/// Forks the supervisor of the command whose channel end is `channel`,
+/// then closes the spawner's copy (a failed fork closes it too: the NIF
+/// sees its channel end before any HELLO).
+fn spawn(channel: RawFd) {
+    match fork() {
+        Some(0) => supervisor::run(channel),
+        None => report("cannot fork a supervisor", errno()),
+        Some(_) => 0,
+    };
     fds::close(channel);
 }
 
@@ -160,7 +180,7 @@ fn fork() -> Option<libc::pid_t> {
     }
 }
 
-enum Request {
+pub enum Request {
     Spawn(RawFd),
     Bad,
     Gone,
@@ -168,7 +188,7 @@ enum Request {
 
 /// Receives exactly one request (5 bytes) and its descriptors. Anything
 /// but one descriptor on a SPAWN frame is closed and skipped.
-fn next_request() -> Request {
+pub fn next_request() -> Request {
     let mut buf = [0u8; SPAWN_REQUEST.len()];
     let mut got = 0;
     let mut received = fds::Received::<ROOM>::new();

@@ -6,9 +6,10 @@
 
 use std::os::fd::RawFd;
 
-use muontrap_wire::channel::{self, TAG_HELLO};
+use muontrap_wire::channel::{self, SPAWNER_FD, TAG_HELLO};
 
 use crate::fds;
+use crate::spawner::{self, Request};
 
 /// Runs in the spawner's forked child; never returns into its loop.
 pub fn run(channel: RawFd) -> ! {
@@ -18,42 +19,62 @@ pub fn run(channel: RawFd) -> ! {
     serve()
 }
 
-/// A supervisor forked ahead of its request (`spawner.rs`): `sock` is
-/// its socket to the spawner, which sends its channel, or closes it (the
-/// spawner is gone) and the standby exits.
+/// A supervisor forked ahead of its request (`spawner.rs`): it takes the
+/// next request from the request socket itself, tells the spawner on
+/// `sock` (`TOOK`, or `GONE` at the socket's EOF: the BEAM is gone, and
+/// so it exits), and runs that command.
 pub fn standby(sock: RawFd) -> ! {
-    // Its socket on 0 (fd 1 and 2 as the spawner's), nothing else kept.
+    // Its socket on 0 (fd 1 and 2 as the spawner's) and the request
+    // socket until it has its request; nothing else kept.
     // SAFETY: dup2(2) of a descriptor we hold onto 0.
     if unsafe { libc::dup2(sock, 0) } < 0 {
         exit(1);
     }
-    fds::close_from(3);
+    fds::close_from(SPAWNER_FD + 1);
     detach();
-    let channel = match wait_for_channel() {
-        Some(fd) => fd,
-        None => exit(0),
+    let channel = loop {
+        // Once the spawner is gone, nothing more may come: a standby
+        // keeping the request socket open would hide its death from the
+        // NIF, whose next request would then be lost. After SHUT_RD the
+        // NIF's sends fail (EPIPE: it starts a new spawner), and a request
+        // already queued is still read and served; the read after it is
+        // EOF, and the standby exits.
+        if !request_ready() {
+            // SAFETY: shutdown(2) of a descriptor we hold.
+            unsafe { libc::shutdown(SPAWNER_FD, libc::SHUT_RD) };
+        }
+        match spawner::next_request() {
+            Request::Spawn(fd) => break fd,
+            Request::Bad => {}
+            Request::Gone => {
+                let _ = fds::write_all(0, &[spawner::GONE]);
+                exit(0)
+            }
+        }
     };
+    fds::close(SPAWNER_FD);
+    // The spawner forks the next standby while this one starts.
+    let _ = fds::write_all(0, &[spawner::TOOK]);
     take_channel(channel);
     fds::close(channel);
     serve()
 }
 
-/// The one descriptor the spawner sends on fd 0; None at EOF or on
-/// anything else.
-fn wait_for_channel() -> Option<RawFd> {
-    let mut byte = [0u8; 1];
-    let mut received = fds::Received::<4>::new();
+/// Waits until a request (or EOF) is on the request socket: true; false
+/// once the spawner is gone (its socket on 0 reads EOF) or poll fails.
+fn request_ready() -> bool {
+    let mut pfds = [SPAWNER_FD, 0].map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
     loop {
-        match fds::recv_with_fds(0, &mut byte, &mut received) {
-            Err(libc::EINTR) => continue,
-            Ok(1) if !received.truncated && received.fds().len() == 1 => {
-                return received.fds().first().copied();
-            }
-            _ => {
-                received.close_all();
-                return None;
-            }
+        // SAFETY: poll(2) on two live pollfds.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) };
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
         }
+        return n > 0 && pfds[1].revents == 0;
     }
 }
 

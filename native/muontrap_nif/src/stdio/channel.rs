@@ -17,6 +17,8 @@ use rustler::sys::ERL_NIF_SELECT_READ;
 use rustler::types::binary::OwnedBinary;
 use rustler::{Atom, Binary, Encoder, Env, Error, LocalPid, NifResult, ResourceArc, Term};
 
+use muontrap_wire::handover::ROLE_COMMAND;
+
 use super::resource::{self, lock, select, Selectable};
 use super::{closed, error};
 use crate::spawner::{self, SpawnError};
@@ -48,15 +50,17 @@ pub struct Progress {
 }
 
 /// `stdio_spawn(stdio) :: :ok | {:error, :busy | :no_spawner | :closed | posix}`:
-/// the command's channel, its HANDOVER (the pipes' other ends, listeners
-/// and the command) and its SPAWN request to the spawner. `:busy`: too
-/// many descriptors in flight, try again shortly; `:no_spawner`: start
-/// one (`spawner_start/1`) and try again. Nothing here waits.
+/// the command's channel and its SPAWN request to the spawner, made
+/// before the command is (`stdio_command`, `stdio_hand_over`): the
+/// spawner's fork and the supervisor's HELLO then overlap with the work
+/// the BEAM does for the command. `:busy`: too many descriptors in
+/// flight, try again shortly; `:no_spawner`: start one (`spawner_start/1`)
+/// and try again. Nothing here waits.
 #[rustler::nif]
 pub fn stdio_spawn<'a>(env: Env<'a>, stdio: Term<'a>) -> NifResult<Term<'a>> {
     let obj = resource::get(stdio)?;
     let mut state = lock(obj);
-    if state.handed_over {
+    if state.handed_over || state.channel.raw().is_some() {
         return Ok(closed(env));
     }
     if !spawner::running() {
@@ -66,11 +70,6 @@ pub fn stdio_spawn<'a>(env: Env<'a>, stdio: Term<'a>) -> NifResult<Term<'a>> {
         Ok(pair) => pair,
         Err(e) => return error(env, &e),
     };
-    let roles: Vec<u8> = state.pending.iter().map(|(role, _)| *role).collect();
-    let fds: Vec<RawFd> = state.pending.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
-    if let Err(e) = fdpass::send(&ours, &channel::handover(&roles), &fds) {
-        return busy_or_error(env, &e);
-    }
     match spawner::request(&theirs) {
         Ok(()) => {}
         Err(SpawnError::Busy) => return Ok((atoms::error(), atoms::busy()).encode(env)),
@@ -83,11 +82,36 @@ pub fn stdio_spawn<'a>(env: Env<'a>, stdio: Term<'a>) -> NifResult<Term<'a>> {
     if let Err(e) = fdpass::set_nonblocking(&ours) {
         return error(env, &e);
     }
+    state.channel = Selectable::new(ours);
+    Ok(atoms::ok().encode(env))
+}
+
+/// `stdio_hand_over(stdio) :: :ok | {:error, :busy | :closed | posix}`:
+/// the HANDOVER on the channel `stdio_spawn` made: the pipes' other ends,
+/// the listeners and the command (`stdio_command`). `:busy`: too many
+/// descriptors in flight, try again shortly. Nothing here waits.
+#[rustler::nif]
+pub fn stdio_hand_over<'a>(env: Env<'a>, stdio: Term<'a>) -> NifResult<Term<'a>> {
+    let obj = resource::get(stdio)?;
+    let mut state = lock(obj);
+    if state.handed_over {
+        return Ok(closed(env));
+    }
+    let Some(fd) = state.channel.fd.as_ref() else {
+        return Err(Error::BadArg);
+    };
+    if !state.pending.iter().any(|(role, _)| *role == ROLE_COMMAND) {
+        return Err(Error::BadArg);
+    }
+    let roles: Vec<u8> = state.pending.iter().map(|(role, _)| *role).collect();
+    let fds: Vec<RawFd> = state.pending.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
+    if let Err(e) = fdpass::send(fd, &channel::handover(&roles), &fds) {
+        return busy_or_error(env, &e);
+    }
     // The supervisor has its own copies now: ours must close for EOF (and
     // EPIPE on stdin) to come once the command's tree is gone.
     state.pending.clear();
     state.handed_over = true;
-    state.channel = Selectable::new(ours);
     Ok(atoms::ok().encode(env))
 }
 
@@ -221,6 +245,10 @@ pub fn stdio_send<'a>(env: Env<'a>, stdio: Term<'a>, payload: Binary<'a>) -> Nif
     let Some(fd) = state.channel.fd.as_ref() else {
         return Ok(closed(env));
     };
+    // Before the HANDOVER, a frame would be read as one.
+    if !state.handed_over {
+        return Err(Error::BadArg);
+    }
     let len = u32::try_from(payload.len()).map_err(|_| Error::BadArg)?;
     let mut frame = len.to_be_bytes().to_vec();
     frame.extend_from_slice(payload.as_slice());
