@@ -10,6 +10,7 @@ defmodule MuonTrap.FaultsKillTest do
 
   import ExUnit.CaptureLog
   import MuonTrap.Test.{Faults, OSProcess}
+  import MuonTrap.Test.Spawner, only: [standbys: 1]
 
   alias MuonTrap.{Daemon, Options, Run}
 
@@ -87,11 +88,13 @@ defmodule MuonTrap.FaultsKillTest do
       {"", 0} = MuonTrap.cmd("true", [])
       fds = fd_count()
       spawner = MuonTrap.Nif.spawner_pid()
-      signal(spawner, "STOP")
+      # Its standby, which would take the request, is stopped too.
+      [standby] = wait_until(fn -> match?([_], s = standbys(spawner)) && s end)
+      for pid <- [standby, spawner], do: signal(pid, "STOP")
       run = Run.start(Options.validate(:cmd, helper(), ["sleep", m], []))
-      # The request waits in the stopped spawner's socket; its death
-      # frees the channel's other end unread.
-      signal(spawner, "KILL")
+      # The request waits in the socket of the stopped spawner and
+      # standby; their death frees the channel's other end unread.
+      for pid <- [standby, spawner], do: signal(pid, "KILL")
       assert {:error, @port_died, run} = drive(run)
       Run.stop(run)
       # The next start starts a new spawner.

@@ -64,7 +64,35 @@ defmodule MuonTrap.StdioTest do
     if sup, do: wait_for(fn -> not File.exists?("/proc/#{sup}") end)
   end
 
-  defp take_until_exit(stdio) do
+  describe "between the request and the hand-over" do
+    # The supervisor is asked for before the command is built
+    # (PortBinary.start/3): its HELLO may come before the HANDOVER.
+    test "an owner that dies leaves no supervisor" do
+      test = self()
+
+      owner =
+        spawn(fn ->
+          stdio = Stdio.request!(Stdio.open(65_536), PortBinary.path())
+          [{:supervisor, sup} | _] = take_until(stdio, &match?({:supervisor, _}, &1))
+          send(test, {:sup, sup})
+          receive do: (:go -> :ok)
+        end)
+
+      assert_receive {:sup, sup}, 5_000
+      assert File.exists?("/proc/#{sup}")
+      send(owner, :go)
+      # Its channel shut down before any HANDOVER: it exits quietly.
+      wait_for(fn -> not File.exists?("/proc/#{sup}") end)
+    end
+
+    test "no frame can go out before the HANDOVER, which would be read as one" do
+      stdio = Stdio.request!(Stdio.open(65_536), PortBinary.path())
+      assert_raise ArgumentError, fn -> MuonTrap.Nif.stdio_send(stdio.resource, "x") end
+      Stdio.close(stdio)
+    end
+  end
+
+  defp take_until(stdio, done?) do
     Enum.reduce_while(1..100, [], fn _, acc ->
       case Stdio.recv(stdio) do
         {frames, :eof} ->
@@ -73,7 +101,7 @@ defmodule MuonTrap.StdioTest do
         {frames, :wait} ->
           acc = acc ++ frames
 
-          if Enum.any?(acc, &match?({:exit, _}, &1)) do
+          if Enum.any?(acc, done?) do
             {:halt, acc}
           else
             %Stdio{resource: res, ref: ref} = stdio
@@ -83,6 +111,8 @@ defmodule MuonTrap.StdioTest do
       end
     end)
   end
+
+  defp take_until_exit(stdio), do: take_until(stdio, &match?({:exit, _}, &1))
 
   defp wait_for(fun, tries \\ 500) do
     cond do

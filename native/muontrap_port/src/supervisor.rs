@@ -61,7 +61,8 @@ pub fn standby(sock: RawFd) -> ! {
 }
 
 /// Waits until a request (or EOF) is on the request socket: true; false
-/// once the spawner is gone (its socket on 0 reads EOF) or poll fails.
+/// once the spawner is gone (its socket on 0 reads EOF). A failed poll is
+/// true: the blocking read of the request follows, as without a poll.
 fn request_ready() -> bool {
     let mut pfds = [SPAWNER_FD, 0].map(|fd| libc::pollfd {
         fd,
@@ -74,7 +75,7 @@ fn request_ready() -> bool {
         if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
             continue;
         }
-        return n > 0 && pfds[1].revents == 0;
+        return n < 0 || pfds[1].revents == 0;
     }
 }
 
