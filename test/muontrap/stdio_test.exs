@@ -85,6 +85,16 @@ defmodule MuonTrap.StdioTest do
       wait_for(fn -> not File.exists?("/proc/#{sup}") end)
     end
 
+    test "other commands start while one waits for its hand-over" do
+      # Its supervisor (the spawner's standby, most likely) waits for the
+      # HANDOVER; the spawner serves the next requests meanwhile.
+      stdio = Stdio.request!(Stdio.open(65_536), PortBinary.path())
+      [{:supervisor, _} | _] = take_until(stdio, &match?({:supervisor, _}, &1))
+      task = Task.async(fn -> for i <- 1..3, do: MuonTrap.cmd("echo", ["#{i}"]) end)
+      assert Task.await(task, 10_000) == [{"1\n", 0}, {"2\n", 0}, {"3\n", 0}]
+      Stdio.close(stdio)
+    end
+
     test "no frame can go out before the HANDOVER, which would be read as one" do
       stdio = Stdio.request!(Stdio.open(65_536), PortBinary.path())
       assert_raise ArgumentError, fn -> MuonTrap.Nif.stdio_send(stdio.resource, "x") end

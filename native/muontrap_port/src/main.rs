@@ -123,7 +123,11 @@ pub(crate) fn library() -> i32 {
         Ok(fd) => fd,
         Err(msg) => return fail(&mut out, None, &msg),
     };
-    match handover::receive(&sigfd) {
+    let received = handover::receive(&sigfd);
+    if received.is_err() {
+        supervisor::start_over();
+    }
+    match received {
         Ok((handover, cmd)) => run(&cmd, out, sigfd, handover),
         // Nobody to report to, nothing started.
         Err(handover::HandoverError::Closed) => 0,
@@ -180,7 +184,10 @@ fn run(cmd: &Command, mut out: Output, sigfd: signals::Signals, handover: Handov
         target,
     } = match start(cmd, handover) {
         Ok(started) => started,
-        Err(msg) => return fail(&mut out, Some(&sigfd), &msg),
+        Err(msg) => {
+            supervisor::start_over();
+            return fail(&mut out, Some(&sigfd), &msg);
+        }
     };
     let error_status = match &child.failure {
         Some(f) => {
@@ -196,6 +203,9 @@ fn run(cmd: &Command, mut out: Output, sigfd: signals::Signals, handover: Handov
             None
         }
     };
+    // Reported: the spawner may fork its next standby now, while the BEAM
+    // reads the report and the command runs.
+    supervisor::start_over();
     lifecycle::run(Params {
         sigfd,
         out,

@@ -13,8 +13,10 @@
 //! the request socket itself, so a start waits neither for a fork nor for
 //! a hand-off from the spawner. Meanwhile the spawner reads nothing from
 //! that socket: it waits for the standby's word on a socket of their own
-//! (`TOOK`, or `GONE` at the request socket's EOF), then forks the next
-//! standby. In a burst (a request already waiting) each start is forked
+//! (`TOOK`, or `GONE` at the request socket's EOF). It forks the next
+//! standby once that start is over (`STARTED`), so the fork does not take
+//! the CPU from the command's exec; a request that comes before is forked
+//! directly. In a burst (a request already waiting) each start is forked
 //! directly, which is less work. A standby holds no request when it is
 //! forked; it takes exactly one, closes the request socket, and reads its
 //! command over its channel like any supervisor.
@@ -28,10 +30,13 @@ use muontrap_wire::channel::{self, SPAWNER_FD, SPAWN_REQUEST, TAG_SPAWNER_HELLO}
 use crate::fds;
 use crate::supervisor;
 
-/// A standby's word to the spawner: it took a request (the next standby
-/// may be forked), or the request socket is at EOF (the BEAM is gone).
+/// A standby's words to the spawner: it took a request (the spawner may
+/// read the request socket again), or the request socket is at EOF (the
+/// BEAM is gone); then, once its command started or failed to, STARTED
+/// (the next standby may be forked).
 pub const TOOK: u8 = 1;
 pub const GONE: u8 = 2;
+pub const STARTED: u8 = 3;
 
 /// Room for this many descriptors per request: one is right, more is a
 /// bad request whose descriptors must still be received to be closed.
@@ -80,42 +85,90 @@ pub fn run() -> i32 {
     if !fds::write_all(SPAWNER_FD, &channel::hello(TAG_SPAWNER_HELLO, pid)) {
         exit(0);
     }
+    // A standby waiting on the request socket, and one that took its
+    // request and is still starting its command.
     let mut standby = None;
+    let mut starting = None;
     loop {
         // Forked while idle only: in a burst each start forks its own,
-        // the least work per start.
-        if standby.is_none() && !request_pending() {
+        // the least work per start; and not while a start is under way,
+        // whose exec would wait for the CPU the fork takes.
+        if standby.is_none() && starting.is_none() && !request_pending() {
             standby = fork_standby();
         }
         // While a standby waits on the request socket, only it reads
         // there: two readers could split a request.
-        match standby.take() {
-            Some(sock) => await_standby(sock),
-            None => match next_request() {
-                Request::Spawn(channel) => spawn(channel),
-                Request::Bad => {}
-                Request::Gone => exit(0),
-            },
+        if let Some(sock) = standby.take() {
+            starting = await_standby(sock);
+        } else if let Some(sock) = starting {
+            if await_start(sock) {
+                fds::close(sock);
+                starting = None;
+            }
+        } else {
+            take_request();
         }
     }
 }
 
-/// Waits for the standby's word on `sock`, then closes it.
-fn await_standby(sock: RawFd) {
+/// Reads the next request and forks its supervisor.
+fn take_request() {
+    match next_request() {
+        Request::Spawn(channel) => spawn(channel),
+        Request::Bad => {}
+        Request::Gone => exit(0),
+    }
+}
+
+/// Waits for the standby's first word on `sock`: `Some(sock)` once it
+/// took its request (its start is under way); else None, `sock` closed.
+fn await_standby(sock: RawFd) -> Option<RawFd> {
+    match read_word(sock) {
+        Some(TOOK) => Some(sock),
+        Some(GONE) => exit(0),
+        _ => {
+            fds::close(sock);
+            report("the standby supervisor is gone, forking another", 0);
+            None
+        }
+    }
+}
+
+/// While a former standby starts its command: serves a request that
+/// comes meanwhile (forked directly, as in a burst), and returns true
+/// once the start is over (`STARTED`, or the supervisor is gone).
+fn await_start(sock: RawFd) -> bool {
+    let mut pfds = [sock, SPAWNER_FD].map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // SAFETY: poll(2) on two live pollfds.
+    if unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) } < 0 {
+        // Not waiting for that word any more: standbys as usual.
+        return errno() != libc::EINTR;
+    }
+    if pfds[1].revents != 0 {
+        take_request();
+    }
+    if pfds[0].revents == 0 {
+        return false;
+    }
+    // Any word or EOF: its start is over.
+    let _ = read_word(sock);
+    true
+}
+
+/// One byte from `sock`; None at EOF or on an error.
+fn read_word(sock: RawFd) -> Option<u8> {
     let mut word = [0u8; 1];
-    let n = loop {
+    loop {
         // SAFETY: read(2) into a live one-byte buffer.
         let n = unsafe { libc::read(sock, word.as_mut_ptr().cast(), 1) };
-        if n >= 0 || errno() != libc::EINTR {
-            break n;
-        }
-    };
-    fds::close(sock);
-    match (n, word[0]) {
-        (1, TOOK) => {}
-        (1, GONE) => exit(0),
-        _ => {
-            report("the standby supervisor is gone, forking another", 0);
+        match n {
+            1 => return Some(word[0]),
+            n if n < 0 && errno() == libc::EINTR => {}
+            _ => return None,
         }
     }
 }

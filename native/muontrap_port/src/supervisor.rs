@@ -5,6 +5,7 @@
 //! stdin and stdout; its HELLO goes out first.
 
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use muontrap_wire::channel::{self, SPAWNER_FD, TAG_HELLO};
 
@@ -53,11 +54,37 @@ pub fn standby(sock: RawFd) -> ! {
         }
     };
     fds::close(SPAWNER_FD);
-    // The spawner forks the next standby while this one starts.
+    // The spawner may read requests again. Its socket is kept, off fd 0,
+    // until the command started (`start_over`): the spawner forks the
+    // next standby only then. Above where a daemon's LISTEN fds go; if
+    // that cannot be, the start is over for the spawner now.
     let _ = fds::write_all(0, &[spawner::TOOK]);
+    // SAFETY: fcntl(2) duplicating a descriptor we hold.
+    let kept = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, KEPT_MIN_FD) };
+    if kept < 0 {
+        let _ = fds::write_all(0, &[spawner::STARTED]);
+    }
+    SPAWNER_SOCKET.store(kept, Ordering::Relaxed);
     take_channel(channel);
     fds::close(channel);
     serve()
+}
+
+/// Where a former standby keeps its socket to the spawner until its
+/// command started (-1: none); and the lowest fd it may take, above the
+/// LISTEN targets (3 and up, at most `fdpass`'s 32).
+static SPAWNER_SOCKET: AtomicI32 = AtomicI32::new(-1);
+const KEPT_MIN_FD: RawFd = 64;
+
+/// The command started, or will not: a former standby tells its spawner
+/// (STARTED), which may fork the next standby now, and closes the socket.
+/// A no-op in any other supervisor, and after the first call.
+pub fn start_over() {
+    let fd = SPAWNER_SOCKET.swap(-1, Ordering::Relaxed);
+    if fd >= 0 {
+        let _ = fds::write_all(fd, &[spawner::STARTED]);
+        fds::close(fd);
+    }
 }
 
 /// Waits until a request (or EOF) is on the request socket: true; false
