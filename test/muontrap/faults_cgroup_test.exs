@@ -128,7 +128,9 @@ defmodule MuonTrap.FaultsCgroupTest do
     test "killed and removed: a daemon relaunches into a fresh group", c do
       capture_log(fn ->
         script = escaping("exec #{helper()} sleep \"$1\"")
-        opts = opts(c.pool, relaunch: [retries: 2, delay: 50])
+        # The relaunch waits long enough for the rmdir from outside to land
+        # between the kill and the next command, even on a loaded machine.
+        opts = opts(c.pool, relaunch: [retries: 2, delay: 1_000])
         {:ok, daemon} = Daemon.start_link("sh", ["-c", script, "sh", c.m], opts)
         group = leaf(c.pool)
         first = command_pid(daemon)
