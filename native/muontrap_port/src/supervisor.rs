@@ -7,7 +7,7 @@
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use muontrap_wire::channel::{self, SPAWNER_FD, TAG_HELLO};
+use muontrap_wire::channel::{self, SPAWNER_FD, STANDBY_KEPT_MIN_FD, TAG_HELLO};
 
 use crate::fds;
 use crate::spawner::{self, Request};
@@ -60,7 +60,7 @@ pub fn standby(sock: RawFd) -> ! {
     // that cannot be, the start is over for the spawner now.
     let _ = fds::write_all(0, &[spawner::TOOK]);
     // SAFETY: fcntl(2) duplicating a descriptor we hold.
-    let kept = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, KEPT_MIN_FD) };
+    let kept = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, STANDBY_KEPT_MIN_FD) };
     if kept < 0 {
         let _ = fds::write_all(0, &[spawner::STARTED]);
     }
@@ -71,10 +71,8 @@ pub fn standby(sock: RawFd) -> ! {
 }
 
 /// Where a former standby keeps its socket to the spawner until its
-/// command started (-1: none); and the lowest fd it may take, above the
-/// LISTEN targets (3 and up, at most `fdpass`'s 32).
+/// command started (-1: none).
 static SPAWNER_SOCKET: AtomicI32 = AtomicI32::new(-1);
-const KEPT_MIN_FD: RawFd = 64;
 
 /// The command started, or will not: a former standby tells its spawner
 /// (STARTED), which may fork the next standby now, and closes the socket.

@@ -44,7 +44,7 @@ fn systemd_notify_is_heard_and_its_barrier_answered() {
         Port::spawn_handover_pipes(&["--framed", "--notify", "sh", "-c", script], &[STDIN]);
     let frames = Frames::new(&port);
     let pid = frames.started();
-    let before = fd_count(port.pid());
+    let before = settled_fd_count(port.pid());
     let start = Instant::now();
     writeln!(ends.stdin.as_mut().expect("STDIN"), "go").expect("write");
     let seen = notify_until(&frames, &["READY=1", "STATUS=up"]);
@@ -216,7 +216,7 @@ time.sleep(100)"#);
     );
     let frames = Frames::new(&port);
     frames.started();
-    let before = fd_count(port.pid());
+    let before = settled_fd_count(port.pid());
     writeln!(ends.stdin.as_mut().expect("STDIN"), "go").expect("write");
     let mut line = String::new();
     BufReader::new(ends.output.take().expect("OUTPUT"))

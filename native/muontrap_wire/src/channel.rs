@@ -25,6 +25,11 @@ pub const VERSION: u32 = 1;
 /// The spawner's request socket, as the NIF places it.
 pub const SPAWNER_FD: i32 = 3;
 
+/// The lowest descriptor where a former standby supervisor keeps its
+/// socket to the spawner until its command has started: above where a
+/// daemon's LISTEN descriptors go (3 and up, at most 32 of them).
+pub const STANDBY_KEPT_MIN_FD: i32 = 64;
+
 /// `priv/muontrap`'s argument for the spawner mode (its only argument).
 pub const SPAWNER_ARG: &str = "--spawner";
 

@@ -149,6 +149,23 @@ pub fn argv<'a>(args: &[&'a str], program: &'a [String]) -> Vec<&'a str> {
 }
 
 /// Descriptors the process has open.
+/// `fd_count` once a former standby has let go of its socket to the
+/// spawner (kept from `STANDBY_KEPT_MIN_FD` up until just after STARTED):
+/// the baseline for a leak check.
+pub fn settled_fd_count(pid: i32) -> usize {
+    let kept = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("/proc/PID/fd")
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .any(|fd| fd >= muontrap_wire::channel::STANDBY_KEPT_MIN_FD)
+    };
+    assert!(
+        super::wait_until(std::time::Duration::from_secs(5), || !kept()),
+        "the supervisor kept its socket to the spawner"
+    );
+    fd_count(pid)
+}
+
 pub fn fd_count(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("/proc/PID/fd")
