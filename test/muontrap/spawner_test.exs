@@ -21,8 +21,9 @@ defmodule MuonTrap.SpawnerTest do
       assert "socket:" <> _ = request
       m = marker()
       # Output alone, or output and a separate stderr: each command has
-      # pipes of its own.
-      script = fn i -> "echo #{m}.#{i}; echo e >&2; sleep 1" end
+      # pipes of its own. Each runs longer than a scan of /proc takes
+      # beside two CPU hogs (about 2 s), so scans see the commands run.
+      script = fn i -> "echo #{m}.#{i}; echo e >&2; sleep 3" end
 
       tasks =
         for i <- 1..200 do
