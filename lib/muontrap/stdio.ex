@@ -9,8 +9,8 @@ defmodule MuonTrap.Stdio do
   # command's channel and has the resident spawner fork the command's
   # supervisor on its other end, and `hand_over!/2` puts the command and
   # the pipes' other ends on it (SCM_RIGHTS) (docs/protocol.md,
-  # "Transport"). The command then reads and
-  # writes the pipes directly: no process relays the bytes, and each
+  # "Transport"). The command then reads and writes the pipes
+  # directly: no process relays the bytes, and each
   # pipe's capacity is its flow-control window. The supervisor's frames
   # come on the channel (`recv/1`).
   #

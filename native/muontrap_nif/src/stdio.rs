@@ -203,8 +203,9 @@ pub fn stdio_open(
 /// `stdio_command(stdio, options) :: :ok | {:error, posix | :closed}`: the
 /// command the supervisor is to run, decoded from validated options
 /// (`muontrap_command::Command`, one rustler decoder per field type) and
-/// handed over with the descriptors (`stdio_hand_over`), in binary form, in a memfd: no
-/// socket buffer bounds its size (arguments may be megabytes). A command
+/// handed over with the descriptors (`stdio_hand_over`), in binary form,
+/// in a memfd: no socket buffer bounds its size (arguments may be
+/// megabytes). A command
 /// with a cgroup gets the host's layout too (`cgroup_fs::hand_layout`).
 #[rustler::nif]
 pub fn stdio_command<'a>(
