@@ -6,11 +6,23 @@ defmodule MuonTrap.Nif do
   # is no cgroup; see the crate's docs for which run on dirty schedulers.
   @on_load :load
 
+  require Logger
+
   @doc false
   def load do
     priv = :code.priv_dir(:muontrap)
 
     with :ok <- :erlang.load_nif(String.to_charlist(Path.join(priv, "libmuontrap_nif")), 0) do
+      # A hot upgrade takes over running commands only when their state's
+      # layout is the same (native/muontrap_nif/src/object.rs).
+      if loaded_as() == :no_takeover do
+        Logger.warning(
+          "MuonTrap upgraded to a library that cannot take over the commands " <>
+            "started before (the layout of their state changed): each one stops " <>
+            "at its owner's next call into MuonTrap, which raises ArgumentError"
+        )
+      end
+
       # This load's instance replaces an earlier load's, whose spawner
       # then exits (native/muontrap_nif/src/spawner.rs, Instance); the
       # port binary is the one beside this library.
@@ -24,6 +36,7 @@ defmodule MuonTrap.Nif do
   # is a call to the code server).
   def port_binary_path, do: elem(:persistent_term.get({__MODULE__, :instance}), 1)
 
+  def loaded_as, do: :erlang.nif_error(:nif_not_loaded)
   def cgget(_path, _beneath_own_cgroup, _file), do: :erlang.nif_error(:nif_not_loaded)
   def cgset(_path, _beneath_own_cgroup, _file, _value), do: :erlang.nif_error(:nif_not_loaded)
 

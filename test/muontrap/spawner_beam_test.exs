@@ -122,58 +122,6 @@ defmodule MuonTrap.SpawnerBeamTest do
     end
   end
 
-  describe "a reload of the library, as a code upgrade does it" do
-    test "retires the old spawner; the new library starts its own from its own directory" do
-      m = fault_marker()
-      releases = Path.join(System.tmp_dir!(), "muontrap_upgrade_#{m}")
-      on_exit(fn -> File.rm_rf(releases) end)
-      # As a release lays it out (replace_path wants the application's name).
-      upgrade_dir = Path.join(releases, "muontrap-99.0.0")
-
-      # The new release lives in a directory of its own: a copy of this
-      # build's application, loaded as release_handler's delete_module +
-      # add_module would (rustler's library cannot load over its old code).
-      script = """
-      {:ok, _} = Application.ensure_all_started(:muontrap)
-      old = MuonTrap.Nif.spawner_pid()
-      IO.puts("old spawner \#{old}")
-      caller = spawn(fn -> MuonTrap.cmd(#{inspect(helper())}, ["sleep", #{inspect(m)}]) end)
-      true = Enum.any?(1..6000, fn _ -> Process.sleep(10); match?({_, 0}, System.cmd("pgrep", ["-f", #{inspect(m)}])) end)
-      dir = #{inspect(upgrade_dir)}
-      File.mkdir_p!(Path.dirname(dir))
-      {:ok, _} = File.cp_r(:code.lib_dir(:muontrap), dir)
-      true = :code.replace_path(:muontrap, String.to_charlist(Path.join(dir, "ebin")))
-      true = :code.delete(MuonTrap.Nif)
-      _ = :code.purge(MuonTrap.Nif)
-      IO.puts("reloaded " <> inspect(:code.load_file(MuonTrap.Nif)))
-      IO.puts("cmd " <> inspect(MuonTrap.cmd("echo", [#{inspect(m)}])))
-      new = MuonTrap.Nif.spawner_pid()
-      IO.puts("new spawner \#{new} \#{File.read_link!("/proc/\#{new}/exe")}")
-      IO.gets("")
-      # The old library's command dies with its owner, as any command.
-      Process.exit(caller, :kill)
-      Process.sleep(:infinity)
-      """
-
-      {port, beam} = start_child_beam(script)
-      old = String.to_integer(child_line(port, "old spawner ", 60_000))
-      assert child_line(port, "reloaded ", 60_000) == inspect({:module, MuonTrap.Nif})
-      assert child_line(port, "cmd ", 60_000) == inspect({"#{m}\n", 0})
-      [new, exe] = String.split(child_line(port, "new spawner ", 60_000), " ")
-      assert String.to_integer(new) != old
-      # The command started under the old library runs on.
-      assert [_] = pids_matching(m)
-      Port.command(port, "\n")
-      wait_until(fn -> pids_matching(m) == [] end, 15_000, "the old library's command to stop")
-      assert exe == Path.join([upgrade_dir, "priv", "muontrap"])
-      # The old library's instance, replaced in :persistent_term, let go
-      # of its spawner: it read EOF and exited.
-      wait_all_dead([old], 15_000)
-      signal(beam, "KILL")
-      wait_all_dead([beam, String.to_integer(new)], 15_000)
-    end
-  end
-
   @nobody "env HOME=/tmp setpriv --reuid=65534 --regid=65534 --clear-groups"
 
   describe "a burst as a non-root user under ulimit -n 1024" do

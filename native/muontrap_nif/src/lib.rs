@@ -21,7 +21,9 @@ mod cgroup_fs;
 mod encode;
 mod errno;
 mod fdpass;
+mod init;
 mod listeners;
+mod object;
 mod open_files;
 mod pipe;
 mod settings;
@@ -33,9 +35,10 @@ mod wire;
 use cgroup_fs::{Failure, Group, Root};
 use muontrap_cgroup::layout::{Hierarchy, Layout};
 use muontrap_cgroup::{knobs, parents, stats, v1};
+use object::Object;
 use open_files::OpenFiles;
 use rustler::types::binary::NewBinary;
-use rustler::{Atom, Binary, Encoder, Env, NifResult, ResourceArc, Term};
+use rustler::{Atom, Binary, Encoder, Env, NifResult, Term};
 use std::time::Instant;
 
 mod atoms {
@@ -132,7 +135,7 @@ impl Drop for Timeslice<'_> {
 /// Reads interface file `file` of `group` in hierarchy `h`, through the
 /// cache of open files when there is one.
 fn read_with(
-    files: &Option<ResourceArc<OpenFiles>>,
+    files: &Option<Object<OpenFiles>>,
     group: &cgroup_fs::Resolved,
     h: Option<&Hierarchy>,
     file: &str,
@@ -152,7 +155,7 @@ fn cgroup_config<'a>(
     env: Env<'a>,
     path: Option<Binary<'a>>,
     beneath_own_cgroup: bool,
-    files: Option<ResourceArc<OpenFiles>>,
+    files: Option<Object<OpenFiles>>,
 ) -> NifResult<Term<'a>> {
     let _slice = Timeslice::start(env);
     let mut map = Term::map_new(env);
@@ -176,15 +179,12 @@ fn cgroup_config<'a>(
     Ok(map)
 }
 
-#[rustler::resource_impl]
-impl rustler::Resource for OpenFiles {}
-
 /// `open_files() :: reference`: a cache of open statistics and knob files
 /// for one daemon (see `OpenFiles`); closed when the last reference is
 /// collected.
 #[rustler::nif]
-fn open_files() -> ResourceArc<OpenFiles> {
-    ResourceArc::new(OpenFiles::default())
+fn open_files() -> Object<OpenFiles> {
+    Object::new(OpenFiles::default())
 }
 
 /// `statistics(path | nil, beneath_own_cgroup, open_files | nil) :: %{String.t => term}`;
@@ -195,7 +195,7 @@ fn statistics<'a>(
     env: Env<'a>,
     path: Option<Binary<'a>>,
     beneath_own_cgroup: bool,
-    files: Option<ResourceArc<OpenFiles>>,
+    files: Option<Object<OpenFiles>>,
 ) -> NifResult<Term<'a>> {
     let _slice = Timeslice::start(env);
     let mut map = Term::map_new(env);
@@ -293,8 +293,10 @@ fn layout(env: Env) -> NifResult<Term> {
         .map_put(atoms::v1(), v1)
 }
 
-fn load(env: Env, _info: Term) -> bool {
+/// Registers the resource types, at `load` and at `upgrade` (src/init.rs).
+fn register_types(env: Env) -> bool {
     stdio::register(env)
+        && object::register::<OpenFiles>(env, &object::type_name("MuonTrap.OpenFiles"))
+        && object::register::<listeners::Listeners>(env, &object::type_name("MuonTrap.Listeners"))
+        && spawner::register(env)
 }
-
-rustler::init!("Elixir.MuonTrap.Nif", load = load);

@@ -12,9 +12,10 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use rustler::{Atom, Encoder, Env, NifResult, ResourceArc, Term};
+use rustler::{Atom, Encoder, Env, NifResult, Term};
 
 use crate::errno;
+use crate::object::Object;
 
 mod atoms {
     rustler::atoms! { not_listening }
@@ -25,8 +26,7 @@ pub struct Listeners {
     pub fds: Vec<OwnedFd>,
 }
 
-#[rustler::resource_impl]
-impl rustler::Resource for Listeners {}
+crate::object::kind!(Listeners);
 
 /// A close-on-exec duplicate of `fd`, numbered 3 or above so it never
 /// lands on a standard descriptor.
@@ -97,7 +97,7 @@ fn refused<'a>(env: Env<'a>, i: usize, e: &io::Error) -> NifResult<Term<'a>> {
 pub fn listeners_take(env: Env, fds: Vec<i32>) -> NifResult<Term> {
     match take(&fds) {
         Ok(fds) => {
-            let res = ResourceArc::new(Listeners { fds });
+            let res = Object::new(Listeners { fds });
             Ok((rustler::types::atom::ok(), res).encode(env))
         }
         Err((i, e)) => refused(env, i, &e),

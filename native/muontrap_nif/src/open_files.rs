@@ -27,6 +27,8 @@ pub struct OpenFiles {
     inner: Mutex<Cache>,
 }
 
+crate::object::kind!(OpenFiles);
+
 #[derive(Default)]
 struct Cache {
     /// The group the files belong to: a call about another group (never

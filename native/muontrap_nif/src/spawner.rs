@@ -43,8 +43,17 @@ static INSTANCE: AtomicU64 = AtomicU64::new(0);
 /// while it was the latest (see the module docs).
 pub struct Instance(u64);
 
-#[rustler::resource_impl]
-impl rustler::Resource for Instance {}
+crate::object::kind!(Instance);
+
+/// Registers `Instance`'s type under a name of this copy of the library
+/// alone (the address of its counter): unlike the other types, an upgrade
+/// must never take over the old library's instances, whose drop has to
+/// reach the old library's spawner.
+pub fn register(env: rustler::Env) -> bool {
+    let name = format!("MuonTrap.Instance@{:p}", &INSTANCE);
+    let name = std::ffi::CString::new(name).unwrap_or_default();
+    crate::object::register::<Instance>(env, &name)
+}
 
 impl Instance {
     pub fn new() -> Self {

@@ -21,12 +21,14 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use rustler::sys::{ErlNifEnv, ERL_NIF_SELECT_READ, ERL_NIF_SELECT_WRITE};
 use rustler::types::binary::OwnedBinary;
-use rustler::{Atom, Binary, Encoder, Env, Error, NifResult, ResourceArc, Term};
+use rustler::{Atom, Binary, Encoder, Env, Error, NifResult, Term};
 
 use crate::listeners::{self, Listeners};
+use crate::object::Object;
 use crate::pipe::Ours;
 use crate::{errno, fdpass, pipe};
-use resource::{lock, release, select, Selectable};
+pub use resource::Selectable;
+use resource::{lock, release, select};
 
 pub use channel::Progress;
 pub use resource::register;
@@ -188,7 +190,7 @@ pub fn stdio_open(
     env: Env,
     window: usize,
     streams: Vec<Atom>,
-    listeners: Option<ResourceArc<Listeners>>,
+    listeners: Option<Object<Listeners>>,
 ) -> NifResult<Term> {
     let mut state = State::new();
     let filled = fill(&mut state, window, streams, listeners.as_deref());

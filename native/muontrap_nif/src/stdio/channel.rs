@@ -15,12 +15,13 @@ use muontrap_wire::channel::{self, HEADER, TAG_HELLO};
 use muontrap_wire::frame::{TAG_EXIT, TAG_STARTED};
 use rustler::sys::ERL_NIF_SELECT_READ;
 use rustler::types::binary::OwnedBinary;
-use rustler::{Atom, Binary, Encoder, Env, Error, LocalPid, NifResult, ResourceArc, Term};
+use rustler::{Atom, Binary, Encoder, Env, Error, LocalPid, NifResult, Term};
 
 use muontrap_wire::handover::ROLE_COMMAND;
 
 use super::resource::{self, lock, select, Selectable};
 use super::{closed, error};
+use crate::object::Object;
 use crate::spawner::{self, SpawnError};
 use crate::{fdpass, wire};
 
@@ -332,8 +333,8 @@ pub fn stdio_kill<'a>(env: Env<'a>, stdio: Term<'a>, what: Atom) -> NifResult<Te
 /// `spawner_instance() :: reference`: this load of the library
 /// (`spawner::Instance`), for `MuonTrap.Nif.load/0` to keep.
 #[rustler::nif]
-pub fn spawner_instance() -> ResourceArc<spawner::Instance> {
-    ResourceArc::new(spawner::Instance::new())
+pub fn spawner_instance() -> Object<spawner::Instance> {
+    Object::new(spawner::Instance::new())
 }
 
 /// The spawner's pid (`nil` when none runs): for tests and the doctor.

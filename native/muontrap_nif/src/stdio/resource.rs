@@ -1,6 +1,5 @@
-//! The `MuonTrap.Stdio` resource type, the NIF's one resource registered
-//! by hand (the others use rustler's `Resource`). Why: a descriptor that
-//! was passed to `enif_select` may only be closed from the type's `stop`
+//! The `MuonTrap.Stdio` resource type, with callbacks of its own (the
+//! others share `object::Object`'s). Why: a descriptor that was passed to `enif_select` may only be closed from the type's `stop`
 //! callback, once the BEAM no longer polls it, and rustler 0.38's
 //! `Resource` registers no `stop` callback (its registration leaves
 //! `ErlNifResourceTypeInit.stop` null; the trait has only `destructor`,
@@ -17,14 +16,14 @@ use std::sync::{Mutex, MutexGuard};
 use rustler::sys::{
     enif_alloc_env, enif_alloc_resource, enif_demonitor_process, enif_free_env, enif_get_resource,
     enif_make_atom, enif_make_resource, enif_make_tuple_from_array, enif_monitor_process,
-    enif_open_resource_type_x, enif_release_resource, enif_select, enif_send, ErlNifEnv,
-    ErlNifEvent, ErlNifMonitor, ErlNifPid, ErlNifResourceDown, ErlNifResourceDtor,
-    ErlNifResourceFlags, ErlNifResourceStop, ErlNifResourceType, ErlNifResourceTypeInit,
-    ErlNifSelectFlags, ERL_NIF_SELECT_STOP,
+    enif_release_resource, enif_select, enif_send, ErlNifEnv, ErlNifEvent, ErlNifMonitor,
+    ErlNifPid, ErlNifResourceDown, ErlNifResourceDtor, ErlNifResourceStop, ErlNifResourceType,
+    ErlNifResourceTypeInit, ErlNifSelectFlags, ERL_NIF_SELECT_STOP,
 };
 use rustler::{Env, Error, NifResult, Term};
 
 use super::State;
+use crate::object;
 
 mod atoms {
     rustler::atoms! { undefined }
@@ -57,25 +56,17 @@ struct Stdio {
 
 static STDIO_TYPE: AtomicPtr<ErlNifResourceType> = AtomicPtr::new(ptr::null_mut());
 
-/// Registers the resource type; called from the NIF library's `load`.
+/// Registers the resource type; called from the NIF library's `load` and
+/// `upgrade` (an upgrade takes over the old library's commands when the
+/// layout allows, see src/object.rs).
 pub fn register(env: Env) -> bool {
     let init = ErlNifResourceTypeInit {
         dtor: stdio_dtor as *const ErlNifResourceDtor,
         stop: stdio_stop as *const ErlNifResourceStop,
         down: stdio_down as *const ErlNifResourceDown,
     };
-    let mut tried = ErlNifResourceFlags::ERL_NIF_RT_CREATE;
-    // SAFETY: env is the load env, the name is NUL-terminated and static,
-    // and init lives across the call (the BEAM copies it).
-    let rt = unsafe {
-        enif_open_resource_type_x(
-            env.as_c_arg(),
-            c"MuonTrap.Stdio".as_ptr(),
-            &init,
-            ErlNifResourceFlags::ERL_NIF_RT_CREATE,
-            &mut tried,
-        )
-    };
+    let (rt, taken_over) = object::open_type(env, &object::type_name("MuonTrap.Stdio"), &init);
+    crate::init::stdio_opened(taken_over);
     STDIO_TYPE.store(rt.cast_mut(), Ordering::Release);
     !rt.is_null()
 }
