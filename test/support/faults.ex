@@ -9,6 +9,7 @@ defmodule MuonTrap.Test.Faults do
   import MuonTrap.Test.OSProcess
 
   alias MuonTrap.Cgroup
+  alias MuonTrap.Test.ProcFS
 
   @doc "Send `signal` (\"KILL\", \"STOP\", ...) to OS process `pid`."
   def signal(pid, signal) do
@@ -23,7 +24,7 @@ defmodule MuonTrap.Test.Faults do
   The port binary's own command line holds no option nor program.
   """
   def port_binaries_matching(needle) do
-    for "/proc/" <> pid <- Path.wildcard("/proc/[0-9]*"),
+    for "/proc/" <> pid <- ProcFS.pids(),
         about?(pid, "cmdline", needle) or about?(pid, "cgroup", needle),
         port = parent(pid),
         port_binary?(port),
@@ -32,14 +33,14 @@ defmodule MuonTrap.Test.Faults do
   end
 
   defp about?(pid, file, needle) do
-    case File.read("/proc/#{pid}/#{file}") do
+    case ProcFS.read("/proc/#{pid}/#{file}") do
       {:ok, text} -> String.contains?(text, needle)
       {:error, _} -> false
     end
   end
 
   defp parent(pid) do
-    with {:ok, stat} <- File.read("/proc/#{pid}/stat"),
+    with {:ok, stat} <- ProcFS.read("/proc/#{pid}/stat"),
          [_, rest] <- String.split(stat, ") ", parts: 2),
          [_state, ppid | _] <- String.split(rest, " ") do
       String.to_integer(ppid)
@@ -52,7 +53,7 @@ defmodule MuonTrap.Test.Faults do
     alive?(pid) and
       match?(
         {:ok, "muontrap"},
-        with({:ok, exe} <- File.read_link("/proc/#{pid}/exe"), do: {:ok, Path.basename(exe)})
+        with({:ok, exe} <- ProcFS.read_link("/proc/#{pid}/exe"), do: {:ok, Path.basename(exe)})
       )
   end
 
@@ -71,7 +72,7 @@ defmodule MuonTrap.Test.Faults do
   end
 
   @doc "How many descriptors OS process `pid` (default: this BEAM) has open."
-  def fd_count(pid \\ System.pid()), do: length(File.ls!("/proc/#{pid}/fd"))
+  def fd_count(pid \\ System.pid()), do: length(ProcFS.ls!("/proc/#{pid}/fd"))
 
   @doc """
   Wait until this BEAM has no more descriptors open than `baseline`
@@ -109,12 +110,12 @@ defmodule MuonTrap.Test.Faults do
   @doc "The sub-groups of the cgroup2 group `path` (names, not paths)."
   def cgroup2_children(path) do
     dir = cgroup2_dir(path)
-    for name <- File.ls!(dir), File.dir?(Path.join(dir, name)), do: name
+    for name <- ProcFS.ls!(dir), ProcFS.dir?(Path.join(dir, name)), do: name
   end
 
   @doc "True if OS process `pid` is stopped (state T)."
   def stopped?(pid) do
-    case File.read("/proc/#{pid}/stat") do
+    case ProcFS.read("/proc/#{pid}/stat") do
       {:ok, stat} ->
         stat |> String.split(") ", parts: 2) |> List.last() |> String.starts_with?("T")
 
@@ -149,7 +150,9 @@ defmodule MuonTrap.Test.Faults do
         probe = Path.join([mount, own, "muontrap_probe_#{marker()}"])
 
         with :ok <- File.mkdir(probe) do
-          usable? = Enum.all?(~w(cgroup.freeze cgroup.kill), &File.exists?(Path.join(probe, &1)))
+          usable? =
+            Enum.all?(~w(cgroup.freeze cgroup.kill), &ProcFS.exists?(Path.join(probe, &1)))
+
           File.rmdir(probe)
           usable?
         else
@@ -179,10 +182,10 @@ defmodule MuonTrap.Test.Faults do
   @doc "Wait until the group `path` is gone from every hierarchy."
   def assert_cgroup_removed(path) do
     wait_until(
-      fn -> Enum.all?(cgroup_dirs(path), &(not File.exists?(&1))) end,
+      fn -> Enum.all?(cgroup_dirs(path), &(not ProcFS.exists?(&1))) end,
       15_000,
       fn ->
-        "#{path} to be removed: #{inspect(Enum.filter(cgroup_dirs(path), &File.exists?/1))}"
+        "#{path} to be removed: #{inspect(Enum.filter(cgroup_dirs(path), &ProcFS.exists?/1))}"
       end
     )
   end
@@ -195,7 +198,7 @@ defmodule MuonTrap.Test.Faults do
 
   @doc "The OS pids in the cgroup2 group `path` (none if it is gone)."
   def cgroup_procs(path) do
-    case File.read(Path.join(cgroup2_dir(path), "cgroup.procs")) do
+    case ProcFS.read(Path.join(cgroup2_dir(path), "cgroup.procs")) do
       {:ok, text} -> text |> String.split() |> Enum.map(&String.to_integer/1)
       {:error, _} -> []
     end
@@ -214,11 +217,11 @@ defmodule MuonTrap.Test.Faults do
 
   # Thawed first: a frozen group's processes would keep it busy.
   defp remove_tree(dir) do
-    if File.dir?(dir) do
+    if ProcFS.dir?(dir) do
       File.write(Path.join(dir, "cgroup.freeze"), "0")
 
-      for sub <- File.ls!(dir),
-          File.dir?(Path.join(dir, sub)),
+      for sub <- ProcFS.ls!(dir),
+          ProcFS.dir?(Path.join(dir, sub)),
           do: remove_tree(Path.join(dir, sub))
 
       File.write(Path.join(dir, "cgroup.kill"), "1")

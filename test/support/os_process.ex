@@ -3,6 +3,8 @@ defmodule MuonTrap.Test.OSProcess do
   # Looks at real OS processes and cgroups through /proc and /sys, so tests
   # check what actually survives rather than what MuonTrap says.
 
+  alias MuonTrap.Test.ProcFS
+
   @doc "Path to the multi-call test helper binary built by `mix compile` in the test env."
   def helper,
     do: Path.join([Mix.Project.build_path(), "muontrap_test_helper", "muontrap_test_helper"])
@@ -16,7 +18,7 @@ defmodule MuonTrap.Test.OSProcess do
 
   @doc "True if `pid` exists and is not a zombie."
   def alive?(pid) do
-    case File.read("/proc/#{pid}/stat") do
+    case ProcFS.read("/proc/#{pid}/stat") do
       {:ok, stat} ->
         # The state follows the parenthesized command name, which may contain spaces.
         [_, rest] = String.split(stat, ") ", parts: 2)
@@ -32,8 +34,8 @@ defmodule MuonTrap.Test.OSProcess do
   out muontrap port binaries (their arguments hold the command line too).
   """
   def pids_matching(needle) do
-    for "/proc/" <> pid <- Path.wildcard("/proc/[0-9]*"),
-        {:ok, cmdline} <- [File.read("/proc/#{pid}/cmdline")],
+    for "/proc/" <> pid <- ProcFS.pids(),
+        {:ok, cmdline} <- [ProcFS.read("/proc/#{pid}/cmdline")],
         String.contains?(cmdline, needle),
         not port_binary?(pid),
         pid = String.to_integer(pid),
@@ -47,8 +49,8 @@ defmodule MuonTrap.Test.OSProcess do
   everything it started with `needle` in its command line.
   """
   def all_pids_matching(needle) do
-    for "/proc/" <> pid <- Path.wildcard("/proc/[0-9]*"),
-        {:ok, cmdline} <- [File.read("/proc/#{pid}/cmdline")],
+    for "/proc/" <> pid <- ProcFS.pids(),
+        {:ok, cmdline} <- [ProcFS.read("/proc/#{pid}/cmdline")],
         String.contains?(cmdline, needle),
         pid = String.to_integer(pid),
         alive?(pid),
@@ -56,7 +58,7 @@ defmodule MuonTrap.Test.OSProcess do
   end
 
   defp port_binary?(pid) do
-    case File.read_link("/proc/#{pid}/exe") do
+    case ProcFS.read_link("/proc/#{pid}/exe") do
       {:ok, exe} -> Path.basename(exe) == "muontrap"
       {:error, _} -> false
     end
@@ -89,8 +91,11 @@ defmodule MuonTrap.Test.OSProcess do
 
   @doc "The BEAM's own descriptors that point at `link` (e.g. \"pipe:[1234]\")."
   def beam_fds_on(link) do
-    for fd <- Path.wildcard("/proc/#{System.pid()}/fd/*"),
-        File.read_link(fd) == {:ok, link},
+    dir = "/proc/#{System.pid()}/fd"
+
+    for fd <- ProcFS.ls!(dir),
+        fd = Path.join(dir, fd),
+        ProcFS.read_link(fd) == {:ok, link},
         do: fd
   end
 
@@ -108,7 +113,7 @@ defmodule MuonTrap.Test.OSProcess do
 
   @doc "The v2 cgroup of this VM relative to the mount, or nil without a usable v2 hierarchy."
   def v2_own_cgroup do
-    with {:ok, text} <- File.read("/proc/self/cgroup"),
+    with {:ok, text} <- ProcFS.read("/proc/self/cgroup"),
          ["0::" <> path] <- Enum.filter(String.split(text, "\n"), &String.starts_with?(&1, "0::")) do
       String.trim_leading(path, "/")
     else
@@ -118,7 +123,7 @@ defmodule MuonTrap.Test.OSProcess do
 
   @doc "True when /sys/fs/cgroup is a cgroup v2 mount offering the cpu, memory and pids controllers."
   def cgroup_v2_ready? do
-    case File.read("/sys/fs/cgroup/cgroup.controllers") do
+    case ProcFS.read("/sys/fs/cgroup/cgroup.controllers") do
       {:ok, text} -> Enum.all?(~w(cpu memory pids), &(&1 in String.split(text)))
       _ -> false
     end
@@ -153,7 +158,7 @@ defmodule MuonTrap.Test.OSProcess do
 
   @doc "True if OS process `pid` is asleep in write(2) (for example on a full pipe)."
   def blocked_in_write?(pid) do
-    case File.read("/proc/#{pid}/syscall") do
+    case ProcFS.read("/proc/#{pid}/syscall") do
       {:ok, text} -> hd(String.split(text)) == @write_syscall
       _ -> false
     end
@@ -161,7 +166,7 @@ defmodule MuonTrap.Test.OSProcess do
 
   @doc "Bytes OS process `pid` has written so far (`wchar` of /proc/PID/io)."
   def written(pid) do
-    {:ok, io} = File.read("/proc/#{pid}/io")
+    {:ok, io} = ProcFS.read("/proc/#{pid}/io")
     [_, n] = Regex.run(~r/^wchar: (\d+)$/m, io)
     String.to_integer(n)
   end

@@ -10,6 +10,8 @@ defmodule MuonTrap.Test.Spawner do
   import ExUnit.Assertions
   import MuonTrap.Test.OSProcess
 
+  alias MuonTrap.Test.ProcFS
+
   @port_died "muontrap: the command's supervisor exited unexpectedly"
 
   @doc "The error a caller gets when its command's supervisor dies."
@@ -35,7 +37,7 @@ defmodule MuonTrap.Test.Spawner do
 
   @doc "ppid, process group, session and state of OS process `pid`, or nil if it is gone."
   def stat(pid) do
-    with {:ok, stat} <- File.read("/proc/#{pid}/stat"),
+    with {:ok, stat} <- ProcFS.read("/proc/#{pid}/stat"),
          [_, rest] <- String.split(stat, ") ", parts: 2),
          [state, ppid, pgrp, session | _] <- String.split(rest, " ") do
       %{
@@ -50,7 +52,7 @@ defmodule MuonTrap.Test.Spawner do
   end
 
   defp all_stats do
-    for "/proc/" <> pid <- Path.wildcard("/proc/[0-9]*"),
+    for "/proc/" <> pid <- ProcFS.pids(),
         s = stat(pid),
         s != nil and s.state not in ["Z", "X"],
         do: Map.put(s, :pid, String.to_integer(pid))
@@ -105,10 +107,10 @@ defmodule MuonTrap.Test.Spawner do
 
   @doc "OS process `pid`'s descriptors: a map of fd number to link (\"socket:[12]\"), {} if gone."
   def fds(pid) do
-    case File.ls("/proc/#{pid}/fd") do
+    case ProcFS.ls("/proc/#{pid}/fd") do
       {:ok, names} ->
         for name <- names,
-            {:ok, link} <- [File.read_link("/proc/#{pid}/fd/#{name}")],
+            {:ok, link} <- [ProcFS.read_link("/proc/#{pid}/fd/#{name}")],
             into: %{},
             do: {String.to_integer(name), link}
 
