@@ -30,10 +30,18 @@ defmodule MuonTrap.UpgradeTest do
     me = self()
     daemon = {MuonTrap.Daemon, ["sh", ["-c", "echo up; while read l; do echo got $l; done; : " <> m],
       [stdin: :pipe, logger_fun: &send(me, {:line, &1})]]}
-    {:ok, sup} = Supervisor.start_link([daemon], strategy: :one_for_one)
-    daemon_pid = fn -> [{_, d, _, _}] = Supervisor.which_children(sup); d end
+    # A second one with a listening socket, relaunched when its command exits.
+    {:ok, l} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
+    listener = Supervisor.child_spec({MuonTrap.Daemon, ["sh", ["-c", "echo fds $LISTEN_FDS; read x; exit 3; : " <> m],
+      [stdin: :pipe, listen_sockets: [l], relaunch: [retries: 3, delay: 10], logger_fun: &send(me, {:line2, &1})]]}, id: :listener)
+    {:ok, sup} = Supervisor.start_link([daemon, listener], strategy: :one_for_one)
+    child = fn id -> Enum.find_value(Supervisor.which_children(sup), fn {i, d, _, _} -> i == id && d end) end
+    daemon_pid = fn -> child.(MuonTrap.Daemon) end
     line = fn -> receive do {:line, l} -> l after 30_000 -> "none" end end
+    line2 = fn -> receive do {:line2, l} -> l after 30_000 -> "none" end end
     IO.puts("daemon " <> line.() <> " " <> inspect(MuonTrap.Daemon.os_pid(daemon_pid.())))
+    "fds 1" = line2.()
+    listening = child.(:listener)
     old = MuonTrap.Nif.spawner_pid()
     IO.puts("old spawner \#{old}")
     spawn(fn ->
@@ -60,6 +68,9 @@ defmodule MuonTrap.UpgradeTest do
     written = try do MuonTrap.Daemon.write(daemon_pid.(), "two\\n") catch :exit, _ -> :exit end
     IO.puts("write " <> inspect(written) <> " " <> line.())
     IO.puts("daemon now " <> inspect(MuonTrap.Daemon.os_pid(daemon_pid.())))
+    # Its command exits; the relaunch hands the same listener over again.
+    written = try do MuonTrap.Daemon.write(listening, "x\n") catch :exit, _ -> :exit end
+    IO.puts("relaunched " <> inspect(written) <> " " <> line2.() <> " " <> inspect(child.(:listener) == listening))
     IO.puts("new cmd " <> inspect(MuonTrap.cmd("echo", [m])))
     new = MuonTrap.Nif.spawner_pid()
     IO.puts("new spawner \#{new} \#{File.read_link!("/proc/\#{new}/exe")}")
@@ -82,7 +93,8 @@ defmodule MuonTrap.UpgradeTest do
     old = String.to_integer(child_line(port, "old spawner ", 60_000))
 
     said =
-      for key <- ["loaded", "warned", "cmd", "write", "daemon now", "new cmd", "new spawner"],
+      for key <-
+            ~w(loaded warned cmd write) ++ ["daemon now", "relaunched", "new cmd", "new spawner"],
           into: %{},
           do: {key, child_line(port, key <> " ", 60_000)}
 
@@ -109,6 +121,9 @@ defmodule MuonTrap.UpgradeTest do
     assert said["cmd"] == inspect({"crossed\n", 0})
     assert said["write"] == ":ok got two"
     assert said["daemon now"] == said["daemon before"]
+    # The daemon with a listener relaunched its command with it: the new
+    # library read the old one's listeners.
+    assert said["relaunched"] == ":ok fds 1 true"
   end
 
   test "a hot load of a library with another state layout warns, and the old commands stop" do
@@ -121,6 +136,8 @@ defmodule MuonTrap.UpgradeTest do
     # command started by the new library.
     assert said["write"] == ":exit up"
     assert said["daemon now"] != said["daemon before"]
+    # The same for the daemon with a listener: a new daemon took new ones.
+    assert said["relaunched"] == ":exit fds 1 false"
   end
 
   describe "a reload after the old code is deleted and purged" do
