@@ -82,12 +82,19 @@ defmodule MuonTrap.UpgradeTest do
     """
   end
 
+  # The new release's directory for marker `m`, removed after the test;
+  # named as a release lays it out (replace_path wants the application's
+  # name).
+  defp release_dir(m) do
+    releases = Path.join(System.tmp_dir!(), "muontrap_upgrade_#{m}")
+    on_exit(fn -> File.rm_rf(releases) end)
+    Path.join(releases, "muontrap-99.0.0")
+  end
+
   # Runs the hot upgrade; returns what the child printed after the load.
   defp hot_upgrade(patch) do
     m = fault_marker()
-    releases = Path.join(System.tmp_dir!(), "muontrap_upgrade_#{m}")
-    on_exit(fn -> File.rm_rf(releases) end)
-    dir = Path.join(releases, "muontrap-99.0.0")
+    dir = release_dir(m)
     {port, beam} = start_child_beam(hot_upgrade_script(m, dir, patch))
     ["up", daemon] = String.split(child_line(port, "daemon ", 60_000), " ")
     old = String.to_integer(child_line(port, "old spawner ", 60_000))
@@ -143,14 +150,10 @@ defmodule MuonTrap.UpgradeTest do
   describe "a reload after the old code is deleted and purged" do
     test "retires the old spawner; the new library starts its own from its own directory" do
       m = fault_marker()
-      releases = Path.join(System.tmp_dir!(), "muontrap_upgrade_#{m}")
-      on_exit(fn -> File.rm_rf(releases) end)
-      # As a release lays it out (replace_path wants the application's name).
-      upgrade_dir = Path.join(releases, "muontrap-99.0.0")
+      upgrade_dir = release_dir(m)
 
-      # The new release lives in a directory of its own: a copy of this
-      # build's application, loaded as release_handler's delete_module +
-      # add_module would (rustler's library cannot load over its old code).
+      # Loaded as release_handler's delete_module + add_module would: the
+      # old library's types are orphaned, so nothing takes them over.
       script = """
       {:ok, _} = Application.ensure_all_started(:muontrap)
       old = MuonTrap.Nif.spawner_pid()

@@ -62,7 +62,7 @@ fn register(env: Env, _info: Term) -> bool {
     crate::register_types(env)
 }
 
-unsafe extern "C" fn load(env: NIF_ENV, _priv: *mut *mut c_void, info: NIF_TERM) -> c_int {
+unsafe extern "C" fn load(env: NIF_ENV, _priv_data: *mut *mut c_void, info: NIF_TERM) -> c_int {
     // SAFETY: the BEAM calls this with its load env and term.
     unsafe {
         let env = Env::new_init_env(&env, env);
@@ -72,13 +72,13 @@ unsafe extern "C" fn load(env: NIF_ENV, _priv: *mut *mut c_void, info: NIF_TERM)
 
 unsafe extern "C" fn upgrade(
     env: NIF_ENV,
-    _priv: *mut *mut c_void,
-    _old_priv: *mut *mut c_void,
+    priv_data: *mut *mut c_void,
+    _old_priv_data: *mut *mut c_void,
     info: NIF_TERM,
 ) -> c_int {
     UPGRADING.store(true, Ordering::Relaxed);
     // SAFETY: as `load`: an upgrade is a load with old code present.
-    let loaded = unsafe { load(env, _priv, info) };
+    let loaded = unsafe { load(env, priv_data, info) };
     UPGRADING.store(false, Ordering::Relaxed);
     loaded
 }
