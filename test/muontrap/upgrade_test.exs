@@ -54,6 +54,25 @@ defmodule MuonTrap.UpgradeTest do
       send(me, {:cmd, result})
     end)
     true = Enum.any?(1..6000, fn _ -> Process.sleep(10); match?({_, 0}, System.cmd("pgrep", ["-f", "crossed; : " <> m])) end)
+    # Commands starting all through the upgrade, each checking its output.
+    storm = for i <- 1..8 do
+      spawn(fn ->
+        run = fn run, acc ->
+          receive do
+            :stop -> send(me, {:storm, acc})
+          after 0 ->
+            r = try do
+                  if MuonTrap.cmd("echo", [m <> ".\#{i}"]) == {m <> ".\#{i}\n", 0}, do: :ok, else: :wrong
+                rescue
+                  _ -> :error
+                end
+            run.(run, Map.update(acc, r, 1, &(&1 + 1)))
+          end
+        end
+        run.(run, %{})
+      end)
+    end
+    Process.sleep(200)
     dir = #{inspect(dir)}
     File.mkdir_p!(Path.dirname(dir))
     {:ok, _} = File.cp_r(:code.lib_dir(:muontrap), dir)
@@ -65,6 +84,10 @@ defmodule MuonTrap.UpgradeTest do
     receive do {:log, l} -> IO.puts("warned " <> l) after 1_000 -> IO.puts("warned none") end
     File.write!(gate, "")
     receive do {:cmd, r} -> IO.puts("cmd " <> inspect(r)) after 30_000 -> IO.puts("cmd none") end
+    Process.sleep(200)
+    for pid <- storm, do: send(pid, :stop)
+    storms = for _ <- storm, do: receive(do: ({:storm, acc} -> acc))
+    IO.puts("storm " <> inspect(Enum.reduce(storms, %{}, &Map.merge(&1, &2, fn _, a, b -> a + b end))))
     written = try do MuonTrap.Daemon.write(daemon_pid.(), "two\\n") catch :exit, _ -> :exit end
     IO.puts("write " <> inspect(written) <> " " <> line.())
     IO.puts("daemon now " <> inspect(MuonTrap.Daemon.os_pid(daemon_pid.())))
@@ -91,6 +114,9 @@ defmodule MuonTrap.UpgradeTest do
     Path.join(releases, "muontrap-99.0.0")
   end
 
+  # How the storm's commands ended: %{ok: n, wrong: n, error: n}.
+  defp storm(said), do: said["storm"] |> Code.eval_string() |> elem(0)
+
   # Runs the hot upgrade; returns what the child printed after the load.
   defp hot_upgrade(patch) do
     m = fault_marker()
@@ -101,7 +127,8 @@ defmodule MuonTrap.UpgradeTest do
 
     said =
       for key <-
-            ~w(loaded warned cmd write) ++ ["daemon now", "relaunched", "new cmd", "new spawner"],
+            ~w(loaded warned cmd storm write) ++
+              ["daemon now", "relaunched", "new cmd", "new spawner"],
           into: %{},
           do: {key, child_line(port, key <> " ", 60_000)}
 
@@ -126,6 +153,9 @@ defmodule MuonTrap.UpgradeTest do
     # The command started before the upgrade ended normally, read by the
     # new library; the Daemon's command took a line and answered.
     assert said["cmd"] == inspect({"crossed\n", 0})
+    # Commands started before, during and after the load all ran right.
+    assert %{ok: ok} = storm = storm(said)
+    assert Map.keys(storm) == [:ok] and ok > 0
     assert said["write"] == ":ok got two"
     assert said["daemon now"] == said["daemon before"]
     # The daemon with a listener relaunched its command with it: the new
@@ -139,6 +169,9 @@ defmodule MuonTrap.UpgradeTest do
     assert said["loaded"] == "{:module, MuonTrap.Nif} :no_takeover"
     assert said["warned"] =~ "cannot take over the commands started before"
     assert said["cmd"] == inspect({:raised, ArgumentError})
+    # A command in flight at the load may fail; none gets another's output.
+    assert %{ok: ok} = storm = storm(said)
+    assert ok > 0 and not Map.has_key?(storm, :wrong)
     # The Daemon crashed at the write; its supervisor restarted it, with a
     # command started by the new library.
     assert said["write"] == ":exit up"
