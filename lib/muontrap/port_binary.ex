@@ -60,9 +60,11 @@ defmodule MuonTrap.PortBinary do
     # The supervisor is asked for first: its fork and start overlap with
     # the building of the command (the environment of the moment, the
     # NIF's decoding).
+    path = path()
+
     stdio
-    |> Stdio.request!(path())
-    |> Stdio.hand_over!(command(options, capture))
+    |> Stdio.request!(path)
+    |> Stdio.hand_over!(command(options, capture), path)
   end
 
   @doc """

@@ -33,6 +33,11 @@ defmodule MuonTrap.Stdio do
   # descriptors in flight), before it gives up.
   @busy_wait 30_000
 
+  # How many times a start asks for a new supervisor when the last one was
+  # gone before the hand-over (each time a spawner was SIGKILLed with the
+  # request in its socket).
+  @retries 3
+
   @enforce_keys [:resource, :ref, :window, :refs]
   defstruct [:resource, :ref, :window, :refs]
 
@@ -107,25 +112,34 @@ defmodule MuonTrap.Stdio do
   Hand the supervisor `request!/2` started the command
   (`MuonTrap.PortBinary.command/2`) and the pipes' other ends. Returns at
   once; the supervisor's frames follow (`recv/1`). While too many
-  descriptors are in flight, waits for them to land. Raises
-  `MuonTrap.Error` if the command cannot be handed over.
+  descriptors are in flight, waits for them to land. A supervisor gone
+  before the hand-over reached it (its request died with a SIGKILLed
+  spawner) ran nothing: the command is asked for again (`request!/2`
+  with `path`), up to #{@retries} times. Raises `MuonTrap.Error` if the
+  command cannot be handed over.
   """
-  @spec hand_over!(t(), map()) :: t()
-  def hand_over!(stdio, command) do
+  @spec hand_over!(t(), map(), Path.t()) :: t()
+  def hand_over!(stdio, command, path) do
     case Nif.stdio_command(stdio.resource, command) do
-      :ok -> hand_over(stdio, busy_deadline(), 1)
+      :ok -> hand_over(stdio, path, busy_deadline(), 1, @retries)
       {:error, reason} -> raise MuonTrap.Error, message: cannot_start(reason)
     end
   end
 
-  defp hand_over(stdio, deadline, wait) do
+  defp hand_over(stdio, path, deadline, wait, retries) do
     case Nif.stdio_hand_over(stdio.resource) do
       :ok ->
         stdio
 
       {:error, :busy} ->
         busy_wait(deadline, wait)
-        hand_over(stdio, deadline, min(wait * 2, 50))
+        hand_over(stdio, path, deadline, min(wait * 2, 50), retries)
+
+      {:error, :gone} when retries > 0 ->
+        stdio |> request!(path) |> hand_over(path, deadline, wait, retries - 1)
+
+      {:error, :gone} ->
+        raise MuonTrap.Error, message: cannot_start(:gone)
 
       {:error, reason} ->
         raise MuonTrap.Error, message: cannot_start(reason)
@@ -144,6 +158,10 @@ defmodule MuonTrap.Stdio do
   defp cannot_start(message) when is_binary(message), do: message
 
   defp cannot_start(:closed), do: "muontrap: cannot start the command: its stdio is closed"
+
+  defp cannot_start(:gone),
+    do:
+      "muontrap: cannot start the command: its supervisor was gone #{@retries + 1} times in a row"
 
   defp cannot_start(:busy),
     do: "muontrap: cannot start the command: too many descriptors in flight for too long"

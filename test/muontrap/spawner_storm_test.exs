@@ -49,7 +49,7 @@ defmodule MuonTrap.SpawnerStormTest do
     died = port_died()
 
     assert Enum.all?(errors, &match?({:raised, _, ^died, 0}, &1)),
-           inspect(Enum.take(errors, 5))
+           inspect(Enum.reject(errors, &match?({:raised, _, ^died, 0}, &1)))
 
     assert length(errors) <= 32, "#{length(errors)} of #{pairs} raised"
     report("#{pairs} pairs, the spawner killed twice: #{length(errors)} callers got the error")

@@ -95,6 +95,23 @@ defmodule MuonTrap.StdioTest do
       Stdio.close(stdio)
     end
 
+    test "a supervisor gone before the HANDOVER ran nothing: the start asks for another" do
+      stdio = Stdio.request!(Stdio.open(65_536), PortBinary.path())
+      [{:supervisor, sup} | _] = take_until(stdio, &match?({:supervisor, _}, &1))
+      # As when the request dies in a SIGKILLed spawner's socket: the
+      # HANDOVER finds the channel's other end closed (EPIPE).
+      System.cmd("kill", ["-KILL", "#{sup}"])
+      MuonTrap.Test.OSProcess.wait_all_dead([sup])
+      command = PortBinary.command(Options.validate(:cmd, "echo", ["again"], []), :output)
+      stdio = Stdio.hand_over!(stdio, command, PortBinary.path())
+      frames = take_until_exit(stdio)
+      assert {:supervisor, another} = List.keyfind(frames, :supervisor, 0)
+      assert another != sup
+      assert {:exit, 0} in frames
+      assert read_all(stdio) == "again\n"
+      Stdio.close(stdio)
+    end
+
     test "no frame can go out before the HANDOVER, which would be read as one" do
       stdio = Stdio.request!(Stdio.open(65_536), PortBinary.path())
       assert_raise ArgumentError, fn -> MuonTrap.Nif.stdio_send(stdio.resource, "x") end

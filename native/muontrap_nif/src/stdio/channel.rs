@@ -26,7 +26,7 @@ use crate::spawner::{self, SpawnError};
 use crate::{fdpass, wire};
 
 mod atoms {
-    rustler::atoms! { ok, wait, eof, busy, no_spawner, supervisor, error }
+    rustler::atoms! { ok, wait, eof, busy, gone, no_spawner, supervisor, error }
 }
 
 /// Largest frame accepted from a supervisor (NOTIFY bodies are the
@@ -87,10 +87,14 @@ pub fn stdio_spawn<'a>(env: Env<'a>, stdio: Term<'a>) -> NifResult<Term<'a>> {
     Ok(atoms::ok().encode(env))
 }
 
-/// `stdio_hand_over(stdio) :: :ok | {:error, :busy | :closed | posix}`:
+/// `stdio_hand_over(stdio) :: :ok | {:error, :busy | :gone | :closed | posix}`:
 /// the HANDOVER on the channel `stdio_spawn` made: the pipes' other ends,
 /// the listeners and the command (`stdio_command`). `:busy`: too many
-/// descriptors in flight, try again shortly. Nothing here waits.
+/// descriptors in flight, try again shortly. `:gone`: the channel's other
+/// end closed before the HANDOVER reached it (the request died in a
+/// SIGKILLed spawner's socket, or its supervisor was killed), so nothing
+/// of the command ran: the channel is closed and the descriptors kept, for
+/// `stdio_spawn` and `stdio_hand_over` to start over. Nothing here waits.
 #[rustler::nif]
 pub fn stdio_hand_over<'a>(env: Env<'a>, stdio: Term<'a>) -> NifResult<Term<'a>> {
     let obj = resource::get(stdio)?;
@@ -107,6 +111,11 @@ pub fn stdio_hand_over<'a>(env: Env<'a>, stdio: Term<'a>) -> NifResult<Term<'a>>
     let roles: Vec<u8> = state.pending.iter().map(|(role, _)| *role).collect();
     let fds: Vec<RawFd> = state.pending.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
     if let Err(e) = fdpass::send(fd, &channel::handover(&roles), &fds) {
+        if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
+            resource::release(env.as_c_arg(), obj, &mut state.channel);
+            state.progress = Progress::default();
+            return Ok((atoms::error(), atoms::gone()).encode(env));
+        }
         return busy_or_error(env, &e);
     }
     // The supervisor has its own copies now: ours must close for EOF (and
