@@ -14,12 +14,12 @@ defmodule MuonTrap.Nif do
 
     with :ok <- :erlang.load_nif(String.to_charlist(Path.join(priv, "libmuontrap_nif")), 0) do
       # A hot upgrade takes over running commands only when their state's
-      # layout is the same (native/muontrap_nif/src/object.rs).
+      # layout is the same (native/muontrap_nif/src/object.rs, type_name).
       if loaded_as() == :no_takeover do
         Logger.warning(
           "MuonTrap upgraded to a library that cannot take over the commands " <>
-            "started before (the layout of their state changed): each one stops " <>
-            "at its owner's next call into MuonTrap, which raises ArgumentError"
+            "started before (another state layout, transport version or compiler): " <>
+            "each one stops at its owner's next call into MuonTrap, which raises ArgumentError"
         )
       end
 
