@@ -109,7 +109,7 @@ defmodule MuonTrap.FaultsKillTest do
       fds = fd_count()
       others = bystander()
       {task, first} = streaming(m)
-      signal(port_binary(m), "KILL")
+      signal(started_port_binary(m), "KILL")
       assert {:raised, @port_died} = Task.await(task, 15_000)
       assert only_lines_of?(collected(first), m)
       assert Task.await(others, 30_000)

@@ -23,10 +23,10 @@ defmodule MuonTrap.SpawnerFaultsTest do
   defp family(m, tail),
     do: "trap '' TERM; #{helper()} sleep #{m} & #{helper()} sleep #{m} & #{tail}"
 
-  # The supervisor running `m`'s command, and the command's process group
-  # once both children and the shell run.
+  # The supervisor running `m`'s command, once it has reported STARTED,
+  # and the command's process group once both children and the shell run.
   defp supervisor_and_group(m) do
-    sup = port_binary(m)
+    sup = started_port_binary(m)
     wait_until(fn -> length(pids_matching(m)) >= 3 end, 15_000, "the command's family")
     [shell] = children(sup)
     pgrp = stat(shell).pgrp

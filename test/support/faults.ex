@@ -71,6 +71,19 @@ defmodule MuonTrap.Test.Faults do
     )
   end
 
+  @doc """
+  The port binary (supervisor) running `needle`, once it has reported
+  STARTED: it polls only after that. One killed before would leave the
+  BEAM without the program's pid, so without its process group: the
+  stage before STARTED (docs/protocol.md, "Deaths"), not one "while
+  streaming".
+  """
+  def started_port_binary(needle) do
+    pid = port_binary(needle)
+    wait_until(fn -> blocked_in_poll?(pid) end, 15_000, "the supervisor to report STARTED")
+    pid
+  end
+
   @doc "How many descriptors OS process `pid` (default: this BEAM) has open."
   def fd_count(pid \\ System.pid()), do: length(ProcFS.ls!("/proc/#{pid}/fd"))
 

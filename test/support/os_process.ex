@@ -156,10 +156,24 @@ defmodule MuonTrap.Test.OSProcess do
                     _generic -> "64"
                   end)
 
+  # poll(2)'s and ppoll(2)'s numbers (arm64 and the generic table have
+  # only ppoll).
+  @poll_syscalls (case to_string(:erlang.system_info(:system_architecture)) do
+                    "x86_64" <> _ -> ["7", "271"]
+                    "i" <> _ -> ["168", "309"]
+                    "arm-" <> _ -> ["168", "336"]
+                    _generic -> ["73"]
+                  end)
+
   @doc "True if OS process `pid` is asleep in write(2) (for example on a full pipe)."
-  def blocked_in_write?(pid) do
+  def blocked_in_write?(pid), do: in_syscall?(pid, [@write_syscall])
+
+  @doc "True if OS process `pid` is asleep in poll(2) or ppoll(2)."
+  def blocked_in_poll?(pid), do: in_syscall?(pid, @poll_syscalls)
+
+  defp in_syscall?(pid, numbers) do
     case ProcFS.read("/proc/#{pid}/syscall") do
-      {:ok, text} -> hd(String.split(text)) == @write_syscall
+      {:ok, text} -> hd(String.split(text)) in numbers
       _ -> false
     end
   end
