@@ -1,11 +1,10 @@
 //! The `MuonTrap.Stdio` resource type, with callbacks of its own (the
-//! others share `object::Object`'s). Why: a descriptor that was passed to `enif_select` may only be closed from the type's `stop`
-//! callback, once the BEAM no longer polls it, and rustler 0.38's
-//! `Resource` registers no `stop` callback (its registration leaves
-//! `ErlNifResourceTypeInit.stop` null; the trait has only `destructor`,
-//! `down` and `dyncall`). Everything that touches the raw type, its
-//! callbacks and `enif_select` is in this file. The `down` callback
-//! closes everything when the owner dies, at whatever moment.
+//! others share `object::Object`'s). Why: a descriptor that was passed
+//! to `enif_select` may only be closed from the type's `stop` callback,
+//! once the BEAM no longer polls it, and `Object`'s types have only a
+//! destructor. Everything that touches the raw type, its callbacks and
+//! `enif_select` is in this file. The `down` callback closes everything
+//! when the owner dies, at whatever moment.
 
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
