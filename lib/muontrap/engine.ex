@@ -33,8 +33,11 @@ defmodule MuonTrap.Engine do
 
   # With `lazy_channel: true`, how long the channel waits for the output's
   # end before it is read anyway: a pipe held open by something outside
-  # the containment must not keep cmd/3 from seeing EXIT.
-  @lazy_arm 5
+  # the containment must not keep cmd/3 from seeing EXIT, nor from seeing
+  # its supervisor die. Long enough that a start in a burst, which waits
+  # its turn for a fork, does not read the channel early and wake again
+  # for STARTED and EXIT apart (docs/performance.md, round 12).
+  @lazy_arm 250
 
   defstruct stdio: nil,
             # The channel may still bring frames (until EXIT or its end).
