@@ -99,6 +99,22 @@ defmodule MuonTrap.PortBinaryTest do
     end
   end
 
+  # The command value rides in the HANDOVER frame up to 32 KiB encoded
+  # (MAX_INLINE in native/muontrap_wire), in a COMMAND memfd beyond: both
+  # hand the program exactly its arguments and environment. (The memfd
+  # also carries the argument lists up to ARG_MAX of hostile_input_test.)
+  for {path, size} <- [frame: 20_000, memfd: 100_000] do
+    test "a command handed over in the #{path} gets its arguments and environment exactly" do
+      size = unquote(size)
+      args = for i <- 1..10, do: "#{i}:" <> :binary.copy("a", div(size, 20))
+      value = :binary.copy("v", div(size, 2))
+      script = ~S(printf '%s\n' "$@"; printf '%s' "$MT_BIG")
+
+      assert {out, 0} = MuonTrap.cmd("sh", ["-c", script, "sh" | args], env: [{"MT_BIG", value}])
+      assert out == Enum.map_join(args, &(&1 <> "\n")) <> value
+    end
+  end
+
   defp child_cmdline(sup) do
     with {:ok, text} <- File.read("/proc/#{sup}/task/#{sup}/children"),
          [child] <- String.split(text),

@@ -25,12 +25,23 @@ pub fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     crate::sys::socket_pair(libc::SOCK_STREAM)
 }
 
-pub fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: fcntl on an fd we own, with integer arguments.
-    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
-    // SAFETY: as above.
-    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
-    Ok(())
+pub use crate::sys::set_nonblocking;
+
+/// The size of `sock`'s send buffer (`SO_SNDBUF`).
+pub fn send_buffer(sock: &OwnedFd) -> io::Result<usize> {
+    let mut size: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes one c_int into `size`, whose length `len` gives.
+    cvt(unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&mut size as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(usize::try_from(size).unwrap_or(0))
 }
 
 /// Whether `fd` became readable (or hung up) within `timeout`.

@@ -14,20 +14,11 @@ const MAX_PIPE: usize = 1 << 20;
 /// The smallest pipe the kernel makes: one page.
 #[cfg(linux_native)]
 const MIN_PIPE: usize = 4096;
-/// What a read asks for when FIONREAD reports nothing (EOF or EAGAIN next).
+/// What a read asks for when FIONREAD cannot tell.
 const PROBE_READ: usize = 64 * 1024;
-
-fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: fcntl on an fd we own, with integer arguments.
-    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    // SAFETY: as above.
-    if flags < 0
-        || unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0
-    {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
+/// What a read asks for when FIONREAD reports nothing queued: EOF or
+/// EAGAIN next, or what came meanwhile. Read on the stack (`stdio_read`).
+pub const SMALL_READ: usize = 4096;
 
 /// Which end of a pipe the BEAM keeps: that end is non-blocking (it is
 /// polled with `enif_select`); the other end, handed to the port binary,
@@ -61,20 +52,16 @@ pub fn make(window: usize, ours: Ours) -> io::Result<(OwnedFd, OwnedFd)> {
         Ours::Read => (read, write),
         Ours::Write => (write, read),
     };
-    set_nonblocking(&pair.0)?;
+    crate::sys::set_nonblocking(&pair.0)?;
     Ok(pair)
 }
 
-/// Bytes queued in the pipe (FIONREAD); 0 if unknown.
-pub fn queued_bytes(fd: RawFd) -> usize {
+/// Bytes queued in the pipe (FIONREAD); `None` if unknown.
+pub fn queued_bytes(fd: RawFd) -> Option<usize> {
     let mut n: libc::c_int = 0;
     // SAFETY: FIONREAD stores one int through the valid pointer.
     let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
-    if r < 0 {
-        0
-    } else {
-        usize::try_from(n).unwrap_or(0)
-    }
+    (r >= 0).then(|| usize::try_from(n).unwrap_or(0))
 }
 
 /// How many bytes to ask for: what is queued (at most the pipe's
@@ -82,8 +69,9 @@ pub fn queued_bytes(fd: RawFd) -> usize {
 pub fn read_size(fd: RawFd, max: usize) -> usize {
     let max = max.max(1);
     match queued_bytes(fd) {
-        0 => PROBE_READ.min(max),
-        queued => queued.min(max),
+        Some(0) => SMALL_READ.min(max),
+        Some(queued) => queued.min(max),
+        None => PROBE_READ.min(max),
     }
 }
 
@@ -150,7 +138,7 @@ mod tests {
     #[test]
     fn reads_what_is_queued_then_eagain_then_eof() {
         let (r, w) = make(65_536, Ours::Read).unwrap();
-        assert_eq!(read_size(r.as_raw_fd(), 1 << 30), PROBE_READ);
+        assert_eq!(read_size(r.as_raw_fd(), 1 << 30), SMALL_READ);
         let mut buf = [0u8; 16];
         let e = read(r.as_raw_fd(), &mut buf).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EAGAIN));

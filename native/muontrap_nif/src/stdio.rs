@@ -38,7 +38,9 @@ mod atoms {
 }
 
 // Role bytes of the descriptors the port binary receives (docs/protocol.md).
-use muontrap_wire::handover::{ROLE_COMMAND, ROLE_LISTEN, ROLE_OUTPUT, ROLE_STDERR, ROLE_STDIN};
+use muontrap_wire::handover::{
+    MAX_INLINE, ROLE_COMMAND, ROLE_LISTEN, ROLE_OUTPUT, ROLE_STDERR, ROLE_STDIN,
+};
 
 pub struct State {
     /// The BEAM's end of the command's channel (`channel`), once spawned.
@@ -53,6 +55,9 @@ pub struct State {
     stdin: Selectable,
     /// Descriptors for the supervisor, with their roles, until handed over.
     pending: Vec<(u8, OwnedFd)>,
+    /// The command value's bytes, until handed over in the HANDOVER frame
+    /// itself (a longer one is a pending COMMAND memfd instead).
+    command: Option<Vec<u8>>,
     handed_over: bool,
     /// Who gets the command when its owner dies (`stdio_heir`).
     heir: Option<rustler::sys::ErlNifPid>,
@@ -69,6 +74,7 @@ impl State {
             stderr: Selectable::default(),
             stdin: Selectable::default(),
             pending: Vec::new(),
+            command: None,
             handed_over: false,
             heir: None,
             monitor: None,
@@ -111,6 +117,12 @@ impl State {
         Ok(())
     }
 
+    /// The command value in a memfd, pending as COMMAND.
+    fn command_in_memfd(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.pending.push((ROLE_COMMAND, pipe::memfd_with(bytes)?));
+        Ok(())
+    }
+
     /// A duplicate of each of a daemon's listening sockets, in order.
     fn add_listeners(&mut self, listeners: &Listeners) -> Result<(), OpenFailure> {
         for fd in &listeners.fds {
@@ -123,6 +135,7 @@ impl State {
     /// Closes the pipes (idempotent).
     pub fn close_pipes(&mut self, env: *mut ErlNifEnv, obj: *mut c_void) {
         self.pending.clear();
+        self.command = None;
         for s in [&mut self.output, &mut self.stderr, &mut self.stdin] {
             release(env, obj, s);
         }
@@ -132,6 +145,7 @@ impl State {
     pub fn close_all(&mut self, env: *mut ErlNifEnv, obj: *mut c_void) {
         self.handed_over = true;
         self.pending.clear();
+        self.command = None;
         for s in [
             &mut self.channel,
             &mut self.output,
@@ -205,10 +219,11 @@ pub fn stdio_open(
 /// `stdio_command(stdio, options) :: :ok | {:error, posix | :closed}`: the
 /// command the supervisor is to run, decoded from validated options
 /// (`muontrap_command::Command`, one rustler decoder per field type) and
-/// handed over with the descriptors (`stdio_hand_over`), in binary form,
-/// in a memfd: no socket buffer bounds its size (arguments may be
-/// megabytes). A command
-/// with a cgroup gets the host's layout too (`cgroup_fs::hand_layout`).
+/// handed over with the descriptors (`stdio_hand_over`) in binary form:
+/// in the HANDOVER frame itself when it is short (`MAX_INLINE`), else in
+/// a memfd, which no socket buffer bounds (arguments may be megabytes).
+/// A command with a cgroup gets the host's layout too
+/// (`cgroup_fs::hand_layout`).
 #[rustler::nif]
 pub fn stdio_command<'a>(
     env: Env<'a>,
@@ -220,7 +235,8 @@ pub fn stdio_command<'a>(
     if state.handed_over {
         return Ok(closed(env));
     }
-    if state.pending.iter().any(|(role, _)| *role == ROLE_COMMAND)
+    if state.command.is_some()
+        || state.pending.iter().any(|(role, _)| *role == ROLE_COMMAND)
         || state.pending.len() > fdpass::MAX_FDS
     {
         return Err(Error::BadArg);
@@ -237,13 +253,12 @@ pub fn stdio_command<'a>(
         }
     }
     let bytes = muontrap_command::wire::encode(&command);
-    match pipe::memfd_with(&bytes) {
-        Ok(fd) => {
-            state.pending.push((ROLE_COMMAND, fd));
-            Ok(rustler::types::atom::ok().encode(env))
-        }
-        Err(e) => error(env, &e),
+    if bytes.len() <= MAX_INLINE {
+        state.command = Some(bytes);
+    } else if let Err(e) = state.command_in_memfd(&bytes) {
+        return error(env, &e);
     }
+    Ok(rustler::types::atom::ok().encode(env))
 }
 
 /// `stdio_read(stdio, stream, max, ref) :: binary | :eof | :wait | {:error, posix}`:
@@ -265,21 +280,37 @@ pub fn stdio_read<'a>(
         return Ok(atoms::eof().encode(env));
     };
     let want = pipe::read_size(fd, max);
-    let mut bin = OwnedBinary::new(want).ok_or(Error::RaiseAtom("enomem"))?;
-    match pipe::read(fd, bin.as_mut_slice()) {
-        Ok(0) => Ok(atoms::eof().encode(env)),
-        Ok(n) => {
-            if n < want && !bin.realloc(n) {
-                return Err(Error::RaiseAtom("enomem"));
+    // A short read (nothing queued: most often EOF or EAGAIN) goes through
+    // the stack, so it costs no allocation of a binary it would not fill.
+    let mut small = [0u8; pipe::SMALL_READ];
+    let read = if want <= small.len() {
+        pipe::read(fd, &mut small[..want]).map(|n| (n > 0).then(|| copy_binary(env, &small[..n])))
+    } else {
+        let mut bin = OwnedBinary::new(want).ok_or(Error::RaiseAtom("enomem"))?;
+        match pipe::read(fd, bin.as_mut_slice()) {
+            Ok(n) if n > 0 && n < want && !bin.realloc(n) => {
+                return Err(Error::RaiseAtom("enomem"))
             }
-            Ok(bin.release(env).encode(env))
+            Ok(n) => Ok((n > 0).then(|| bin.release(env).encode(env))),
+            Err(e) => Err(e),
         }
+    };
+    match read {
+        Ok(None) => Ok(atoms::eof().encode(env)),
+        Ok(Some(data)) => Ok(data),
         Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
             select(env, obj, reader, ERL_NIF_SELECT_READ, select_ref)?;
             Ok(atoms::wait().encode(env))
         }
         Err(e) => error(env, &e),
     }
+}
+
+/// A new binary holding `bytes` (a heap binary when it is small).
+fn copy_binary<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
+    let mut bin = rustler::NewBinary::new(env, bytes.len());
+    bin.as_mut_slice().copy_from_slice(bytes);
+    Binary::from(bin).encode(env)
 }
 
 /// `stdio_write(stdio, data, ref) :: non_neg_integer | :wait | {:error, posix | :closed}`:

@@ -10,9 +10,7 @@
 //! see it.
 
 use std::io;
-#[cfg(not(linux_native))]
-use std::os::fd::AsRawFd;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
@@ -32,6 +30,15 @@ fn owned(fds: [RawFd; 2]) -> (OwnedFd, OwnedFd) {
 fn set_cloexec(fd: &OwnedFd) -> io::Result<()> {
     // SAFETY: fcntl on an fd we own, with integer arguments.
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
+    Ok(())
+}
+
+/// Makes `fd` non-blocking: one `FIONBIO` call, where `fcntl` would
+/// take two (read the flags, then set them).
+pub fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: FIONBIO reads one int through the valid pointer.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONBIO, &on) })?;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! The supervisor's first frame: the BEAM hands us the command (its
-//! options, in a memfd) and descriptors (the program's output, stdin and
+//! options, in the frame or a memfd) and descriptors (the program's output, stdin and
 //! stderr pipes, listening sockets for socket activation) in a HANDOVER
 //! frame on the channel, with SCM_RIGHTS. A path such as
 //! `/proc/<pid>/fd/<n>` is a name that can come to mean someone else's
@@ -26,8 +26,7 @@ use muontrap_command::wire::WireError;
 use muontrap_command::{Capture, Command};
 
 pub use muontrap_wire::handover::{
-    MAX_BODY, MAX_FDS, MAX_MESSAGE_FDS, ROLE_COMMAND, ROLE_LISTEN, ROLE_OUTPUT, ROLE_STDERR,
-    ROLE_STDIN,
+    MAX_FDS, MAX_MESSAGE_FDS, ROLE_COMMAND, ROLE_LISTEN, ROLE_OUTPUT, ROLE_STDERR, ROLE_STDIN,
 };
 
 /// The descriptors received, by role. `F` is `OwnedFd` in the port; the
@@ -39,7 +38,8 @@ pub struct Handover<F = OwnedFd> {
     pub stderr: Option<F>,
     /// LISTEN, in the order received.
     pub listen: Vec<F>,
-    /// COMMAND: the memfd with the command's options.
+    /// COMMAND: the memfd with the command's options, when the frame
+    /// does not carry them.
     pub command: Option<F>,
 }
 
@@ -113,7 +113,6 @@ pub enum HandoverError {
     Malformed,
     /// A HANDOVER of another transport version (the one received).
     Version(u32),
-    NoMessage,
     ControlTruncated,
     BodyTooLong,
     TooMany(usize),
@@ -131,6 +130,7 @@ pub enum HandoverError {
         names: usize,
     },
     MissingCommand,
+    CommandTwice,
     CommandTooLong(u64),
     Command(WireError),
 }
@@ -157,9 +157,12 @@ impl fmt::Display for HandoverError {
                 "the BEAM speaks transport version {v}, this supervisor version {}",
                 muontrap_wire::channel::VERSION
             ),
-            NoMessage => f.write_str("the connection closed without a message"),
             ControlTruncated => f.write_str("the descriptors did not fit (MSG_CTRUNC)"),
-            BodyTooLong => write!(f, "the message is longer than {MAX_BODY} bytes"),
+            BodyTooLong => write!(
+                f,
+                "the message is longer than {} bytes",
+                muontrap_wire::channel::MAX_HANDOVER
+            ),
             TooMany(n) => write!(f, "{n} descriptors, at most {MAX_MESSAGE_FDS} allowed"),
             CountMismatch { fds, roles } => {
                 write!(f, "{fds} descriptors but {roles} role bytes")
@@ -175,7 +178,8 @@ impl fmt::Display for HandoverError {
             ListenNamesMismatch { fds, names } => {
                 write!(f, "{fds} LISTEN descriptors but {names} LISTEN names")
             }
-            MissingCommand => f.write_str("no COMMAND descriptor"),
+            MissingCommand => f.write_str("no command, in the frame or a COMMAND descriptor"),
+            CommandTwice => f.write_str("a command in the frame and a COMMAND descriptor"),
             CommandTooLong(n) => write!(
                 f,
                 "the command is {n} bytes, more than {}",
@@ -209,9 +213,6 @@ pub fn sort<F>(roles: &[u8], fds: Vec<F>) -> Result<Handover<F>, HandoverError> 
             fds: fds.len(),
             roles: roles.len(),
         });
-    }
-    if fds.is_empty() {
-        return Err(HandoverError::NoMessage);
     }
     let mut h = Handover::default();
     for (&b, fd) in roles.iter().zip(fds) {
@@ -251,18 +252,26 @@ pub fn check_listen_names<F>(h: &Handover<F>, names: Option<usize>) -> Result<()
 
 /// Reads the HANDOVER frame from the channel (stdin), waiting for it or
 /// a terminating signal, and returns the descriptors, close-on-exec, the
-/// pipes blocking, and the command read from the COMMAND memfd. Not a
+/// pipes blocking, and the command from the frame or the COMMAND memfd. Not a
 /// byte past the frame is read: what follows is the framed protocol's.
 /// LISTEN sockets keep their flags: O_NONBLOCK on them is the BEAM's too
 /// (one open file description), and a listener's blocking mode is the
 /// program's call.
 pub fn receive(sigfd: &Signals) -> Result<(Handover, Command), HandoverError> {
     socket::wait(sigfd)?;
-    let (roles, fds) = socket::recv()?;
+    let socket::Received {
+        roles,
+        fds,
+        command,
+    } = socket::recv()?;
     let mut h = sort(&roles, fds)?;
-    let memfd = h.command.take().ok_or(HandoverError::MissingCommand)?;
-    let cmd = muontrap_command::wire::decode(&socket::read_all(&memfd)?)
-        .map_err(HandoverError::Command)?;
+    let bytes = match (h.command.take(), command.is_empty()) {
+        (Some(memfd), true) => socket::read_all(&memfd)?,
+        (None, false) => command,
+        (Some(_), false) => return Err(HandoverError::CommandTwice),
+        (None, true) => return Err(HandoverError::MissingCommand),
+    };
+    let cmd = muontrap_command::wire::decode(&bytes).map_err(HandoverError::Command)?;
     check_capture(&h, cmd.capture)?;
     check_listen_names(&h, cmd.listen_fdnames.as_ref().map(|n| n.0.len()))?;
     let received = [

@@ -148,16 +148,21 @@ fn malformed_messages_are_refused() {
         |c| send_fds_raw(&c, &[LISTEN; 34], &[w; 34]),
         "34 descriptors, at most 33 allowed",
     );
+    // A count of roles past the roles there are.
     refused_with(
         &["--capture-output"],
-        |c| send_fds(&c, &[OUTPUT; 65], &[w]),
-        "the message is longer than 64 bytes",
+        |c| {
+            let mut frame = muontrap_wire::channel::handover(&[OUTPUT], &[]);
+            frame[HANDOVER_COUNT] = 2;
+            send_bytes_raw(&c, &frame, &[w]);
+        },
+        "the first frame is not a HANDOVER",
     );
-    // A HANDOVER with no descriptor at all.
+    // Neither descriptors nor a command.
     refused_with(
         &["--capture-output"],
         |c| send_fds_raw(&c, &[], &[]),
-        "the connection closed without a message",
+        "no command, in the frame or a COMMAND descriptor",
     );
     // OUTPUT, but nothing to capture into it.
     refused_with(
@@ -169,8 +174,101 @@ fn malformed_messages_are_refused() {
     refused_with(
         &["--capture-output"],
         |c| send_fds_raw(&c, &[OUTPUT], &[w]),
-        "no COMMAND descriptor",
+        "no command, in the frame or a COMMAND descriptor",
     );
+    // The command twice: in the frame and in a memfd.
+    refused_with(
+        &["--capture-output"],
+        |c| {
+            let command = take_command().expect("the port's command");
+            let memfd = memfd_with(&command);
+            let fds = [w, memfd.as_raw_fd()];
+            send_handover_with(&c, &[OUTPUT, COMMAND_ROLE], &fds, &command);
+        },
+        "a command in the frame and a COMMAND descriptor",
+    );
+}
+
+/// Where a HANDOVER frame holds its count of roles: after the length,
+/// the tag and the version.
+const HANDOVER_COUNT: usize = 4 + 1 + 4;
+
+#[test]
+fn the_command_runs_from_the_frame_and_from_a_memfd_alike() {
+    for memfd in [false, true] {
+        let listener = Listener::new();
+        let mut port = Port::spawn(&[
+            "--framed",
+            "--capture-output",
+            "--handover",
+            &listener.name,
+            "echo",
+            "from the command",
+        ]);
+        let conn = listener.accept(port.pid());
+        let (read, write) = pipe();
+        let send = if memfd { send_fds_memfd } else { send_fds };
+        send(&conn, &[OUTPUT], &[write.as_raw_fd()]);
+        drop(write);
+        let output = drain(read);
+        assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
+        assert_eq!(port.read_framed_until_exit(), (0, vec![]));
+        assert_eq!(drained(output), b"from the command\n", "memfd: {memfd}");
+        port.close_stdin();
+        assert_eq!(port.wait(), 0);
+    }
+}
+
+#[test]
+fn a_longest_command_in_the_frame_is_read_whole() {
+    // An argument that fills the frame's command up to MAX_INLINE: the
+    // supervisor reads the whole frame and no further (a TERMINATE
+    // follows at once, as in the test above).
+    use muontrap_command::{wire, Bytes};
+    use muontrap_wire::handover::MAX_INLINE;
+    let listener = Listener::new();
+    let args = [
+        "--framed",
+        "--capture-output",
+        "--handover",
+        &listener.name,
+        "echo",
+        "",
+    ];
+    let mut port = Port::spawn(&args);
+    let mut cmd = wire::decode(&take_command().expect("the port's command")).expect("decodes");
+    let mut word = String::new();
+    let command = loop {
+        cmd.args = vec![Bytes(word.clone().into())];
+        let bytes = wire::encode(&cmd);
+        match MAX_INLINE.checked_sub(bytes.len()) {
+            Some(0) => break bytes,
+            Some(room) => word.push_str(&"x".repeat(room)),
+            None => {
+                word.pop();
+            }
+        }
+    };
+    let conn = listener.accept(port.pid());
+    let (read, write) = pipe();
+    let mut frame = muontrap_wire::channel::handover(&[OUTPUT], &command);
+    frame.extend_from_slice(&[0, 0, 0, 1, TERMINATE]);
+    send_bytes_raw(&conn, &frame, &[write.as_raw_fd()]);
+    drop(write);
+    let output = drain(read);
+    assert_eq!(port.read_frame().map(|f| f.0), Some(STARTED));
+    let (status, errors) = port.read_framed_until_exit();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(status == 0 || status == 143, "{status}");
+    // SIGTERM may come before or after the echo.
+    let out = drained(output);
+    assert!(
+        out.is_empty() || out == format!("{word}\n").into_bytes(),
+        "{} bytes",
+        out.len()
+    );
+    port.close_stdin();
+    port.wait();
 }
 
 #[test]
@@ -220,7 +318,7 @@ fn another_transport_version_is_refused_naming_both() {
     refused_with(
         &[],
         |c| {
-            let mut frame = muontrap_wire::channel::handover(&[]);
+            let mut frame = muontrap_wire::channel::handover(&[], &[]);
             frame[5..9].copy_from_slice(&(version + 1).to_be_bytes());
             send_bytes_raw(&c, &frame, &[]);
         },
@@ -242,10 +340,20 @@ fn a_first_frame_that_is_no_hand_over_is_refused() {
         "the first frame is not a HANDOVER",
     );
     // Longer than any HANDOVER can be: refused before it is read.
+    let too_long = (muontrap_wire::channel::MAX_HANDOVER as u32 + 1).to_be_bytes();
     refused_with(
         &[],
-        |c| send_bytes_raw(&c, &[0, 0, 1, 0, 23], &[]),
-        "the message is longer than 64 bytes",
+        |c| {
+            send_bytes_raw(
+                &c,
+                &[too_long[0], too_long[1], too_long[2], too_long[3], 23],
+                &[],
+            )
+        },
+        &format!(
+            "the message is longer than {} bytes",
+            muontrap_wire::channel::MAX_HANDOVER
+        ),
     );
 }
 
@@ -285,10 +393,10 @@ fn terminate_right_after_the_hand_over_is_honoured() {
     // TERMINATE right behind the HANDOVER, in the same read if the
     // supervisor reads late: it must read no further than the HANDOVER.
     let (read, write) = pipe();
-    let (roles, fds, _command) = with_command(&[OUTPUT], &[write.as_raw_fd()]);
-    let mut bytes = muontrap_wire::channel::handover(&roles);
+    let command = take_command().expect("the port's command");
+    let mut bytes = muontrap_wire::channel::handover(&[OUTPUT], &command);
     bytes.extend_from_slice(&[0, 0, 0, 1, TERMINATE]);
-    send_bytes_raw(&conn, &bytes, &fds);
+    send_bytes_raw(&conn, &bytes, &[write.as_raw_fd()]);
     drop(write);
     let output = drain(read);
     let (tag, body) = port.read_frame().expect("STARTED");

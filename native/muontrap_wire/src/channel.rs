@@ -18,9 +18,11 @@
 //! [`TAG_HANDOVER`]. A spawner of another version is replaced; a
 //! supervisor refuses a hand-over of another version.
 
+use crate::handover::{MAX_BODY, MAX_INLINE};
+
 /// The transport's version. Bump it on any change to these frames, to
 /// `frame.rs`, to the hand-over roles, or to the command value's layout.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The spawner's request socket, as the NIF places it.
 pub const SPAWNER_FD: i32 = 3;
@@ -40,9 +42,15 @@ pub const TAG_SPAWNER_HELLO: u8 = 20;
 pub const TAG_SPAWN: u8 = 21;
 /// Supervisor → NIF, first on the channel: version, supervisor pid.
 pub const TAG_HELLO: u8 = 22;
-/// NIF → supervisor, first on the channel: version, then one role byte
-/// per descriptor carried (`handover.rs`), in order.
+/// NIF → supervisor, first on the channel: version, the number of
+/// descriptors carried, one role byte for each (`handover.rs`), in order,
+/// then the command value when it travels in the frame (else in a COMMAND
+/// memfd).
 pub const TAG_HANDOVER: u8 = 23;
+
+/// Longest HANDOVER payload (tag and body): version, count, roles and an
+/// inline command.
+pub const MAX_HANDOVER: usize = 1 + 4 + 1 + MAX_BODY + MAX_INLINE;
 
 /// The 4-byte length prefix of every frame.
 pub const HEADER: usize = 4;
@@ -70,11 +78,24 @@ pub fn hello(tag: u8, pid: u32) -> [u8; HEADER + 9] {
 /// The SPAWN request (its descriptor travels beside it).
 pub const SPAWN_REQUEST: [u8; HEADER + 1] = [0, 0, 0, 1, TAG_SPAWN];
 
-/// A HANDOVER frame for descriptors with `roles`.
-pub fn handover(roles: &[u8]) -> Vec<u8> {
-    let mut body = VERSION.to_be_bytes().to_vec();
+/// A HANDOVER frame for descriptors with `roles` (at most [`MAX_BODY`]),
+/// and `command`, the command value's bytes when they travel in the frame
+/// (empty when a COMMAND memfd carries them).
+pub fn handover(roles: &[u8], command: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(5 + roles.len() + command.len());
+    body.extend_from_slice(&VERSION.to_be_bytes());
+    body.push(u8::try_from(roles.len()).unwrap_or(u8::MAX));
     body.extend_from_slice(roles);
+    body.extend_from_slice(command);
     frame(TAG_HANDOVER, &body)
+}
+
+/// Whether a HANDOVER frame of `len` bytes (header included) leaves a
+/// channel whose send buffer is `sndbuf` bytes in one piece: on Linux a
+/// stream socket's first write goes out whole when it fits half the buffer
+/// (one buffer of its own), and a BSD's fits the whole buffer.
+pub fn fits_in_one_send(len: usize, sndbuf: usize) -> bool {
+    len <= (sndbuf / 2).saturating_sub(64)
 }
 
 /// The length a frame header announces.
@@ -104,16 +125,28 @@ pub enum HandoverFrameError {
     Version(u32),
 }
 
-/// The role bytes of a HANDOVER payload (tag and body) of this version.
-pub fn parse_handover(payload: &[u8]) -> Result<&[u8], HandoverFrameError> {
-    match payload {
-        [TAG_HANDOVER, a, b, c, d, roles @ ..] => {
-            let version = u32::from_be_bytes([*a, *b, *c, *d]);
-            if version == VERSION {
-                Ok(roles)
-            } else {
-                Err(HandoverFrameError::Version(version))
-            }
+/// A HANDOVER payload's parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandoverFrame<'a> {
+    /// One role byte per descriptor, in order.
+    pub roles: &'a [u8],
+    /// The command value's bytes; empty when a COMMAND memfd carries them.
+    pub command: &'a [u8],
+}
+
+/// The parts of a HANDOVER payload (tag and body) of this version.
+pub fn parse_handover(payload: &[u8]) -> Result<HandoverFrame<'_>, HandoverFrameError> {
+    let [TAG_HANDOVER, a, b, c, d, rest @ ..] = payload else {
+        return Err(HandoverFrameError::Malformed);
+    };
+    let version = u32::from_be_bytes([*a, *b, *c, *d]);
+    if version != VERSION {
+        return Err(HandoverFrameError::Version(version));
+    }
+    match rest {
+        [n, rest @ ..] if usize::from(*n) <= rest.len().min(MAX_BODY) => {
+            let (roles, command) = rest.split_at(usize::from(*n));
+            Ok(HandoverFrame { roles, command })
         }
         _ => Err(HandoverFrameError::Malformed),
     }
@@ -138,9 +171,24 @@ mod tests {
 
     #[test]
     fn handovers_round_trip_and_check_the_version() {
-        let f = handover(&[1, 2, 6]);
+        let f = handover(&[1, 2, 6], &[]);
         assert_eq!(frame_len([f[0], f[1], f[2], f[3]]), f.len() - HEADER);
-        assert_eq!(parse_handover(&f[HEADER..]), Ok(&[1u8, 2, 6][..]));
+        let parsed = HandoverFrame {
+            roles: &[1, 2, 6],
+            command: &[],
+        };
+        assert_eq!(parse_handover(&f[HEADER..]), Ok(parsed));
+        let f = handover(&[1], b"command");
+        let parsed = HandoverFrame {
+            roles: &[1],
+            command: b"command",
+        };
+        assert_eq!(parse_handover(&f[HEADER..]), Ok(parsed));
+        let f = handover(&[], b"alone");
+        assert_eq!(
+            parse_handover(&f[HEADER..]).map(|h| h.command),
+            Ok(&b"alone"[..])
+        );
         let mut old = f.clone();
         old[HEADER + 4] ^= 0xff;
         assert!(matches!(
@@ -155,6 +203,27 @@ mod tests {
             parse_handover(&[TAG_HANDOVER, 0, 0]),
             Err(HandoverFrameError::Malformed)
         );
+        // No count, or a count past the roles there are.
+        let v = VERSION.to_be_bytes();
+        let no_count = [TAG_HANDOVER, v[0], v[1], v[2], v[3]];
+        assert_eq!(
+            parse_handover(&no_count),
+            Err(HandoverFrameError::Malformed)
+        );
+        let short = [TAG_HANDOVER, v[0], v[1], v[2], v[3], 3, 1, 2];
+        assert_eq!(parse_handover(&short), Err(HandoverFrameError::Malformed));
+    }
+
+    #[test]
+    fn the_largest_handover_fits_a_default_channel_in_one_send() {
+        let largest = handover(&[0; MAX_BODY], &[0; MAX_INLINE]);
+        assert_eq!(largest.len(), HEADER + MAX_HANDOVER);
+        // Linux's default net.core.wmem_default.
+        assert!(fits_in_one_send(largest.len(), 212_992));
+        // macOS's net.local.stream.sendspace: only short commands go inline.
+        assert!(!fits_in_one_send(largest.len(), 8_192));
+        assert!(fits_in_one_send(4_000, 8_192));
+        assert!(!fits_in_one_send(1, 0));
     }
 
     #[test]

@@ -7,8 +7,12 @@ pub const MAX_FDS: usize = 32;
 /// Most descriptors one hand-over message carries: the program's, and the
 /// COMMAND memfd.
 pub const MAX_MESSAGE_FDS: usize = MAX_FDS + 1;
-/// Longest message body (one role byte per descriptor) the port reads.
+/// Most role bytes (one per descriptor) a HANDOVER carries.
 pub const MAX_BODY: usize = 64;
+/// Most bytes of the command value a HANDOVER frame carries itself; a
+/// longer command goes in a COMMAND memfd. A frame this size leaves a
+/// fresh channel in one piece (docs/protocol.md, "Descriptor hand-over").
+pub const MAX_INLINE: usize = 32 * 1024;
 
 /// The program's captured output (the merged stream with --capture-stderr).
 pub const ROLE_OUTPUT: u8 = 1;
@@ -21,7 +25,8 @@ pub const ROLE_STDERR: u8 = 3;
 /// the order of the message.
 pub const ROLE_LISTEN: u8 = 5;
 /// A memfd holding the command's options in binary form
-/// (`muontrap_command::wire`), always sent: the port's argv holds none.
+/// (`muontrap_command::wire`), when they are too long for the HANDOVER
+/// frame itself ([`MAX_INLINE`]): the port's argv holds none.
 pub const ROLE_COMMAND: u8 = 6;
 
 /// Every abstract socket name starts with this.

@@ -20,7 +20,7 @@ use rustler::{Atom, Binary, Encoder, Env, Error, LocalPid, NifResult, Term};
 use muontrap_wire::handover::ROLE_COMMAND;
 
 use super::resource::{self, lock, select, Selectable};
-use super::{closed, error};
+use super::{closed, error, State};
 use crate::object::Object;
 use crate::spawner::{self, SpawnError};
 use crate::{fdpass, wire};
@@ -102,15 +102,19 @@ pub fn stdio_hand_over<'a>(env: Env<'a>, stdio: Term<'a>) -> NifResult<Term<'a>>
     if state.handed_over {
         return Ok(closed(env));
     }
+    if state.channel.fd.is_none() {
+        return Err(Error::BadArg);
+    }
+    let frame = match handover_frame(&mut state) {
+        Ok(Some(frame)) => frame,
+        Ok(None) => return Err(Error::BadArg),
+        Err(e) => return error(env, &e),
+    };
     let Some(fd) = state.channel.fd.as_ref() else {
         return Err(Error::BadArg);
     };
-    if !state.pending.iter().any(|(role, _)| *role == ROLE_COMMAND) {
-        return Err(Error::BadArg);
-    }
-    let roles: Vec<u8> = state.pending.iter().map(|(role, _)| *role).collect();
     let fds: Vec<RawFd> = state.pending.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
-    if let Err(e) = fdpass::send(fd, &channel::handover(&roles), &fds) {
+    if let Err(e) = fdpass::send(fd, &frame, &fds) {
         if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
             resource::release(env.as_c_arg(), obj, &mut state.channel);
             state.progress = Progress::default();
@@ -121,8 +125,36 @@ pub fn stdio_hand_over<'a>(env: Env<'a>, stdio: Term<'a>) -> NifResult<Term<'a>>
     // The supervisor has its own copies now: ours must close for EOF (and
     // EPIPE on stdin) to come once the command's tree is gone.
     state.pending.clear();
+    state.command = None;
     state.handed_over = true;
     Ok(atoms::ok().encode(env))
+}
+
+/// The HANDOVER frame for what is pending, `None` without a command. A
+/// frame that could leave this channel in two pieces (a small send
+/// buffer) gets its command moved into a COMMAND memfd.
+fn handover_frame(state: &mut State) -> std::io::Result<Option<Vec<u8>>> {
+    let Some(command) = state.command.take() else {
+        let has = state.pending.iter().any(|(role, _)| *role == ROLE_COMMAND);
+        return Ok(has.then(|| channel::handover(&roles(state), &[])));
+    };
+    let frame = channel::handover(&roles(state), &command);
+    let sndbuf = state
+        .channel
+        .fd
+        .as_ref()
+        .map(fdpass::send_buffer)
+        .transpose()?;
+    if sndbuf.is_some_and(|size| channel::fits_in_one_send(frame.len(), size)) {
+        state.command = Some(command);
+        return Ok(Some(frame));
+    }
+    state.command_in_memfd(&command)?;
+    Ok(Some(channel::handover(&roles(state), &[])))
+}
+
+fn roles(state: &State) -> Vec<u8> {
+    state.pending.iter().map(|(role, _)| *role).collect()
 }
 
 fn busy_or_error<'a>(env: Env<'a>, e: &std::io::Error) -> NifResult<Term<'a>> {

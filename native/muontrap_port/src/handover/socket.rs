@@ -9,10 +9,10 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use muontrap_wire::channel::{self, HandoverFrameError, HEADER};
+use muontrap_wire::channel::{self, HandoverFrameError, HEADER, MAX_HANDOVER};
 
-use super::{HandoverError, MAX_BODY};
-use crate::fds::{self, Received};
+use super::HandoverError;
+use crate::fds;
 use crate::signals;
 
 /// The kernel's per-message limit (`SCM_MAX_FD`). The control buffer has
@@ -54,10 +54,19 @@ pub(super) fn wait(sigfd: &Signals) -> Result<(), HandoverError> {
     }
 }
 
-/// Receives the frame: (role bytes, descriptors in order). Every
-/// descriptor is owned before anything is checked, so none leaks.
-pub(super) fn recv() -> Result<(Vec<u8>, Vec<OwnedFd>), HandoverError> {
-    let mut received = Received::<SCM_MAX_FD>::new();
+/// What a HANDOVER brought.
+pub(super) struct Received {
+    /// One role byte per descriptor, in order.
+    pub roles: Vec<u8>,
+    pub fds: Vec<OwnedFd>,
+    /// The command value, when the frame carries it (else empty).
+    pub command: Vec<u8>,
+}
+
+/// Receives the frame. Every descriptor is owned before anything is
+/// checked, so none leaks.
+pub(super) fn recv() -> Result<Received, HandoverError> {
+    let mut received = fds::Received::<SCM_MAX_FD>::new();
     let header = recv_header(&mut received);
     let fds: Vec<OwnedFd> = received
         .fds()
@@ -71,17 +80,21 @@ pub(super) fn recv() -> Result<(Vec<u8>, Vec<OwnedFd>), HandoverError> {
         return Err(HandoverError::ControlTruncated);
     }
     let len = channel::frame_len(header);
-    if len > 1 + 4 + MAX_BODY {
+    if len > MAX_HANDOVER {
         return Err(HandoverError::BodyTooLong);
     }
-    let mut payload = [0u8; 1 + 4 + MAX_BODY];
-    match fds::read_exact(CHANNEL, &mut payload[..len]) {
+    let mut payload = vec![0u8; len];
+    match fds::read_exact(CHANNEL, &mut payload) {
         Ok(true) => {}
         Ok(false) => return Err(HandoverError::Closed),
         Err(e) => return Err(os("cannot read the hand-over frame")(Errno::from_raw(e))),
     }
-    match channel::parse_handover(&payload[..len]) {
-        Ok(roles) => Ok((roles.to_vec(), fds)),
+    match channel::parse_handover(&payload) {
+        Ok(frame) => Ok(Received {
+            roles: frame.roles.to_vec(),
+            fds,
+            command: frame.command.to_vec(),
+        }),
         Err(HandoverFrameError::Version(v)) => Err(HandoverError::Version(v)),
         Err(HandoverFrameError::Malformed) => Err(HandoverError::Malformed),
     }
@@ -89,7 +102,7 @@ pub(super) fn recv() -> Result<(Vec<u8>, Vec<OwnedFd>), HandoverError> {
 
 /// The 4-byte header, by recvmsg (the descriptors ride on its first
 /// byte), never reading past it. EOF before it: the caller is gone.
-fn recv_header(into: &mut Received<SCM_MAX_FD>) -> Result<[u8; HEADER], HandoverError> {
+fn recv_header(into: &mut fds::Received<SCM_MAX_FD>) -> Result<[u8; HEADER], HandoverError> {
     let mut header = [0u8; HEADER];
     let mut got = 0;
     while got < HEADER {

@@ -39,12 +39,13 @@ fn sorts_roles() {
         sort(&[ROLE_STDIN, ROLE_STDERR], vec![8, 9]),
         Ok(handover(None, Some(8), Some(9)))
     );
+    // No descriptor at all: a command in the frame, without pipes.
+    assert_eq!(sort::<i32>(&[], vec![]), Ok(handover(None, None, None)));
 }
 
 #[test]
 fn role_errors() {
     let cases: Vec<(&[u8], Vec<i32>, HandoverError)> = vec![
-        (&[], vec![], NoMessage),
         (&[1], vec![], CountMismatch { fds: 0, roles: 1 }),
         (&[], vec![3], CountMismatch { fds: 1, roles: 0 }),
         (&[1], vec![3, 4], CountMismatch { fds: 2, roles: 1 }),
@@ -99,7 +100,8 @@ fn error_messages() {
     );
     assert!(!Closed.wait_for_close());
     assert!(!Interrupted(Signal::SIGTERM).wait_for_close());
-    assert!(NoMessage.wait_for_close());
+    assert!(MissingCommand.wait_for_close());
+    assert!(CommandTwice.wait_for_close());
 }
 
 #[test]

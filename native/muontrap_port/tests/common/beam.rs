@@ -7,7 +7,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::thread::{self, JoinHandle};
 
 use super::{
-    register_channel, send_with_fds, stream_pair, with_command, Port, LISTEN, OUTPUT, STDERR, STDIN,
+    memfd_with, register_channel, send_with_fds, stream_pair, take_command, Port, COMMAND_ROLE,
+    LISTEN, OUTPUT, STDERR, STDIN,
 };
 
 impl Port {
@@ -128,18 +129,32 @@ impl Listener {
 /// them the COMMAND memfd of the port this thread started last
 /// (`library.rs`), as the NIF sends it.
 pub fn send_fds(conn: &OwnedFd, roles: &[u8], fds: &[RawFd]) {
-    let (roles, fds, _command) = with_command(roles, fds);
-    send_fds_raw(conn, &roles, &fds);
+    let command = take_command().unwrap_or_default();
+    send_handover_with(conn, roles, fds, &command);
 }
 
-/// `send_fds` without the COMMAND memfd.
+/// `send_fds` with the command in a COMMAND memfd after the descriptors,
+/// as the NIF sends one too long for the frame.
+pub fn send_fds_memfd(conn: &OwnedFd, roles: &[u8], fds: &[RawFd]) {
+    let memfd = take_command().map(|c| memfd_with(&c));
+    let mut roles = roles.to_vec();
+    let mut fds = fds.to_vec();
+    if let Some(fd) = &memfd {
+        roles.push(COMMAND_ROLE);
+        fds.push(fd.as_raw_fd());
+    }
+    send_handover_with(conn, &roles, &fds, &[]);
+}
+
+/// `send_fds` without the command.
 pub fn send_fds_raw(conn: &OwnedFd, roles: &[u8], fds: &[RawFd]) {
-    send_with_fds(
-        conn.as_raw_fd(),
-        &muontrap_wire::channel::handover(roles),
-        fds,
-    )
-    .expect("send the HANDOVER");
+    send_handover_with(conn, roles, fds, &[]);
+}
+
+/// A HANDOVER of `roles` and `fds` carrying `command` (may be empty).
+pub fn send_handover_with(conn: &OwnedFd, roles: &[u8], fds: &[RawFd], command: &[u8]) {
+    let frame = muontrap_wire::channel::handover(roles, command);
+    send_with_fds(conn.as_raw_fd(), &frame, fds).expect("send the HANDOVER");
 }
 
 /// Any bytes (a malformed first frame) with `fds` on the channel.

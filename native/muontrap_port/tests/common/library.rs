@@ -4,13 +4,14 @@
 //! the library does now. The plain options parse into a `Command` with
 //! the port's own parser, the library-only ones are set on it, and a
 //! spawner forks a supervisor on a channel: the test's (a `Listener`,
-//! `--handover NAME`, whose `send_fds` then adds the COMMAND memfd), or
-//! one of the harness's, which sends the command alone.
+//! `--handover NAME`, whose `send_fds` then adds the command to the frame,
+//! or `send_fds_memfd` in a COMMAND memfd), or one of the harness's,
+//! which sends the command alone.
 
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 
 use muontrap_command::cli::{self, Parsed};
 use muontrap_command::{wire, Names, Notify};
@@ -18,9 +19,9 @@ use muontrap_command::{wire, Names, Notify};
 use super::{read_hello, send_fds, stream_pair, Spawner};
 
 thread_local! {
-    /// The COMMAND memfd of the port this test thread started last, for
+    /// The encoded command of the port this test thread started last, for
     /// the test's own hand-over (`send_fds`).
-    static COMMAND: RefCell<Option<OwnedFd>> = const { RefCell::new(None) };
+    static COMMAND: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
     /// Channels made by `Listener::new`, by name, until a port takes
     /// them: (the BEAM's end, the supervisor's end).
     static PENDING: RefCell<Vec<(String, OwnedFd, OwnedFd)>> = const { RefCell::new(Vec::new()) };
@@ -75,7 +76,7 @@ impl Start {
 
     fn library_named(cmd: &muontrap_command::Command, name: Option<String>) -> Start {
         let bytes = wire::encode(cmd);
-        COMMAND.with(|c| *c.borrow_mut() = Some(memfd_with(&bytes)));
+        COMMAND.with(|c| *c.borrow_mut() = Some(bytes));
         Start {
             argv: None,
             test_channel: name.map(|n| take_channel(&n)),
@@ -139,15 +140,7 @@ pub fn memfd_with(bytes: &[u8]) -> OwnedFd {
     fd
 }
 
-/// The roles and descriptors with the COMMAND memfd of the last port
-/// started (if any) after them, as the NIF sends them.
-pub fn with_command(roles: &[u8], fds: &[RawFd]) -> (Vec<u8>, Vec<RawFd>, Option<OwnedFd>) {
-    let command = COMMAND.with(|c| c.borrow_mut().take());
-    let mut roles = roles.to_vec();
-    let mut fds = fds.to_vec();
-    if let Some(fd) = &command {
-        roles.push(COMMAND_ROLE);
-        fds.push(fd.as_raw_fd());
-    }
-    (roles, fds, command)
+/// The encoded command of the last port started (if any), once.
+pub fn take_command() -> Option<Vec<u8>> {
+    COMMAND.with(|c| c.borrow_mut().take())
 }

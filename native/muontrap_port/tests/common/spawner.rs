@@ -178,7 +178,7 @@ pub fn read_hello(channel: &File) -> i32 {
 
 /// A HANDOVER frame with `roles` and `fds` on the channel.
 pub fn send_handover(channel: &File, roles: &[u8], fds: &[RawFd]) {
-    send_with_fds(channel.as_raw_fd(), &channel::handover(roles), fds).expect("send HANDOVER");
+    send_with_fds(channel.as_raw_fd(), &channel::handover(roles, &[]), fds).expect("send HANDOVER");
 }
 
 /// Writes `bytes` to the channel.
