@@ -68,6 +68,8 @@ struct Lifecycle {
     inbox: Inbox,
     decoder: FrameDecoder,
     pipe: Pipe,
+    /// The BEAM's output pipes, held until EXIT (`spawn::Child::held`).
+    held: Vec<OwnedFd>,
     processes: Processes,
     cgroup: Option<Cgroup>,
     phase: Phase,
@@ -86,6 +88,8 @@ pub struct Params {
     pub window: u32,
     pub pid: Pid,
     pub pipe: Option<OwnedFd>,
+    /// Closed once EXIT is written (`spawn::Child::held`).
+    pub held: Vec<OwnedFd>,
     pub cgroup: Option<Cgroup>,
     pub error_status: Option<i32>,
     pub notify: Option<Notifier>,
@@ -104,6 +108,7 @@ pub fn run(p: Params) -> i32 {
         inbox: Inbox::Open,
         decoder: FrameDecoder::default(),
         pipe: Pipe::new(p.pipe, p.window),
+        held: p.held,
         processes: Processes::new(p.pid),
         cgroup: p.cgroup,
         phase: Phase::Running,
@@ -144,7 +149,8 @@ impl Lifecycle {
             });
         crate::log::debug!(status, "finished");
         let stdin_open = self.inbox != Inbox::Closed;
-        finish(&mut self.out, &self.sigfd, stdin_open, status);
+        let held = std::mem::take(&mut self.held);
+        finish(&mut self.out, &self.sigfd, stdin_open, status, held);
         status
     }
 

@@ -133,7 +133,7 @@ pub(crate) fn library() -> i32 {
         Err(handover::HandoverError::Closed) => 0,
         Err(e) => {
             out.error(&e.to_string());
-            lifecycle::finish(&mut out, &sigfd, e.wait_for_close(), 1);
+            lifecycle::finish(&mut out, &sigfd, e.wait_for_close(), 1, Vec::new());
             1
         }
     }
@@ -146,7 +146,7 @@ pub(crate) fn library() -> i32 {
 fn fail(out: &mut Output, sigfd: Option<&signals::Signals>, msg: &str) -> i32 {
     out.error(msg);
     match sigfd {
-        Some(fd) => lifecycle::finish(out, fd, true, 1),
+        Some(fd) => lifecycle::finish(out, fd, true, 1, Vec::new()),
         None => out.exit(1),
     }
     1
@@ -215,6 +215,7 @@ fn run(cmd: &Command, mut out: Output, sigfd: signals::Signals, handover: Handov
         window: cmd.window,
         pid: child.pid,
         pipe: child.output,
+        held: child.held,
         cgroup,
         error_status,
         notify,

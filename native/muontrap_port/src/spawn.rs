@@ -200,6 +200,11 @@ pub struct Child {
     pub pid: Pid,
     /// Read end of the captured output pipe (non-blocking).
     pub output: Option<OwnedFd>,
+    /// Our copies of the write ends of the BEAM's output pipes (OUTPUT,
+    /// STDERR): kept until EXIT is written (`lifecycle::finish`), so the
+    /// BEAM finds EXIT waiting when the output ends and reads both in one
+    /// wake-up (docs/protocol.md, "Transport").
+    pub held: Vec<OwnedFd>,
     /// Set when the child reported a setup or exec failure; it exits 127.
     pub failure: Option<ChildFailure>,
 }
@@ -251,17 +256,15 @@ pub fn spawn(plan: Plan, direct: Direct) -> Result<Child, String> {
     let _ = setpgid(pid, pid);
     // The child has its copies. Ours would keep the report pipe from EOF,
     // the BEAM's stdin write end from EPIPE once the program closed its
-    // stdin, the BEAM's read ends from EOF once the program is gone, and
-    // a listening socket open once the BEAM and the program closed theirs.
-    drop((
-        report_w,
-        devnull,
-        direct.stdin,
-        direct.stderr,
-        direct.listen,
-    ));
+    // stdin, and a listening socket open once the BEAM and the program
+    // closed theirs. The BEAM's output pipes are held until EXIT.
+    drop((report_w, devnull, direct.stdin, direct.listen));
+    let mut held: Vec<OwnedFd> = direct.stderr.into_iter().collect();
     let output = output.and_then(|(r, w)| {
-        drop(w);
+        match r {
+            Some(_) => drop(w),
+            None => held.push(w),
+        }
         r
     });
     if let Some(r) = &output {
@@ -279,6 +282,7 @@ pub fn spawn(plan: Plan, direct: Direct) -> Result<Child, String> {
     Ok(Child {
         pid,
         output,
+        held,
         failure,
     })
 }

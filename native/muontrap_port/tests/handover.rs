@@ -260,13 +260,10 @@ fn a_longest_command_in_the_frame_is_read_whole() {
     let (status, errors) = port.read_framed_until_exit();
     assert!(errors.is_empty(), "{errors:?}");
     assert!(status == 0 || status == 143, "{status}");
-    // SIGTERM may come before or after the echo.
+    // SIGTERM may come before, during or after the echo's writes.
     let out = drained(output);
-    assert!(
-        out.is_empty() || out == format!("{word}\n").into_bytes(),
-        "{} bytes",
-        out.len()
-    );
+    let whole = format!("{word}\n").into_bytes();
+    assert!(whole.starts_with(&out), "{} bytes", out.len());
     port.close_stdin();
     port.wait();
 }

@@ -135,7 +135,7 @@ fn the_port_keeps_no_copy_of_stdin() {
 }
 
 #[test]
-fn the_port_holds_none_of_the_pipes_while_the_program_runs() {
+fn the_port_holds_only_the_output_pipes_and_those_until_exit() {
     let (mut port, ends) = Port::spawn_handover_pipes(
         &["--framed", "--capture-output", "sleep", "1000"],
         &[OUTPUT, STDIN, STDERR],
@@ -145,13 +145,13 @@ fn the_port_holds_none_of_the_pipes_while_the_program_runs() {
     let stderr = ends.stderr.expect("STDERR");
     let pipes = [pipe_name(&stdin), pipe_name(&output), pipe_name(&stderr)];
     let pid = started(&mut port);
-    let port_fds = open_fds(port.pid());
-    for (fd, target) in &port_fds {
-        assert!(
-            !pipes.contains(target),
-            "the port holds {target} as fd {fd}"
-        );
-    }
+    // Not stdin (the BEAM's writes must see EPIPE once the program is
+    // gone); the output pipes until EXIT, which the BEAM then finds
+    // waiting when they end.
+    let held: Vec<String> = open_fds(port.pid()).into_iter().map(|(_, t)| t).collect();
+    assert!(!held.contains(&pipes[0]), "the port holds stdin: {held:?}");
+    assert!(held.contains(&pipes[1]), "OUTPUT: {held:?}");
+    assert!(held.contains(&pipes[2]), "STDERR: {held:?}");
     let program = open_fds(pid);
     for (fd, pipe) in pipes.iter().enumerate() {
         let fd = fd as i32;
@@ -167,6 +167,9 @@ fn the_port_holds_none_of_the_pipes_while_the_program_runs() {
     }
     port.send_frame(TERMINATE, &[]);
     assert_eq!(port.read_framed_until_exit(), (143, vec![]));
+    // EXIT came: the output pipes end, while the port waits for its stdin.
+    assert!(drained(drain(output)).is_empty());
+    assert!(drained(drain(stderr)).is_empty());
     port.close_stdin();
     assert_eq!(port.wait(), 143);
 }

@@ -1,6 +1,6 @@
 //! The end of every run, also of one that never started a program.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use crate::signals::Signals;
 use nix::errno::Errno;
@@ -10,14 +10,22 @@ use nix::unistd::read;
 use crate::output::Output;
 use crate::signals;
 
-/// Last step in both modes. Framed: send EXIT, then wait for the Erlang
-/// side to close stdin (or a terminating signal), so it never writes to a
-/// port whose program is gone.
-pub fn finish(out: &mut Output, sigfd: &Signals, stdin_open: bool, status: i32) {
+/// Last step in both modes. Framed: send EXIT, close `held` (the BEAM's
+/// output pipes then end, with EXIT already in the channel), then wait
+/// for the Erlang side to close stdin (or a terminating signal), so it
+/// never writes to a port whose program is gone.
+pub fn finish(
+    out: &mut Output,
+    sigfd: &Signals,
+    stdin_open: bool,
+    status: i32,
+    held: Vec<OwnedFd>,
+) {
     if !out.framed() {
         return;
     }
     out.exit(status);
+    drop(held);
     if !stdin_open || out.broken() {
         return;
     }
