@@ -56,47 +56,39 @@ defmodule Mix.Tasks.Muontrap.Bench.Sections do
     throughput_rows(cfg) ++ relay_floor_rows(cfg) ++ stream_rows(cfg)
   end
 
+  # Each round runs one burst of every case, in an order that rotates
+  # from round to round, so the ratios compare bursts run seconds apart,
+  # not a case's rounds against another's run after them.
   def section("concurrency", cfg) do
     reps = if cfg.quick, do: 2, else: 5
+    name = "500 × true, 50 at once"
 
-    run = fn fun ->
-      for _ <- 1..reps do
-        {us, _} =
-          :timer.tc(fn ->
-            1..500
-            |> Task.async_stream(fn _ -> {_, 0} = fun.() end, max_concurrency: 50, timeout: 60_000)
-            |> Stream.run()
-          end)
+    cases =
+      [sys: fn -> System.cmd("true", []) end, mt: fn -> MuonTrap.cmd("true", []) end] ++
+        floor_rows(cfg, &{:floor, fn -> System.cmd(&1, ["true"]) end}) ++
+        resident_rows(cfg, &{:resident, fn -> ResidentFloor.cmd(&1, "true", []) end})
 
-        500 / (us / 1_000_000)
-      end
-    end
+    rates = interleaved_bursts(cases, reps)
+    sys = stats(rates[:sys])
 
-    sys = run.(fn -> System.cmd("true", []) end)
-    mt = run.(fn -> MuonTrap.cmd("true", []) end)
-
-    [row("concurrency", "500 × true, 50 at once", "cmds/s", stats(mt), stats(sys), true)] ++
-      floor_rows(cfg, fn floor ->
-        fl = run.(fn -> System.cmd(floor, ["true"]) end)
-
+    [row("concurrency", name, "cmds/s", stats(rates[:mt]), sys, true)] ++
+      floor_rows(cfg, fn _ ->
         row(
           "concurrency",
-          "floor (per command): 500 × true, 50 at once",
+          "floor (per command): #{name}",
           "cmds/s",
-          stats(fl),
-          stats(sys),
+          stats(rates[:floor]),
+          sys,
           true
         )
       end) ++
-      resident_rows(cfg, fn server ->
-        fl = run.(fn -> ResidentFloor.cmd(server, "true", []) end)
-
+      resident_rows(cfg, fn _ ->
         row(
           "concurrency",
-          "floor (resident): 500 × true, 50 at once",
+          "floor (resident): #{name}",
           "cmds/s",
-          stats(fl),
-          stats(sys),
+          stats(rates[:resident]),
+          sys,
           true
         )
       end)
@@ -172,6 +164,30 @@ defmodule Mix.Tasks.Muontrap.Bench.Sections do
     ] ++
       floor_rows(cfg, &idle_floor_row/1) ++
       [row("binary", "RSS peak streaming 100 MB", "KB", stats([mem.port_rss_kb]), nil, false)]
+  end
+
+  # `reps` rounds (after one to warm up) of a 500-command burst, 50 at
+  # once, of each case: its rates in commands per second, by case.
+  defp interleaved_bursts(cases, reps) do
+    burst = fn fun ->
+      {us, _} =
+        :timer.tc(fn ->
+          1..500
+          |> Task.async_stream(fn _ -> {_, 0} = fun.() end, max_concurrency: 50, timeout: 60_000)
+          |> Stream.run()
+        end)
+
+      500 / (us / 1_000_000)
+    end
+
+    Enum.each(cases, fn {_, fun} -> burst.(fun) end)
+
+    0..(reps - 1)
+    |> Enum.flat_map(fn round ->
+      {first, last} = Enum.split(cases, rem(round, length(cases)))
+      for {key, fun} <- last ++ first, do: {key, burst.(fun)}
+    end)
+    |> Enum.group_by(&elem(&1, 0), &elem(&1, 1))
   end
 
   defp idle_floor_row(floor) do
