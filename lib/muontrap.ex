@@ -142,6 +142,9 @@ defmodule MuonTrap do
       collect(acc, collector, run)
     catch
       kind, reason ->
+        # The run as it started names the same command: stopped wherever
+        # collect/3 was. (collect/3 stops it itself when it ends.)
+        Run.stop(run)
         collector.(acc, :halt)
         :erlang.raise(kind, reason, __STACKTRACE__)
     else
@@ -151,8 +154,6 @@ defmodule MuonTrap do
 
       {acc, status} ->
         {collector.(acc, :done), status}
-    after
-      Run.stop(run)
     end
   end
 

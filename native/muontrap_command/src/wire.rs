@@ -109,7 +109,8 @@ pub trait Wire: Sized {
 
 /// `cmd` with its version byte.
 pub fn encode(cmd: &Command) -> Vec<u8> {
-    let mut out = Vec::new();
+    // A usual command (an environment of a few KB) in one allocation.
+    let mut out = Vec::with_capacity(4096);
     VERSION.put(&mut out);
     cmd.put(&mut out);
     out
