@@ -134,22 +134,24 @@ pub fn stdio_hand_over<'a>(env: Env<'a>, stdio: Term<'a>) -> NifResult<Term<'a>>
 /// frame that could leave this channel in two pieces (a small send
 /// buffer) gets its command moved into a COMMAND memfd.
 fn handover_frame(state: &mut State) -> std::io::Result<Option<Vec<u8>>> {
-    let Some(command) = state.command.take() else {
+    let Some(command) = &state.command else {
         let has = state.pending.iter().any(|(role, _)| *role == ROLE_COMMAND);
         return Ok(has.then(|| channel::handover(&roles(state), &[])));
     };
-    let frame = channel::handover(&roles(state), &command);
-    let sndbuf = state
-        .channel
-        .fd
-        .as_ref()
-        .map(fdpass::send_buffer)
-        .transpose()?;
-    if sndbuf.is_some_and(|size| channel::fits_in_one_send(frame.len(), size)) {
-        state.command = Some(command);
+    let frame = channel::handover(&roles(state), command);
+    let sndbuf = match &state.channel.fd {
+        Some(fd) => fdpass::send_buffer(fd)?,
+        None => 0,
+    };
+    if channel::fits_in_one_send(frame.len(), sndbuf) {
         return Ok(Some(frame));
     }
-    state.command_in_memfd(&command)?;
+    if let Some(command) = state.command.take() {
+        if let Err(e) = state.command_in_memfd(&command) {
+            state.command = Some(command);
+            return Err(e);
+        }
+    }
     Ok(Some(channel::handover(&roles(state), &[])))
 }
 
