@@ -14,11 +14,9 @@ const MAX_PIPE: usize = 1 << 20;
 /// The smallest pipe the kernel makes: one page.
 #[cfg(linux_native)]
 const MIN_PIPE: usize = 4096;
-/// What a read asks for when FIONREAD cannot tell.
+/// What a read asks for when FIONREAD reports nothing (EOF or EAGAIN
+/// next, or what the command wrote meanwhile) or cannot tell.
 const PROBE_READ: usize = 64 * 1024;
-/// What a read asks for when FIONREAD reports nothing queued: EOF or
-/// EAGAIN next, or what came meanwhile. Read on the stack (`stdio_read`).
-pub const SMALL_READ: usize = 4096;
 
 /// Which end of a pipe the BEAM keeps: that end is non-blocking (it is
 /// polled with `enif_select`); the other end, handed to the port binary,
@@ -69,9 +67,8 @@ pub fn queued_bytes(fd: RawFd) -> Option<usize> {
 pub fn read_size(fd: RawFd, max: usize) -> usize {
     let max = max.max(1);
     match queued_bytes(fd) {
-        Some(0) => SMALL_READ.min(max),
+        Some(0) | None => PROBE_READ.min(max),
         Some(queued) => queued.min(max),
-        None => PROBE_READ.min(max),
     }
 }
 
@@ -138,7 +135,7 @@ mod tests {
     #[test]
     fn reads_what_is_queued_then_eagain_then_eof() {
         let (r, w) = make(65_536, Ours::Read).unwrap();
-        assert_eq!(read_size(r.as_raw_fd(), 1 << 30), SMALL_READ);
+        assert_eq!(read_size(r.as_raw_fd(), 1 << 30), PROBE_READ);
         let mut buf = [0u8; 16];
         let e = read(r.as_raw_fd(), &mut buf).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EAGAIN));

@@ -280,79 +280,21 @@ pub fn stdio_read<'a>(
         return Ok(atoms::eof().encode(env));
     };
     let want = pipe::read_size(fd, max);
-    // A short read (nothing queued: most often EOF or EAGAIN) goes through
-    // the stack, so it costs no allocation of a binary it would not fill.
-    let mut small = [0u8; pipe::SMALL_READ];
-    let read = if want <= small.len() {
-        match pipe::read(fd, &mut small[..want]) {
-            // Filled: the command wrote meanwhile; what else is queued
-            // comes with it, so a reader that keeps up with its command
-            // does not get its output in small pieces.
-            Ok(n) if n == small.len() && n < max => read_more(env, fd, &small, max),
-            Ok(n) => Ok((n > 0).then(|| copy_binary(env, &small[..n]))),
-            Err(e) => Err(e),
+    let mut bin = OwnedBinary::new(want).ok_or(Error::RaiseAtom("enomem"))?;
+    match pipe::read(fd, bin.as_mut_slice()) {
+        Ok(0) => Ok(atoms::eof().encode(env)),
+        Ok(n) => {
+            if n < want && !bin.realloc(n) {
+                return Err(Error::RaiseAtom("enomem"));
+            }
+            Ok(bin.release(env).encode(env))
         }
-    } else {
-        read_binary(env, fd, want, &[])
-    };
-    match read {
-        Ok(None) => Ok(atoms::eof().encode(env)),
-        Ok(Some(data)) => Ok(data),
         Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
             select(env, obj, reader, ERL_NIF_SELECT_READ, select_ref)?;
             Ok(atoms::wait().encode(env))
         }
         Err(e) => error(env, &e),
     }
-}
-
-/// `first`, read already, and what else `fd` holds now, up to `max` in all.
-fn read_more<'a>(
-    env: Env<'a>,
-    fd: std::os::fd::RawFd,
-    first: &[u8],
-    max: usize,
-) -> std::io::Result<Option<Term<'a>>> {
-    let more = pipe::queued_bytes(fd).unwrap_or(0).min(max - first.len());
-    if more == 0 {
-        return Ok(Some(copy_binary(env, first)));
-    }
-    read_binary(env, fd, first.len() + more, first)
-}
-
-/// A binary of `first` followed by one read of at most `want - first.len()`
-/// bytes of `fd`; `None` at EOF with nothing before it. EAGAIN after
-/// `first` is no error: `first` is the read.
-fn read_binary<'a>(
-    env: Env<'a>,
-    fd: std::os::fd::RawFd,
-    want: usize,
-    first: &[u8],
-) -> std::io::Result<Option<Term<'a>>> {
-    let Some(mut bin) = OwnedBinary::new(want) else {
-        return Err(std::io::Error::from_raw_os_error(libc::ENOMEM));
-    };
-    bin.as_mut_slice()[..first.len()].copy_from_slice(first);
-    let n = match pipe::read(fd, &mut bin.as_mut_slice()[first.len()..]) {
-        Ok(n) => n,
-        Err(e) if !first.is_empty() && e.raw_os_error() == Some(libc::EAGAIN) => 0,
-        Err(e) => return Err(e),
-    };
-    let total = first.len() + n;
-    if total == 0 {
-        return Ok(None);
-    }
-    if total < want && !bin.realloc(total) {
-        return Err(std::io::Error::from_raw_os_error(libc::ENOMEM));
-    }
-    Ok(Some(bin.release(env).encode(env)))
-}
-
-/// A new binary holding `bytes` (a heap binary when it is small).
-fn copy_binary<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
-    let mut bin = rustler::NewBinary::new(env, bytes.len());
-    bin.as_mut_slice().copy_from_slice(bytes);
-    Binary::from(bin).encode(env)
 }
 
 /// `stdio_write(stdio, data, ref) :: non_neg_integer | :wait | {:error, posix | :closed}`:
