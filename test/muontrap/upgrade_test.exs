@@ -191,7 +191,19 @@ defmodule MuonTrap.UpgradeTest do
       {:ok, _} = Application.ensure_all_started(:muontrap)
       old = MuonTrap.Nif.spawner_pid()
       IO.puts("old spawner \#{old}")
-      caller = spawn(fn -> MuonTrap.cmd(#{inspect(helper())}, ["sleep", #{inspect(m)}]) end)
+      caller = spawn(fn -> receive do: (:go -> MuonTrap.cmd(#{inspect(helper())}, ["sleep", #{inspect(m)}])) end)
+      # The caller reads its channel once, at cmd/3's lazy arm: after the
+      # reload that read would find its stdio foreign (ArgumentError) and
+      # the command would stop with it, so the reload waits for it.
+      1 = :erlang.trace(caller, true, [:call])
+      _ = :erlang.trace_pattern({MuonTrap.Nif, :stdio_recv, 2}, true, [:local])
+      send(caller, :go)
+      receive do
+        {:trace, ^caller, :call, {MuonTrap.Nif, :stdio_recv, _}} -> :ok
+      after
+        60_000 -> raise "the caller never read its channel"
+      end
+      1 = :erlang.trace(caller, false, [:call])
       true = Enum.any?(1..6000, fn _ -> Process.sleep(10); match?({_, 0}, System.cmd("pgrep", ["-f", #{inspect(m)}])) end)
       dir = #{inspect(upgrade_dir)}
       File.mkdir_p!(Path.dirname(dir))
