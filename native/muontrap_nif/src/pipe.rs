@@ -14,8 +14,7 @@ const MAX_PIPE: usize = 1 << 20;
 /// The smallest pipe the kernel makes: one page.
 #[cfg(linux_native)]
 const MIN_PIPE: usize = 4096;
-/// What a read asks for when FIONREAD reports nothing (EOF or EAGAIN
-/// next, or what the command wrote meanwhile) or cannot tell.
+/// What a read asks for when FIONREAD reports nothing (EOF or EAGAIN next).
 const PROBE_READ: usize = 64 * 1024;
 
 /// Which end of a pipe the BEAM keeps: that end is non-blocking (it is
@@ -54,12 +53,16 @@ pub fn make(window: usize, ours: Ours) -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(pair)
 }
 
-/// Bytes queued in the pipe (FIONREAD); `None` if unknown.
-pub fn queued_bytes(fd: RawFd) -> Option<usize> {
+/// Bytes queued in the pipe (FIONREAD); 0 if unknown.
+pub fn queued_bytes(fd: RawFd) -> usize {
     let mut n: libc::c_int = 0;
     // SAFETY: FIONREAD stores one int through the valid pointer.
     let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
-    (r >= 0).then(|| usize::try_from(n).unwrap_or(0))
+    if r < 0 {
+        0
+    } else {
+        usize::try_from(n).unwrap_or(0)
+    }
 }
 
 /// How many bytes to ask for: what is queued (at most the pipe's
@@ -67,8 +70,8 @@ pub fn queued_bytes(fd: RawFd) -> Option<usize> {
 pub fn read_size(fd: RawFd, max: usize) -> usize {
     let max = max.max(1);
     match queued_bytes(fd) {
-        Some(0) | None => PROBE_READ.min(max),
-        Some(queued) => queued.min(max),
+        0 => PROBE_READ.min(max),
+        queued => queued.min(max),
     }
 }
 
