@@ -111,7 +111,9 @@ defmodule MuonTrap.Engine do
       owner: owner,
       timer: timer,
       reading: reading,
-      ready: reading,
+      # Each output pipe is watched from the hand-over (Stdio.hand_over!/3):
+      # read on its first notice.
+      ready: [],
       lazy: if(spec[:lazy_channel] && reading != [], do: :pending)
     }
   end

@@ -83,7 +83,7 @@ defmodule MuonTrap.Nif do
   def stdio_open(_window, _streams, _listeners), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_command(_stdio, _command), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_spawn(_stdio), do: :erlang.nif_error(:nif_not_loaded)
-  def stdio_hand_over(_stdio), do: :erlang.nif_error(:nif_not_loaded)
+  def stdio_hand_over(_stdio, _arm), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_recv(_stdio, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_send(_stdio, _frame), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_info(_stdio), do: :erlang.nif_error(:nif_not_loaded)

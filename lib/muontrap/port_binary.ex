@@ -82,11 +82,18 @@ defmodule MuonTrap.PortBinary do
     |> Map.put(:base_env, environment())
   end
 
-  # System.get_env/0's pairs, without the map it builds (and this would
-  # turn back into a list): reading the environment is a large share of
-  # the BEAM's work per start (docs/performance.md, round 10).
+  # :os.env/0 packed into one binary (native/muontrap_command/src/env_pack.rs):
+  # converting its lists one by one was a large share of a start
+  # (docs/performance.md, round 13). A code point above 255 cannot be
+  # packed so; that environment goes as pairs.
   defp environment do
-    for {key, value} <- :os.env(), do: {List.to_string(key), List.to_string(value)}
+    env = :os.env()
+
+    try do
+      {:latin1, :erlang.iolist_to_binary(for {name, value} <- env, do: [name, 0, value, 0])}
+    rescue
+      ArgumentError -> for {name, value} <- env, do: {List.to_string(name), List.to_string(value)}
+    end
   end
 
   defp capture(_options, :none), do: :none

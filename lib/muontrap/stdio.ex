@@ -110,8 +110,9 @@ defmodule MuonTrap.Stdio do
 
   @doc """
   Hand the supervisor `request!/2` started the command
-  (`MuonTrap.PortBinary.command/2`) and the pipes' other ends. Returns at
-  once; the supervisor's frames follow (`recv/1`). While too many
+  (`MuonTrap.PortBinary.command/2`) and the pipes' other ends, and watch
+  the output pipes: a `:ready_input` notice comes for each once it has
+  data or ends. Returns at once; the supervisor's frames follow (`recv/1`). While too many
   descriptors are in flight, waits for them to land. A supervisor gone
   before the hand-over reached it (its request died with a SIGKILLed
   spawner) ran nothing: the command is asked for again (`request!/2`
@@ -127,7 +128,7 @@ defmodule MuonTrap.Stdio do
   end
 
   defp hand_over(stdio, path, deadline, wait, retries) do
-    case Nif.stdio_hand_over(stdio.resource) do
+    case Nif.stdio_hand_over(stdio.resource, watched(stdio)) do
       :ok ->
         stdio
 
@@ -145,6 +146,10 @@ defmodule MuonTrap.Stdio do
         raise MuonTrap.Error, message: cannot_start(reason)
     end
   end
+
+  # The output pipes, selected at the hand-over: they are empty then.
+  defp watched(%__MODULE__{refs: refs}),
+    do: for({stream, ref} <- refs, stream != :stdin, do: {stream, ref})
 
   defp busy_deadline, do: System.monotonic_time(:millisecond) + @busy_wait
 
@@ -174,9 +179,10 @@ defmodule MuonTrap.Stdio do
   @doc """
   The supervisor's frames so far, decoded (`MuonTrap.Protocol.message()`,
   and `{:supervisor, os_pid}`), and `:wait` (a `:channel` notice comes
-  with more) or `:eof` (the supervisor is gone).
+  with more), `:eof` (the supervisor is gone) or `:exited` (EXIT came:
+  nothing more will, and the channel is not watched).
   """
-  @spec recv(t()) :: {[term()], :wait | :eof}
+  @spec recv(t()) :: {[term()], :wait | :eof | :exited}
   def recv(stdio), do: Nif.stdio_recv(stdio.resource, stdio.ref)
 
   @doc "Send a request frame (`MuonTrap.Protocol`) to the supervisor."

@@ -254,6 +254,22 @@ defmodule MuonTrap.SpawnerTest do
         System.put_env("HOME", home)
       end
     end
+
+    # The environment goes packed when every code point is below 256
+    # (env_pack.rs), as pairs otherwise: both reach the command as
+    # System.cmd/3 gives them, in UTF-8.
+    test "non-ASCII values arrive as System.cmd/3 passes them, packed or not" do
+      var = "MUONTRAP_TEST_#{marker()}"
+      on_exit(fn -> System.delete_env(var) end)
+      script = ["-c", "printf '%s' \"$#{var}\" | od -An -tx1"]
+
+      for value <- ["café", "naïve ÿ", "→ arrow, ünïcödé"] do
+        System.put_env(var, value)
+        {bytes, 0} = System.cmd("sh", script)
+        assert MuonTrap.cmd("sh", script) == {bytes, 0}
+        assert bytes =~ "c3"
+      end
+    end
   end
 
   describe "no Erlang port per running command" do

@@ -122,7 +122,7 @@ defmodule MuonTrap.StdioTest do
   defp take_until(stdio, done?) do
     Enum.reduce_while(1..100, [], fn _, acc ->
       case Stdio.recv(stdio) do
-        {frames, :eof} ->
+        {frames, state} when state in [:eof, :exited] ->
           {:halt, acc ++ frames}
 
         {frames, :wait} ->

@@ -22,6 +22,7 @@ pub use muontrap_cgroup::layout::{Hierarchy, Layout};
 pub mod cli;
 #[macro_use]
 mod decl;
+pub mod env_pack;
 #[cfg(feature = "nif")]
 pub mod nif;
 pub mod wire;
@@ -75,7 +76,7 @@ command! {
         /// The environment the program starts from (the BEAM's of the
         /// moment, `System.get_env/0`), before `env`; `None`: the
         /// supervisor's own (the plain command line).
-        base_env => base_env: Option<Vec<(Bytes, Bytes)>> = None,
+        base_env => base_env: Option<EnvPairs> = None,
         /// The supervisor's and the program's working directory; `None`:
         /// the supervisor's own.
         cd => cd: Option<Bytes> = None,
@@ -234,6 +235,11 @@ pub struct CgroupWrites {
     pub controllers: Vec<String>,
     pub settings: Vec<(String, String)>,
 }
+
+/// Environment variables, `(name, value)` in order (Elixir: the pairs,
+/// or the BEAM's environment packed, see `nif.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvPairs(pub Vec<(Bytes, Bytes)>);
 
 /// Names, one per LISTEN descriptor (Elixir: `[{name, socket}]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

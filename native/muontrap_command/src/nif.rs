@@ -8,10 +8,12 @@ use std::os::unix::ffi::OsStringExt;
 
 use rustler::{Atom, Binary, Decoder, Error, NifResult, NifTuple, Term};
 
-use crate::{Bytes, CgroupWrites, Names, Notify, Resource, Rlimit, Rlimits, Signal, INFINITY};
+use crate::{
+    Bytes, CgroupWrites, EnvPairs, Names, Notify, Resource, Rlimit, Rlimits, Signal, INFINITY,
+};
 
 mod atoms {
-    rustler::atoms! { infinity, notify }
+    rustler::atoms! { infinity, latin1, notify }
 }
 
 /// `key`'s value in the map `term`, decoded; `None` when it is missing or
@@ -123,6 +125,21 @@ impl<'a> Decoder<'a> for CgroupWrites {
             controllers,
             settings,
         })
+    }
+}
+
+/// `:base_env`: `[{name, value}]` binaries, or `{:latin1, packed}`, the
+/// BEAM's environment packed (`crate::env_pack`).
+impl<'a> Decoder<'a> for EnvPairs {
+    fn decode(term: Term<'a>) -> NifResult<Self> {
+        if let Ok((tag, packed)) = term.decode::<(Atom, Binary)>() {
+            return match tag == atoms::latin1() {
+                true => crate::env_pack::unpack_latin1(packed.as_slice()).ok_or(Error::BadArg),
+                false => Err(Error::BadArg),
+            }
+            .map(EnvPairs);
+        }
+        term.decode().map(EnvPairs)
     }
 }
 

@@ -15,8 +15,8 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use crate::{
-    Bytes, Capture, CgroupWrites, Command, Hierarchy, IdSpec, Layout, Names, Notify, Resource,
-    Rlimit, Rlimits, Signal,
+    Bytes, Capture, CgroupWrites, Command, EnvPairs, Hierarchy, IdSpec, Layout, Names, Notify,
+    Resource, Rlimit, Rlimits, Signal,
 };
 
 /// The format's version: a hash (FNV-1a) of the fields' names and types
@@ -316,7 +316,7 @@ macro_rules! newtype {
         }
     )*};
 }
-newtype!(Signal, Rlimits, Names, Notify);
+newtype!(Signal, Rlimits, Names, Notify, EnvPairs);
 
 impl Wire for CgroupWrites {
     fn put(&self, out: &mut Vec<u8>) {

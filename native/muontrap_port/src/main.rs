@@ -315,6 +315,7 @@ fn lookup_program(cfg: &Command) -> Option<std::ffi::OsString> {
     }
     let path = match &cfg.base_env {
         Some(env) => env
+            .0
             .iter()
             .find(|(k, _)| k.0 == "PATH")
             .map(|(_, v)| v.0.clone()),
@@ -404,7 +405,7 @@ fn program_env(
     listen::env_changes(listen, names, &mut changes);
     let result = match &cfg.base_env {
         Some(base) => spawn::Env::new(
-            base.iter().map(|(k, v)| (k.0.clone(), v.0.clone())),
+            base.0.iter().map(|(k, v)| (k.0.clone(), v.0.clone())),
             &changes,
         ),
         None => spawn::Env::new(std::env::vars_os(), &changes),

@@ -26,7 +26,7 @@ use crate::spawner::{self, SpawnError};
 use crate::{fdpass, wire};
 
 mod atoms {
-    rustler::atoms! { ok, wait, eof, busy, gone, no_spawner, supervisor, error }
+    rustler::atoms! { ok, wait, eof, exited, busy, gone, no_spawner, supervisor, error }
 }
 
 /// Largest frame accepted from a supervisor (NOTIFY bodies are the
@@ -87,16 +87,23 @@ pub fn stdio_spawn<'a>(env: Env<'a>, stdio: Term<'a>) -> NifResult<Term<'a>> {
     Ok(atoms::ok().encode(env))
 }
 
-/// `stdio_hand_over(stdio) :: :ok | {:error, :busy | :gone | :closed | posix}`:
+/// `stdio_hand_over(stdio, arm) :: :ok | {:error, :busy | :gone | :closed | posix}`:
 /// the HANDOVER on the channel `stdio_spawn` made: the pipes' other ends,
-/// the listeners and the command (`stdio_command`). `:busy`: too many
+/// the listeners and the command (`stdio_command`). Then each
+/// `{stream, ref}` of `arm` is selected for reading, as a read would be
+/// that found the pipe empty: right after the HANDOVER it always is, so
+/// that read and its `FIONREAD` are saved. `:busy`: too many
 /// descriptors in flight, try again shortly. `:gone`: the channel's other
 /// end closed before the HANDOVER reached it (the request died in a
 /// SIGKILLed spawner's socket, or its supervisor was killed), so nothing
 /// of the command ran: the channel is closed and the descriptors kept, for
 /// `stdio_spawn` and `stdio_hand_over` to start over. Nothing here waits.
 #[rustler::nif]
-pub fn stdio_hand_over<'a>(env: Env<'a>, stdio: Term<'a>) -> NifResult<Term<'a>> {
+pub fn stdio_hand_over<'a>(
+    env: Env<'a>,
+    stdio: Term<'a>,
+    arm: Vec<(Atom, Term<'a>)>,
+) -> NifResult<Term<'a>> {
     let obj = resource::get(stdio)?;
     let mut state = lock(obj);
     if state.handed_over {
@@ -127,6 +134,15 @@ pub fn stdio_hand_over<'a>(env: Env<'a>, stdio: Term<'a>) -> NifResult<Term<'a>>
     state.pending.clear();
     state.command = None;
     state.handed_over = true;
+    for (stream, select_ref) in arm {
+        select(
+            env,
+            obj,
+            state.reader(stream)?,
+            ERL_NIF_SELECT_READ,
+            select_ref,
+        )?;
+    }
     Ok(atoms::ok().encode(env))
 }
 
@@ -166,17 +182,23 @@ fn busy_or_error<'a>(env: Env<'a>, e: &std::io::Error) -> NifResult<Term<'a>> {
     }
 }
 
-/// `stdio_recv(stdio, ref) :: {[event], :wait | :eof}`: every frame the
-/// channel holds, decoded (`MuonTrap.Protocol.message()`, and
+/// `stdio_recv(stdio, ref) :: {[event], :wait | :eof | :exited}`: every
+/// frame the channel holds, decoded (`MuonTrap.Protocol.message()`, and
 /// `{:supervisor, os_pid}` for the HELLO); `:wait`: more will be
 /// announced by `{:select, stdio, ref, :ready_input}`; `:eof`: the
-/// supervisor is gone (closed its end, or the channel was closed here).
+/// supervisor is gone (closed its end, or the channel was closed here);
+/// `:exited`: EXIT came, after which the supervisor sends nothing (it
+/// waits for the channel's close), so the channel is neither read again
+/// nor selected: a read and two `epoll_ctl`s less per command.
 #[rustler::nif]
 pub fn stdio_recv<'a>(env: Env<'a>, stdio: Term<'a>, select_ref: Term<'a>) -> NifResult<Term<'a>> {
     let obj = resource::get(stdio)?;
     let mut state = lock(obj);
     let mut events = Vec::new();
     let end = loop {
+        if state.progress.exited {
+            break atoms::exited();
+        }
         let Some(fd) = state.channel.raw() else {
             state.progress.eof = true;
             break atoms::eof();
