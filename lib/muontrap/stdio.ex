@@ -112,12 +112,12 @@ defmodule MuonTrap.Stdio do
   Hand the supervisor `request!/2` started the command
   (`MuonTrap.PortBinary.command/2`) and the pipes' other ends, and watch
   the output pipes: a `:ready_input` notice comes for each once it has
-  data or ends. Returns at once; the supervisor's frames follow (`recv/1`). While too many
-  descriptors are in flight, waits for them to land. A supervisor gone
-  before the hand-over reached it (its request died with a SIGKILLed
-  spawner) ran nothing: the command is asked for again (`request!/2`
-  with `path`), up to #{@retries} times. Raises `MuonTrap.Error` if the
-  command cannot be handed over.
+  data or ends. Returns at once; the supervisor's frames follow
+  (`recv/1`). While too many descriptors are in flight, waits for them
+  to land. A supervisor gone before the hand-over reached it (its
+  request died with a SIGKILLed spawner) ran nothing: the command is
+  asked for again (`request!/2` with `path`), up to #{@retries} times.
+  Raises `MuonTrap.Error` if the command cannot be handed over.
   """
   @spec hand_over!(t(), map(), Path.t()) :: t()
   def hand_over!(stdio, command, path) do

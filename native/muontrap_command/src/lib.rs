@@ -237,7 +237,7 @@ pub struct CgroupWrites {
 }
 
 /// Environment variables, `(name, value)` in order (Elixir: the pairs,
-/// or the BEAM's environment packed, see `nif.rs`).
+/// or the BEAM's environment packed, `env_pack.rs`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnvPairs(pub Vec<(Bytes, Bytes)>);
 

@@ -112,6 +112,10 @@ pub fn stdio_hand_over<'a>(
     if state.channel.fd.is_none() {
         return Err(Error::BadArg);
     }
+    // Checked before the send: after it, a bad stream could not undo it.
+    for (stream, _) in &arm {
+        state.reader(*stream)?;
+    }
     let frame = match handover_frame(&mut state) {
         Ok(Some(frame)) => frame,
         Ok(None) => return Err(Error::BadArg),
