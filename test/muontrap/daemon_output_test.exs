@@ -102,9 +102,13 @@ defmodule MuonTrap.DaemonOutputTest do
       wait_until(fn -> match?([_], pids_matching("#{size}")) && pids_matching("#{size}") end)
 
     wait_until(fn -> blocked_in_write?(head) end, 5_000, "head blocked writing")
-    # What head wrote is bounded by the chunk the daemon holds, the pipe's
-    # capacity and head's own buffer; the daemon's mailbox holds no output.
-    assert written(head) <= 2 * window + 8192
+    # What head wrote is bounded by the chunk the daemon holds, the part
+    # of a line it kept from an earlier chunk (under 16 KiB, the longest
+    # line logged), the pipe's capacity and head's own buffer; the
+    # daemon's mailbox holds no output. (Without the partial line the
+    # bound failed once on a loaded machine: 144 KiB written, the daemon's
+    # first read having caught 8 KiB.)
+    assert written(head) <= 2 * window + 16_384 + 8192
     {:messages, messages} = Process.info(pid, :messages)
     assert length(messages) <= 2, inspect(messages, limit: 5)
     {:memory, memory} = Process.info(pid, :memory)
