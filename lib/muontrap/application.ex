@@ -4,7 +4,8 @@ defmodule MuonTrap.Application do
   # `iex -S mix`) a module is loaded at its first call, so the first
   # cmd/3 or Daemon would load about 18 modules one by one and start the
   # resident spawner: tens of milliseconds on a test's budget. Here they
-  # load in parallel, and the spawner starts, before anyone waits.
+  # load in parallel, and the spawner and the end notices' dispatcher
+  # start, before anyone waits.
   #
   # Nothing here is needed: cmd/3 works without this application (the
   # first start then starts the spawner), and stopping it leaves running
@@ -24,6 +25,7 @@ defmodule MuonTrap.Application do
     MuonTrap.Nif,
     MuonTrap.PortBinary,
     MuonTrap.PortReaper,
+    MuonTrap.Notices,
     MuonTrap.Protocol,
     MuonTrap.Daemon,
     MuonTrap.Daemon.Server,
@@ -48,6 +50,8 @@ defmodule MuonTrap.Application do
       # Said again, as an error, by the first command.
       {:error, message} -> Logger.warning("#{message} (at the application's start)")
     end
+
+    MuonTrap.Notices.ensure()
 
     Supervisor.start_link([], strategy: :one_for_one, name: MuonTrap.Supervisor)
   end

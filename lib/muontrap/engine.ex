@@ -64,7 +64,10 @@ defmodule MuonTrap.Engine do
             ready: [],
             started: false,
             status: nil,
-            deadline: nil
+            deadline: nil,
+            # EXIT came with an end notice arranged: an empty pipe is at
+            # its end (read/1).
+            final: false
 
   @typedoc "A command's channel, pipes and progress."
   @type t :: %__MODULE__{}
@@ -91,10 +94,14 @@ defmodule MuonTrap.Engine do
     # The deadline counts from the call.
     timer = Timers.start(Keyword.get(spec, :timeout, :infinity))
 
+    # cmd/3 and stream!/3 learn of their command's end from its end
+    # notice (MuonTrap.Notices), read when the output is at its end.
+    lazy = Keyword.get(spec, :lazy_channel, false) and reading != []
+
     stdio =
       try do
         stdio = Stdio.open(PortBinary.window(options), streams, listeners && listeners.resource)
-        start_command(stdio, options, capture)
+        start_command(stdio, options, capture, lazy)
       rescue
         e ->
           Timers.cancel(timer)
@@ -114,12 +121,12 @@ defmodule MuonTrap.Engine do
       # Each output pipe is watched from the hand-over (Stdio.hand_over!/3):
       # read on its first notice.
       ready: [],
-      lazy: if(spec[:lazy_channel] && reading != [], do: :pending)
+      lazy: if(lazy, do: :pending)
     }
   end
 
-  defp start_command(stdio, options, capture) do
-    PortBinary.start(stdio, options, capture)
+  defp start_command(stdio, options, capture, notice) do
+    PortBinary.start(stdio, options, capture, notice)
   rescue
     e ->
       Stdio.close(stdio)
@@ -143,6 +150,13 @@ defmodule MuonTrap.Engine do
 
   def handle_message(%{stdio: %Stdio{resource: res}} = engine, {:select, res, _, _} = notice),
     do: handle_select(engine, Stdio.stream_of(engine.stdio, notice))
+
+  # The command's end notice: EXIT is in the channel.
+  def handle_message(%{stdio: %Stdio{notice: id}} = engine, {:muontrap_ended, id})
+      when id != nil do
+    Timers.cancel_arm(engine.lazy)
+    handle_select(%{engine | lazy: nil}, :channel)
+  end
 
   # A reminder the owner sent itself (read_on/1): one more chunk to read.
   def handle_message(%{stdio: %Stdio{resource: r}} = engine, {:muontrap_read, r}),
@@ -189,10 +203,13 @@ defmodule MuonTrap.Engine do
   # The next message about the command within `timeout` ms, handled.
   defp await(engine, timeout) do
     %{timer: timer, lazy: lazy} = engine
-    res = if engine.stdio, do: engine.stdio.resource
+
+    {res, notice} =
+      if engine.stdio, do: {engine.stdio.resource, engine.stdio.notice}, else: {nil, nil}
 
     receive do
       {:select, ^res, _, _} = message when res != nil -> handled(engine, message)
+      {:muontrap_ended, ^notice} = message when notice != nil -> handled(engine, message)
       {:timeout, ^timer, :muontrap_timeout} = msg when timer != nil -> handled(engine, msg)
       {:timeout, ^lazy, :muontrap_arm} = msg when is_reference(lazy) -> handled(engine, msg)
     after
@@ -230,10 +247,13 @@ defmodule MuonTrap.Engine do
       {:data, data, stdio} ->
         {[{:data, stream, data}], %{engine | stdio: stdio, ready: rest ++ [stream]}}
 
-      {:wait, stdio} ->
+      # After EXIT with an end notice, an empty pipe is at its end: no
+      # process that could write to it is left, and the supervisor keeps
+      # it open only so that its end wakes nobody.
+      {:wait, stdio} when not engine.final ->
         {[], %{engine | stdio: stdio, ready: rest}}
 
-      {:eof, stdio} ->
+      {_wait_or_eof, stdio} ->
         reading = List.delete(engine.reading, stream)
         engine = if reading == [], do: arm_early(engine), else: engine
         {[{:eof, stream}], %{engine | stdio: stdio, ready: rest, reading: reading}}
@@ -415,7 +435,10 @@ defmodule MuonTrap.Engine do
   # its channel to close after EXIT, exits.
   defp exited(engine, status) do
     PortReaper.done(engine.reaper)
-    Nif.stdio_close_channel(engine.stdio.resource)
+    # With an end notice, the supervisor keeps the output pipes until the
+    # channel closes: it closes with them (close/1), after the last read.
+    final = engine.stdio.notice != nil
+    unless final, do: Nif.stdio_close_channel(engine.stdio.resource)
     close_stdin(engine)
     deadline = System.monotonic_time(:millisecond) + @drain_grace
 
@@ -425,7 +448,8 @@ defmodule MuonTrap.Engine do
         reaper: nil,
         status: status,
         deadline: deadline,
-        ready: engine.reading
+        ready: engine.reading,
+        final: final
     }
   end
 

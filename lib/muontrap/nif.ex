@@ -83,7 +83,7 @@ defmodule MuonTrap.Nif do
   def stdio_open(_window, _streams, _listeners), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_command(_stdio, _command), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_spawn(_stdio), do: :erlang.nif_error(:nif_not_loaded)
-  def stdio_hand_over(_stdio, _arm), do: :erlang.nif_error(:nif_not_loaded)
+  def stdio_hand_over(_stdio, _arm, _notice), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_recv(_stdio, _select_ref), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_send(_stdio, _frame), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_info(_stdio), do: :erlang.nif_error(:nif_not_loaded)
@@ -91,6 +91,10 @@ defmodule MuonTrap.Nif do
   def stdio_heir(_stdio, _pid), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_give(_stdio, _pid), do: :erlang.nif_error(:nif_not_loaded)
   def stdio_kill(_stdio, _what), do: :erlang.nif_error(:nif_not_loaded)
+
+  # End notices (native/muontrap_nif/src/notices.rs), used by MuonTrap.Notices.
+  def notices_attach, do: :erlang.nif_error(:nif_not_loaded)
+  def notices_dispatch(_bytes), do: :erlang.nif_error(:nif_not_loaded)
 
   # The resident spawner (native/muontrap_nif/src/spawner.rs).
   def spawner_instance, do: :erlang.nif_error(:nif_not_loaded)

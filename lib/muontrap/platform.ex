@@ -14,6 +14,7 @@ defmodule MuonTrap.Platform do
           portable: boolean(),
           cgroups: boolean(),
           notify: boolean(),
+          end_notices: boolean(),
           missing_rlimits: [atom()]
         }
   def info, do: MuonTrap.Nif.constants().platform

@@ -50,21 +50,23 @@ defmodule MuonTrap.PortBinary do
 
   `capture` says which output the command's OUTPUT pipe gets: `:output`
   (stdout, plus stderr with `:stderr_to_stdout`, or only stderr with
-  `:capture_stderr_only`) or `:none`.
+  `:capture_stderr_only`) or `:none`. `notice` asks for an end notice
+  (`MuonTrap.Stdio.hand_over!/4`).
 
   Raises `MuonTrap.Error` when the command cannot be started (no
   descriptors left, the spawner cannot run).
   """
-  @spec start(Stdio.t(), Options.t(), :output | :none) :: Stdio.t()
-  def start(stdio, options, capture) do
+  @spec start(Stdio.t(), Options.t(), :output | :none, boolean()) :: Stdio.t()
+  def start(stdio, options, capture, notice \\ false) do
     # The supervisor is asked for first: its fork and start overlap with
     # the building of the command (the environment of the moment, the
     # NIF's decoding).
     path = path()
+    if notice, do: MuonTrap.Notices.ensure()
 
     stdio
     |> Stdio.request!(path)
-    |> Stdio.hand_over!(command(options, capture), path)
+    |> Stdio.hand_over!(command(options, capture), path, notice)
   end
 
   @doc """

@@ -39,7 +39,7 @@ defmodule MuonTrap.Stdio do
   @retries 3
 
   @enforce_keys [:resource, :ref, :window, :refs]
-  defstruct [:resource, :ref, :window, :refs]
+  defstruct [:resource, :ref, :window, :refs, notice: nil]
 
   @typedoc "A stream of the command: its captured output, a separate stderr, its stdin."
   @type stream :: :output | :stderr | :stdin
@@ -49,7 +49,8 @@ defmodule MuonTrap.Stdio do
           resource: reference(),
           ref: reference(),
           window: pos_integer(),
-          refs: %{optional(stream()) => reference()}
+          refs: %{optional(stream()) => reference()},
+          notice: pos_integer() | nil
         }
 
   @doc """
@@ -112,32 +113,39 @@ defmodule MuonTrap.Stdio do
   Hand the supervisor `request!/2` started the command
   (`MuonTrap.PortBinary.command/2`) and the pipes' other ends, and watch
   the output pipes: a `:ready_input` notice comes for each once it has
-  data or ends. Returns at once; the supervisor's frames follow
-  (`recv/1`). While too many descriptors are in flight, waits for them
-  to land. A supervisor gone before the hand-over reached it (its
+  data or ends. With `notice` true, the command's end is announced by
+  `{:muontrap_ended, id}` when an end notice can be arranged
+  (`MuonTrap.Notices`): `id` is then the stdio's `:notice`, and its output
+  pipes do not end before it is closed (every process that could write
+  to them is gone by EXIT). Returns at once; the supervisor's frames
+  follow (`recv/1`). While too many descriptors are in flight, waits for
+  them to land. A supervisor gone before the hand-over reached it (its
   request died with a SIGKILLed spawner) ran nothing: the command is
   asked for again (`request!/2` with `path`), up to #{@retries} times.
   Raises `MuonTrap.Error` if the command cannot be handed over.
   """
-  @spec hand_over!(t(), map(), Path.t()) :: t()
-  def hand_over!(stdio, command, path) do
+  @spec hand_over!(t(), map(), Path.t(), boolean()) :: t()
+  def hand_over!(stdio, command, path, notice \\ false) do
     case Nif.stdio_command(stdio.resource, command) do
-      :ok -> hand_over(stdio, path, busy_deadline(), 1, @retries)
+      :ok -> hand_over(stdio, path, notice, busy_deadline(), 1, @retries)
       {:error, reason} -> raise MuonTrap.Error, message: cannot_start(reason)
     end
   end
 
-  defp hand_over(stdio, path, deadline, wait, retries) do
-    case Nif.stdio_hand_over(stdio.resource, watched(stdio)) do
+  defp hand_over(stdio, path, notice, deadline, wait, retries) do
+    case Nif.stdio_hand_over(stdio.resource, watched(stdio), notice) do
       :ok ->
         stdio
 
+      {:ok, id} ->
+        %{stdio | notice: id}
+
       {:error, :busy} ->
         busy_wait(deadline, wait)
-        hand_over(stdio, path, deadline, min(wait * 2, 50), retries)
+        hand_over(stdio, path, notice, deadline, min(wait * 2, 50), retries)
 
       {:error, :gone} when retries > 0 ->
-        stdio |> request!(path) |> hand_over(path, deadline, wait, retries - 1)
+        stdio |> request!(path) |> hand_over(path, notice, deadline, wait, retries - 1)
 
       {:error, :gone} ->
         raise MuonTrap.Error, message: cannot_start(:gone)
@@ -278,9 +286,10 @@ defmodule MuonTrap.Stdio do
   @spec close(t() | nil) :: :ok
   def close(nil), do: :ok
 
-  def close(%__MODULE__{resource: res, refs: refs, ref: ref}) do
+  def close(%__MODULE__{resource: res, refs: refs, ref: ref} = stdio) do
     Nif.stdio_close(res)
     Enum.each([ref | Map.values(refs)], &flush_select(res, &1))
+    flush_notice(stdio)
   end
 
   @doc """
@@ -288,8 +297,23 @@ defmodule MuonTrap.Stdio do
   command given to another process (`MuonTrap.PortReaper.release/2`).
   """
   @spec forget(t()) :: :ok
-  def forget(%__MODULE__{resource: res, refs: refs, ref: ref}),
-    do: Enum.each([ref | Map.values(refs)], &flush_select(res, &1))
+  def forget(%__MODULE__{resource: res, refs: refs, ref: ref} = stdio) do
+    Enum.each([ref | Map.values(refs)], &flush_select(res, &1))
+    flush_notice(stdio)
+  end
+
+  # The NIF sends an end notice only while the command is its owner's
+  # (native/muontrap_nif/src/notices.rs): after the close or the hand-off,
+  # one already sent is in the mailbox, or none comes.
+  defp flush_notice(%__MODULE__{notice: nil}), do: :ok
+
+  defp flush_notice(%__MODULE__{notice: id}) do
+    receive do
+      {:muontrap_ended, ^id} -> :ok
+    after
+      0 -> :ok
+    end
+  end
 
   defp flush_select(res, ref) do
     receive do

@@ -49,7 +49,7 @@ defmodule MuonTrap.SpawnerTest do
       # Set up (it has a command), every supervisor was seen at least once.
       # Under load a supervisor may come and go between two snapshots.
       assert map_size(samples) >= 20, "only #{map_size(samples)} supervisors seen"
-      check_own(samples, request, fds(spawner)[2])
+      check_own(samples, request, fds(spawner)[2], fds(spawner)[4])
     end
   end
 
@@ -71,11 +71,18 @@ defmodule MuonTrap.SpawnerTest do
       else: sample_supervisors(spawner, tasks, acc)
   end
 
-  defp check_own(samples, request, stderr) do
+  # `notices`: the spawner's fd 4 on Linux, the write end of the end
+  # notices' pipe (docs/protocol.md, "End notices"), which every
+  # supervisor shares by design: it only ever writes an id there. nil on
+  # the portable build, which has none.
+  defp check_own(samples, request, stderr, notices) do
+    shared = if notices, do: [2, 4], else: [2]
+
     for {sup, fds} <- samples do
       assert fds[0] == fds[1] and match?("socket:" <> _, fds[0]), "#{sup}: #{inspect(fds)}"
       assert fds[2] == stderr, "#{sup}: #{inspect(fds)}"
-      rest = fds |> Map.drop([0, 1, 2]) |> Map.values()
+      if notices, do: assert(fds[4] == notices, "#{sup}: #{inspect(fds)}")
+      rest = fds |> Map.drop([0, 1 | shared]) |> Map.values()
       assert request not in Map.values(fds), "#{sup} holds the request socket: #{inspect(fds)}"
       # At most one of each (a supervisor seen as it finishes has closed them).
       assert Enum.count(rest, &(&1 == "anon_inode:[signalfd]")) <= 1, "#{sup}: #{inspect(fds)}"
@@ -98,7 +105,7 @@ defmodule MuonTrap.SpawnerTest do
     # A channel or a pipe is one supervisor's only.
     owners =
       for {sup, fds} <- samples,
-          link <- Enum.uniq(Map.values(Map.delete(fds, 2))),
+          link <- Enum.uniq(Map.values(Map.drop(fds, shared))),
           String.starts_with?(link, ["socket:", "pipe:"]),
           do: {link, sup}
 
@@ -113,13 +120,14 @@ defmodule MuonTrap.SpawnerTest do
   describe "the standby supervisor" do
     test "is forked ahead, takes the next request itself, and supervises that start" do
       spawner = spawner()
-      %{1 => null, 3 => request} = fds(spawner)
+      %{1 => null, 3 => request} = spawner_fds = fds(spawner)
       standby = wait_until(fn -> match?([_], s = standbys(spawner)) && hd(s) end)
-      # Its socket to the spawner, the spawner's /dev/null and stderr, and
-      # the request socket it takes one request from: no other command's
-      # descriptor.
+      # Its socket to the spawner, the spawner's /dev/null and stderr, the
+      # request socket it takes one request from, and on Linux the end
+      # notices' pipe: no other command's descriptor.
       assert %{0 => "socket:" <> _ = socket, 1 => ^null, 2 => _, 3 => ^request} = fds(standby)
-      assert map_size(fds(standby)) == 4
+      assert Map.take(fds(standby), [4]) == Map.take(spawner_fds, [4])
+      assert map_size(fds(standby)) == map_size(Map.take(spawner_fds, [0, 1, 2, 3, 4]))
       assert socket != request
 
       capture_log(fn ->

@@ -23,6 +23,7 @@ mod errno;
 mod fdpass;
 mod init;
 mod listeners;
+mod notices;
 mod object;
 mod open_files;
 mod pipe;

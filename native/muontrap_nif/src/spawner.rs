@@ -17,12 +17,14 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use muontrap_wire::channel::{self, SPAWNER_ARG, SPAWNER_FD, SPAWN_REQUEST, TAG_SPAWNER_HELLO};
+use muontrap_wire::channel::{
+    self, NOTICE_FD, SPAWNER_ARG, SPAWNER_FD, SPAWN_REQUEST, TAG_SPAWNER_HELLO,
+};
 
 use crate::fdpass;
 
@@ -181,19 +183,34 @@ fn start(path: &CStr) -> Result<Spawner, SpawnError> {
     })
 }
 
-/// posix_spawn of `path --spawner` with `/dev/null` on fds 0 and 1, the
-/// BEAM's stderr on 2, `sock` on SPAWNER_FD, every signal at its default
-/// and none blocked.
-fn spawn(path: &CStr, sock: &OwnedFd) -> io::Result<libc::pid_t> {
-    // The dup2 below must change the descriptor: a socket already on
-    // SPAWNER_FD would keep its close-on-exec flag on some systems.
-    let moved;
-    let mut raw = sock.as_raw_fd();
-    if raw == SPAWNER_FD {
-        // SAFETY: F_DUPFD_CLOEXEC duplicates an fd we own onto a new one.
-        moved = unsafe { OwnedFd::from_raw_fd(cvt(libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 10))?) };
-        raw = moved.as_raw_fd();
+/// `fd`, or a duplicate above 10 when it is one of `targets`: a dup2 onto
+/// a descriptor's own number keeps its close-on-exec flag on some
+/// systems, and one onto another's would clobber it first.
+fn off_targets(fd: RawFd, targets: &[RawFd]) -> io::Result<(RawFd, Option<OwnedFd>)> {
+    if !targets.contains(&fd) {
+        return Ok((fd, None));
     }
+    // SAFETY: F_DUPFD_CLOEXEC duplicates an fd we own onto a new one.
+    let moved = unsafe { OwnedFd::from_raw_fd(cvt(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10))?) };
+    Ok((moved.as_raw_fd(), Some(moved)))
+}
+
+/// posix_spawn of `path --spawner` with `/dev/null` on fds 0 and 1, the
+/// BEAM's stderr on 2, `sock` on SPAWNER_FD, on Linux the end notices'
+/// pipe on NOTICE_FD (`crate::notices`), every signal at its default and
+/// none blocked.
+fn spawn(path: &CStr, sock: &OwnedFd) -> io::Result<libc::pid_t> {
+    let (raw, _moved) = off_targets(sock.as_raw_fd(), &[SPAWNER_FD])?;
+    // Always there on Linux: the spawner keeps NOTICE_FD open for its
+    // supervisors, and must never find some other file on it.
+    let notice = if cfg!(linux_native) {
+        Some(off_targets(
+            crate::notices::write_end()?,
+            &[SPAWNER_FD, NOTICE_FD],
+        )?)
+    } else {
+        None
+    };
     let arg0 = CString::new("muontrap").map_err(io::Error::other)?;
     let arg1 = CString::new(SPAWNER_ARG).map_err(io::Error::other)?;
     let argv = [
@@ -234,6 +251,12 @@ fn spawn(path: &CStr, sock: &OwnedFd) -> io::Result<libc::pid_t> {
                 0,
             ),
             libc::posix_spawn_file_actions_adddup2(&mut actions, raw, SPAWNER_FD),
+            match &notice {
+                Some((fd, _)) => {
+                    libc::posix_spawn_file_actions_adddup2(&mut actions, *fd, NOTICE_FD)
+                }
+                None => 0,
+            },
         ];
         let mut pid: libc::pid_t = 0;
         let r = match set_up.iter().find(|&&r| r != 0) {

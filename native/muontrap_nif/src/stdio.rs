@@ -63,6 +63,8 @@ pub struct State {
     heir: Option<rustler::sys::ErlNifPid>,
     /// The owner's monitor.
     monitor: Option<rustler::sys::ErlNifMonitor>,
+    /// The end notice's id (`crate::notices`), 0 for none.
+    notice: u64,
 }
 
 impl State {
@@ -78,6 +80,7 @@ impl State {
             handed_over: false,
             heir: None,
             monitor: None,
+            notice: 0,
         }
     }
 
@@ -142,18 +145,27 @@ impl State {
     }
 
     /// Closes every descriptor (idempotent); nothing can start after.
+    /// The pipes go first: the supervisor of a command with an end notice
+    /// holds their other ends until the channel closes, and their end
+    /// must find them no longer selected.
     pub fn close_all(&mut self, env: *mut ErlNifEnv, obj: *mut c_void) {
         self.handed_over = true;
         self.pending.clear();
         self.command = None;
+        self.forget_notice();
         for s in [
-            &mut self.channel,
             &mut self.output,
             &mut self.stderr,
             &mut self.stdin,
+            &mut self.channel,
         ] {
             release(env, obj, s);
         }
+    }
+
+    /// No end notice for this command any more (idempotent).
+    pub fn forget_notice(&mut self) {
+        crate::notices::forget(std::mem::take(&mut self.notice));
     }
 }
 
@@ -184,7 +196,7 @@ enum OpenFailure {
     Os(std::io::Error),
 }
 
-fn error<'a>(env: Env<'a>, err: &std::io::Error) -> NifResult<Term<'a>> {
+pub(crate) fn error<'a>(env: Env<'a>, err: &std::io::Error) -> NifResult<Term<'a>> {
     let reason = Atom::from_str(env, errno::atom_name(err))?;
     Ok((rustler::types::atom::error(), reason).encode(env))
 }

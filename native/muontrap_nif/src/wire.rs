@@ -22,7 +22,7 @@ mod atoms {
         ok, error, started, exit, exec_error, notify, watchdog, signaled,
         expired, triggered, not_running, refused, bad_frame,
         signals, sigrtmax, rlimits, delay_to_sigkill, min_window,
-        platform, os, portable, cgroups, missing_rlimits,
+        platform, os, portable, cgroups, missing_rlimits, end_notices,
         empty, absolute, dot_component, empty_component, nul, separator,
     }
 }
@@ -136,10 +136,11 @@ fn nif_constants(env: Env<'_>) -> NifResult<Term<'_>> {
 /// The `platform` of `nif_constants/0`: what this build of the library
 /// can do, which `MuonTrap.Options` and `MuonTrap.Cgroup` check options
 /// against. `%{os: :linux | :macos | :freebsd | atom, portable: boolean,
-/// cgroups: boolean, notify: boolean, missing_rlimits: [atom]}`: `portable`
+/// cgroups: boolean, notify: boolean, end_notices: boolean,
+/// missing_rlimits: [atom]}`: `portable`
 /// is a Linux build without Linux's own facilities (the `portable`
-/// feature, docs/portability.md); `cgroups` and `notify` (sd_notify and
-/// the watchdog) need those; `missing_rlimits` are the resources of
+/// feature, docs/portability.md); `cgroups`, `notify` (sd_notify and
+/// the watchdog) and `end_notices` (`crate::notices`) need those; `missing_rlimits` are the resources of
 /// `:rlimits` this system lacks.
 fn platform(env: Env<'_>) -> NifResult<Term<'_>> {
     let linux_native = cfg!(linux_native);
@@ -156,6 +157,7 @@ fn platform(env: Env<'_>) -> NifResult<Term<'_>> {
         )?
         .map_put(atoms::cgroups(), linux_native)?
         .map_put(atoms::notify(), linux_native)?
+        .map_put(atoms::end_notices(), linux_native)?
         .map_put(atoms::missing_rlimits(), missing)
 }
 

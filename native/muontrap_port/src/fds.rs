@@ -30,6 +30,22 @@ pub fn close_from(first: RawFd) {
 }
 
 /// close(2), errors ignored: the descriptor is gone either way.
+/// Closes every descriptor from `first` on but the end notices' pipe
+/// (`NOTICE_FD`, Linux only), which the spawner and its supervisors keep:
+/// the spawner's and each supervisor's cleanup of what they inherited.
+pub fn close_from_but_notices(first: RawFd) {
+    #[cfg(linux_native)]
+    {
+        use muontrap_wire::channel::NOTICE_FD;
+        for fd in first..NOTICE_FD {
+            close(fd);
+        }
+        close_from(first.max(NOTICE_FD + 1));
+    }
+    #[cfg(not(linux_native))]
+    close_from(first);
+}
+
 pub fn close(fd: RawFd) {
     // SAFETY: close(2) on an integer this process no longer needs.
     unsafe { libc::close(fd) };

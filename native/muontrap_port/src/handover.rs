@@ -263,6 +263,7 @@ pub fn receive(sigfd: &Signals) -> Result<(Handover, Command), HandoverError> {
         roles,
         fds,
         command,
+        notice,
     } = socket::recv()?;
     let mut h = sort(&roles, fds)?;
     let bytes = match (h.command.take(), command.is_empty()) {
@@ -289,5 +290,7 @@ pub fn receive(sigfd: &Signals) -> Result<(Handover, Command), HandoverError> {
         listen = h.listen.len(),
         "descriptors received"
     );
+    // Only a hand-over taken whole ends with the notice.
+    crate::notice::arm(notice);
     Ok((h, cmd))
 }

@@ -34,6 +34,7 @@ mod main_process;
     target_env = "gnu"
 ))]
 mod no_unwind;
+mod notice;
 mod notify;
 mod output;
 mod pidfd;

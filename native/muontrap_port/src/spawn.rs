@@ -222,6 +222,13 @@ pub struct Direct {
     pub listen: Vec<OwnedFd>,
 }
 
+/// Maps this process's stack for the clone of a start now: the spawner
+/// does so before its first fork, so that its supervisors inherit it
+/// instead of each mapping its own (`clone::ChildStack`).
+pub fn map_child_stack() -> nix::Result<()> {
+    ChildStack::get().map(drop)
+}
+
 /// Forks and execs. `Err` only if nothing was forked; once a child exists
 /// it is always returned so the caller can reap (and if needed kill) it.
 /// Captured output goes into `direct.output` when given (`Child::output`
@@ -244,13 +251,13 @@ pub fn spawn(plan: Plan, direct: Direct) -> Result<Child, String> {
         report_w: report_w.as_raw_fd(),
         procs: plan.cgroup_procs.iter().map(AsRawFd::as_raw_fd).collect(),
     };
-    let stack = ChildStack::new().map_err(|e| format!("cannot map a stack: {}", e.desc()))?;
+    let stack = ChildStack::get().map_err(|e| format!("cannot map a stack: {}", e.desc()))?;
     let args = ChildArgs {
         plan: &plan,
         fds: &fds,
         parent: nix::unistd::getpid(),
     };
-    let pid = clone_vfork(&stack, &args).map_err(|e| format!("fork failed: {}", e.desc()))?;
+    let pid = clone_vfork(stack, &args).map_err(|e| format!("fork failed: {}", e.desc()))?;
     // Also set the process group here so it exists before we might signal it.
     // EACCES after the child exec'd is fine: it did it itself.
     let _ = setpgid(pid, pid);

@@ -45,7 +45,7 @@ const ROOM: usize = 4;
 /// Runs the spawner; returns only on a setup failure (its exit status).
 /// Every other end is `_exit`: the BEAM is gone.
 pub fn run() -> i32 {
-    fds::close_from(SPAWNER_FD + 1);
+    fds::close_from_but_notices(SPAWNER_FD + 1);
     // A channel received onto 0 or 1 would be clobbered by the dup2s of
     // the supervisor's start.
     if let Err(msg) = crate::ensure_std_fds() {
@@ -78,8 +78,15 @@ pub fn run() -> i32 {
     // child is not.
     // SAFETY: setsid(2) takes no arguments.
     unsafe { libc::setsid() };
+    #[cfg(linux_native)]
+    hold_notice_fd();
     #[cfg(target_os = "linux")]
     open_stat();
+    if let Err(e) = crate::spawn::map_child_stack() {
+        // Each supervisor then maps one of its own, and fails its start
+        // the same way if it cannot.
+        report("cannot map the stack for starts", e as i32);
+    }
     // SAFETY: getpid(2) cannot fail.
     let pid = unsafe { libc::getpid() } as u32;
     if !fds::write_all(SPAWNER_FD, &channel::hello(TAG_SPAWNER_HELLO, pid)) {
@@ -107,6 +114,28 @@ pub fn run() -> i32 {
             }
         } else {
             take_request();
+        }
+    }
+}
+
+/// NOTICE_FD, which every supervisor keeps, made close-on-exec (no
+/// command inherits it). A spawner started without the NIF's notice pipe
+/// there (by hand) gets `/dev/null` on it, so that no file of its own
+/// lands on that number and goes to every supervisor.
+#[cfg(linux_native)]
+fn hold_notice_fd() {
+    use muontrap_wire::channel::NOTICE_FD;
+    // SAFETY: fcntl(2) with integer arguments.
+    if unsafe { libc::fcntl(NOTICE_FD, libc::F_SETFD, libc::FD_CLOEXEC) } == 0 {
+        return;
+    }
+    // SAFETY: open(2) of a literal path; dup3(2) and close(2) of the
+    // descriptor it returned.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if null >= 0 && null != NOTICE_FD {
+            libc::dup3(null, NOTICE_FD, libc::O_CLOEXEC);
+            libc::close(null);
         }
     }
 }

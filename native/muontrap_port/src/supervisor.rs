@@ -15,7 +15,7 @@ use crate::spawner::{self, Request};
 /// Runs in the spawner's forked child; never returns into its loop.
 pub fn run(channel: RawFd) -> ! {
     take_channel(channel);
-    fds::close_from(3);
+    fds::close_from_but_notices(3);
     detach();
     serve()
 }
@@ -31,7 +31,7 @@ pub fn standby(sock: RawFd) -> ! {
     if unsafe { libc::dup2(sock, 0) } < 0 {
         exit(1);
     }
-    fds::close_from(SPAWNER_FD + 1);
+    fds::close_from_but_notices(SPAWNER_FD + 1);
     detach();
     let channel = loop {
         // Once the spawner is gone, nothing more may come: a standby

@@ -191,7 +191,7 @@ fn malformed_messages_are_refused() {
 
 /// Where a HANDOVER frame holds its count of roles: after the length,
 /// the tag and the version.
-const HANDOVER_COUNT: usize = 4 + 1 + 4;
+const HANDOVER_COUNT: usize = 4 + 1 + 4 + 8;
 
 #[test]
 fn the_command_runs_from_the_frame_and_from_a_memfd_alike() {

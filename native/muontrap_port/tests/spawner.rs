@@ -88,13 +88,19 @@ fn supervisors_hold_only_their_own_channel() {
         // has started (none comes here).
         assert!(kept.len() <= 1, "supervisor {pid}: {kept:?}");
         assert!(kept.iter().all(|(_, t)| t.starts_with("socket:")));
-        // Its channel on 0 and 1, the BEAM's stderr, its own signalfd:
-        // no other command's channel, not the request socket.
-        assert_eq!(fds.len(), 4, "supervisor {pid}: {fds:?}");
+        // Its channel on 0 and 1, the BEAM's stderr, its own signalfd, on
+        // Linux the end notices' pipe: no other command's channel, not
+        // the request socket.
+        let notices = cfg!(linux_native) as usize;
+        assert_eq!(fds.len(), 4 + notices, "supervisor {pid}: {fds:?}");
         assert!(fds[0].1.starts_with("socket:") && fds[0].1 == fds[1].1);
         assert!(seen.insert(fds[0].1.clone()), "a channel twice: {fds:?}");
         assert!(!fds[2].1.starts_with("socket:"), "{fds:?}");
         assert_eq!(fds[3].1, "anon_inode:[signalfd]", "{fds:?}");
+        if notices == 1 {
+            let pipe = pipe_name(&spawner.notices);
+            assert_eq!((fds[4].0, &fds[4].1), (4, &pipe), "{fds:?}");
+        }
     }
 }
 
@@ -177,4 +183,93 @@ fn base_env_and_cd_are_honoured() {
     let out = drained(drain(read));
     let want = format!("1|3||{}\n", dir.canonicalize().unwrap().display());
     assert_eq!(String::from_utf8_lossy(&out), want);
+}
+
+/// A command run to its EXIT through `spawner` with end notice `notice`
+/// (0: none): `(output read end, non-blocking; the BEAM's channel end)`.
+fn run_to_exit(spawner: &Spawner, notice: u64) -> (std::fs::File, std::fs::File) {
+    let (read, write) = pipe();
+    set_nonblocking(&read);
+    let (beam, theirs) = stream_pair();
+    spawner.request(&theirs);
+    drop(theirs);
+    let beam = std::fs::File::from(beam);
+    read_hello(&beam);
+    let mut c = cmd("sh", &["-c", "echo out"]);
+    c.capture = muontrap_command::Capture::Stdout;
+    let memfd = memfd_with(&muontrap_command::wire::encode(&c));
+    let frame = muontrap_wire::channel::handover_noticed(notice, &[OUTPUT, COMMAND_ROLE], &[]);
+    send_with_fds(
+        beam.as_raw_fd(),
+        &frame,
+        &[write.as_raw_fd(), memfd.as_raw_fd()],
+    )
+    .expect("send HANDOVER");
+    drop(write);
+    loop {
+        let (tag, body) = read_frame_from(&beam).expect("frames until EXIT");
+        if tag == EXIT {
+            assert_eq!(be_u32(&body), 0);
+            break;
+        }
+    }
+    (read, beam)
+}
+
+/// Reads what `f` holds now: `Some(bytes)`, `None` at EAGAIN.
+fn read_now(mut f: &std::fs::File) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 4096];
+    match f.read(&mut buf) {
+        Ok(n) => Some(buf[..n].to_vec()),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+        Err(e) => panic!("read: {e}"),
+    }
+}
+
+#[test]
+#[cfg_attr(not(linux_native), ignore = "end notices are Linux's only")]
+fn an_end_notice_follows_exit_and_the_output_ends_with_the_channel() {
+    let mut spawner = Spawner::start();
+    set_nonblocking(&spawner.notices);
+    let id = 0x0102_0304_0506_0708;
+    let (output, channel) = run_to_exit(&spawner, id);
+    // The notice, once EXIT is in the channel.
+    let mut notice = [0u8; 8];
+    assert!(wait_until(TIMEOUT, || {
+        use std::io::Read;
+        (&spawner.notices).read_exact(&mut notice).is_ok()
+    }));
+    assert_eq!(u64::from_be_bytes(notice), id);
+    // Every byte is there, and the pipe does not end while the channel
+    // is open: the supervisor holds it.
+    assert_eq!(read_now(&output), Some(b"out\n".to_vec()));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(read_now(&output), None);
+    drop(channel);
+    assert!(wait_until(TIMEOUT, || read_now(&output) == Some(vec![])));
+    // One notice, no more.
+    assert!(read_now(&spawner.notices).is_none());
+    assert_eq!(spawner.stderr(), "");
+}
+
+#[test]
+fn without_an_end_notice_the_output_ends_with_exit() {
+    let mut spawner = Spawner::start();
+    set_nonblocking(&spawner.notices);
+    let (output, channel) = run_to_exit(&spawner, 0);
+    // The output ends with EXIT, the channel still open.
+    let mut got = Vec::new();
+    assert!(wait_until(TIMEOUT, || match read_now(&output) {
+        Some(bytes) if bytes.is_empty() => true,
+        Some(bytes) => {
+            got.extend(bytes);
+            false
+        }
+        None => false,
+    }));
+    assert_eq!(got, b"out\n");
+    assert!(read_now(&spawner.notices).is_none());
+    drop(channel);
+    assert_eq!(spawner.stderr(), "");
 }

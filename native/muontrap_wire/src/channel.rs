@@ -22,10 +22,17 @@ use crate::handover::{MAX_BODY, MAX_INLINE};
 
 /// The transport's version. Bump it on any change to these frames, to
 /// `frame.rs`, to the hand-over roles, or to the command value's layout.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The spawner's request socket, as the NIF places it.
 pub const SPAWNER_FD: i32 = 3;
+
+/// Where the spawner, and each supervisor it forks, keeps the write end
+/// of the BEAM's end-notice pipe (Linux only; docs/protocol.md, "End
+/// notices"): a supervisor asked for it writes the command's notice id
+/// there, 8 bytes, once EXIT is in the channel. Close-on-exec: no
+/// command inherits it.
+pub const NOTICE_FD: i32 = 4;
 
 /// The lowest descriptor where a former standby supervisor keeps its
 /// socket to the spawner until its command has started: above where a
@@ -42,15 +49,15 @@ pub const TAG_SPAWNER_HELLO: u8 = 20;
 pub const TAG_SPAWN: u8 = 21;
 /// Supervisor → NIF, first on the channel: version, supervisor pid.
 pub const TAG_HELLO: u8 = 22;
-/// NIF → supervisor, first on the channel: version, the number of
-/// descriptors carried, one role byte for each (`handover.rs`), in order,
+/// NIF → supervisor, first on the channel: version, the end notice's id
+/// (`u64`, 0 for none), the number of descriptors carried, one role byte for each (`handover.rs`), in order,
 /// then the command value when it travels in the frame (else in a COMMAND
 /// memfd).
 pub const TAG_HANDOVER: u8 = 23;
 
-/// Longest HANDOVER payload (tag and body): version, count, roles and an
-/// inline command.
-pub const MAX_HANDOVER: usize = 1 + 4 + 1 + MAX_BODY + MAX_INLINE;
+/// Longest HANDOVER payload (tag and body): version, notice id, count,
+/// roles and an inline command.
+pub const MAX_HANDOVER: usize = 1 + 4 + 8 + 1 + MAX_BODY + MAX_INLINE;
 
 /// The 4-byte length prefix of every frame.
 pub const HEADER: usize = 4;
@@ -80,10 +87,16 @@ pub const SPAWN_REQUEST: [u8; HEADER + 1] = [0, 0, 0, 1, TAG_SPAWN];
 
 /// A HANDOVER frame for descriptors with `roles` (at most [`MAX_BODY`]),
 /// and `command`, the command value's bytes when they travel in the frame
-/// (empty when a COMMAND memfd carries them).
+/// (empty when a COMMAND memfd carries them); no end notice.
 pub fn handover(roles: &[u8], command: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(5 + roles.len() + command.len());
+    handover_noticed(0, roles, command)
+}
+
+/// [`handover`] asking for the end notice `notice` (0: none).
+pub fn handover_noticed(notice: u64, roles: &[u8], command: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(13 + roles.len() + command.len());
     body.extend_from_slice(&VERSION.to_be_bytes());
+    body.extend_from_slice(&notice.to_be_bytes());
     body.push(u8::try_from(roles.len()).unwrap_or(u8::MAX));
     body.extend_from_slice(roles);
     body.extend_from_slice(command);
@@ -132,6 +145,8 @@ pub struct HandoverFrame<'a> {
     pub roles: &'a [u8],
     /// The command value's bytes; empty when a COMMAND memfd carries them.
     pub command: &'a [u8],
+    /// The end notice's id; 0 for none.
+    pub notice: u64,
 }
 
 /// The parts of a HANDOVER payload (tag and body) of this version.
@@ -143,10 +158,18 @@ pub fn parse_handover(payload: &[u8]) -> Result<HandoverFrame<'_>, HandoverFrame
     if version != VERSION {
         return Err(HandoverFrameError::Version(version));
     }
+    let [n0, n1, n2, n3, n4, n5, n6, n7, rest @ ..] = rest else {
+        return Err(HandoverFrameError::Malformed);
+    };
+    let notice = u64::from_be_bytes([*n0, *n1, *n2, *n3, *n4, *n5, *n6, *n7]);
     match rest {
         [n, rest @ ..] if usize::from(*n) <= rest.len().min(MAX_BODY) => {
             let (roles, command) = rest.split_at(usize::from(*n));
-            Ok(HandoverFrame { roles, command })
+            Ok(HandoverFrame {
+                roles,
+                command,
+                notice,
+            })
         }
         _ => Err(HandoverFrameError::Malformed),
     }
@@ -176,12 +199,20 @@ mod tests {
         let parsed = HandoverFrame {
             roles: &[1, 2, 6],
             command: &[],
+            notice: 0,
         };
         assert_eq!(parse_handover(&f[HEADER..]), Ok(parsed));
         let f = handover(&[1], b"command");
         let parsed = HandoverFrame {
             roles: &[1],
             command: b"command",
+            notice: 0,
+        };
+        assert_eq!(parse_handover(&f[HEADER..]), Ok(parsed));
+        let f = handover_noticed(0x0102_0304_0506_0708, &[1], b"command");
+        let parsed = HandoverFrame {
+            notice: 0x0102_0304_0506_0708,
+            ..parsed
         };
         assert_eq!(parse_handover(&f[HEADER..]), Ok(parsed));
         let f = handover(&[], b"alone");
@@ -205,12 +236,34 @@ mod tests {
         );
         // No count, or a count past the roles there are.
         let v = VERSION.to_be_bytes();
-        let no_count = [TAG_HANDOVER, v[0], v[1], v[2], v[3]];
+        let no_notice = [TAG_HANDOVER, v[0], v[1], v[2], v[3], 0, 0];
+        assert_eq!(
+            parse_handover(&no_notice),
+            Err(HandoverFrameError::Malformed)
+        );
+        let no_count = [TAG_HANDOVER, v[0], v[1], v[2], v[3], 0, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(
             parse_handover(&no_count),
             Err(HandoverFrameError::Malformed)
         );
-        let short = [TAG_HANDOVER, v[0], v[1], v[2], v[3], 3, 1, 2];
+        let short = [
+            TAG_HANDOVER,
+            v[0],
+            v[1],
+            v[2],
+            v[3],
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            3,
+            1,
+            2,
+        ];
         assert_eq!(parse_handover(&short), Err(HandoverFrameError::Malformed));
     }
 

@@ -87,14 +87,16 @@ pub fn stdio_spawn<'a>(env: Env<'a>, stdio: Term<'a>) -> NifResult<Term<'a>> {
     Ok(atoms::ok().encode(env))
 }
 
-/// `stdio_hand_over(stdio, arm) :: :ok | {:error, :busy | :gone | :closed | posix}`:
+/// `stdio_hand_over(stdio, arm, notice) :: :ok | {:ok, id} | {:error, :busy | :gone | :closed | posix}`:
 /// the HANDOVER on the channel `stdio_spawn` made: the pipes' other ends,
 /// the listeners and the command (`stdio_command`). Then each
 /// `{stream, ref}` of `arm` is selected for reading, as a read would be
 /// that found the pipe empty: right after the HANDOVER it always is, so
-/// that read and its `FIONREAD` are saved. `:busy`: too many
-/// descriptors in flight, try again shortly. `:gone`: the channel's other
-/// end closed before the HANDOVER reached it (the request died in a
+/// that read and its `FIONREAD` are saved. With `notice` true, the
+/// command's end is announced as `{:muontrap_ended, id}` when an end
+/// notice can be arranged (`crate::notices`): `{:ok, id}`. `:busy`: too
+/// many descriptors in flight, try again shortly. `:gone`: the channel's
+/// other end closed before the HANDOVER reached it (the request died in a
 /// SIGKILLed spawner's socket, or its supervisor was killed), so nothing
 /// of the command ran: the channel is closed and the descriptors kept, for
 /// `stdio_spawn` and `stdio_hand_over` to start over. Nothing here waits.
@@ -103,6 +105,7 @@ pub fn stdio_hand_over<'a>(
     env: Env<'a>,
     stdio: Term<'a>,
     arm: Vec<(Atom, Term<'a>)>,
+    notice: bool,
 ) -> NifResult<Term<'a>> {
     let obj = resource::get(stdio)?;
     let mut state = lock(obj);
@@ -115,6 +118,9 @@ pub fn stdio_hand_over<'a>(
     // Checked before the send: after it, a bad stream could not undo it.
     for (stream, _) in &arm {
         state.reader(*stream)?;
+    }
+    if notice && state.notice == 0 {
+        state.notice = crate::notices::arm(env, env.pid());
     }
     let frame = match handover_frame(&mut state) {
         Ok(Some(frame)) => frame,
@@ -147,7 +153,10 @@ pub fn stdio_hand_over<'a>(
             select_ref,
         )?;
     }
-    Ok(atoms::ok().encode(env))
+    match state.notice {
+        0 => Ok(atoms::ok().encode(env)),
+        id => Ok((atoms::ok(), id).encode(env)),
+    }
 }
 
 /// The HANDOVER frame for what is pending, `None` without a command. A
@@ -156,9 +165,9 @@ pub fn stdio_hand_over<'a>(
 fn handover_frame(state: &mut State) -> std::io::Result<Option<Vec<u8>>> {
     let Some(command) = &state.command else {
         let has = state.pending.iter().any(|(role, _)| *role == ROLE_COMMAND);
-        return Ok(has.then(|| channel::handover(&roles(state), &[])));
+        return Ok(has.then(|| channel::handover_noticed(state.notice, &roles(state), &[])));
     };
-    let frame = channel::handover(&roles(state), command);
+    let frame = channel::handover_noticed(state.notice, &roles(state), command);
     let sndbuf = match &state.channel.fd {
         Some(fd) => fdpass::send_buffer(fd)?,
         None => 0,
@@ -172,7 +181,11 @@ fn handover_frame(state: &mut State) -> std::io::Result<Option<Vec<u8>>> {
             return Err(e);
         }
     }
-    Ok(Some(channel::handover(&roles(state), &[])))
+    Ok(Some(channel::handover_noticed(
+        state.notice,
+        &roles(state),
+        &[],
+    )))
 }
 
 fn roles(state: &State) -> Vec<u8> {

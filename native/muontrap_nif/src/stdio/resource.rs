@@ -131,6 +131,8 @@ fn close_down(env: *mut ErlNifEnv, obj: *mut c_void, state: &mut State) {
 /// close, and `pid` gets `{:muontrap_heir, stdio}` to read the rest. A
 /// `pid` that is gone already: everything closes.
 pub fn give(env: *mut ErlNifEnv, obj: *mut c_void, state: &mut State, pid: ErlNifPid) {
+    // The new owner reads the channel itself; no notice reaches it.
+    state.forget_notice();
     if let Some(mon) = state.monitor.take() {
         // SAFETY: obj is live and mon a monitor it holds.
         unsafe { enif_demonitor_process(env, obj, &mon) };

@@ -61,6 +61,8 @@ pub(super) struct Received {
     pub fds: Vec<OwnedFd>,
     /// The command value, when the frame carries it (else empty).
     pub command: Vec<u8>,
+    /// The end notice asked for (0: none).
+    pub notice: u64,
 }
 
 /// Receives the frame. Every descriptor is owned before anything is
@@ -91,6 +93,7 @@ pub(super) fn recv() -> Result<Received, HandoverError> {
     }
     match channel::parse_handover(&payload) {
         Ok(frame) => Ok(Received {
+            notice: frame.notice,
             roles: frame.roles.to_vec(),
             fds,
             command: frame.command.to_vec(),

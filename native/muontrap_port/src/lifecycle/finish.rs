@@ -11,7 +11,8 @@ use crate::output::Output;
 use crate::signals;
 
 /// Last step in both modes. Framed: send EXIT, close `held` (the BEAM's
-/// output pipes then end, with EXIT already in the channel), then wait
+/// output pipes then end, with EXIT already in the channel; with an end
+/// notice sent, once the channel closes instead), then wait
 /// for the Erlang side to close stdin (or a terminating signal), so it
 /// never writes to a port whose program is gone.
 pub fn finish(
@@ -25,7 +26,14 @@ pub fn finish(
         return;
     }
     out.exit(status);
-    drop(held);
+    // With the end notice out, the output pipes end when the channel
+    // closes, not now (crate::notice).
+    let _held = if crate::notice::send() {
+        held
+    } else {
+        drop(held);
+        Vec::new()
+    };
     if !stdin_open || out.broken() {
         return;
     }

@@ -13,9 +13,17 @@ pub(super) use portable::{clone_vfork, ChildStack};
 /// `execvp` (which builds paths on the stack), nothing else. Below it a
 /// guard page turns an overflow into a fault instead of silent corruption
 /// of our memory.
+///
+/// One per process, mapped once (`ChildStack::get`) and never unmapped:
+/// a clone returns only once its child has exec'd or exited, so starts
+/// never share it, and a mapping per start cost an `mmap`, an `mprotect`
+/// and a `munmap` (with its TLB flush) on each command's critical path
+/// (docs/performance.md, round 14). The spawner maps it before its first
+/// fork, so every supervisor inherits it untouched: its pages are faulted
+/// in by the child that uses them, as with a fresh mapping.
 #[cfg(linux_native)]
 pub(super) struct ChildStack {
-    base: *mut libc::c_void,
+    base: usize,
     len: usize,
 }
 
@@ -25,8 +33,21 @@ const CHILD_STACK: usize = 256 * 1024;
 const GUARD: usize = 4096;
 
 #[cfg(linux_native)]
+static STACK: std::sync::OnceLock<ChildStack> = std::sync::OnceLock::new();
+
+#[cfg(linux_native)]
 impl ChildStack {
-    pub(super) fn new() -> nix::Result<ChildStack> {
+    /// This process's child stack, mapped on first use.
+    pub(super) fn get() -> nix::Result<&'static ChildStack> {
+        if let Some(stack) = STACK.get() {
+            return Ok(stack);
+        }
+        let stack = ChildStack::map()?;
+        // Single-threaded: nobody else initialised it meanwhile.
+        Ok(STACK.get_or_init(|| stack))
+    }
+
+    fn map() -> nix::Result<ChildStack> {
         let len = CHILD_STACK + GUARD;
         // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
         let base = unsafe {
@@ -42,7 +63,10 @@ impl ChildStack {
         if base == libc::MAP_FAILED {
             return Err(Errno::last());
         }
-        let stack = ChildStack { base, len };
+        let stack = ChildStack {
+            base: base as usize,
+            len,
+        };
         // SAFETY: the lowest page of the mapping we own (the stack grows down).
         if unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } != 0 {
             return Err(Errno::last());
@@ -52,17 +76,18 @@ impl ChildStack {
 
     /// The initial stack pointer: the top of the mapping, 16-byte aligned.
     fn top(&self) -> *mut libc::c_void {
-        // SAFETY: one past the end of our own mapping; `len` is page-aligned.
-        unsafe { self.base.cast::<u8>().add(self.len).cast() }
+        // `len` is page-aligned: one past the end of our own mapping.
+        (self.base + self.len) as *mut libc::c_void
     }
 }
 
 #[cfg(linux_native)]
 impl Drop for ChildStack {
     fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping created in `new`; the child that
-        // used it has exec'd or exited (CLONE_VFORK) by the time we drop it.
-        unsafe { libc::munmap(self.base, self.len) };
+        // SAFETY: unmaps exactly the mapping created in `map`, which no
+        // child uses: only a stack that lost the race to `STACK`, never
+        // used, is dropped (the static one never is).
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
     }
 }
 
@@ -127,8 +152,8 @@ mod portable {
     pub(in crate::spawn) struct ChildStack;
 
     impl ChildStack {
-        pub(in crate::spawn) fn new() -> nix::Result<ChildStack> {
-            Ok(ChildStack)
+        pub(in crate::spawn) fn get() -> nix::Result<&'static ChildStack> {
+            Ok(&ChildStack)
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{IoSlice, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::thread::{self, JoinHandle};
@@ -22,6 +22,9 @@ pub struct Spawner {
     /// The request socket, NIF end; `None` once closed.
     pub sock: Option<OwnedFd>,
     stderr: Option<JoinHandle<String>>,
+    /// The end notices' pipe, read end (the spawner has the write end on
+    /// NOTICE_FD).
+    pub notices: File,
 }
 
 /// A SOCK_STREAM socket pair, close-on-exec.
@@ -81,6 +84,18 @@ impl Spawner {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let fd = theirs.as_raw_fd();
+        // The end notices' pipe on NOTICE_FD, as the NIF places it; its
+        // write end non-blocking, as the NIF makes it.
+        let (notices, notice_w) = nix::unistd::pipe().expect("notice pipe");
+        nix::fcntl::fcntl(
+            &notice_w,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .expect("non-blocking notice pipe");
+        // Off the targets of the dup2s below.
+        let notice_fd = nix::fcntl::fcntl(&notice_w, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
+            .expect("notice pipe off the targets");
+        drop(notice_w);
         // SAFETY: only dup2/fcntl, async-signal-safe, between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
@@ -89,11 +104,16 @@ impl Spawner {
                 } else if libc::dup2(fd, SPAWNER_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                if libc::dup2(notice_fd, channel::NOTICE_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }
         let mut child = cmd.spawn().expect("spawn muontrap --spawner");
         drop(theirs);
+        // SAFETY: the duplicate made above, ours alone.
+        drop(unsafe { OwnedFd::from_raw_fd(notice_fd) });
         let mut err = child.stderr.take().expect("stderr");
         let stderr = thread::spawn(move || {
             let mut s = String::new();
@@ -114,6 +134,7 @@ impl Spawner {
             pid: pid as i32,
             sock: Some(OwnedFd::from(f)),
             stderr: Some(stderr),
+            notices: File::from(notices),
         }
     }
 
