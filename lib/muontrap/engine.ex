@@ -97,11 +97,12 @@ defmodule MuonTrap.Engine do
     # cmd/3 and stream!/3 learn of their command's end from its end
     # notice (MuonTrap.Notices), read when the output is at its end.
     lazy = Keyword.get(spec, :lazy_channel, false) and reading != []
+    notice = lazy and MuonTrap.Platform.info().end_notices
 
     stdio =
       try do
         stdio = Stdio.open(PortBinary.window(options), streams, listeners && listeners.resource)
-        start_command(stdio, options, capture, lazy)
+        start_command(stdio, options, capture, notice)
       rescue
         e ->
           Timers.cancel(timer)

@@ -62,7 +62,6 @@ defmodule MuonTrap.PortBinary do
     # the building of the command (the environment of the moment, the
     # NIF's decoding).
     path = path()
-    if notice, do: MuonTrap.Notices.ensure()
 
     stdio
     |> Stdio.request!(path)

@@ -135,6 +135,8 @@ defmodule MuonTrap.Stdio do
   defp hand_over(stdio, path, notice, deadline, wait, retries) do
     case Nif.stdio_hand_over(stdio.resource, watched(stdio), notice) do
       :ok ->
+        # No dispatcher attached to take a notice: have one.
+        if notice, do: MuonTrap.Notices.ensure()
         stdio
 
       {:ok, id} ->

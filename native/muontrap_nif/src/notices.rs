@@ -98,8 +98,9 @@ pub fn forget(id: u64) {
 
 /// `notices_attach() :: {:ok, fd, replaced} | {:error, :unsupported | posix}`:
 /// the caller becomes the dispatcher and opens a port on `fd`, the
-/// pipe's read end; `replaced` is true when an earlier dispatcher was
-/// attached (it died: commands started since used their fallback).
+/// pipe's read end (unless it has one); `replaced` is true when another
+/// process was the dispatcher (it died: commands started since did
+/// without notices, or waited for their fallback).
 #[rustler::nif]
 pub fn notices_attach(env: Env) -> NifResult<Term> {
     if !cfg!(linux_native) {
@@ -111,8 +112,9 @@ pub fn notices_attach(env: Env) -> NifResult<Term> {
     };
     let mut guard = table();
     let t = guard.get_or_insert_with(Table::default);
-    let replaced = t.dispatcher.is_some();
-    t.dispatcher = Some(env.pid());
+    let caller = env.pid();
+    let replaced = t.dispatcher.is_some_and(|d| d != caller);
+    t.dispatcher = Some(caller);
     Ok((atoms::ok(), read, replaced).encode(env))
 }
 
