@@ -244,17 +244,20 @@ defmodule MuonTrap.Engine do
   end
 
   def read(%{ready: [stream | rest]} = engine) do
-    case Stdio.next(engine.stdio, stream) do
+    next = if engine.final, do: &Stdio.next_after_end/2, else: &Stdio.next/2
+
+    case next.(engine.stdio, stream) do
       {:data, data, stdio} ->
         {[{:data, stream, data}], %{engine | stdio: stdio, ready: rest ++ [stream]}}
 
-      # After EXIT with an end notice, an empty pipe is at its end: no
-      # process that could write to it is left, and the supervisor keeps
-      # it open only so that its end wakes nobody.
-      {:wait, stdio} when not engine.final ->
+      {:wait, stdio} ->
         {[], %{engine | stdio: stdio, ready: rest}}
 
-      {_wait_or_eof, stdio} ->
+      # After EXIT with an end notice, an empty pipe is at its end
+      # (Stdio.next_after_end/2): no process that could write to it is
+      # left, and the supervisor keeps it open only so that its end wakes
+      # nobody.
+      {:eof, stdio} ->
         reading = List.delete(engine.reading, stream)
         engine = if reading == [], do: arm_early(engine), else: engine
         {[{:eof, stream}], %{engine | stdio: stdio, ready: rest, reading: reading}}

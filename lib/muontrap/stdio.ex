@@ -224,6 +224,14 @@ defmodule MuonTrap.Stdio do
   def next(stdio, stream \\ :output), do: read(stdio, stream, stdio.window)
 
   @doc """
+  `next/2` once nothing can write to `stream` any more (EXIT came with an
+  end notice): an empty pipe is at its end, and is not watched.
+  """
+  @spec next_after_end(t(), :output | :stderr) ::
+          {:data, binary(), t()} | {:eof, t()} | {:error, String.t(), t()}
+  def next_after_end(stdio, stream), do: read(stdio, stream, stdio.window, nil)
+
+  @doc """
   Write what fits of `data` into the command's stdin: `{:ok, bytes_written, stdio}`,
   `{:wait, stdio}` while the pipe is full (a `:ready_output` notice comes),
   or `{:error, reason, stdio}`, where `:epipe` means nothing reads the
@@ -265,8 +273,10 @@ defmodule MuonTrap.Stdio do
     end
   end
 
-  defp read(stdio, stream, max) do
-    case Nif.stdio_read(stdio.resource, stream, max, Map.fetch!(stdio.refs, stream)) do
+  defp read(stdio, stream, max, ref \\ :watch) do
+    ref = if ref == :watch, do: Map.fetch!(stdio.refs, stream), else: ref
+
+    case Nif.stdio_read(stdio.resource, stream, max, ref) do
       data when is_binary(data) ->
         {:data, data, stdio}
 

@@ -56,6 +56,11 @@ defmodule MuonTrap.NoticesTest do
     {result, messages} = received(fn -> MuonTrap.cmd("true", []) end)
     assert result == {"", 0}
     assert messages == [:ended]
+
+    # And nothing more is waited for: an empty pipe after EXIT is at its
+    # end (not a wait for the drain's 1 s grace).
+    {time, {"", 0}} = :timer.tc(fn -> MuonTrap.cmd("true", []) end)
+    assert time < 500_000
   end
 
   test "output comes through the pipe, the end through the notice" do

@@ -65,11 +65,11 @@ pub fn queued_bytes(fd: RawFd) -> usize {
     }
 }
 
-/// How many bytes to ask for: what is queued (at most the pipe's
+/// How many bytes to ask for of a pipe holding `queued`: all of them (at most the pipe's
 /// capacity), at most `max`, and never 0, which `read` would report as EOF.
-pub fn read_size(fd: RawFd, max: usize) -> usize {
+pub fn read_size_of(queued: usize, max: usize) -> usize {
     let max = max.max(1);
-    match queued_bytes(fd) {
+    match queued {
         0 => PROBE_READ.min(max),
         queued => queued.min(max),
     }
@@ -138,7 +138,10 @@ mod tests {
     #[test]
     fn reads_what_is_queued_then_eagain_then_eof() {
         let (r, w) = make(65_536, Ours::Read).unwrap();
-        assert_eq!(read_size(r.as_raw_fd(), 1 << 30), PROBE_READ);
+        assert_eq!(
+            read_size_of(queued_bytes(r.as_raw_fd()), 1 << 30),
+            PROBE_READ
+        );
         let mut buf = [0u8; 16];
         let e = read(r.as_raw_fd(), &mut buf).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EAGAIN));
@@ -146,8 +149,8 @@ mod tests {
             unsafe { libc::write(w.as_raw_fd(), b"abc".as_ptr().cast(), 3) },
             3
         );
-        assert_eq!(read_size(r.as_raw_fd(), 1 << 30), 3);
-        assert_eq!(read_size(r.as_raw_fd(), 2), 2);
+        assert_eq!(read_size_of(queued_bytes(r.as_raw_fd()), 1 << 30), 3);
+        assert_eq!(read_size_of(queued_bytes(r.as_raw_fd()), 2), 2);
         assert_eq!(read(r.as_raw_fd(), &mut buf).unwrap(), 3);
         drop(w);
         assert_eq!(read(r.as_raw_fd(), &mut buf).unwrap(), 0);

@@ -276,7 +276,9 @@ pub fn stdio_command<'a>(
 /// `stdio_read(stdio, stream, max, ref) :: binary | :eof | :wait | {:error, posix}`:
 /// up to `max` bytes of `stream` (`:output` or `:stderr`). `:wait` means
 /// the pipe is empty and `{:select, stdio, ref, :ready_input}` will come
-/// when it is not.
+/// when it is not. With `ref` nil, a read after the end (EXIT with an end
+/// notice: no process can write any more): an empty pipe is `:eof`, found
+/// without a read and never selected.
 #[rustler::nif]
 pub fn stdio_read<'a>(
     env: Env<'a>,
@@ -291,7 +293,13 @@ pub fn stdio_read<'a>(
     let Some(fd) = reader.raw() else {
         return Ok(atoms::eof().encode(env));
     };
-    let want = pipe::read_size(fd, max);
+    let after_end = select_ref
+        .decode::<Atom>()
+        .is_ok_and(|a| a == rustler::types::atom::nil());
+    let want = match pipe::queued_bytes(fd) {
+        0 if after_end => return Ok(atoms::eof().encode(env)),
+        queued => pipe::read_size_of(queued, max),
+    };
     let mut bin = OwnedBinary::new(want).ok_or(Error::RaiseAtom("enomem"))?;
     match pipe::read(fd, bin.as_mut_slice()) {
         Ok(0) => Ok(atoms::eof().encode(env)),
@@ -300,6 +308,9 @@ pub fn stdio_read<'a>(
                 return Err(Error::RaiseAtom("enomem"));
             }
             Ok(bin.release(env).encode(env))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && after_end => {
+            Ok(atoms::eof().encode(env))
         }
         Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
             select(env, obj, reader, ERL_NIF_SELECT_READ, select_ref)?;
