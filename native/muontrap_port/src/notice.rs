@@ -18,6 +18,11 @@ pub fn arm(id: u64) {
     ID.store(id, Ordering::Relaxed);
 }
 
+/// Whether the HANDOVER asked for a notice (a `cmd/3` or `stream!/3`).
+pub fn asked() -> bool {
+    ID.load(Ordering::Relaxed) != 0
+}
+
 /// Once EXIT is written: the notice, if one was asked for. True when it
 /// went out whole; false without one, and when the pipe is full (nobody
 /// reads it) or gone, after which the output pipes must close as without

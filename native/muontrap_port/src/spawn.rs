@@ -258,6 +258,11 @@ pub fn spawn(plan: Plan, direct: Direct) -> Result<Child, String> {
         parent: nix::unistd::getpid(),
     };
     let pid = clone_vfork(stack, &args).map_err(|e| format!("fork failed: {}", e.desc()))?;
+    // A cmd/3's supervisor (one with an end notice) exits soon, and its
+    // pages go with it: the call is saved on its critical path.
+    if !crate::notice::asked() {
+        stack.release_pages();
+    }
     // Also set the process group here so it exists before we might signal it.
     // EACCES after the child exec'd is fine: it did it itself.
     let _ = setpgid(pid, pid);
