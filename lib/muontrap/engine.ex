@@ -441,7 +441,8 @@ defmodule MuonTrap.Engine do
     PortReaper.done(engine.reaper)
     # With an end notice, the supervisor keeps the output pipes until the
     # channel closes: it closes with them (close/1), after the last read.
-    final = engine.stdio.notice != nil
+    # A supervisor that died reaped nothing: its pipes end as they do.
+    final = engine.stdio.notice != nil and status != :died
     unless final, do: Nif.stdio_close_channel(engine.stdio.resource)
     close_stdin(engine)
     deadline = System.monotonic_time(:millisecond) + @drain_grace
