@@ -28,12 +28,7 @@ pub fn finish(
     out.exit(status);
     // With the end notice out, the output pipes end when the channel
     // closes, not now (crate::notice).
-    let _held = if crate::notice::send() {
-        held
-    } else {
-        drop(held);
-        Vec::new()
-    };
+    let _held = crate::notice::send().then_some(held);
     if !stdin_open || out.broken() {
         return;
     }
