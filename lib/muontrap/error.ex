@@ -31,5 +31,5 @@ defmodule MuonTrap.Error do
   defp exec_error_reason(:e2big, _command), do: :e2big
 
   defp exec_error_reason(:eacces, command),
-    do: if(String.contains?(command, "/"), do: :eacces, else: :enoent)
+    do: if(MuonTrap.Bytes.member?(command, ?/), do: :eacces, else: :enoent)
 end

@@ -26,7 +26,7 @@ defmodule MuonTrap.Options do
   A daemon's `:output_byte_count` counts every captured byte, of both streams.
   """
 
-  alias MuonTrap.Cgroup
+  alias MuonTrap.{Bytes, Cgroup}
   alias MuonTrap.Options.Values
 
   @common [
@@ -225,7 +225,7 @@ defmodule MuonTrap.Options do
   defp port_lookup?(command, options) do
     path = System.get_env("PATH")
 
-    not String.contains?(command, "/") and is_binary(path) and
+    not Bytes.member?(command, ?/) and is_binary(path) and
       not Enum.any?(Map.get(options, :env, []), fn {k, _} -> k == "PATH" end) and
       Enum.all?(:binary.split(path, ":", [:global]), &String.starts_with?(&1, "/"))
   end
@@ -258,7 +258,7 @@ defmodule MuonTrap.Options do
   defp caller(:daemon), do: "MuonTrap.Daemon"
 
   defp assert_no_null_byte!(binary, context) when is_binary(binary) do
-    if String.contains?(binary, <<0>>) do
+    if Bytes.member?(binary, 0) do
       raise ArgumentError,
             "cannot execute #{caller(context)} for program with null byte, got: #{inspect(binary)}"
     end

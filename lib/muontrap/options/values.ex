@@ -18,7 +18,7 @@ defmodule MuonTrap.Options.Values do
     Enum.map(env, fn
       {k, v} when is_binary(k) and (is_binary(v) or is_nil(v)) ->
         if k == "" or String.contains?(k, ["=", <<0>>]) or
-             (is_binary(v) and String.contains?(v, <<0>>)) do
+             (is_binary(v) and MuonTrap.Bytes.member?(v, 0)) do
           raise ArgumentError, "invalid environment variable #{inspect(k)}=#{inspect(v)}"
         end
 
