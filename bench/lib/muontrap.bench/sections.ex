@@ -58,9 +58,11 @@ defmodule Mix.Tasks.Muontrap.Bench.Sections do
 
   # Each round runs one burst of every case, in an order that rotates
   # from round to round, so the ratios compare bursts run seconds apart,
-  # not a case's rounds against another's run after them.
+  # not a case's rounds against another's run after them. Nine rounds: a
+  # burst takes a third of a second, and with five the medians of one
+  # run moved by a tenth from run to run (docs/performance.md, round 15).
   def section("concurrency", cfg) do
-    reps = if cfg.quick, do: 2, else: 5
+    reps = if cfg.quick, do: 2, else: 9
     name = "500 × true, 50 at once"
 
     cases =
