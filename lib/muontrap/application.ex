@@ -18,6 +18,7 @@ defmodule MuonTrap.Application do
   @hot_modules [
     MuonTrap,
     MuonTrap.Options,
+    MuonTrap.Bytes,
     MuonTrap.Input,
     MuonTrap.Run,
     MuonTrap.Engine,
