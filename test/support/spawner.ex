@@ -85,13 +85,24 @@ defmodule MuonTrap.Test.Spawner do
   supervisor, no command, no older spawner.
   """
   def assert_sessions_empty(spawners) do
-    running = List.wrap(MuonTrap.Nif.spawner_pid())
-    keep = running ++ Enum.flat_map(running, &standbys/1)
-
-    wait_until(fn -> in_sessions(spawners, keep) == [] end, 15_000, fn ->
+    wait_until(fn -> left_in_sessions(spawners) == [] end, 15_000, fn ->
       "nothing left in the spawners' sessions #{inspect(spawners)}: " <>
-        inspect(in_sessions(spawners, keep))
+        inspect(Enum.map(left_in_sessions(spawners), &describe/1))
     end)
+  end
+
+  # Taken again at each look: the running spawner forks its next standby
+  # whenever one takes a request, so a list taken once goes stale.
+  defp left_in_sessions(spawners) do
+    running = List.wrap(MuonTrap.Nif.spawner_pid())
+    in_sessions(spawners, running ++ Enum.flat_map(running, &standbys/1))
+  end
+
+  defp describe(pid) do
+    case stat(Integer.to_string(pid)) do
+      nil -> {pid, :gone}
+      s -> {pid, s.state, [ppid: s.ppid], fds(pid)}
+    end
   end
 
   @doc """
