@@ -92,7 +92,7 @@ defmodule MuonTrap.Test.Spawner do
   end
 
   # Taken again at each look: the running spawner forks its next standby
-  # whenever one takes a request, so a list taken once goes stale.
+  # once a start is over, so a list taken once goes stale.
   defp left_in_sessions(spawners) do
     running = List.wrap(MuonTrap.Nif.spawner_pid())
     in_sessions(spawners, running ++ Enum.flat_map(running, &standbys/1))
