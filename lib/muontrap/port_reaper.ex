@@ -47,24 +47,42 @@ defmodule MuonTrap.PortReaper do
   # before the reaper terminates the command for it.
   @caller_grace 1_000
 
+  # What a reaper must watch or know of its command, beyond what every
+  # command's defaults say: a command with none of these, no `:timeout`
+  # and no other `:owner` is watched by the shared reaper (below) instead of a process
+  # of its own, whose start, monitor and exit were a fifth of the BEAM's
+  # work per cmd/3 in a burst (docs/performance.md, round 16).
+  @own_reaper_options [:cgroup_path, :delay_to_sigkill]
+
+  @typedoc "A command's reaper: a process of its own, or the shared one."
+  @type t :: pid() | {:shared, pid()}
+
   @doc """
   Name a reaper heir of `stdio`'s command, just started by the calling
   process for validated `options`, watching `owner` if not `nil`.
   Returns the reaper.
   """
-  @spec adopt(Stdio.t(), map(), Owner.t() | nil) :: pid()
+  @spec adopt(Stdio.t(), map(), Owner.t() | nil) :: t()
   def adopt(%Stdio{resource: res}, options, owner \\ nil) do
-    caller = self()
-    # Only what it needs: an :input's iodata would be copied to its heap.
-    options = Map.take(options, [:cgroup_path, :beneath_own_cgroup, :delay_to_sigkill, :timeout])
-    reaper = spawn(fn -> init(caller, res, options, owner) end)
-    :ok = Nif.stdio_heir(res, reaper)
-    reaper
+    if owner == nil and Map.get(options, :timeout, :infinity) == :infinity and
+         not Enum.any?(@own_reaper_options, &is_map_key(options, &1)) do
+      heir = shared()
+      :ok = Nif.stdio_heir(res, heir)
+      {:shared, heir}
+    else
+      caller = self()
+      # Only what it needs: an :input's iodata would be copied to its heap.
+      options = Map.take(options, [:timeout, :beneath_own_cgroup | @own_reaper_options])
+      reaper = spawn(fn -> init(caller, res, options, owner) end)
+      :ok = Nif.stdio_heir(res, reaper)
+      reaper
+    end
   end
 
   @doc "The caller got EXIT: the reaper just goes. Returns at once."
-  @spec done(pid() | nil) :: :ok
+  @spec done(t() | nil) :: :ok
   def done(nil), do: :ok
+  def done({:shared, _heir}), do: :ok
 
   def done(reaper) do
     send(reaper, :done)
@@ -75,7 +93,8 @@ defmodule MuonTrap.PortReaper do
   The caller lets go of the command before its EXIT: the reaper makes it
   finish, as above, on its own. Returns at once.
   """
-  @spec release(pid(), Stdio.t()) :: :ok
+  @spec release(t(), Stdio.t()) :: :ok
+  def release({:shared, heir}, %Stdio{resource: res}), do: Nif.stdio_give(res, heir)
   def release(reaper, %Stdio{resource: res}), do: Nif.stdio_give(res, reaper)
 
   @doc """
@@ -109,7 +128,74 @@ defmodule MuonTrap.PortReaper do
     :ok
   end
 
-  ## The reaper process
+  ## The shared reaper
+
+  # One registered process, started on first use (cmd/3 works without the
+  # application), as the end notices' dispatcher is. It only hands each
+  # command it is given to a process of its own, which sees it end with
+  # the defaults' grace: nothing of a command is kept here. One that is
+  # gone (killed) is started again at the next command; a caller that died
+  # meanwhile had its command shut down by the NIF, which terminates it,
+  # but a stuck supervisor of such a command is not seen to (logged).
+  defp shared do
+    case Process.whereis(MuonTrap.PortReaper) do
+      nil -> start_shared()
+      pid -> pid
+    end
+  end
+
+  defp start_shared do
+    # It waits for its registration, so that a start that lost the race
+    # (and is killed) does nothing.
+    pid = spawn(fn -> receive(do: (:registered -> shared_init())) end)
+
+    try do
+      Process.register(pid, MuonTrap.PortReaper)
+      send(pid, :registered)
+      pid
+    rescue
+      # Another caller's start won.
+      ArgumentError ->
+        Process.exit(pid, :kill)
+        shared()
+    end
+  end
+
+  defp shared_init do
+    if :persistent_term.get({__MODULE__, :started}, false) do
+      Logger.warning(
+        "muontrap: the shared reaper was started again: a command whose caller " <>
+          "died while there was none was terminated, but not watched until it ended"
+      )
+    else
+      :persistent_term.put({__MODULE__, :started}, true)
+    end
+
+    shared_loop()
+  end
+
+  defp shared_loop do
+    receive do
+      {:muontrap_heir, res} ->
+        finisher =
+          spawn(fn ->
+            receive do
+              {:muontrap_heir, ^res} -> finish(res, %{})
+            after
+              @kill_wait -> :ok
+            end
+          end)
+
+        _ = Nif.stdio_give(res, finisher)
+
+      _other ->
+        :ok
+    end
+
+    shared_loop()
+  end
+
+  ## A reaper of the command's own
 
   defp init(caller, res, options, owner) do
     monitor = Process.monitor(caller)

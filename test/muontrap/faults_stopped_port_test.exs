@@ -128,6 +128,57 @@ defmodule MuonTrap.FaultsStoppedPortTest do
     assert_fds_back(fds)
   end
 
+  # With no :timeout, :cgroup_path or :delay_to_sigkill, the command is the
+  # shared reaper's (MuonTrap.PortReaper), which SIGKILLs a supervisor that
+  # is stuck after the default :delay_to_sigkill and the grace.
+  test "the defaults: a caller killed while its port is stopped, the port killed by the shared reaper" do
+    m = fault_marker()
+    fds = fd_count()
+    parent = self()
+
+    capture_log(fn ->
+      caller =
+        spawn(fn ->
+          MuonTrap.cmd("sh", ["-c", "echo up; exec #{helper()} sleep #{m}"],
+            into: %Collect{to: parent}
+          )
+        end)
+
+      assert_receive {:collected, "up\n"}, 15_000
+      port = port_binary(m)
+      signal(port, "STOP")
+      wait_until(fn -> stopped?(port) end, 5_000, "the port binary to stop")
+      Process.exit(caller, :kill)
+      wait_all_dead([port], @reaped_within)
+      assert_nothing_left(m)
+    end)
+
+    assert_fds_back(fds)
+  end
+
+  test "the defaults: a stream halted while its port is stopped, the port killed by the shared reaper" do
+    m = fault_marker()
+    fds = fd_count()
+
+    capture_log(fn ->
+      port =
+        MuonTrap.stream!("sh", ["-c", "echo up; exec #{helper()} sleep #{m}"])
+        |> Enum.find_value(fn chunk ->
+          if String.contains?(chunk, "up\n") do
+            port = port_binary(m)
+            signal(port, "STOP")
+            wait_until(fn -> stopped?(port) end, 5_000, "the port binary to stop")
+            port
+          end
+        end)
+
+      wait_all_dead([port], @reaped_within)
+      assert_nothing_left(m)
+    end)
+
+    assert_fds_back(fds)
+  end
+
   test "a daemon whose port is stopped still stops, and takes its command with it" do
     m = fault_marker()
     fds = fd_count()

@@ -149,6 +149,13 @@ impl State {
     /// holds their other ends until the channel closes, and their end
     /// must find them no longer selected.
     pub fn close_all(&mut self, env: *mut ErlNifEnv, obj: *mut c_void) {
+        // Nothing is left for the owner's death to do: no down callback,
+        // and no heir to wake (a cmd/3's caller exits right after).
+        self.heir = None;
+        if let Some(mon) = self.monitor.take() {
+            // SAFETY: obj is live and of our type, and mon a monitor it holds.
+            unsafe { rustler::sys::enif_demonitor_process(env, obj, &mon) };
+        }
         self.handed_over = true;
         self.pending.clear();
         self.command = None;
