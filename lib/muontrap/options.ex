@@ -227,8 +227,12 @@ defmodule MuonTrap.Options do
 
     not Bytes.member?(command, ?/) and is_binary(path) and
       not Enum.any?(Map.get(options, :env, []), fn {k, _} -> k == "PATH" end) and
-      Enum.all?(:binary.split(path, ":", [:global]), &String.starts_with?(&1, "/"))
+      absolute_entries?(:binary.split(path, ":", [:global]))
   end
+
+  defp absolute_entries?(["/" <> _ | rest]), do: absolute_entries?(rest)
+  defp absolute_entries?([]), do: true
+  defp absolute_entries?(_relative), do: false
 
   defp only(:cmd), do: @cmd_only
   defp only(:stream), do: @stream_only
