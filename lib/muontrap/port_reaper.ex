@@ -31,6 +31,12 @@ defmodule MuonTrap.PortReaper do
   # command ended. (A stuck supervisor is seen to once the caller lets go
   # or dies, as above: only the channel's reader knows whether EXIT came,
   # so a kill from here could hit a recycled process group.)
+  #
+  # A command with nothing of its own to watch or know (no `:timeout`, no
+  # other `:owner`, no cgroup, the default `:delay_to_sigkill`) has the
+  # shared reaper as heir instead: one process per BEAM that hands each
+  # command it is given to a short-lived process, which reads how it ends
+  # as above. Most cmd/3 calls then start no process besides the command.
 
   require Logger
 
