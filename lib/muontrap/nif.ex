@@ -57,6 +57,9 @@ defmodule MuonTrap.Nif do
   def frame_signal(_number), do: :erlang.nif_error(:nif_not_loaded)
   def cgroup_path_check(_path), do: :erlang.nif_error(:nif_not_loaded)
 
+  # os:find_executable/2 in one dirty IO call (native/muontrap_nif/src/executable.rs).
+  def find_executable(_name, _path), do: :erlang.nif_error(:nif_not_loaded)
+
   @doc false
   # The NIF's tables, kept in :persistent_term after the first call: a
   # module attribute cannot hold them, as the NIF loads at run time.

@@ -20,6 +20,7 @@
 mod cgroup_fs;
 mod encode;
 mod errno;
+mod executable;
 mod fdpass;
 mod init;
 mod listeners;
