@@ -105,22 +105,9 @@ defmodule MuonTrap.FaultsStoppedPortTest do
   test "a caller killed while its port is stopped: the port is killed, the command dies" do
     m = fault_marker()
     fds = fd_count()
-    parent = self()
 
     capture_log(fn ->
-      caller =
-        spawn(fn ->
-          MuonTrap.cmd("sh", ["-c", "echo up; exec #{helper()} sleep #{m}"],
-            into: %Collect{to: parent},
-            delay_to_sigkill: 100
-          )
-        end)
-
-      assert_receive {:collected, "up\n"}, 15_000
-      port = port_binary(m)
-      signal(port, "STOP")
-      wait_until(fn -> stopped?(port) end, 5_000, "the port binary to stop")
-      Process.exit(caller, :kill)
+      port = kill_caller_of_stopped_port(m, delay_to_sigkill: 100)
       wait_all_dead([port], @reaped_within)
       assert_nothing_left(m)
     end)
@@ -134,21 +121,9 @@ defmodule MuonTrap.FaultsStoppedPortTest do
   test "the defaults: a caller killed while its port is stopped, the port killed by the shared reaper" do
     m = fault_marker()
     fds = fd_count()
-    parent = self()
 
     capture_log(fn ->
-      caller =
-        spawn(fn ->
-          MuonTrap.cmd("sh", ["-c", "echo up; exec #{helper()} sleep #{m}"],
-            into: %Collect{to: parent}
-          )
-        end)
-
-      assert_receive {:collected, "up\n"}, 15_000
-      port = port_binary(m)
-      signal(port, "STOP")
-      wait_until(fn -> stopped?(port) end, 5_000, "the port binary to stop")
-      Process.exit(caller, :kill)
+      port = kill_caller_of_stopped_port(m, [])
       wait_all_dead([port], @reaped_within)
       assert_nothing_left(m)
     end)

@@ -48,24 +48,12 @@ defmodule MuonTrap.PortReaperTest do
     assert_receive {:DOWN, ^ref, :process, ^old, :killed}
 
     m = fault_marker()
-    parent = self()
 
     log =
       capture_log(fn ->
-        caller =
-          spawn(fn ->
-            MuonTrap.cmd("sh", ["-c", "echo up; exec #{helper()} sleep #{m}"],
-              into: %Collect{to: parent}
-            )
-          end)
-
-        assert_receive {:collected, "up\n"}, 15_000
+        port = kill_caller_of_stopped_port(m, [])
         new = Process.whereis(MuonTrap.PortReaper)
         assert is_pid(new) and new != old
-        port = port_binary(m)
-        signal(port, "STOP")
-        wait_until(fn -> stopped?(port) end, 5_000, "the port binary to stop")
-        Process.exit(caller, :kill)
         wait_all_dead([port], 10_000)
         assert_nothing_left(m)
       end)

@@ -126,6 +126,31 @@ defmodule MuonTrap.Test.Faults do
     for name <- ProcFS.ls!(dir), ProcFS.dir?(Path.join(dir, name)), do: name
   end
 
+  @doc """
+  Run `sh -c "echo up; exec helper sleep <needle>"` with cmd/3 and
+  `opts` in a process of its own, SIGSTOP its port binary once "up" came,
+  then kill the caller. Returns the stopped port binary's OS pid.
+  """
+  def kill_caller_of_stopped_port(needle, opts) do
+    parent = self()
+
+    caller =
+      spawn(fn ->
+        MuonTrap.cmd(
+          "sh",
+          ["-c", "echo up; exec #{helper()} sleep #{needle}"],
+          [into: %Collect{to: parent}] ++ opts
+        )
+      end)
+
+    assert_receive {:collected, "up\n"}, 15_000
+    port = port_binary(needle)
+    signal(port, "STOP")
+    wait_until(fn -> stopped?(port) end, 5_000, "the port binary to stop")
+    Process.exit(caller, :kill)
+    port
+  end
+
   @doc "True if OS process `pid` is stopped (state T)."
   def stopped?(pid) do
     case ProcFS.read("/proc/#{pid}/stat") do
