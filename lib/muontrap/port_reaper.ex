@@ -55,9 +55,9 @@ defmodule MuonTrap.PortReaper do
 
   # What a reaper must watch or know of its command, beyond what every
   # command's defaults say: a command with none of these, no `:timeout`
-  # and no other `:owner` is watched by the shared reaper (below) instead of a process
-  # of its own, whose start, monitor and exit were a fifth of the BEAM's
-  # work per cmd/3 in a burst (docs/performance.md, round 16).
+  # and no other `:owner` is watched by the shared reaper (below) instead
+  # of a process of its own, whose start, monitor and exit cost about
+  # 12 µs of BEAM CPU per cmd/3 (docs/performance.md, round 16).
   @own_reaper_options [:cgroup_path, :delay_to_sigkill]
 
   @typedoc "A command's reaper: a process of its own, or the shared one."
@@ -100,7 +100,7 @@ defmodule MuonTrap.PortReaper do
   finish, as above, on its own. Returns at once.
   """
   @spec release(t(), Stdio.t()) :: :ok
-  def release({:shared, heir}, %Stdio{resource: res}), do: Nif.stdio_give(res, heir)
+  def release({:shared, heir}, stdio), do: release(heir, stdio)
   def release(reaper, %Stdio{resource: res}), do: Nif.stdio_give(res, reaper)
 
   @doc """
