@@ -15,6 +15,15 @@ defmodule MuonTrap.Bytes do
   def member?(binary, byte) when byte_size(binary) < @scan_below, do: scan(binary, byte)
   def member?(binary, byte), do: :binary.match(binary, <<byte>>) != :nomatch
 
+  @doc """
+  `binary` split at every `byte` (`:binary.split/3` with `[:global]`),
+  without the call when the byte is not there.
+  """
+  @spec split(binary(), byte()) :: [binary()]
+  def split(binary, byte) do
+    if member?(binary, byte), do: :binary.split(binary, <<byte>>, [:global]), else: [binary]
+  end
+
   defp scan(<<byte, _::binary>>, byte), do: true
   defp scan(<<_, rest::binary>>, byte), do: scan(rest, byte)
   defp scan(<<>>, _byte), do: false

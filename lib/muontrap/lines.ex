@@ -12,6 +12,8 @@ defmodule MuonTrap.Lines do
   # into pieces of that many bytes and never buffers more, so an
   # unterminated stream cannot grow memory (a daemon's logging).
 
+  alias MuonTrap.Bytes
+
   defstruct parts: [], max: nil
 
   @typedoc "A partial line (reversed iodata) waiting for its newline, and the cut length."
@@ -37,7 +39,7 @@ defmodule MuonTrap.Lines do
   """
   @spec split(t(), binary()) :: {[binary()], t()}
   def split(%__MODULE__{max: nil} = lines, data) do
-    case split_at_newlines(data) do
+    case Bytes.split(data, ?\n) do
       [no_newline] ->
         {[], %{lines | parts: [no_newline | lines.parts]}}
 
@@ -50,15 +52,9 @@ defmodule MuonTrap.Lines do
 
   # The buffer is at most `max` bytes, so joining it is cheap.
   def split(%__MODULE__{max: max} = lines, data) do
-    {done, rest} = take(split_at_newlines(buffered(lines) <> data), max, [])
+    {done, rest} = take(Bytes.split(buffered(lines) <> data, ?\n), max, [])
     {done, rest} = cut(rest, max, done, false)
     {Enum.reverse(done), %{lines | parts: if(rest == "", do: [], else: [rest])}}
-  end
-
-  # A chunk without a newline is not given to :binary.split/3, which
-  # costs a short one a whole reduction budget (MuonTrap.Bytes).
-  defp split_at_newlines(data) do
-    if MuonTrap.Bytes.member?(data, ?\n), do: :binary.split(data, "\n", [:global]), else: [data]
   end
 
   defp take([rest], _max, acc), do: {acc, rest}

@@ -224,7 +224,7 @@ defmodule MuonTrap.Options do
 
     not Bytes.member?(command, ?/) and is_binary(path) and
       not Enum.any?(Map.get(options, :env, []), fn {k, _} -> k == "PATH" end) and
-      absolute_entries?(:binary.split(path, ":", [:global]))
+      absolute_entries?(Bytes.split(path, ?:))
   end
 
   defp absolute_entries?(["/" <> _ | rest]), do: absolute_entries?(rest)

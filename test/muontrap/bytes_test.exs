@@ -3,7 +3,7 @@ defmodule MuonTrap.BytesTest do
 
   alias MuonTrap.{Bytes, Lines, Options}
 
-  test "member?/2 agrees with :binary.match/2 at every length and position" do
+  test "member?/2 and split/2 agree with :binary.match/2 and :binary.split/3 at every length and position" do
     for size <- 0..20, at <- [nil | Enum.to_list(0..max(size - 1, 0))], at == nil or at < size do
       base = :binary.copy("a", size)
 
@@ -14,6 +14,9 @@ defmodule MuonTrap.BytesTest do
 
       for byte <- [0, ?/, ?a] do
         assert Bytes.member?(subject, byte) == (:binary.match(subject, <<byte>>) != :nomatch),
+               "#{inspect(subject)} #{byte}"
+
+        assert Bytes.split(subject, byte) == :binary.split(subject, <<byte>>, [:global]),
                "#{inspect(subject)} #{byte}"
       end
     end
