@@ -83,15 +83,16 @@ defmodule MuonTrap.PortBinary do
     |> Map.put(:base_env, environment())
   end
 
-  # :os.env/0 packed into one binary (native/muontrap_command/src/env_pack.rs):
+  # :os.env/0 packed into one binary of NAME=VALUE entries, each followed
+  # by a NUL, as execve takes them (native/muontrap_command/src/env_block.rs):
   # converting its lists one by one was a large share of a start
-  # (docs/performance.md, round 13). A code point above 255 cannot be
-  # packed so; that environment goes as pairs.
+  # (docs/performance.md, rounds 13 and 17). A code point above 255 cannot
+  # be packed so; that environment goes as pairs.
   defp environment do
     env = :os.env()
 
     try do
-      {:latin1, :erlang.iolist_to_binary(for {name, value} <- env, do: [name, 0, value, 0])}
+      {:latin1, :erlang.iolist_to_binary(for {name, value} <- env, do: [name, ?=, value, 0])}
     rescue
       ArgumentError -> for {name, value} <- env, do: {List.to_string(name), List.to_string(value)}
     end

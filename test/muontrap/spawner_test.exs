@@ -272,7 +272,7 @@ defmodule MuonTrap.SpawnerTest do
     end
 
     # The environment goes packed when every code point is below 256
-    # (env_pack.rs), as pairs otherwise: both reach the command as
+    # (env_block.rs), as pairs otherwise: both reach the command as
     # System.cmd/3 gives them, in UTF-8.
     test "non-ASCII values arrive as System.cmd/3 passes them, packed or not" do
       var = "MUONTRAP_TEST_#{marker()}"

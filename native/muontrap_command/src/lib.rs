@@ -22,7 +22,7 @@ pub use muontrap_cgroup::layout::{Hierarchy, Layout};
 pub mod cli;
 #[macro_use]
 mod decl;
-pub mod env_pack;
+pub mod env_block;
 #[cfg(feature = "nif")]
 pub mod nif;
 pub mod wire;
@@ -35,6 +35,7 @@ mod wire_tests;
 #[global_allocator]
 static PEAK_ALLOC: muontrap_peak_alloc::PeakAlloc = muontrap_peak_alloc::PeakAlloc;
 
+pub use env_block::EnvBlock;
 pub use muontrap_wire::defaults::{DELAY_TO_SIGKILL_MS, MIN_WINDOW};
 pub use muontrap_wire::rlimit::{Resource, INFINITY, RESOURCES};
 
@@ -76,7 +77,7 @@ command! {
         /// The environment the program starts from (the BEAM's of the
         /// moment, `System.get_env/0`), before `env`; `None`: the
         /// supervisor's own (the plain command line).
-        base_env => base_env: Option<EnvPairs> = None,
+        base_env => base_env: Option<EnvBlock> = None,
         /// The supervisor's and the program's working directory; `None`:
         /// the supervisor's own.
         cd => cd: Option<Bytes> = None,
@@ -235,11 +236,6 @@ pub struct CgroupWrites {
     pub controllers: Vec<String>,
     pub settings: Vec<(String, String)>,
 }
-
-/// Environment variables, `(name, value)` in order (Elixir: the pairs,
-/// or the BEAM's environment packed, `env_pack.rs`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EnvPairs(pub Vec<(Bytes, Bytes)>);
 
 /// Names, one per LISTEN descriptor (Elixir: `[{name, socket}]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

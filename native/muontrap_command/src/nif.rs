@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStringExt;
 use rustler::{Atom, Binary, Decoder, Error, NifResult, NifTuple, Term};
 
 use crate::{
-    Bytes, CgroupWrites, EnvPairs, Names, Notify, Resource, Rlimit, Rlimits, Signal, INFINITY,
+    Bytes, CgroupWrites, EnvBlock, Names, Notify, Resource, Rlimit, Rlimits, Signal, INFINITY,
 };
 
 mod atoms {
@@ -128,18 +128,19 @@ impl<'a> Decoder<'a> for CgroupWrites {
     }
 }
 
-/// `:base_env`: `[{name, value}]` binaries, or `{:latin1, packed}`, the
-/// BEAM's environment packed (`crate::env_pack`).
-impl<'a> Decoder<'a> for EnvPairs {
+/// `:base_env`: `{:latin1, packed}`, the BEAM's environment packed
+/// (`crate::env_block`), or `[{name, value}]` binaries.
+impl<'a> Decoder<'a> for EnvBlock {
     fn decode(term: Term<'a>) -> NifResult<Self> {
-        if let Ok((tag, packed)) = term.decode::<(Atom, Binary)>() {
-            return match tag == atoms::latin1() {
-                true => crate::env_pack::unpack_latin1(packed.as_slice()).ok_or(Error::BadArg),
-                false => Err(Error::BadArg),
+        let block = match term.decode::<(Atom, Binary)>() {
+            Ok((tag, packed)) if tag == atoms::latin1() => EnvBlock::from_latin1(packed.as_slice()),
+            Ok(_) => None,
+            Err(_) => {
+                let pairs: Vec<(Binary, Binary)> = term.decode()?;
+                EnvBlock::from_pairs(pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
             }
-            .map(EnvPairs);
-        }
-        term.decode().map(EnvPairs)
+        };
+        block.ok_or(Error::BadArg)
     }
 }
 

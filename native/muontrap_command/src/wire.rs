@@ -15,7 +15,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use crate::{
-    Bytes, Capture, CgroupWrites, Command, EnvPairs, Hierarchy, IdSpec, Layout, Names, Notify,
+    Bytes, Capture, CgroupWrites, Command, EnvBlock, Hierarchy, IdSpec, Layout, Names, Notify,
     Resource, Rlimit, Rlimits, Signal,
 };
 
@@ -48,6 +48,8 @@ pub enum WireError {
     Tag(&'static str, u8),
     NotUtf8,
     Trailing(usize),
+    /// An environment entry without its `=` or its NUL.
+    BadEnv,
 }
 
 impl fmt::Display for WireError {
@@ -61,6 +63,7 @@ impl fmt::Display for WireError {
             ),
             WireError::Tag(what, t) => write!(f, "unknown {what} tag {t}"),
             WireError::NotUtf8 => f.write_str("a string is not UTF-8"),
+            WireError::BadEnv => f.write_str("an environment entry is not NAME=VALUE"),
             WireError::Trailing(n) => write!(f, "{n} bytes after the end"),
         }
     }
@@ -316,7 +319,17 @@ macro_rules! newtype {
         }
     )*};
 }
-newtype!(Signal, Rlimits, Names, Notify, EnvPairs);
+newtype!(Signal, Rlimits, Names, Notify);
+
+/// The entries as one byte string, checked as they are taken.
+impl Wire for EnvBlock {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_bytes(self.as_bytes(), out);
+    }
+    fn take(r: &mut Reader<'_>) -> Result<Self, WireError> {
+        EnvBlock::from_entries(take_bytes(r)?.to_vec()).ok_or(WireError::BadEnv)
+    }
+}
 
 impl Wire for CgroupWrites {
     fn put(&self, out: &mut Vec<u8>) {

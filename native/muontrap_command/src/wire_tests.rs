@@ -9,7 +9,9 @@ use muontrap_peak_alloc::measure;
 
 use crate::cli::props::config::{command, layout};
 use crate::wire::{decode, encode, Wire, WireError, VERSION};
-use crate::{Bytes, Capture, Command, Hierarchy, IdSpec, Layout, Rlimit, Rlimits, Signal};
+use crate::{
+    Bytes, Capture, Command, EnvBlock, Hierarchy, IdSpec, Layout, Rlimit, Rlimits, Signal,
+};
 
 /// What decoding may allocate: every element takes at least one byte of
 /// input and at most 48 bytes of memory (an environment pair) besides
@@ -41,6 +43,7 @@ fn a_full_command_round_trips() {
             hard: crate::INFINITY,
         }]),
         env: vec![("A".into(), None), ("B".into(), Some("".into()))],
+        base_env: EnvBlock::from_latin1(b"PATH=/bin\0A=caf\xe9\0E=\0"),
         cgroup_path: Some("a/b".into()),
         cgroup_layout: Some(hybrid()),
         ..Command::default()
@@ -121,6 +124,26 @@ fn refuses_other_versions_truncation_and_trailing_bytes() {
     bytes[0] ^= 1;
     assert!(matches!(decode(&bytes), Err(WireError::Version(_))));
     assert!(decode(&bytes).unwrap_err().to_string().contains("version"));
+}
+
+#[test]
+fn an_environment_entry_without_its_equals_sign_is_refused() {
+    let good = Command {
+        base_env: EnvBlock::from_pairs([("A", "1")]),
+        ..Command::default()
+    };
+    let bytes = encode(&good);
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"A=1\0")
+        .expect("the entry is in the encoding");
+    let mut bad = bytes.clone();
+    bad[at + 1] = b'_';
+    assert_eq!(decode(&bad), Err(WireError::BadEnv));
+    bad[at + 1] = b'=';
+    bad[at + 3] = b'1';
+    assert_eq!(decode(&bad), Err(WireError::BadEnv));
+    assert_eq!(decode(&bytes), Ok(good));
 }
 
 #[test]

@@ -315,11 +315,7 @@ fn lookup_program(cfg: &Command) -> Option<std::ffi::OsString> {
         return None;
     }
     let path = match &cfg.base_env {
-        Some(env) => env
-            .0
-            .iter()
-            .find(|(k, _)| k.0 == "PATH")
-            .map(|(_, v)| v.0.clone()),
+        Some(env) => env.get(b"PATH").map(ToOwned::to_owned),
         None => std::env::var_os("PATH"),
     };
     spawn::lookup::resolve(&cfg.program, path.as_deref())
@@ -404,12 +400,26 @@ fn program_env(
     }
     let names = cfg.listen_fdnames.as_ref().map(|n| n.0.as_slice());
     listen::env_changes(listen, names, &mut changes);
-    let result = match &cfg.base_env {
-        Some(base) => spawn::Env::new(
-            base.0.iter().map(|(k, v)| (k.0.clone(), v.0.clone())),
-            &changes,
-        ),
-        None => spawn::Env::new(std::env::vars_os(), &changes),
+    let ours;
+    let base = match &cfg.base_env {
+        Some(base) => base,
+        None => {
+            ours = own_env();
+            &ours
+        }
     };
-    result.map_err(|e| e.to_string())
+    spawn::Env::new(base, &changes).map_err(|e| e.to_string())
+}
+
+/// Our own environment as a block (the plain command line): what
+/// `vars_os` yields but a name with `=` (glibc allows one at the start),
+/// which no block can hold. Nothing else is refused: the environment
+/// holds no NUL, and `vars_os` yields no empty name.
+fn own_env() -> muontrap_command::EnvBlock {
+    use std::os::unix::ffi::OsStrExt;
+    let pairs: Vec<_> = std::env::vars_os()
+        .filter(|(k, _)| !k.is_empty() && !k.as_bytes().contains(&b'='))
+        .collect();
+    let pairs = pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes()));
+    muontrap_command::EnvBlock::from_pairs(pairs).unwrap_or_default()
 }

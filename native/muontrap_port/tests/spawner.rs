@@ -6,7 +6,7 @@ mod common;
 use std::os::fd::AsRawFd;
 
 use common::*;
-use muontrap_command::{Command, EnvPairs};
+use muontrap_command::{Command, EnvBlock};
 
 fn cmd(program: &str, args: &[&str]) -> Command {
     Command {
@@ -160,10 +160,7 @@ fn base_env_and_cd_are_honoured() {
     let dir = std::env::temp_dir();
     let mut c = cmd("sh", &["-c", "echo \"$A|$B|$HOME|$(pwd)\""]);
     c.capture = muontrap_command::Capture::Stdout;
-    c.base_env = Some(EnvPairs(vec![
-        ("A".into(), "1".into()),
-        ("B".into(), "2".into()),
-    ]));
+    c.base_env = EnvBlock::from_pairs([("A", "1"), ("B", "2")]);
     c.env = vec![("B".into(), Some("3".into()))];
     c.cd = Some(muontrap_command::Bytes(dir.as_os_str().to_owned()));
     let (read, write) = pipe();

@@ -9,6 +9,8 @@ use std::cell::Cell;
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 
+use muontrap_command::env_block::{entry_name, EnvBlock};
+
 use super::PlanError;
 
 /// Up to 10 digits (a u32) and the NUL, after `NAME=`.
@@ -52,9 +54,11 @@ impl PidSlot {
 }
 
 pub struct Env {
+    /// The inherited entries kept, each followed by its NUL.
+    _base: Vec<u8>,
     _vars: Vec<CString>,
     slots: Vec<PidSlot>,
-    /// Null-terminated; points into `_vars` and `slots`.
+    /// Null-terminated; points into `_base`, `_vars` and `slots`.
     ptrs: Vec<*const libc::c_char>,
 }
 
@@ -83,13 +87,11 @@ pub(super) fn decimal(mut n: u32, buf: &mut [u8; 10]) -> usize {
 }
 
 impl Env {
-    /// `inherited` (the port's environment) without any variable `changes`
-    /// names, then `changes.set`, then the pid slots. `None` when that is
-    /// just `inherited` (the program can inherit the port's environment).
-    pub fn new(
-        inherited: impl IntoIterator<Item = (OsString, OsString)>,
-        changes: &EnvChanges,
-    ) -> Result<Option<Env>, PlanError> {
+    /// `inherited` without any variable `changes` names, then
+    /// `changes.set`, then the pid slots. `None` when that is just
+    /// `inherited` (the program can inherit the port's environment).
+    /// The kept entries are copied as one block, not one by one.
+    pub fn new(inherited: &EnvBlock, changes: &EnvChanges) -> Result<Option<Env>, PlanError> {
         let ours = |name: &[u8]| {
             let named = |k: &&str| k.as_bytes() == name;
             changes.set.iter().any(|(k, _)| named(k))
@@ -101,17 +103,22 @@ impl Env {
             || !changes.set.is_empty()
             || !changes.pids.is_empty()
             || !changes.caller.is_empty();
-        let mut vars = Vec::new();
-        for (k, v) in inherited {
-            if ours(k.as_bytes()) || theirs(k.as_bytes()) {
+        let mut base = Vec::with_capacity(inherited.as_bytes().len());
+        let mut starts = Vec::new();
+        for entry in inherited.entries() {
+            let name = entry_name(entry);
+            if ours(name) || theirs(name) {
                 changed = true;
                 continue;
             }
-            push_var(&mut vars, &k, &v);
+            starts.push(base.len());
+            base.extend_from_slice(entry);
+            base.push(0);
         }
         if !changed {
             return Ok(None);
         }
+        let mut vars = Vec::new();
         // The last --setenv or --unsetenv of a name decides.
         for (i, (k, v)) in changes.caller.iter().enumerate() {
             let later = changes.caller[i + 1..].iter().any(|(l, _)| l == k);
@@ -125,7 +132,12 @@ impl Env {
             vars.push(c);
         }
         let slots: Vec<PidSlot> = changes.pids.iter().map(|n| PidSlot::new(n)).collect();
-        let mut ptrs: Vec<*const libc::c_char> = vars.iter().map(|c| c.as_ptr()).collect();
+        // `base` is complete: its buffer no longer moves.
+        let mut ptrs: Vec<*const libc::c_char> = starts
+            .iter()
+            .map(|&i| base[i..].as_ptr().cast::<libc::c_char>())
+            .collect();
+        ptrs.extend(vars.iter().map(|c| c.as_ptr()));
         ptrs.extend(
             slots
                 .iter()
@@ -133,6 +145,7 @@ impl Env {
         );
         ptrs.push(std::ptr::null());
         Ok(Some(Env {
+            _base: base,
             _vars: vars,
             slots,
             ptrs,
@@ -175,11 +188,8 @@ mod tests {
             .collect()
     }
 
-    fn inherited(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect()
+    fn inherited(pairs: &[(&str, &str)]) -> EnvBlock {
+        EnvBlock::from_pairs(pairs.iter().copied()).expect("good names")
     }
 
     fn changes(
@@ -199,15 +209,15 @@ mod tests {
     #[test]
     fn a_replaced_environment_is_passed_even_unchanged() {
         let mut c = changes(&[], &[], &[]);
-        assert!(Env::new(inherited(&[("A", "1")]), &c).unwrap().is_none());
+        assert!(Env::new(&inherited(&[("A", "1")]), &c).unwrap().is_none());
         c.replace_inherited = true;
-        assert!(Env::new(inherited(&[("A", "1")]), &c).unwrap().is_some());
+        assert!(Env::new(&inherited(&[("A", "1")]), &c).unwrap().is_some());
     }
 
     #[test]
     fn replaces_instead_of_duplicating() {
         let env = Env::new(
-            inherited(&[
+            &inherited(&[
                 ("PATH", "/bin"),
                 ("NOTIFY_SOCKET", "/run/systemd/notify"),
                 ("WATCHDOG_PID", "1"),
@@ -252,7 +262,7 @@ mod tests {
     #[test]
     fn every_pid_slot_is_filled() {
         let env = Env::new(
-            inherited(&[("LISTEN_PID", "1"), ("A", "b")]),
+            &inherited(&[("LISTEN_PID", "1"), ("A", "b")]),
             &changes(&[("LISTEN_FDS", "2")], &[], &["WATCHDOG_PID", "LISTEN_PID"]),
         )
         .unwrap()
@@ -272,7 +282,7 @@ mod tests {
     #[test]
     fn removes_and_works_without_a_slot() {
         let env = Env::new(
-            inherited(&[("WATCHDOG_PID", "1"), ("WATCHDOG_USEC", "5"), ("A", "b=c")]),
+            &inherited(&[("WATCHDOG_PID", "1"), ("WATCHDOG_USEC", "5"), ("A", "b=c")]),
             &changes(
                 &[("NOTIFY_SOCKET", "@x")],
                 &["WATCHDOG_USEC", "WATCHDOG_PID"],
@@ -284,10 +294,10 @@ mod tests {
         env.fill_pid(7);
         assert_eq!(strings(&env), vec!["A=b=c", "NOTIFY_SOCKET=@x"]);
         let nul = changes(&[("X", "a\0b")], &[], &[]);
-        assert!(Env::new(Vec::new(), &nul).is_err());
+        assert!(Env::new(&EnvBlock::default(), &nul).is_err());
         // Only removals: an environment only if one was there.
         let only = inherited(&[("LISTEN_FDS", "3"), ("A", "b")]);
-        let env = Env::new(only, &changes(&[], &["LISTEN_FDS"], &[])).unwrap();
+        let env = Env::new(&only, &changes(&[], &["LISTEN_FDS"], &[])).unwrap();
         assert_eq!(env.as_ref().map(strings), Some(vec!["A=b".to_string()]));
     }
 
@@ -295,8 +305,8 @@ mod tests {
     fn nothing_changed_means_no_environment_of_our_own() {
         let env = inherited(&[("A", "b"), ("LISTEN_FDSX", "1")]);
         let none = changes(&[], &["LISTEN_FDS", "LISTEN_PID"], &[]);
-        assert!(Env::new(env, &none).unwrap().is_none());
-        assert!(Env::new(Vec::new(), &EnvChanges::default())
+        assert!(Env::new(&env, &none).unwrap().is_none());
+        assert!(Env::new(&EnvBlock::default(), &EnvChanges::default())
             .unwrap()
             .is_none());
     }
@@ -315,7 +325,7 @@ mod tests {
             (raw(b"GONE"), None),
             (raw(b"LISTEN_FDS"), Some(raw(b"9"))),
         ];
-        let env = Env::new(inherited(&[("HOME", "/root"), ("A", "b")]), &c)
+        let env = Env::new(&inherited(&[("HOME", "/root"), ("A", "b")]), &c)
             .unwrap()
             .unwrap();
         let bytes: Vec<Vec<u8>> = env
@@ -332,7 +342,7 @@ mod tests {
             caller: vec![(raw(b"HOME"), None)],
             ..EnvChanges::default()
         };
-        let env = Env::new(inherited(&[("HOME", "/root")]), &c).unwrap();
+        let env = Env::new(&inherited(&[("HOME", "/root")]), &c).unwrap();
         assert_eq!(env.as_ref().map(strings), Some(vec![]));
     }
 
