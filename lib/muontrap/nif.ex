@@ -59,6 +59,8 @@ defmodule MuonTrap.Nif do
 
   # os:find_executable/2 in one dirty IO call (native/muontrap_nif/src/executable.rs).
   def find_executable(_name, _path), do: :erlang.nif_error(:nif_not_loaded)
+  # The BEAM's PATH is set and has only absolute entries (executable.rs).
+  def path_all_absolute, do: :erlang.nif_error(:nif_not_loaded)
 
   @doc false
   # The NIF's tables, kept in :persistent_term after the first call: a

@@ -220,16 +220,10 @@ defmodule MuonTrap.Options do
   defp find_executable(command), do: Nif.find_executable(command, System.get_env("PATH", ""))
 
   defp port_lookup?(command, options) do
-    path = System.get_env("PATH")
-
-    not Bytes.member?(command, ?/) and is_binary(path) and
+    not Bytes.member?(command, ?/) and
       not Enum.any?(Map.get(options, :env, []), fn {k, _} -> k == "PATH" end) and
-      absolute_entries?(Bytes.split(path, ?:))
+      Nif.path_all_absolute()
   end
-
-  defp absolute_entries?(["/" <> _ | rest]), do: absolute_entries?(rest)
-  defp absolute_entries?([]), do: true
-  defp absolute_entries?(_relative), do: false
 
   defp only(:cmd), do: @cmd_only
   defp only(:stream), do: @stream_only

@@ -23,6 +23,13 @@ defmodule MuonTrap.PathLookupTest do
       assert Options.validate_for_cmd("echo", [], []).cmd =~ ~r"^/.*/echo$", odd
     end
 
+    # Longer than the NIF's first buffer (1 KiB): read whole all the same.
+    long = Enum.map_join(1..200, ":", &"/nonexistent/#{&1}")
+    System.put_env("PATH", long <> ":" <> path)
+    assert Options.validate_for_cmd("echo", [], []).cmd == "echo"
+    System.put_env("PATH", long <> ":" <> path <> ":bin")
+    assert Options.validate_for_cmd("echo", [], []).cmd =~ ~r"^/.*/echo$"
+
     # The command's own PATH: always resolved here.
     System.put_env("PATH", path)
     assert Options.validate_for_cmd("echo", [], env: %{"PATH" => path}).cmd =~ ~r"^/.*/echo$"

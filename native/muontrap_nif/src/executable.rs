@@ -10,7 +10,7 @@
 //! first that `stat(2)` finds a regular file with an execute bit (anyone's)
 //! is it.
 
-use std::ffi::OsStr;
+use std::ffi::{CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 
@@ -93,9 +93,66 @@ fn find_executable<'a>(env: Env<'a>, name: Binary<'a>, path: Binary<'a>) -> NifR
     })
 }
 
+/// `path_all_absolute() :: boolean`: whether the BEAM's `PATH` of the
+/// moment (its own environment, which `System.put_env/2` changes) is set
+/// and every entry starts with "/", so that a lookup finds the same file
+/// from any directory (`MuonTrap.Options` then leaves it to the
+/// supervisor). One `enif_getenv` instead of `System.get_env/1`'s list of
+/// characters made a binary and split, at every `cmd/3`
+/// (docs/performance.md, round 17).
+#[rustler::nif]
+fn path_all_absolute() -> bool {
+    beam_getenv(c"PATH", all_absolute).unwrap_or(false)
+}
+
+fn all_absolute(path: &[u8]) -> bool {
+    path.split(|&b| b == b':')
+        .all(|entry| entry.first() == Some(&b'/'))
+}
+
+/// `f` of `name`'s value in the BEAM's environment (`enif_getenv`: the one
+/// `os:getenv/1` reads, not the process's), raw bytes; `None` if unset or
+/// longer than `execve` takes (`MAX_ARG_STRLEN`, 128 KiB).
+fn beam_getenv<R>(name: &CStr, f: impl Fn(&[u8]) -> R) -> Option<R> {
+    let mut small = [0u8; 1024];
+    let mut big = Vec::new();
+    loop {
+        let buf: &mut [u8] = if big.is_empty() { &mut small } else { &mut big };
+        let room = buf.len();
+        let mut size = room;
+        // SAFETY: `name` is NUL-terminated and `buf` writable for `size`
+        // bytes; enif_getenv writes at most that, and sets `size` to the
+        // value's length when it returns 0.
+        match unsafe {
+            rustler::sys::enif_getenv(name.as_ptr(), buf.as_mut_ptr().cast(), &mut size)
+        } {
+            0 => return Some(f(buf.get(..size).unwrap_or(buf))),
+            // Too small: OTP 25 does not say how much is needed.
+            1 if room < 128 * 1024 => big = vec![0; room * 2],
+            _ => return None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::join;
+    use super::{all_absolute, join};
+
+    #[test]
+    fn absolute_path_entries() {
+        assert!(all_absolute(b"/usr/bin:/bin"));
+        assert!(all_absolute(b"/"));
+        for odd in [
+            &b""[..],
+            b":/bin",
+            b"/bin:",
+            b"/bin::/usr/bin",
+            b"bin:/bin",
+            b"/bin:./x",
+        ] {
+            assert!(!all_absolute(odd), "{odd:?}");
+        }
+    }
 
     // filename:join/2's answers (OTP 25), taken from `erl`.
     #[test]
