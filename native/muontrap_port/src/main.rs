@@ -44,6 +44,7 @@ mod signals;
 mod spawn;
 mod spawner;
 mod supervisor;
+mod threads;
 mod tree;
 mod watchdog;
 

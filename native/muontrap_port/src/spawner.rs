@@ -80,8 +80,7 @@ pub fn run() -> i32 {
     unsafe { libc::setsid() };
     #[cfg(linux_native)]
     hold_notice_fd();
-    #[cfg(target_os = "linux")]
-    open_stat();
+    crate::threads::watch();
     if let Err(e) = crate::spawn::map_child_stack() {
         // Each supervisor then maps one of its own, and fails its start
         // the same way if it cannot.
@@ -251,7 +250,7 @@ fn fork_standby() -> Option<RawFd> {
 /// could otherwise copy another thread's lock held mid-update): the
 /// child's 0, the parent's child pid, None on failure.
 fn fork() -> Option<libc::pid_t> {
-    if !single_threaded() {
+    if !crate::threads::single() {
         report("more than one thread, refusing to fork", 0);
         exit(70);
     }
@@ -299,63 +298,6 @@ pub fn next_request() -> Request {
     }
 }
 
-/// Whether this process has exactly one thread. Linux says so in
-/// /proc/self/stat (read without allocating). Elsewhere there is no
-/// portable count: the spawner never starts a thread (no std runtime, no
-/// library that spawns), so there it holds by construction.
-#[cfg(target_os = "linux")]
-fn single_threaded() -> bool {
-    let mut buf = [0u8; 1024];
-    let fd = STAT.load(std::sync::atomic::Ordering::Relaxed);
-    let n = if fd >= 0 {
-        // SAFETY: pread(2) of our own open /proc/<pid>/stat into a live
-        // buffer; at offset 0 the kernel renders the file afresh.
-        let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-        usize::try_from(n).ok()
-    } else {
-        fds::read_file(c"/proc/self/stat", &mut buf)
-    };
-    // No /proc: nothing to check with.
-    let Some(n) = n else { return true };
-    num_threads(&buf[..n]) == Some(1)
-}
-
-/// The spawner's `/proc/<pid>/stat`, open for its life (-1: not open):
-/// one pread per fork instead of an open, a read and a close. Closed in
-/// every supervisor with the rest (`supervisor.rs`).
-#[cfg(target_os = "linux")]
-static STAT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
-
-#[cfg(target_os = "linux")]
-fn open_stat() {
-    // SAFETY: open(2) of a NUL-terminated path; the fd is kept for life.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/stat".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    STAT.store(fd, std::sync::atomic::Ordering::Relaxed);
-}
-
-#[cfg(not(target_os = "linux"))]
-fn single_threaded() -> bool {
-    true
-}
-
-/// Field 20 of `/proc/<pid>/stat`, counted after the `(comm)` field,
-/// which may hold spaces and parentheses.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn num_threads(stat: &[u8]) -> Option<u64> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    // After ")": state is field 3, so num_threads is the 18th word.
-    let word = stat[close + 1..]
-        .split(|&b| b == b' ')
-        .filter(|w| !w.is_empty())
-        .nth(17)?;
-    std::str::from_utf8(word).ok()?.parse().ok()
-}
-
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
@@ -375,18 +317,4 @@ fn report(what: &str, errno: i32) -> i32 {
 fn exit(status: i32) -> ! {
     // SAFETY: _exit(2) never returns; nothing buffered is ours to flush.
     unsafe { libc::_exit(status) }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::num_threads;
-
-    #[test]
-    fn num_threads_is_read_after_the_command_name() {
-        let stat = b"42 (a) b) c) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 3 0 123 456";
-        assert_eq!(num_threads(stat), Some(3));
-        let own = std::fs::read("/proc/self/stat").unwrap();
-        assert!(num_threads(&own).is_some_and(|n| n >= 1));
-        assert_eq!(num_threads(b"42 (x"), None);
-    }
 }
