@@ -160,6 +160,17 @@ impl<const N: usize> Received<N> {
     }
 }
 
+/// Room for one SCM_RIGHTS message of `N` descriptors: its header (at
+/// most three words with its padding, on every platform) and the ints,
+/// word-aligned as `cmsghdr` needs. Sized to what it holds: it was 32
+/// bytes a descriptor, 8 KB on the stack of every supervisor's hand-over
+/// (docs/performance.md, round 17). More than `N` do not fit: MSG_CTRUNC.
+#[repr(C)]
+struct Control<const N: usize> {
+    header: [usize; 3],
+    fds: [RawFd; N],
+}
+
 /// One recvmsg(2) into `buf`, adding the descriptors that came to `into`
 /// (close-on-exec). Returns the bytes read (0: EOF) or the errno.
 pub fn recv_with_fds<const N: usize>(
@@ -167,9 +178,10 @@ pub fn recv_with_fds<const N: usize>(
     buf: &mut [u8],
     into: &mut Received<N>,
 ) -> Result<usize, i32> {
-    // Room for a header and N descriptors, and a margin: usize-aligned as
-    // cmsghdr needs. More than N that fit are received, then closed.
-    let mut control = [[0usize; 4]; N];
+    let mut control = Control::<N> {
+        header: [0; 3],
+        fds: [0; N],
+    };
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -178,7 +190,7 @@ pub fn recv_with_fds<const N: usize>(
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_control = (&mut control as *mut Control<N>).cast();
     msg.msg_controllen = std::mem::size_of_val(&control) as _;
     #[cfg(linux_native)]
     let flags = libc::MSG_CMSG_CLOEXEC;
@@ -222,6 +234,16 @@ mod tests {
     use nix::sys::socket::{
         sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
     };
+
+    #[test]
+    fn the_control_buffer_holds_its_descriptors() {
+        fn room<const N: usize>() -> bool {
+            let ints = (N * std::mem::size_of::<RawFd>()) as libc::c_uint;
+            // SAFETY: CMSG_SPACE is arithmetic on its argument.
+            std::mem::size_of::<Control<N>>() >= unsafe { libc::CMSG_SPACE(ints) } as usize
+        }
+        assert!(room::<1>() && room::<4>() && room::<32>() && room::<253>());
+    }
 
     fn pair() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
         socketpair(

@@ -106,6 +106,9 @@ impl Notifier {
     /// Reads what is queued (at most `BATCH` datagrams), closing every
     /// descriptor that came along. `Some` if the program asked for
     /// `WATCHDOG=trigger`.
+    // Not inlined: its 4 KiB buffer is on the stack only while it runs
+    // (each stack page a supervisor touches is a private copy of its own).
+    #[inline(never)]
     pub fn read(&mut self) -> Option<Reason> {
         let mut body = [0u8; MAX_DATAGRAM];
         let mut trigger = None;

@@ -162,6 +162,9 @@ impl Output {
     /// Only while `splicing()`: should splice fail, the rest of these bytes
     /// is copied through a small stack buffer, and the caller reads into
     /// its own buffer from then on.
+    // Not inlined: its 4 KiB buffer is on the stack only while it runs
+    // (each stack page a supervisor touches is a private copy of its own).
+    #[inline(never)]
     pub fn data_from_pipe(&mut self, pipe: BorrowedFd<'_>, n: usize) {
         let mut scratch = [0u8; 4096];
         if self.broken {

@@ -15,6 +15,9 @@ use crate::signals;
 /// notice sent, once the channel closes instead), then wait
 /// for the Erlang side to close stdin (or a terminating signal), so it
 /// never writes to a port whose program is gone.
+// Not inlined: its 4 KiB buffer is on the stack only while it runs
+// (each stack page a supervisor touches is a private copy of its own).
+#[inline(never)]
 pub fn finish(
     out: &mut Output,
     sigfd: &Signals,

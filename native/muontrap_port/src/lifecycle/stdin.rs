@@ -31,6 +31,9 @@ impl Lifecycle {
         self.start_terminate("protocol error");
     }
 
+    // Not inlined: its 4 KiB buffer is on the stack only while it runs
+    // (each stack page a supervisor touches is a private copy of its own).
+    #[inline(never)]
     pub(super) fn read_stdin(&mut self) {
         let mut buf = [0u8; 4096];
         let n = match read(std::io::stdin().as_fd(), &mut buf) {
