@@ -20,7 +20,7 @@ use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
 #[cfg(linux_native)]
 use nix::unistd::pipe2;
-use nix::unistd::{read, setpgid, Pid};
+use nix::unistd::{setpgid, Pid};
 
 use muontrap_command::{Capture, Rlimit};
 
@@ -40,6 +40,7 @@ mod clone;
 mod env;
 mod listen_fds;
 pub mod lookup;
+mod report;
 
 use child::{ChildArgs, ChildFds};
 use clone::{clone_vfork, ChildStack};
@@ -237,10 +238,7 @@ pub fn spawn(plan: Plan, direct: Direct) -> Result<Child, String> {
     let devnull = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| format!("cannot open /dev/null: {}", e.desc()))?;
     let output = output_pipe(plan.capture, direct.output)?;
-    let (report_r, report_w) = new_pipe()?;
-    // Still written after the child moved the LISTEN fds onto 3, 4, ...
-    let report_w = listen_fds::above_targets(report_w, direct.listen.len())
-        .map_err(|e| format!("cannot move the report pipe: {}", e.desc()))?;
+    let report = report::Slot::new(direct.listen.len())?;
     let raw = |fd: &Option<OwnedFd>| fd.as_ref().map(AsRawFd::as_raw_fd);
     let fds = ChildFds {
         devnull: devnull.as_raw_fd(),
@@ -248,7 +246,7 @@ pub fn spawn(plan: Plan, direct: Direct) -> Result<Child, String> {
         stdin: raw(&direct.stdin),
         stderr: raw(&direct.stderr),
         listen: direct.listen.iter().map(AsRawFd::as_raw_fd).collect(),
-        report_w: report_w.as_raw_fd(),
+        report: report.sink(),
         procs: plan.cgroup_procs.iter().map(AsRawFd::as_raw_fd).collect(),
     };
     let stack = ChildStack::get().map_err(|e| format!("cannot map a stack: {}", e.desc()))?;
@@ -266,11 +264,11 @@ pub fn spawn(plan: Plan, direct: Direct) -> Result<Child, String> {
     // Also set the process group here so it exists before we might signal it.
     // EACCES after the child exec'd is fine: it did it itself.
     let _ = setpgid(pid, pid);
-    // The child has its copies. Ours would keep the report pipe from EOF,
-    // the BEAM's stdin write end from EPIPE once the program closed its
-    // stdin, and a listening socket open once the BEAM and the program
-    // closed theirs. The BEAM's output pipes are held until EXIT.
-    drop((report_w, devnull, direct.stdin, direct.listen));
+    // The child has its copies. Ours would keep the BEAM's stdin write end
+    // from EPIPE once the program closed its stdin, and a listening socket
+    // open once the BEAM and the program closed theirs. The BEAM's output
+    // pipes are held until EXIT.
+    drop((devnull, direct.stdin, direct.listen));
     let mut held: Vec<OwnedFd> = direct.stderr.into_iter().collect();
     let output = output.and_then(|(r, w)| {
         match r {
@@ -284,7 +282,7 @@ pub fn spawn(plan: Plan, direct: Direct) -> Result<Child, String> {
             crate::log::warn!(error = %e, "cannot make the output pipe non-blocking");
         }
     }
-    let failure = read_report(&report_r).map(|r| {
+    let failure = read_report(report).map(|r| {
         let mut f = r.failure;
         if let Some(stage) = f.stage {
             f.value = attrs::refused_value(&plan.attrs, stage, r.detail);
@@ -358,27 +356,16 @@ impl Report {
     }
 }
 
-/// Blocks until exec succeeded (EOF) or the child reported a failure:
-/// `[stage, errno (4 bytes, native order), detail]`.
-fn read_report(fd: &OwnedFd) -> Option<Report> {
-    let mut buf = [0u8; child::REPORT_LEN];
-    let mut got = 0;
-    while got < buf.len() {
-        match read(fd, &mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(Errno::EINTR) => {}
-            Err(e) => return Some(Report::new(None, e, 0)),
-        }
-    }
-    match (got, buf) {
-        (0, _) => None,
-        (child::REPORT_LEN, [stage, e0, e1, e2, e3, detail]) => Some(Report::new(
+/// The child's report, once it has exec'd (`None`) or failed.
+fn read_report(slot: report::Slot) -> Option<Report> {
+    match slot.read() {
+        Ok(None) => None,
+        Ok(Some([stage, e0, e1, e2, e3, detail])) => Some(Report::new(
             Stage::from_u8(stage),
             Errno::from_raw(i32::from_ne_bytes([e0, e1, e2, e3])),
             detail,
         )),
-        _ => Some(Report::new(None, Errno::EIO, 0)),
+        Err(e) => Some(Report::new(None, e, 0)),
     }
 }
 

@@ -9,6 +9,7 @@ use nix::errno::Errno;
 use nix::unistd::Pid;
 
 use super::env::decimal;
+use super::report::Sink;
 use super::{attrs, listen_fds, Plan, Stage};
 use muontrap_command::Capture;
 
@@ -22,8 +23,8 @@ pub(super) struct ChildFds {
     pub(super) stderr: Option<RawFd>,
     /// Handed-over LISTEN sockets, for fds 3, 4, ...
     pub(super) listen: Vec<RawFd>,
-    /// Above the LISTEN targets (`listen_fds::above_targets`).
-    pub(super) report_w: RawFd,
+    /// Where a failure is reported (`report.rs`).
+    pub(super) report: Sink,
     pub(super) procs: Vec<RawFd>,
 }
 
@@ -40,9 +41,6 @@ pub(super) extern "C" fn child_entry(arg: *mut libc::c_void) -> libc::c_int {
     child(a.plan, a.fds, a.parent)
 }
 
-/// Bytes of a failure report: stage, errno (native order), detail.
-pub(super) const REPORT_LEN: usize = 6;
-
 fn fail(fds: &ChildFds, stage: Stage, errno: i32) -> ! {
     fail_at(fds, stage, errno, 0)
 }
@@ -52,13 +50,10 @@ fn fail(fds: &ChildFds, stage: Stage, errno: i32) -> ! {
 /// parent's copy.
 fn fail_at(fds: &ChildFds, stage: Stage, errno: i32, detail: u8) -> ! {
     let e = errno.to_ne_bytes();
-    let msg: [u8; REPORT_LEN] = [stage as u8, e[0], e[1], e[2], e[3], detail];
-    // SAFETY: plain write(2) of a stack buffer and _exit(2); both are
-    // async-signal-safe.
-    unsafe {
-        libc::write(fds.report_w, msg.as_ptr().cast(), msg.len());
-        libc::_exit(127)
-    }
+    fds.report
+        .send([stage as u8, e[0], e[1], e[2], e[3], detail]);
+    // SAFETY: _exit(2) is async-signal-safe and runs nothing of ours.
+    unsafe { libc::_exit(127) }
 }
 
 fn errno() -> i32 {

@@ -3,8 +3,11 @@
 //! port. It runs between clone and exec, so raw syscalls only; they go
 //! through `FdTable` so the order of the moves is tested on a model.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
+#[cfg(not(linux_native))]
+use std::os::fd::{AsRawFd, OwnedFd};
 
+#[cfg(not(linux_native))]
 use nix::fcntl::{fcntl, FcntlArg};
 
 use crate::handover::MAX_FDS;
@@ -89,8 +92,10 @@ pub(super) fn place(table: &mut impl FdTable, fds: &[RawFd]) -> Result<(), i32> 
 
 /// In the port, before the clone: `fd` (close-on-exec) moved above the
 /// targets of `n` LISTEN descriptors, as the child still needs it after
-/// the placement.
+/// the placement (the portable build's report pipe, `report.rs`).
+#[cfg(not(linux_native))]
 pub(super) fn above_targets(fd: OwnedFd, n: usize) -> nix::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
     let end = end(n);
     if fd.as_raw_fd() >= end {
         return Ok(fd);
