@@ -106,8 +106,8 @@ fn setup_stdio(capture: Capture, fds: &ChildFds) -> Result<(), i32> {
 
 /// Marks every fd from `first` (above stderr and the LISTEN fds) up
 /// close-on-exec: the port's own pipes and anything inherited from the
-/// BEAM must not leak into the program, while the failure-report pipe
-/// stays usable until exec.
+/// BEAM must not leak into the program, while what stays usable until
+/// exec (the portable build's failure-report pipe) is not closed.
 fn cloexec_all_from(first: RawFd) {
     // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only changes fd flags.
     #[cfg(linux_native)]
